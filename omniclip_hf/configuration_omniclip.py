@@ -1,0 +1,273 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""OmniCLIP model configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig, PretrainedConfig
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+PTA_MODES = ("parallel", "attention_parallel", "cascade")
+SPG_POOLINGS = ("avg", "max")
+SPG_LAYERS = ("input", "every")
+
+
+def _as_sub_config(value: Any, config_class: type[PretrainedConfig]) -> PretrainedConfig:
+    """Accepts a sub-config as `None` (defaults), a dict (a saved config) or a config instance."""
+    if value is None:
+        return config_class()
+    if isinstance(value, dict):
+        return config_class(**value)
+    if isinstance(value, config_class):
+        return value
+    if isinstance(value, PretrainedConfig):
+        return config_class(**value.to_dict())
+    raise ValueError(f"expected a dict or a {config_class.__name__}, got {type(value).__name__}")
+
+
+class OmniCLIPConfig(PretrainedConfig):
+    r"""
+    Configuration of an [`OmniCLIPModel`]: a frozen CLIP image-text model (its `text_config` and `vision_config`
+    are ordinary CLIP sub-configs) plus the trainable video modules of OmniCLIP (Liu, Li, Yu, 2024).
+    Every choice the paper leaves open is a field here; `docs/design.md` explains each default.
+
+    Args:
+        text_config (`dict` or `CLIPTextConfig`, *optional*):
+            Configuration of the frozen CLIP text encoder.
+        vision_config (`dict` or `CLIPVisionConfig`, *optional*):
+            Configuration of the frozen CLIP vision encoder.
+        projection_dim (`int`, *optional*, defaults to 512):
+            Width `D` of CLIP's joint image-text space.
+        logit_scale_init_value (`float`, *optional*, defaults to 2.6592):
+            CLIP's initial logit scale (the loaded checkpoint's value replaces it; it stays frozen).
+        num_frames (`int`, *optional*, defaults to 8):
+            Frames per clip the temporal embeddings are sized for. Other frame counts work at inference: the
+            temporal embeddings are interpolated linearly.
+        use_temporal_embedding (`bool`, *optional*, defaults to `True`):
+            Add a learnable, zero-initialised temporal embedding `TE` to every token of frame t (eq. 1).
+        use_pta (`bool`, *optional*, defaults to `True`):
+            Run a parallel temporal adapter (PTA, eqs. 3, 4, 7) beside the frozen vision layers in `pta_layers`.
+        pta_layers (`list[int]`, *optional*):
+            0-based indices of the vision layers that get an adapter; `None` means all of them (Table 10).
+        pta_ratio (`float`, *optional*, defaults to 0.25):
+            Bottleneck width of the adapter as a fraction of the vision width `d` (Table 8).
+        pta_mode (`str`, *optional*, defaults to `"parallel"`):
+            Where the adapter sits (Table 11): `"parallel"` (beside the whole layer, the method),
+            `"attention_parallel"` (beside the attention sub-layer only) or `"cascade"` (after the layer).
+        pta_alpha_init (`float`, *optional*, defaults to 1.0):
+            Initial value of each adapter's learnable fusion scalar `alpha` (eq. 4).
+        pta_head_dim (`int`, *optional*, defaults to 64):
+            Head width of the adapter's temporal self-attention (at least one head).
+        use_spg (`bool`, *optional*, defaults to `True`):
+            Add the self-prompt generator's `K/4` pooled prompt tokens (eq. 6).
+        spg_pooling (`str`, *optional*, defaults to `"avg"`):
+            `"avg"` or `"max"` 2x2 pooling of the patch grid (Table 9).
+        spg_projector (`bool`, *optional*, defaults to `True`):
+            Map the pooled tokens through a 2-layer MLP projector (Table 9).
+        spg_residual (`bool`, *optional*, defaults to `True`):
+            Prompts are `pooled + MLP(pooled)` with the MLP's last layer zero-initialised, so training starts
+            from the plain pooled tokens.
+        spg_layers (`str`, *optional*, defaults to `"input"`):
+            `"input"`: prompts computed once from the embeddings and carried through every layer (section 3.1);
+            `"every"`: recomputed from each layer's patch tokens, replacing the previous prompts (eq. 6's index).
+        video_head_num_layers (`int`, *optional*, defaults to 1):
+            Transformer layers of the video head over the per-frame CLS features (eq. 5); 0 means a plain mean.
+        video_head_num_heads (`int`, *optional*):
+            Attention heads of the video head; defaults to `projection_dim // 64`.
+        use_video_specific_prompts (`bool`, *optional*, defaults to `True`):
+            Enrich the class text features with X-CLIP-style video-specific prompts. Off, text features depend on
+            the labels only and can be cached.
+        prompt_layers (`int`, *optional*, defaults to 2):
+            Cross-attention layers of the video-specific prompt generator.
+        prompt_alpha (`float`, *optional*, defaults to 0.1):
+            Initial value of the prompt generator's learnable scale vector.
+        prompt_num_heads (`int`, *optional*):
+            Attention heads of the prompt generator; defaults to `projection_dim // 64`.
+        text_template (`str`, *optional*, defaults to `"a video of {} action"`):
+            Template that turns a class name into the text the frozen text encoder reads; `{}` is the name.
+        label_smoothing (`float`, *optional*, defaults to 0.0):
+            Label smoothing of the cross-entropy loss (eq. 9). The paper's recipes train with 0.1.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialisation of the new modules' weights that are not zeroed.
+        base_clip_name_or_path (`str`, *optional*):
+            The CLIP checkpoint the frozen weights came from; adapter-only checkpoints load it first.
+
+    Example:
+
+    ```python
+    >>> from transformers import CLIPConfig
+    >>> from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
+
+    >>> config = OmniCLIPConfig.from_clip_config(CLIPConfig(), num_frames=8, pta_ratio=0.25)
+    >>> model = OmniCLIPModel(config)
+    ```"""
+
+    model_type = "omniclip"
+    sub_configs = {"text_config": CLIPTextConfig, "vision_config": CLIPVisionConfig}
+
+    def __init__(
+        self,
+        text_config: dict | CLIPTextConfig | None = None,
+        vision_config: dict | CLIPVisionConfig | None = None,
+        projection_dim: int = 512,
+        logit_scale_init_value: float = 2.6592,
+        num_frames: int = 8,
+        use_temporal_embedding: bool = True,
+        use_pta: bool = True,
+        pta_layers: list[int] | None = None,
+        pta_ratio: float = 0.25,
+        pta_mode: str = "parallel",
+        pta_alpha_init: float = 1.0,
+        pta_head_dim: int = 64,
+        use_spg: bool = True,
+        spg_pooling: str = "avg",
+        spg_projector: bool = True,
+        spg_residual: bool = True,
+        spg_layers: str = "input",
+        video_head_num_layers: int = 1,
+        video_head_num_heads: int | None = None,
+        use_video_specific_prompts: bool = True,
+        prompt_layers: int = 2,
+        prompt_alpha: float = 0.1,
+        prompt_num_heads: int | None = None,
+        text_template: str = "a video of {} action",
+        label_smoothing: float = 0.0,
+        initializer_range: float = 0.02,
+        initializer_factor: float = 1.0,
+        base_clip_name_or_path: str | None = None,
+        **kwargs,
+    ):
+        self.text_config = _as_sub_config(text_config, CLIPTextConfig)
+        self.vision_config = _as_sub_config(vision_config, CLIPVisionConfig)
+        self.projection_dim = projection_dim
+        self.logit_scale_init_value = logit_scale_init_value
+        self.num_frames = num_frames
+        self.use_temporal_embedding = use_temporal_embedding
+        self.use_pta = use_pta
+        self.pta_layers = None if pta_layers is None else [int(i) for i in pta_layers]
+        self.pta_ratio = pta_ratio
+        self.pta_mode = pta_mode
+        self.pta_alpha_init = pta_alpha_init
+        self.pta_head_dim = pta_head_dim
+        self.use_spg = use_spg
+        self.spg_pooling = spg_pooling
+        self.spg_projector = spg_projector
+        self.spg_residual = spg_residual
+        self.spg_layers = spg_layers
+        self.video_head_num_layers = video_head_num_layers
+        self.video_head_num_heads = video_head_num_heads
+        self.use_video_specific_prompts = use_video_specific_prompts
+        self.prompt_layers = prompt_layers
+        self.prompt_alpha = prompt_alpha
+        self.prompt_num_heads = prompt_num_heads
+        self.text_template = text_template
+        self.label_smoothing = label_smoothing
+        self.initializer_range = initializer_range
+        self.initializer_factor = initializer_factor
+        self.base_clip_name_or_path = base_clip_name_or_path
+        super().__init__(**kwargs)
+        self.validate()
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def pta_layer_indices(self) -> list[int]:
+        """The vision layers that carry an adapter (empty when PTA is off)."""
+        if not self.use_pta:
+            return []
+        if self.pta_layers is None:
+            return list(range(self.vision_config.num_hidden_layers))
+        return sorted(set(self.pta_layers))
+
+    @property
+    def pta_hidden_size(self) -> int:
+        """Bottleneck width d' = round(d * pta_ratio) of the adapter (at least 1)."""
+        return max(1, round(self.vision_config.hidden_size * self.pta_ratio))
+
+    @property
+    def pta_num_heads(self) -> int:
+        """Heads of the temporal attention: width `pta_head_dim` each where d' allows, at least one."""
+        heads = max(1, self.pta_hidden_size // self.pta_head_dim)
+        while self.pta_hidden_size % heads:
+            heads -= 1
+        return heads
+
+    @property
+    def resolved_video_head_num_heads(self) -> int:
+        return self.video_head_num_heads or max(1, self.projection_dim // 64)
+
+    @property
+    def resolved_prompt_num_heads(self) -> int:
+        return self.prompt_num_heads or max(1, self.projection_dim // 64)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Raises `ValueError` naming the field, its value and what is allowed."""
+
+        def fail(field: str, allowed: str) -> None:
+            raise ValueError(f"OmniCLIPConfig.{field}={getattr(self, field)!r} is invalid: {allowed}.")
+
+        num_layers = self.vision_config.num_hidden_layers
+        if not isinstance(self.num_frames, int) or self.num_frames < 1:
+            fail("num_frames", "it must be an integer >= 1")
+        if not (isinstance(self.pta_ratio, (int, float)) and self.pta_ratio > 0):
+            fail("pta_ratio", "it must be a number > 0 (the paper's Table 8 tries 1/8, 1/4, 1/2 and 1)")
+        if self.pta_mode not in PTA_MODES:
+            fail("pta_mode", f"allowed values are {', '.join(repr(m) for m in PTA_MODES)}")
+        if self.pta_layers is not None:
+            bad = [i for i in self.pta_layers if not 0 <= i < num_layers]
+            if bad:
+                fail("pta_layers", f"layer indices are 0-based and must lie in 0..{num_layers - 1} (got {bad})")
+        if not isinstance(self.pta_head_dim, int) or self.pta_head_dim < 1:
+            fail("pta_head_dim", "it must be an integer >= 1")
+        if self.spg_pooling not in SPG_POOLINGS:
+            fail("spg_pooling", f"allowed values are {', '.join(repr(m) for m in SPG_POOLINGS)}")
+        if self.spg_layers not in SPG_LAYERS:
+            fail("spg_layers", f"allowed values are {', '.join(repr(m) for m in SPG_LAYERS)}")
+        if not isinstance(self.video_head_num_layers, int) or self.video_head_num_layers < 0:
+            fail("video_head_num_layers", "it must be an integer >= 0 (0 is a plain mean over frames)")
+        if not isinstance(self.prompt_layers, int) or self.prompt_layers < 1:
+            fail("prompt_layers", "it must be an integer >= 1 (turn prompts off with use_video_specific_prompts)")
+        for field, width in (
+            ("video_head_num_heads", self.resolved_video_head_num_heads),
+            ("prompt_num_heads", self.resolved_prompt_num_heads),
+        ):
+            if self.projection_dim % width:
+                fail(field, f"projection_dim={self.projection_dim} must be divisible by the number of heads {width}")
+        if not isinstance(self.text_template, str) or "{}" not in self.text_template:
+            fail("text_template", 'it must be a string containing "{}" where the label name goes')
+        if not 0.0 <= self.label_smoothing < 1.0:
+            fail("label_smoothing", "it must lie in [0, 1)")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_clip_config(cls, clip_config: CLIPConfig, **overrides) -> OmniCLIPConfig:
+        """Builds an OmniCLIP configuration around a `CLIPConfig`; keyword arguments set OmniCLIP fields."""
+        if not isinstance(clip_config, CLIPConfig):
+            raise ValueError(
+                f"from_clip_config expects a transformers CLIPConfig, got {type(clip_config).__name__}; "
+                "load one with CLIPConfig.from_pretrained(name_or_path)."
+            )
+        base = {
+            "text_config": clip_config.text_config.to_dict(),
+            "vision_config": clip_config.vision_config.to_dict(),
+            "projection_dim": clip_config.projection_dim,
+            "logit_scale_init_value": clip_config.logit_scale_init_value,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+    def to_clip_config(self) -> CLIPConfig:
+        """The `CLIPConfig` of the frozen image-text model inside."""
+        return CLIPConfig(
+            text_config=self.text_config.to_dict(),
+            vision_config=self.vision_config.to_dict(),
+            projection_dim=self.projection_dim,
+            logit_scale_init_value=self.logit_scale_init_value,
+        )
+
+
+__all__ = ["OmniCLIPConfig", "PTA_MODES", "SPG_POOLINGS", "SPG_LAYERS"]

@@ -1,0 +1,800 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""PyTorch OmniCLIP: a frozen CLIP image-text model adapted for video recognition.
+
+Liu, Li, Yu, "OmniCLIP: Adapting CLIP for Video Recognition with Spatial-Temporal Omni-Scale Feature Learning"
+(ECAI 2024). The frozen CLIP modules are reused by composition (`OmniCLIPModel.clip` is an ordinary
+`transformers.CLIPModel`); this file adds only the trainable video modules:
+
+- a temporal embedding added to every token of a frame (eq. 1);
+- the self-prompt generator (SPG, eq. 6): pooled patch tokens appended as prompt tokens;
+- parallel temporal adapters (PTA, eqs. 3, 4, 7) beside the frozen vision layers;
+- a video head over the per-frame CLS features (eq. 5);
+- X-CLIP-style video-specific text prompts.
+
+This file imports only torch, transformers and its sibling configuration file, so that `save_pretrained` can
+copy it next to the weights and the Hub can load a checkpoint with `trust_remote_code=True`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput, logging
+
+from .configuration_omniclip import OmniCLIPConfig
+
+
+logger = logging.get_logger(__name__)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class OmniCLIPVideoOutput(ModelOutput):
+    r"""
+    Output of [`OmniCLIPModel.get_video_features`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_frames, num_tokens, vision_hidden_size)`):
+            Tokens of the last vision layer: CLS, the `K` patch tokens, then the SPG prompt tokens (if any).
+        pooler_output (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+            The video embeddings: per-frame CLS features aggregated by the video head (eq. 5).
+        frame_embeds (`torch.FloatTensor` of shape `(batch_size, num_frames, projection_dim)`):
+            Per-frame CLS features after CLIP's `post_layernorm` and `visual_projection` (before the video head).
+        video_context (`torch.FloatTensor` of shape `(batch_size, num_patches, projection_dim)`, *optional*):
+            Frame-averaged patch features the video-specific prompt generator attends to (when enabled).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Input of the first vision layer and output of each layer, each `(batch_size * num_frames, num_tokens,
+            vision_hidden_size)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    frame_embeds: torch.FloatTensor | None = None
+    video_context: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class OmniCLIPOutput(ModelOutput):
+    r"""
+    Output of [`OmniCLIPModel.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+            Cross-entropy of the video-to-class-text logits (eq. 9), with the config's label smoothing.
+        logits_per_video (`torch.FloatTensor` of shape `(batch_size, num_classes)`):
+            `exp(logit_scale) * cos(video, class text)` (eq. 8); averaged over views for multi-view input.
+        logits_per_text (`torch.FloatTensor` of shape `(num_classes, batch_size)`):
+            The transpose of `logits_per_video`.
+        video_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+            Unnormalised video embeddings (`(batch_size, num_views, projection_dim)` for multi-view input).
+        text_embeds (`torch.FloatTensor` of shape `(num_classes, projection_dim)` or `(batch_size, num_classes, projection_dim)`):
+            Unnormalised class text embeddings; per video when video-specific prompts are enabled.
+        text_model_output (`BaseModelOutputWithPooling`, *optional*):
+            Output of [`OmniCLIPModel.get_text_features`] (absent when `text_embeds` were passed in).
+        vision_model_output (`OmniCLIPVideoOutput`):
+            Output of [`OmniCLIPModel.get_video_features`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: OmniCLIPVideoOutput | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(
+            self[key].to_tuple() if key in ("text_model_output", "vision_model_output") else self[key]
+            for key in self.keys()
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------------------------------
+def zero_initialised(linear: nn.Linear) -> nn.Linear:
+    """Marks a Linear whose weight and bias `_init_weights` sets to zero, so the branch it ends adds nothing at init.
+
+    The mark sits on the Linear itself because transformers initialises custom-code modules that hold no
+    parameters of their own (a layer made only of sub-modules) by skipping them.
+    """
+    linear.zero_init = True
+    return linear
+
+
+def interpolate_along_time(table: torch.Tensor, length: int) -> torch.Tensor:
+    """Resamples a `(rows, width)` embedding table to `length` rows by linear interpolation.
+
+    Lets a model trained on 8 frames run on 16 or 32 (X-CLIP checkpoints cannot).
+    """
+    if table.shape[0] == length:
+        return table
+    resized = F.interpolate(table.T.unsqueeze(0), size=length, mode="linear", align_corners=True)
+    return resized.squeeze(0).T
+
+
+class OmniCLIPAttention(nn.Module):
+    """Multi-head attention along dim 1 of `(batch, length, *positions, width)` tensors.
+
+    Every position of the extra dims attends on its own, so the PTA's attention across the T frames of each
+    token position needs no transpose of the big token tensor: `(B, T, N, d')` is viewed as `(B, T, N * heads,
+    head_dim)` and transposed (a stride change, not a copy) to SDPA's `(B, N * heads, T, head_dim)` layout.
+    The same module serves the video head (`positions` empty) and the prompt cross-attention.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch, length = states.shape[:2]
+        # (B, L, *P, d) -> (B, L, prod(P) * heads, head_dim) -> (B, prod(P) * heads, L, head_dim): views only.
+        return states.view(batch, length, -1, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None = None) -> torch.Tensor:
+        key_value_states = hidden_states if key_value_states is None else key_value_states
+        query = self._split_heads(self.q_proj(hidden_states))
+        key = self._split_heads(self.k_proj(key_value_states))
+        value = self._split_heads(self.v_proj(key_value_states))
+        attended = F.scaled_dot_product_attention(query, key, value)
+        attended = attended.transpose(1, 2).reshape(hidden_states.shape[:-1] + (self.embed_dim,))
+        return self.out_proj(attended)
+
+
+class OmniCLIPTemporalEmbedding(nn.Module):
+    """Learnable per-frame embedding `TE` (eq. 1), zero-initialised, interpolated for other frame counts."""
+
+    def __init__(self, num_frames: int, width: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_frames, width))
+
+    def forward(self, num_frames: int) -> torch.Tensor:
+        return interpolate_along_time(self.weight, num_frames)
+
+
+class OmniCLIPSelfPromptGenerator(nn.Module):
+    """Self-prompt generator (SPG, eq. 6): 2x2 pooling of the patch grid (K/4 tokens) and a 2-layer projector.
+
+    With `spg_residual` the prompts are `pooled + MLP(pooled)` and the MLP's last layer starts at zero, so the
+    prompts start as the plain pooled tokens (the paper's "Avg." row of Table 9) and training refines them.
+    """
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__()
+        width = config.vision_config.hidden_size
+        self.pool = F.avg_pool2d if config.spg_pooling == "avg" else F.max_pool2d
+        self.residual = config.spg_residual
+        if config.spg_projector:
+            self.fc1 = nn.Linear(width, width)
+            self.activation = nn.GELU()
+            self.fc2 = nn.Linear(width, width)
+            if self.residual:
+                zero_initialised(self.fc2)
+        else:
+            self.fc1 = self.activation = self.fc2 = None
+
+    def forward(self, patch_tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """`patch_tokens` `(frames, K, d)` on an `grid = (h, w)` raster -> prompts `(frames, ceil(h/2) * ceil(w/2), d)`."""
+        grid_tokens = patch_tokens.unflatten(1, grid).permute(0, 3, 1, 2)
+        # ceil_mode keeps the last row/column of odd grids (B/32 at 224 has 7x7 patches -> 4x4 prompts).
+        pooled = self.pool(grid_tokens, kernel_size=2, stride=2, ceil_mode=True).flatten(2).transpose(1, 2)
+        if self.fc1 is None:
+            return pooled
+        projected = self.fc2(self.activation(self.fc1(pooled)))
+        return pooled + projected if self.residual else projected
+
+
+class OmniCLIPTemporalAdapter(nn.Module):
+    """Parallel temporal adapter (PTA, eq. 7): LayerNorm -> Down -> self-attention across frames -> Up, times alpha.
+
+    Every token position (CLS, patches and SPG prompts) attends over the T frames of its own clip. `Up` is
+    zero-initialised, so an untrained adapter adds exactly nothing.
+    """
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__()
+        width = config.vision_config.hidden_size
+        bottleneck = config.pta_hidden_size
+        self.layer_norm = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
+        self.down = nn.Linear(width, bottleneck)
+        self.attention = OmniCLIPAttention(bottleneck, config.pta_num_heads)
+        self.up = zero_initialised(nn.Linear(bottleneck, width))
+        self.alpha = nn.Parameter(torch.tensor(float(config.pta_alpha_init)))
+
+    def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+        frames, num_tokens, _ = hidden_states.shape
+        reduced = self.down(self.layer_norm(hidden_states))
+        reduced = reduced.view(frames // num_frames, num_frames, num_tokens, -1)
+        attended = self.attention(reduced).view(frames, num_tokens, -1)
+        # alpha scales the small Up weights instead of the big output: one pass over (frames, N, d) saved.
+        return F.linear(attended, self.up.weight * self.alpha, self.up.bias * self.alpha)
+
+
+def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    """Calls a frozen `CLIPEncoderLayer` (vision layers take no attention mask)."""
+    output = frozen_layer(hidden_states, None)
+    return output[0] if isinstance(output, tuple) else output
+
+
+class OmniCLIPSpatialTemporalBlock(GradientCheckpointingLayer):
+    """One spatial-temporal block (eqs. 2-4): a frozen CLIP vision layer and, where configured, its PTA.
+
+    The frozen layer is passed in at call time rather than registered here, so its weights live only under
+    `clip.` in the state dict. `pta_mode` places the adapter as in Table 11.
+    """
+
+    def __init__(self, config: OmniCLIPConfig, has_adapter: bool):
+        super().__init__()
+        self.mode = config.pta_mode
+        self.temporal_adapter = OmniCLIPTemporalAdapter(config) if has_adapter else None
+
+    def forward(self, hidden_states: torch.Tensor, frozen_layer: nn.Module, num_frames: int) -> torch.Tensor:
+        adapter = self.temporal_adapter
+        if adapter is None:
+            return run_frozen_layer(frozen_layer, hidden_states)
+        if self.mode == "parallel":  # V^i = ViT_i(V^{i-1}) + alpha * PTA_i(V^{i-1})
+            return run_frozen_layer(frozen_layer, hidden_states) + adapter(hidden_states, num_frames)
+        if self.mode == "cascade":  # the adapter reads the layer's output
+            spatial = run_frozen_layer(frozen_layer, hidden_states)
+            return spatial + adapter(spatial, num_frames)
+        # "attention_parallel": beside the frozen attention sub-layer only, composed from the layer's own modules.
+        attention_output = frozen_layer.self_attn(frozen_layer.layer_norm1(hidden_states), attention_mask=None)[0]
+        fused = hidden_states + attention_output + adapter(hidden_states, num_frames)
+        return fused + frozen_layer.mlp(frozen_layer.layer_norm2(fused))
+
+
+class OmniCLIPFeedForward(nn.Module):
+    def __init__(self, width: int, expansion: int = 4):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width * expansion)
+        self.activation = nn.GELU()
+        self.fc2 = nn.Linear(width * expansion, width)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.activation(self.fc1(hidden_states)))
+
+
+class OmniCLIPVideoHeadLayer(nn.Module):
+    """Pre-LN transformer layer over the frame axis; output projections start at zero (identity at init)."""
+
+    def __init__(self, width: int, num_heads: int, eps: float):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(width, eps=eps)
+        self.self_attn = OmniCLIPAttention(width, num_heads)
+        self.layer_norm2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = OmniCLIPFeedForward(width)
+        zero_initialised(self.self_attn.out_proj)
+        zero_initialised(self.mlp.fc2)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.self_attn(self.layer_norm1(hidden_states))
+        return hidden_states + self.mlp(self.layer_norm2(hidden_states))
+
+
+class OmniCLIPVideoHead(nn.Module):
+    """Video head (eq. 5): frame-position embedding, attention over the T frame features, then the mean over T.
+
+    At initialisation (zero position embedding, zero output projections) it is exactly the frame average.
+    """
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__()
+        width = config.projection_dim
+        # Without layers the head is a plain mean, and a position embedding would only add a constant.
+        self.frame_position_embedding = (
+            nn.Parameter(torch.zeros(config.num_frames, width)) if config.video_head_num_layers else None
+        )
+        self.layers = nn.ModuleList(
+            OmniCLIPVideoHeadLayer(width, config.resolved_video_head_num_heads, config.vision_config.layer_norm_eps)
+            for _ in range(config.video_head_num_layers)
+        )
+
+    def forward(self, frame_embeds: torch.Tensor) -> torch.Tensor:
+        hidden_states = frame_embeds
+        if self.frame_position_embedding is not None:
+            hidden_states = hidden_states + interpolate_along_time(self.frame_position_embedding, frame_embeds.shape[1])
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        return hidden_states.mean(dim=1)
+
+
+class OmniCLIPPromptGeneratorLayer(nn.Module):
+    """Class text features cross-attend to the video's patch features (X-CLIP's video-specific prompts)."""
+
+    def __init__(self, width: int, num_heads: int, eps: float):
+        super().__init__()
+        self.layer_norm1 = nn.LayerNorm(width, eps=eps)
+        self.cross_attn = OmniCLIPAttention(width, num_heads)
+        self.layer_norm2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = OmniCLIPFeedForward(width)
+
+    def forward(self, text_states: torch.Tensor, video_context: torch.Tensor) -> torch.Tensor:
+        text_states = text_states + self.cross_attn(self.layer_norm1(text_states), video_context)
+        return text_states + self.mlp(self.layer_norm2(text_states))
+
+
+class OmniCLIPVideoSpecificPrompts(nn.Module):
+    """`text_c + alpha_p * CrossAttn(text_c, visual)`: per-video class text features (section 3.1, after X-CLIP).
+
+    `visual` is the last layer's patch tokens -> LayerNorm -> Linear to D -> mean over frames.
+    """
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__()
+        width = config.projection_dim
+        eps = config.vision_config.layer_norm_eps
+        self.visual_layernorm = nn.LayerNorm(config.vision_config.hidden_size, eps=eps)
+        self.visual_projection = nn.Linear(config.vision_config.hidden_size, width, bias=False)
+        self.context_layernorm = nn.LayerNorm(width, eps=eps)
+        self.layers = nn.ModuleList(
+            OmniCLIPPromptGeneratorLayer(width, config.resolved_prompt_num_heads, eps)
+            for _ in range(config.prompt_layers)
+        )
+        self.alpha = nn.Parameter(torch.full((width,), float(config.prompt_alpha)))
+
+    def video_context(self, patch_tokens: torch.Tensor) -> torch.Tensor:
+        """`(B, T, K, d)` last-layer patch tokens -> `(B, K, D)` frame-averaged visual context."""
+        # The projection is linear, so averaging over frames before it gives the same result T times cheaper.
+        return self.visual_projection(self.visual_layernorm(patch_tokens).mean(dim=1))
+
+    def forward(self, text_embeds: torch.Tensor, video_context: torch.Tensor) -> torch.Tensor:
+        """`(C, D)` class text embeddings and `(B, K, D)` context -> `(B, C, D)` video-specific text embeddings."""
+        context = self.context_layernorm(video_context)
+        prompts = text_embeds.unsqueeze(0).expand(video_context.shape[0], -1, -1)
+        for layer in self.layers:
+            prompts = layer(prompts, context)
+        return text_embeds.unsqueeze(0) + self.alpha * prompts
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pre-trained model base
+# ----------------------------------------------------------------------------------------------------------------
+class OmniCLIPPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, gradient checkpointing and the `from_pretrained` / `save_pretrained` machinery."""
+
+    config_class = OmniCLIPConfig
+    config: OmniCLIPConfig
+    base_model_prefix = "omniclip"
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["OmniCLIPSpatialTemporalBlock", "CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Every new module starts as the identity on CLIP's features (see the spec's "Trainable versus frozen")."""
+        super()._init_weights(module)
+        if isinstance(module, nn.Linear) and getattr(module, "zero_init", False):
+            init.zeros_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, OmniCLIPTemporalEmbedding):
+            init.zeros_(module.weight)
+        elif isinstance(module, OmniCLIPTemporalAdapter):
+            init.constant_(module.alpha, self.config.pta_alpha_init)
+        elif isinstance(module, OmniCLIPVideoHead) and module.frame_position_embedding is not None:
+            init.zeros_(module.frame_position_embedding)
+        elif isinstance(module, OmniCLIPVideoSpecificPrompts):
+            init.constant_(module.alpha, self.config.prompt_alpha)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        # Non-reentrant checkpointing also gives gradients when a block's input does not require grad
+        # (e.g. PTA on, temporal embedding off: the frozen patch embedding feeds the first block).
+        gradient_checkpointing_kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------------------------
+class OmniCLIPModel(OmniCLIPPreTrainedModel):
+    r"""
+    OmniCLIP: a frozen `CLIPModel` (in `self.clip`) plus the trainable video modules.
+
+    Build one from any CLIP checkpoint with [`OmniCLIPModel.from_clip`]; reload a trained one with
+    `OmniCLIPModel.from_pretrained(folder)` or `AutoModel.from_pretrained(folder)`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from transformers import AutoTokenizer
+    >>> from omniclip_hf import OmniCLIPModel
+
+    >>> model = OmniCLIPModel.from_clip("openai/clip-vit-base-patch16")  # frozen CLIP + new video modules
+    >>> tokenizer = AutoTokenizer.from_pretrained("openai/clip-vit-base-patch16")
+    >>> texts = [model.config.text_template.format(name) for name in ["archery", "juggling balls"]]
+    >>> text_inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    >>> videos = torch.randn(2, 8, 3, 224, 224)  # (batch, frames, channels, height, width), CLIP-normalised
+    >>> outputs = model(**text_inputs, pixel_values_videos=videos, labels=torch.tensor([0, 1]))
+    >>> outputs.logits_per_video.shape, outputs.loss.shape
+    (torch.Size([2, 2]), torch.Size([]))
+    ```
+    """
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__(config)
+        clip_config = config.to_clip_config()
+        clip_config._attn_implementation = config._attn_implementation
+        self.clip = CLIPModel._from_config(clip_config)
+
+        vision = config.vision_config
+        self.temporal_embedding = (
+            OmniCLIPTemporalEmbedding(config.num_frames, vision.hidden_size) if config.use_temporal_embedding else None
+        )
+        self.self_prompt_generator = OmniCLIPSelfPromptGenerator(config) if config.use_spg else None
+        adapter_layers = set(config.pta_layer_indices)
+        self.blocks = nn.ModuleList(
+            OmniCLIPSpatialTemporalBlock(config, has_adapter=index in adapter_layers)
+            for index in range(vision.num_hidden_layers)
+        )
+        self.video_head = OmniCLIPVideoHead(config)
+        self.video_specific_prompts = (
+            OmniCLIPVideoSpecificPrompts(config) if config.use_video_specific_prompts else None
+        )
+        self.post_init()
+        self.freeze_clip()
+
+    # ------------------------------------------------------------------ frozen CLIP
+    def freeze_clip(self) -> None:
+        """Freezes every CLIP parameter; only the OmniCLIP modules train."""
+        self.clip.requires_grad_(False)
+        self.clip.eval()
+
+    def train(self, mode: bool = True) -> OmniCLIPModel:
+        # The frozen CLIP always runs in eval mode: a frozen backbone should not apply dropout, and its own
+        # layers must not checkpoint themselves inside our checkpointed blocks.
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
+    def num_trainable_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.trainable_parameters())
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs) -> OmniCLIPModel:
+        # Loading replaces the parameters, which resets requires_grad: freeze CLIP again.
+        model = super().from_pretrained(*args, **kwargs)
+        model.freeze_clip()
+        return model
+
+    @classmethod
+    def from_clip(
+        cls,
+        clip: str | os.PathLike | CLIPModel,
+        clip_loading_kwargs: dict[str, Any] | None = None,
+        **config_overrides,
+    ) -> OmniCLIPModel:
+        r"""
+        Wraps a CLIP checkpoint: its weights are loaded exactly and frozen, the OmniCLIP modules are initialised
+        as the spec says (an untrained model with SPG off gives CLIP's frame-averaged features).
+
+        Args:
+            clip (`str`, `os.PathLike` or `CLIPModel`):
+                A Hub id such as `"openai/clip-vit-base-patch16"` (needs a connection the first time), a local
+                folder written by `CLIPModel.save_pretrained`, or a `CLIPModel` already in memory.
+            clip_loading_kwargs (`dict`, *optional*):
+                Passed to `CLIPModel.from_pretrained` (e.g. `revision`, `cache_dir`, `dtype`).
+            config_overrides:
+                OmniCLIP configuration fields, e.g. `num_frames=16, pta_ratio=0.5, use_spg=False`.
+        """
+        if isinstance(clip, CLIPModel):
+            clip_model = clip
+            source = getattr(clip.config, "_name_or_path", None) or getattr(clip, "name_or_path", None) or None
+        elif isinstance(clip, (str, os.PathLike)):
+            clip_model = CLIPModel.from_pretrained(clip, **(clip_loading_kwargs or {}))
+            source = os.fspath(clip)
+        else:
+            raise ValueError(
+                f"from_clip expects a CLIP checkpoint name, a folder path or a transformers CLIPModel, "
+                f"got {type(clip).__name__}."
+            )
+        config_overrides.setdefault("base_clip_name_or_path", source)
+        config = OmniCLIPConfig.from_clip_config(clip_model.config, **config_overrides)
+        config._attn_implementation = clip_model.config._attn_implementation
+        model = cls(config)
+        model.clip.load_state_dict(clip_model.state_dict(), strict=True)
+        model.freeze_clip()
+        clip_dtype = next(clip_model.parameters()).dtype
+        return model.to(clip_dtype) if clip_dtype != torch.float32 else model
+
+    # ------------------------------------------------------------------ input checks
+    def _check_videos(self, pixel_values_videos: torch.Tensor | None) -> None:
+        if pixel_values_videos is None:
+            raise ValueError(
+                "pixel_values_videos is missing: pass a float tensor (batch, frames, 3, height, width), "
+                "e.g. the output of OmniCLIPVideoProcessor / OmniCLIPProcessor(videos=...)."
+            )
+        if not isinstance(pixel_values_videos, torch.Tensor):
+            raise ValueError(
+                f"pixel_values_videos must be a torch.Tensor, got {type(pixel_values_videos).__name__}; "
+                "use the processor with return_tensors='pt'."
+            )
+        shape = tuple(pixel_values_videos.shape)
+        if pixel_values_videos.dim() != 5:
+            raise ValueError(
+                f"pixel_values_videos must have 5 dims (batch, frames, 3, height, width), got shape {shape}. "
+                "For a single video add a batch dim with .unsqueeze(0); multi-view input (batch, views, frames, "
+                "3, height, width) goes to forward(), not get_video_features()."
+            )
+        if shape[0] == 0 or shape[1] == 0:
+            raise ValueError(f"pixel_values_videos has zero videos or zero frames: shape {shape}.")
+        if shape[2] != self.config.vision_config.num_channels:
+            raise ValueError(
+                f"pixel_values_videos must have {self.config.vision_config.num_channels} channels in dim 2 "
+                f"(batch, frames, channels, height, width), got shape {shape}. "
+                "Channels-last frames (..., height, width, 3) must be permuted first."
+            )
+        patch = self.config.vision_config.patch_size
+        if shape[3] < patch or shape[4] < patch:
+            raise ValueError(f"frames of {shape[3]}x{shape[4]} pixels are smaller than one {patch}x{patch} patch.")
+        if not pixel_values_videos.is_floating_point():
+            raise ValueError(
+                f"pixel_values_videos must be a float tensor (CLIP-normalised), got dtype {pixel_values_videos.dtype}."
+            )
+
+    def _check_labels(self, labels: torch.Tensor, batch_size: int, num_classes: int) -> None:
+        if labels.dim() == 1 and not labels.is_floating_point():
+            if labels.shape[0] != batch_size:
+                raise ValueError(f"labels has {labels.shape[0]} entries for a batch of {batch_size} videos.")
+            if not torch.compiler.is_compiling() and labels.numel() and (
+                labels.min() < 0 or labels.max() >= num_classes
+            ):
+                raise ValueError(
+                    f"labels must be class indices in [0, {num_classes - 1}] (one per class text), "
+                    f"got values from {int(labels.min())} to {int(labels.max())}."
+                )
+            return
+        if labels.dim() == 2 and labels.is_floating_point():
+            if tuple(labels.shape) != (batch_size, num_classes):
+                raise ValueError(
+                    f"soft labels must have shape (batch, num_classes) = ({batch_size}, {num_classes}), "
+                    f"got {tuple(labels.shape)}."
+                )
+            return
+        raise ValueError(
+            f"labels must be class indices of shape ({batch_size},) (an integer tensor) or soft targets of shape "
+            f"({batch_size}, {num_classes}) (a float tensor), got dtype {labels.dtype} and shape {tuple(labels.shape)}."
+        )
+
+    # ------------------------------------------------------------------ encoders
+    def _embed_frames(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Frozen patch + position embeddings (interpolated for other sizes) plus the temporal embedding (eq. 1)."""
+        vision_config = self.config.vision_config
+        image_size = vision_config.image_size
+        height, width = frames.shape[-2:]
+        needs_interpolation = (height, width) != (image_size, image_size)
+        embeddings = self.clip.vision_model.embeddings(frames, interpolate_pos_encoding=needs_interpolation)
+        if self.temporal_embedding is not None:
+            per_frame = self.temporal_embedding(num_frames).to(embeddings.dtype)
+            embeddings = (embeddings.unflatten(0, (-1, num_frames)) + per_frame[None, :, None, :]).flatten(0, 1)
+        return embeddings
+
+    def _replace_prompts(self, hidden_states: torch.Tensor, num_patches: int, grid: tuple[int, int]) -> torch.Tensor:
+        """Appends SPG prompts computed from the patch tokens, dropping any previous prompts (eq. 6)."""
+        tokens = hidden_states[:, : 1 + num_patches]
+        prompts = self.self_prompt_generator(tokens[:, 1:], grid)
+        return torch.cat([tokens, prompts], dim=1)
+
+    def get_video_features(
+        self,
+        pixel_values_videos: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> OmniCLIPVideoOutput | tuple:
+        r"""
+        Encodes videos: all frames of the batch go through each frozen CLIP vision layer in one pass.
+
+        Args:
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+                CLIP-normalised frames. Any frame count and any size that is a multiple of the patch size work;
+                temporal and position embeddings are interpolated.
+            output_hidden_states (`bool`, *optional*):
+                Also return the token states after the embeddings and after each layer.
+
+        Returns:
+            [`OmniCLIPVideoOutput`] whose `pooler_output` is the video embedding `(batch_size, projection_dim)`,
+            matching what `CLIPModel.get_image_features` returns in transformers 5.
+        """
+        self._check_videos(pixel_values_videos)
+        output_hidden_states = bool(output_hidden_states)
+        batch_size, num_frames, channels, height, width = pixel_values_videos.shape
+        patch = self.config.vision_config.patch_size
+        grid = (height // patch, width // patch)
+        num_patches = grid[0] * grid[1]
+        vision = self.clip.vision_model
+
+        hidden_states = self._embed_frames(pixel_values_videos.reshape(-1, channels, height, width), num_frames)
+        if self.self_prompt_generator is not None:
+            hidden_states = self._replace_prompts(hidden_states, num_patches, grid)
+        hidden_states = vision.pre_layrnorm(hidden_states)
+
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        recompute_prompts = self.self_prompt_generator is not None and self.config.spg_layers == "every"
+        for index, (block, frozen_layer) in enumerate(zip(self.blocks, vision.encoder.layers)):
+            if recompute_prompts and index > 0:
+                hidden_states = self._replace_prompts(hidden_states, num_patches, grid)
+            hidden_states = block(hidden_states, frozen_layer=frozen_layer, num_frames=num_frames)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+
+        class_tokens = vision.post_layernorm(hidden_states[:, 0])
+        frame_embeds = self.clip.visual_projection(class_tokens).unflatten(0, (batch_size, num_frames))
+        video_embeds = self.video_head(frame_embeds)
+        last_hidden_state = hidden_states.unflatten(0, (batch_size, num_frames))
+        video_context = None
+        if self.video_specific_prompts is not None:
+            video_context = self.video_specific_prompts.video_context(last_hidden_state[:, :, 1 : 1 + num_patches])
+
+        output = OmniCLIPVideoOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=video_embeds,
+            frame_embeds=frame_embeds,
+            video_context=video_context,
+            hidden_states=all_hidden_states,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        Encodes class texts with the frozen CLIP text encoder and `text_projection`.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(num_texts, sequence_length)`):
+                Token ids of the class texts (e.g. `config.text_template.format(label)` through the CLIP tokenizer).
+            attention_mask (`torch.Tensor` of shape `(num_texts, sequence_length)`, *optional*):
+                Padding mask from the tokenizer.
+
+        Returns:
+            `BaseModelOutputWithPooling` whose `pooler_output` holds the projected text embeddings
+            `(num_texts, projection_dim)`, as `CLIPModel.get_text_features` returns in transformers 5.
+        """
+        if input_ids is None:
+            raise ValueError(
+                "input_ids is missing: tokenize the class texts, e.g. processor(text=[...]) or "
+                "tokenizer([template.format(name) for name in labels], padding=True, return_tensors='pt')."
+            )
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (num_texts, sequence_length), got {tuple(input_ids.shape)}.")
+        text_outputs = self.clip.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True
+        )
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=text_outputs.last_hidden_state,
+            pooler_output=self.clip.text_projection(text_outputs.pooler_output),
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        text_embeds: torch.FloatTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> OmniCLIPOutput | tuple:
+        r"""
+        Scores every video against every class text (eqs. 8-9).
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(num_classes, sequence_length)`):
+                The tokenized class texts (one per class, shared by the whole batch).
+            attention_mask (`torch.Tensor` of shape `(num_classes, sequence_length)`, *optional*):
+                Padding mask of `input_ids`.
+            pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+                CLIP-normalised frames. Multi-view input `(batch_size, num_views, num_frames, 3, height, width)`
+                is encoded view by view and the logits are averaged over views.
+            labels (`torch.LongTensor` of shape `(batch_size,)` or `torch.FloatTensor` of shape `(batch_size, num_classes)`, *optional*):
+                Class indices, or soft targets (mixup/cutmix); gives `loss`, the cross-entropy with the config's
+                label smoothing.
+            text_embeds (`torch.FloatTensor` of shape `(num_classes, projection_dim)`, *optional*):
+                Precomputed `get_text_features(...).pooler_output`, instead of `input_ids`: the frozen text
+                encoder then does not run (label sets reused across batches).
+            output_hidden_states (`bool`, *optional*):
+                Also return the vision token states after each layer.
+        """
+        if kwargs:
+            raise ValueError(
+                f"unexpected arguments {sorted(kwargs)}; OmniCLIPModel.forward takes input_ids, attention_mask, "
+                "pixel_values_videos, labels, text_embeds, position_ids, output_hidden_states, return_dict."
+            )
+        num_views = None
+        if isinstance(pixel_values_videos, torch.Tensor) and pixel_values_videos.dim() == 6:
+            num_views = pixel_values_videos.shape[1]
+            pixel_values_videos = pixel_values_videos.flatten(0, 1)
+        self._check_videos(pixel_values_videos)
+
+        text_outputs = None
+        if text_embeds is None:
+            if input_ids is None:
+                raise ValueError(
+                    "the class texts are missing: pass input_ids (the tokenized class names, e.g. from "
+                    "OmniCLIPProcessor(text=...)) or precomputed text_embeds from get_text_features()."
+                )
+            text_outputs = self.get_text_features(input_ids, attention_mask, position_ids)
+            text_embeds = text_outputs.pooler_output
+        elif text_embeds.dim() != 2 or text_embeds.shape[-1] != self.config.projection_dim:
+            raise ValueError(
+                f"text_embeds must have shape (num_classes, {self.config.projection_dim}), got {tuple(text_embeds.shape)}."
+            )
+
+        video_outputs = self.get_video_features(pixel_values_videos, output_hidden_states=output_hidden_states)
+        video_embeds = video_outputs.pooler_output
+        if self.video_specific_prompts is not None:
+            text_embeds = self.video_specific_prompts(text_embeds, video_outputs.video_context)
+
+        logits_per_video = self.similarity_logits(video_embeds, text_embeds)
+        if num_views is not None:
+            logits_per_video = logits_per_video.unflatten(0, (-1, num_views)).mean(dim=1)
+            video_embeds = video_embeds.unflatten(0, (-1, num_views))
+            if text_embeds.dim() == 3:
+                text_embeds = text_embeds.unflatten(0, (-1, num_views))
+
+        loss = None
+        if labels is not None:
+            self._check_labels(labels, logits_per_video.shape[0], logits_per_video.shape[1])
+            loss = F.cross_entropy(
+                logits_per_video.float(), labels.to(logits_per_video.device), label_smoothing=self.config.label_smoothing
+            )
+
+        output = OmniCLIPOutput(
+            loss=loss,
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_video.T,
+            video_embeds=video_embeds,
+            text_embeds=text_embeds,
+            text_model_output=text_outputs,
+            vision_model_output=video_outputs,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    def similarity_logits(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """`exp(logit_scale) * cos(video, text)` (eq. 8) for `(B, D)` videos and `(C, D)` or `(B, C, D)` texts."""
+        video_embeds = F.normalize(video_embeds, dim=-1)
+        text_embeds = F.normalize(text_embeds, dim=-1)
+        scale = self.clip.logit_scale.exp()
+        if text_embeds.dim() == 2:
+            return scale * video_embeds @ text_embeds.T
+        return scale * torch.einsum("bd,bcd->bc", video_embeds, text_embeds)
+
+
+OmniCLIPConfig.register_for_auto_class()
+OmniCLIPModel.register_for_auto_class("AutoModel")
+
+__all__ = ["OmniCLIPModel", "OmniCLIPOutput", "OmniCLIPPreTrainedModel", "OmniCLIPVideoOutput"]

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny CLIP checkpoints built and saved at test time (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+TOKENIZER_DIR = REPO_ROOT / "omniclip_hf" / "tokenizer"
+
+
+def tiny_clip_config(image_size: int = 32, patch_size: int = 8, vision_layers: int = 3, vision_width: int = 64):
+    """A CLIP config small enough for CPU tests, with the real tokenizer's vocabulary size."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+        ),
+        vision_config=dict(
+            hidden_size=vision_width,
+            intermediate_size=2 * vision_width,
+            num_hidden_layers=vision_layers,
+            num_attention_heads=4,
+            image_size=image_size,
+            patch_size=patch_size,
+        ),
+        projection_dim=32,
+    )
+
+
+def build_tiny_clip(seed: int = 0, **config_kwargs):
+    from transformers import CLIPModel
+
+    torch.manual_seed(seed)
+    return CLIPModel(tiny_clip_config(**config_kwargs)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip():
+    return build_tiny_clip()
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory, tiny_clip):
+    """A tiny CLIP saved as an ordinary checkpoint folder, with CLIP's real tokenizer beside the weights."""
+    from transformers import CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    tiny_clip.save_pretrained(folder)
+    CLIPTokenizer.from_pretrained(TOKENIZER_DIR).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(TOKENIZER_DIR)
