@@ -1,0 +1,233 @@
+"""Cost of OmniCLIP against bare CLIP and X-CLIP with the real ViT-B/16 shapes (random weights). Not a test.
+
+    python benchmarks/bench_model.py                      # FLOPs, parameters, CPU inference at batch 1
+    python benchmarks/bench_model.py --device cuda        # + GPU throughput and peak memory (bf16, batch 32)
+
+Rows:
+- `clip`: the frozen CLIP B/16 vision tower + projection on the same frames, features averaged over frames.
+- `clip+spg-tokens`: OmniCLIP with only the SPG prompts (what the extra K/4 tokens cost).
+- `omniclip`: the full model (temporal embedding, SPG, PTA in all 12 layers, video head).
+- `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
+  `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
+- `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import CLIPConfig, CLIPModel, XCLIPConfig, XCLIPModel
+
+from omniclip_hf import OmniCLIPModel
+from omniclip_hf.modeling_omniclip import OmniCLIPTemporalAdapter
+
+B16_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                  image_size=224, patch_size=16)
+B16_TEXT = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
+
+
+class NaiveTemporalAttention(nn.Module):
+    """The textbook PTA layout, for comparison only: a transposed copy in and out of nn.MultiheadAttention."""
+
+    def __init__(self, adapter: OmniCLIPTemporalAdapter):
+        super().__init__()
+        width = adapter.down.out_features
+        num_heads = adapter.attention.num_heads
+        adapter.attention = None  # replaced by nn.MultiheadAttention below
+        self.adapter = adapter
+        self.attention = nn.MultiheadAttention(width, num_heads, batch_first=True)
+        self.attention.to(adapter.down.weight.dtype)
+
+    def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+        frames, tokens, _ = hidden_states.shape
+        batch = frames // num_frames
+        reduced = self.adapter.down(self.adapter.layer_norm(hidden_states))
+        per_token = reduced.view(batch, num_frames, tokens, -1).permute(0, 2, 1, 3).reshape(batch * tokens, num_frames, -1)
+        attended, _ = self.attention(per_token, per_token, per_token, need_weights=False)
+        attended = attended.view(batch, tokens, num_frames, -1).permute(0, 2, 1, 3).reshape(frames, tokens, -1)
+        return self.adapter.alpha * self.adapter.up(attended)
+
+
+def build_models(device: torch.device, dtype: torch.dtype) -> dict[str, nn.Module]:
+    torch.manual_seed(0)
+    clip = CLIPModel(CLIPConfig(vision_config=B16_VISION, text_config=B16_TEXT, projection_dim=512)).eval()
+    omniclip = OmniCLIPModel.from_clip(clip, num_frames=8)
+    spg_only = OmniCLIPModel.from_clip(clip, num_frames=8, use_pta=False, use_temporal_embedding=False,
+                                       video_head_num_layers=0, use_video_specific_prompts=False)
+    naive = OmniCLIPModel.from_clip(clip, num_frames=8)
+    for block in naive.blocks:
+        block.temporal_adapter = NaiveTemporalAttention(block.temporal_adapter)
+    xclip = XCLIPModel(XCLIPConfig(vision_config={**B16_VISION, "num_frames": 8}, text_config=B16_TEXT,
+                                   projection_dim=512))
+    models = {"clip": clip, "clip+spg-tokens": spg_only, "omniclip": omniclip, "omniclip-naive-pta": naive,
+              "xclip": xclip}
+    return {name: model.to(device=device, dtype=dtype) for name, model in models.items()}
+
+
+def video_features(name: str, model: nn.Module, videos: torch.Tensor) -> torch.Tensor:
+    if name == "clip":
+        batch, frames = videos.shape[:2]
+        return model.get_image_features(pixel_values=videos.flatten(0, 1)).pooler_output.view(batch, frames, -1).mean(1)
+    if name == "xclip":
+        return model.get_video_features(pixel_values=videos).pooler_output
+    return model.get_video_features(videos).pooler_output
+
+
+def count_gflops(name: str, model: nn.Module, videos: torch.Tensor) -> float:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        video_features(name, model, videos)
+    return counter.get_total_flops() / 1e9 / videos.shape[0]
+
+
+def trainable_parameters(name: str, model: nn.Module) -> int:
+    if name == "clip":  # the frozen baseline: frame averaging trains nothing
+        return 0
+    if name == "xclip":  # full fine-tuning
+        return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_it(function, device: torch.device, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        function()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        function()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def inference_clips_per_second(name, model, videos, device, repeats) -> float:
+    def step():
+        with torch.no_grad():
+            video_features(name, model, videos)
+
+    return videos.shape[0] / time_it(step, device, repeats)
+
+
+def training_step(name, model, videos, labels, class_inputs, class_embeds, optimizer):
+    optimizer.zero_grad(set_to_none=True)
+    if name == "xclip":
+        loss = F.cross_entropy(model(**class_inputs, pixel_values=videos).logits_per_video.float(), labels)
+    else:
+        loss = model(text_embeds=class_embeds, pixel_values_videos=videos, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+
+
+def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False):
+    model.train()
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    parameters = [p for p in model.parameters() if p.requires_grad or name == "xclip"]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
+    labels = torch.randint(0, num_classes, (videos.shape[0],), device=device)
+    class_inputs = {"input_ids": torch.randint(0, 49407, (num_classes, 16), device=device)}
+    class_embeds = None
+    if name != "xclip":
+        with torch.no_grad():  # frozen text encoder: class texts are encoded once, outside the step
+            class_embeds = model.get_text_features(**class_inputs).pooler_output
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    seconds = time_it(lambda: training_step(name, model, videos, labels, class_inputs, class_embeds, optimizer),
+                      device, repeats)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    del optimizer
+    if checkpointing:
+        model.gradient_checkpointing_disable()
+    model.eval()
+    return videos.shape[0] / seconds, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch_size", type=int, default=None, help="default: 32 on cuda, 1 on cpu")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--num_classes", type=int, default=400)
+    parser.add_argument("--skip_training", action="store_true")
+    parser.add_argument("--cpu_training", action="store_true", help="time training steps on CPU too (slow)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(omniclip)")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    on_gpu = device.type == "cuda"
+    dtype = torch.bfloat16 if on_gpu else torch.float32
+    batch = args.batch_size or (32 if on_gpu else 1)
+    repeats = args.repeats or (10 if on_gpu else 2)
+    run_training = not args.skip_training and (on_gpu or args.cpu_training)
+    models = build_models(device, dtype)
+
+    flop_videos = torch.randn(1, args.frames, 3, 224, 224, device=device, dtype=dtype)
+    videos = torch.randn(batch, args.frames, 3, 224, 224, device=device, dtype=dtype)
+    clip_parameters = sum(p.numel() for p in models["clip"].parameters())
+    device_name = torch.cuda.get_device_name(device) if on_gpu else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"# device: {device_name}; dtype {dtype}; batch {batch}; {args.frames} frames at 224x224; "
+          f"torch {torch.__version__}")
+
+    rows = []
+    for name, model in models.items():
+        row = {"model": name, "gflops_per_view": count_gflops(name, model, flop_videos)}
+        row["trainable"] = trainable_parameters(name, model)
+        row["inference_clips_s"] = inference_clips_per_second(name, model, videos, device, repeats)
+        if run_training and name != "clip+spg-tokens":
+            if name != "clip":
+                row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
+                    name, model, videos, device, repeats, args.num_classes)
+            if name == "omniclip":
+                rows.append(row)
+                row = {"model": "omniclip+grad-ckpt", "gflops_per_view": row["gflops_per_view"],
+                       "trainable": row["trainable"], "inference_clips_s": row["inference_clips_s"]}
+                row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
+                    name, model, videos, device, repeats, args.num_classes, checkpointing=True)
+        rows.append(row)
+        print(f"  measured {name}", flush=True)
+    if args.compile:
+        compiled = torch.compile(models["omniclip"])
+        rows.append({"model": "omniclip (torch.compile)", "gflops_per_view": rows[2]["gflops_per_view"],
+                     "trainable": rows[2]["trainable"],
+                     "inference_clips_s": inference_clips_per_second("omniclip", compiled, videos, device, repeats)})
+
+    header = f"| {'model':26} | GFLOPs/view | trainable params | share of CLIP | infer clips/s | train clips/s | train peak GiB |"
+    print(header)
+    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    for row in rows:
+        print(f"| {row['model']:26} | {row['gflops_per_view']:11.1f} | {row['trainable']:16,d} | "
+              f"{row['trainable'] / clip_parameters:13.2%} | {row['inference_clips_s']:13.2f} | "
+              f"{row.get('train_clips_s', float('nan')):13.2f} | {row.get('train_peak_gib', float('nan')):14.2f} |")
+
+    by_name = {row["model"]: row for row in rows}
+    clip_row, omni_row, xclip_row = by_name["clip"], by_name["omniclip"], by_name["xclip"]
+    print("\nratios (targets from issue 2 in brackets):")
+    print(f"  FLOPs omniclip / clip            {omni_row['gflops_per_view'] / clip_row['gflops_per_view']:.3f}  [<= 1.30]")
+    print(f"  FLOPs clip+spg-tokens / clip     {by_name['clip+spg-tokens']['gflops_per_view'] / clip_row['gflops_per_view']:.3f}")
+    print(f"  inference omniclip / clip        {omni_row['inference_clips_s'] / clip_row['inference_clips_s']:.3f}  [>= 0.75 on GPU]")
+    print(f"  inference omniclip / xclip       {omni_row['inference_clips_s'] / xclip_row['inference_clips_s']:.3f}  [> 1 on GPU]")
+    print(f"  inference naive-pta / omniclip   {by_name['omniclip-naive-pta']['inference_clips_s'] / omni_row['inference_clips_s']:.3f}")
+    print(f"  inference omniclip / spg-tokens  {omni_row['inference_clips_s'] / by_name['clip+spg-tokens']['inference_clips_s']:.3f}  (what PTA + head cost)")
+    if "train_clips_s" in omni_row:
+        print(f"  training omniclip / xclip        {omni_row['train_clips_s'] / xclip_row['train_clips_s']:.3f}  [>= 1.2 on GPU]")
+        if on_gpu:
+            print(f"  peak memory omniclip / xclip     {omni_row['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}  [<= 0.85]")
+            ckpt = by_name["omniclip+grad-ckpt"]
+            print(f"  peak memory grad-ckpt / xclip    {ckpt['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
