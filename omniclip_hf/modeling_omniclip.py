@@ -17,7 +17,7 @@ copy it next to the weights and the Hub can load a checkpoint with `trust_remote
 
 from __future__ import annotations
 
-import math
+import inspect
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +35,30 @@ from .configuration_omniclip import OmniCLIPConfig
 
 
 logger = logging.get_logger(__name__)
+
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+def _find_adapter_file(name_or_path, kwargs: dict[str, Any]) -> str | None:
+    """Path of `adapter_model.safetensors` when `name_or_path` is an adapter-only checkpoint (folder or Hub repo)."""
+    if isinstance(name_or_path, (str, os.PathLike)) and os.path.isdir(name_or_path):
+        folder = os.fspath(name_or_path)
+        adapter = os.path.join(folder, ADAPTER_WEIGHTS_NAME)
+        full = any(name.startswith("model") and name.endswith((".safetensors", ".bin")) for name in os.listdir(folder))
+        return adapter if os.path.isfile(adapter) and not full else None
+    if not isinstance(name_or_path, str):
+        return None
+    try:  # a Hub repo: only when it holds the adapter file and no full weights
+        from huggingface_hub import HfApi
+
+        files = HfApi().list_repo_files(name_or_path, revision=kwargs.get("revision"))
+    except Exception:  # offline, private or not a repo: let transformers' own loading report it
+        return None
+    if ADAPTER_WEIGHTS_NAME in files and "model.safetensors" not in files:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(name_or_path, ADAPTER_WEIGHTS_NAME, revision=kwargs.get("revision"))
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -477,11 +501,72 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         return sum(parameter.numel() for parameter in self.trainable_parameters())
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs) -> OmniCLIPModel:
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> OmniCLIPModel:
+        r"""
+        Loads a saved OmniCLIP: a full checkpoint (`model.safetensors`), or an adapter-only one
+        (`adapter_model.safetensors`, see [`~OmniCLIPModel.save_adapter`]), for which the base CLIP named in the
+        config (`base_clip_name_or_path`, or `base_clip=` here) is loaded first.
+        """
+        adapter_file = _find_adapter_file(pretrained_model_name_or_path, kwargs)
+        if adapter_file is not None:
+            return cls._from_adapter(pretrained_model_name_or_path, adapter_file, kwargs)
+        kwargs.pop("base_clip", None)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         # Loading replaces the parameters, which resets requires_grad: freeze CLIP again.
-        model = super().from_pretrained(*args, **kwargs)
         model.freeze_clip()
         return model
+
+    def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None) -> None:
+        """
+        Saves only the trainable OmniCLIP weights (`adapter_model.safetensors`) and the config, which names the
+        base CLIP; `OmniCLIPModel.from_pretrained(folder)` loads the base CLIP, then these weights. The model code
+        is copied too (`auto_map`), as with `save_pretrained`.
+        """
+        from safetensors.torch import save_file
+
+        base = base_clip_name_or_path or self.config.base_clip_name_or_path
+        if not base:
+            raise ValueError(
+                "save_adapter needs the base CLIP's name or folder: pass base_clip_name_or_path= (the model was not "
+                "built by from_clip with a name, so the config does not know it)."
+            )
+        from transformers.dynamic_module_utils import custom_object_save
+
+        os.makedirs(save_directory, exist_ok=True)
+        self.config.base_clip_name_or_path = base
+        # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
+        custom_object_save(self, save_directory, config=self.config)
+        self.config.save_pretrained(save_directory)
+        adapter_weights = {
+            name: tensor.detach().contiguous().cpu()
+            for name, tensor in self.state_dict().items()
+            if not name.startswith("clip.")
+        }
+        save_file(adapter_weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def _from_adapter(cls, folder, adapter_file: str, kwargs: dict[str, Any]) -> OmniCLIPModel:
+        from safetensors.torch import load_file
+
+        config = OmniCLIPConfig.from_pretrained(folder)
+        base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
+        if not base:
+            raise ValueError(f"{folder}: adapter-only checkpoint without base_clip_name_or_path; pass base_clip=.")
+        clip_fields = ("self", "kwargs", "text_config", "vision_config", "projection_dim", "logit_scale_init_value")
+        omniclip_fields = [name for name in inspect.signature(OmniCLIPConfig.__init__).parameters if name not in clip_fields]
+        overrides = {name: getattr(config, name) for name in omniclip_fields}
+        overrides["base_clip_name_or_path"] = base
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
+        model = cls.from_clip(base, clip_loading_kwargs={"dtype": dtype} if dtype else None, **overrides)
+        missing, unexpected = model.load_state_dict(load_file(adapter_file), strict=False)
+        missing = [name for name in missing if not name.startswith("clip.")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{folder}: the adapter weights do not match the config (missing {missing[:5]}, unexpected "
+                f"{unexpected[:5]})."
+            )
+        model.freeze_clip()
+        return model.eval()
 
     @classmethod
     def from_clip(

@@ -1,0 +1,294 @@
+"""Train and evaluate OmniCLIP with Accelerate: supervised, few-shot and zero-shot, on a CPU, one GPU or many.
+
+    accelerate launch examples/train.py --clip openai/clip-vit-base-patch16 \\
+        --train_data hmdb51/train.csv --eval_data hmdb51/test.csv --labels_file labels/hmdb51.txt \\
+        --output_dir runs/hmdb51
+    accelerate launch examples/train.py --config examples/configs/hmdb51_few_shot_k2.yaml --clip ...
+    torchrun --nproc_per_node 2 examples/train.py ...        # two CPU processes (gloo)
+
+The output folder holds `metrics.json` (top1/top5 on each eval set), `checkpoints/` (accelerate state, trainable
+weights only) and `model/` (an OmniCLIP folder with its processor, loadable by `OmniCLIPModel.from_pretrained`
+and the zero-shot pipeline). Every flag can also be set in a `--config` YAML file; see `docs/training.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
+from omniclip_hf.data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
+from omniclip_hf.evaluation import (
+    class_text_embeddings,
+    classification_metrics,
+    mean_and_std,
+    predict,
+    write_confusion_matrix_png,
+    write_metrics,
+)
+from omniclip_hf.publishing import publish_model
+from omniclip_hf.training import (
+    TrainingOptions,
+    VideoMixer,
+    build_optimizer,
+    build_processor,
+    build_scheduler,
+    load_trainer_state,
+    parse_training_options,
+    register_trainable_only_state_hooks,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+
+
+logger = logging.getLogger("omniclip.train")
+
+
+def load_model_and_processor(options: TrainingOptions, label_smoothing: float):
+    overrides = json.loads(options.model_overrides) if options.model_overrides else {}
+    if options.text_template:
+        overrides["text_template"] = options.text_template
+    if options.clip:
+        model = OmniCLIPModel.from_clip(
+            options.clip, num_frames=options.num_frames, label_smoothing=label_smoothing, **overrides
+        )
+        processor = build_processor(options.clip, options.num_frames)
+    else:
+        model = OmniCLIPModel.from_pretrained(options.model)
+        for key, value in {"label_smoothing": label_smoothing, **overrides}.items():
+            setattr(model.config, key, value)
+        processor = OmniCLIPProcessor.from_pretrained(options.model)
+        processor.video_processor.num_frames = options.num_frames
+    return model, processor
+
+
+def load_eval_sets(options: TrainingOptions):
+    sets = []
+    label_files = options.eval_labels_file or [options.labels_file]
+    for index, source in enumerate(options.eval_data or []):
+        labels_file = label_files[index] if len(label_files) > 1 else label_files[0]
+        sets.append(load_video_dataset(source, labels_file, options.eval_split, options.video_column,
+                                       options.label_column, options.eval_data_root or options.data_root))
+    return sets
+
+
+def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: Path) -> dict:
+    """Multi-view evaluation of every eval set; zero-shot runs with several sets also get mean and std."""
+    unwrapped = accelerator.unwrap_model(model)
+    results = {}
+    for data in eval_sets:
+        text_embeds = class_text_embeddings(unwrapped, processor.tokenizer, data.class_names)
+        logits, labels, errors = predict(
+            model, processor.video_processor, data, text_embeds, accelerator,
+            batch_size=options.eval_batch_size or options.batch_size, num_workers=options.num_workers,
+            num_temporal_clips=options.eval_num_clips, num_spatial_crops=options.eval_num_crops,
+        )
+        metrics = classification_metrics(logits, labels, data.class_names)
+        metrics["failed_videos"] = errors
+        name = Path(str(data.source)).stem if len(eval_sets) > 1 else "eval"
+        if accelerator.is_main_process:
+            write_confusion_matrix_png(metrics["confusion_matrix"], data.class_names,
+                                       output_dir / f"confusion_matrix_{name}.png")
+        results[name] = metrics
+    summary = {}
+    if len(results) == 1:
+        only = next(iter(results.values()))
+        summary = {"top1": only["top1"], "top5": only["top5"], "eval": only}
+    elif results:
+        summary = {
+            "top1": mean_and_std([m["top1"] for m in results.values()]),
+            "top5": mean_and_std([m["top5"] for m in results.values()]),
+            "eval_sets": results,
+        }
+    return summary
+
+
+def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+    data = load_video_dataset(options.train_data, options.labels_file, options.train_split, options.video_column,
+                              options.label_column, options.data_root)
+    if options.shots:
+        data, chosen = few_shot_subset(data, options.shots, options.seed)
+        if accelerator.is_main_process:
+            selection = [{"index": i, "video": data.dataset[n]["video"], "label": data.class_names[data.dataset[n]["label"]]}
+                         for n, i in enumerate(chosen)]
+            (output_dir / "few_shot_selection.json").write_text(json.dumps(selection, indent=2))
+    accelerator.print(f"training on {len(data)} videos of {len(data.class_names)} classes from {data.source}")
+
+    if options.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
+    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, strict=options.strict)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=options.batch_size, shuffle=True, num_workers=options.num_workers,
+        pin_memory=torch.cuda.is_available(), collate_fn=collate_video_batch, drop_last=len(dataset) > options.batch_size,
+    )
+    optimizer = build_optimizer(model, options)
+    batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
+    steps_per_epoch = max(1, batches_per_epoch // options.gradient_accumulation_steps)
+    total_steps = options.max_steps or options.epochs * steps_per_epoch
+    scheduler = build_scheduler(optimizer, options, steps_per_epoch, total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
+
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
+    if options.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(options.resume_from_checkpoint, output_dir)
+        if checkpoint is not None:
+            accelerator.load_state(str(checkpoint), strict=False)
+            state = load_trainer_state(checkpoint)
+            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+
+    saved_at = {"step": None}
+
+    def checkpoint_now():
+        if saved_at["step"] == state["global_step"]:
+            return  # the step checkpoint of the last batch already holds this position
+        saved_at["step"] = state["global_step"]
+        save_checkpoint(accelerator, output_dir, state["global_step"], state, options.checkpoints_total_limit)
+
+    progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
+                    disable=not accelerator.is_local_main_process)
+    last_good_batch = None
+    seen_indices: list = []
+
+    def finished() -> bool:
+        return state["global_step"] >= total_steps or (not options.max_steps and state["epoch"] >= options.epochs)
+
+    while not finished():
+        dataset.set_epoch(state["epoch"])
+        loader.set_epoch(state["epoch"])
+        model.train()
+        steps_before = state["global_step"]
+        epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
+        batches_this_pass = 0
+        for batch in epoch_loader:
+            state["batches_in_epoch"] += 1
+            batches_this_pass += 1
+            for error in batch["errors"]:
+                logger.warning("skipped an undecodable training video: %s", error)
+            state["skipped_videos"] += len(batch["errors"])
+            weight = 1.0
+            if "pixel_values_videos" not in batch:
+                if accelerator.num_processes == 1 or last_good_batch is None:
+                    continue
+                batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
+            last_good_batch = batch
+            if options.record_seen_indices and weight:
+                seen_indices.append([state["epoch"], batch["indices"].tolist()])
+            with accelerator.accumulate(model):
+                videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
+                loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and options.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            state["global_step"] += 1
+            progress.update(1)
+            mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+            state["losses"].append(round(mean_loss, 6))
+            if state["global_step"] % options.logging_steps == 0:
+                accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+            if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
+                checkpoint_now()
+            if options.kill_after_steps and state["global_step"] >= options.kill_after_steps:
+                os.kill(os.getpid(), signal.SIGKILL)  # testing aid: an abrupt, uncatchable stop
+            if state["global_step"] >= total_steps:
+                break
+        else:  # the epoch ran to its end
+            if state["global_step"] == steps_before and batches_this_pass:
+                raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+            checkpoint_now()
+            continue
+        checkpoint_now()  # stopped by max_steps in the middle of an epoch
+        break
+    progress.close()
+    if options.record_seen_indices:
+        (output_dir / f"seen_indices_rank{accelerator.process_index}.json").write_text(json.dumps(seen_indices))
+    skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
+    accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
+    return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
+            "class_names": data.class_names, "model": model}
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse_training_options(argv)
+    output_dir = Path(options.output_dir)
+    accelerator = Accelerator(
+        # Without a GPU, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group.
+        cpu=options.cpu or not torch.cuda.is_available(),
+        mixed_precision=options.mixed_precision,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        log_with=options.report_to,
+        project_dir=str(output_dir),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=options.seed),
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
+    set_seed(options.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_options.json").write_text(json.dumps(vars(options), indent=2))
+    register_trainable_only_state_hooks(accelerator)
+    if options.report_to:
+        accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
+
+    model, processor = load_model_and_processor(options, options.label_smoothing)
+    metrics: dict = {"options": vars(options)}
+    trained_model = model
+    if options.train_data:
+        result = train(options, accelerator, model, processor, output_dir)
+        trained_model = result.pop("model")
+        metrics.update({key: value for key, value in result.items() if key != "class_names"})
+        model = accelerator.unwrap_model(trained_model)
+        model.config.id2label = dict(enumerate(result["class_names"]))
+        model.config.label2id = {name: index for index, name in enumerate(result["class_names"])}
+    model.eval()
+    if accelerator.is_main_process:
+        save_final_model(options, accelerator.unwrap_model(model), processor, output_dir / "model")
+    accelerator.wait_for_everyone()
+
+    eval_sets = load_eval_sets(options)
+    if eval_sets:
+        metrics.update(evaluate_all(options, accelerator, trained_model, processor, eval_sets, output_dir))
+    if accelerator.is_main_process:
+        metrics["trainable_parameters"] = accelerator.unwrap_model(model).num_trainable_parameters()
+        write_metrics(metrics, output_dir / "metrics.json")
+        summary = {key: metrics[key] for key in ("top1", "top5") if key in metrics}
+        accelerator.print(f"metrics: {json.dumps(summary)} -> {output_dir / 'metrics.json'}")
+        if options.push_to_hub or options.dry_run:
+            publish_model(output_dir / "model", options, metrics, dry_run=options.dry_run or not options.push_to_hub,
+                          dry_run_dir=output_dir / "hub_upload")
+    accelerator.end_training()
+
+
+def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path) -> None:
+    if options.adapter_only:
+        model.save_adapter(folder, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path)
+    else:
+        model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,298 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Video classification data for training and evaluation, as Hugging Face `datasets`.
+
+Three sources give the same thing, a `datasets.Dataset` with a `video` column (a path, or a dict with
+`bytes`/`path` for Hub datasets) and a `label` column (`ClassLabel`), plus the class names:
+
+- a folder of class sub-folders of videos (`root/<class name>/<clip>.mp4`);
+- an annotation file: CSV (`path,label`), space-separated split files as HMDB51/UCF101/Kinetics/SSv2 ship
+  them (`path label`), or JSON lines (`{"path": ..., "label": ...}`); labels are class indices or names; paths
+  are relative to the file's folder unless `data_root` says otherwise;
+- a dataset name on the Hub (online), with `video_column` and `label_column`.
+
+Decoding happens lazily in DataLoader workers through the package's video processor (`VideoClipDataset`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+
+from .processing_omniclip import load_label_names
+
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
+ANNOTATION_EXTENSIONS = (".csv", ".txt", ".tsv", ".jsonl", ".json")
+
+
+@dataclass
+class VideoClassificationData:
+    """A video classification split: `dataset` has columns `video` and `label`; `class_names[label]` names it."""
+
+    dataset: Dataset
+    class_names: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def _make_dataset(videos: list[Any], labels: list[int], class_names: list[str]) -> Dataset:
+    features = Features({"video": Value("string"), "label": ClassLabel(names=list(class_names))})
+    return Dataset.from_dict({"video": videos, "label": labels}, features=features)
+
+
+def _class_index(label: str, class_names: list[str], lookup: dict[str, int], where: str) -> int:
+    """Accepts a class index or a class name (exact, or after natural-text normalisation)."""
+    text = label.strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(class_names):
+            raise ValueError(f"{where}: label index {index} is out of range for {len(class_names)} classes.")
+        return index
+    key = _normalise_name(text)
+    if key not in lookup:
+        raise ValueError(
+            f"{where}: label {label!r} is not one of the {len(class_names)} class names "
+            f"(first ones: {class_names[:5]}); pass --labels_file with the dataset's class list."
+        )
+    return lookup[key]
+
+
+def _normalise_name(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+
+
+def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
+    return {_normalise_name(name): index for index, name in enumerate(class_names)}
+
+
+def load_folder(root: str | Path, class_names: list[str] | None = None) -> VideoClassificationData:
+    """A folder of class sub-folders of videos. Without `class_names`, the sorted sub-folder names are the classes."""
+    root = Path(root)
+    folders = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
+    if not folders:
+        raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class name>/<video files>.")
+    names = class_names or [folder.name for folder in folders]
+    lookup = _name_lookup(names)
+    videos, labels = [], []
+    for folder in folders:
+        label = _class_index(folder.name, names, lookup, where=str(folder))
+        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
+        videos += [str(path) for path in files]
+        labels += [label] * len(files)
+    if not videos:
+        raise ValueError(f"{root}: the class sub-folders hold no video files ({', '.join(VIDEO_EXTENSIONS)}).")
+    return VideoClassificationData(_make_dataset(videos, labels, names), list(names), str(root))
+
+
+def _read_annotation_rows(path: Path) -> list[tuple[str, str]]:
+    text = path.read_text()
+    if path.suffix.lower() in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            video = record.get("path", record.get("video"))
+            if video is None or "label" not in record:
+                raise ValueError(f"{path}:{number}: each JSON line needs 'path' (or 'video') and 'label'.")
+            rows.append((str(video), str(record["label"])))
+        return rows
+    rows = []
+    delimiter = "," if path.suffix.lower() == ".csv" or "," in text.splitlines()[0] else None
+    lines = text.splitlines()
+    # Split files ("path label") may have spaces in the path but not in the label: split at the last blank.
+    reader = csv.reader(lines) if delimiter == "," else (line.rsplit(None, 1) for line in lines)
+    for number, fields in enumerate(reader, start=1):
+        if not fields or not "".join(fields).strip():
+            continue
+        if number == 1 and [field.strip().lower() for field in fields[:2]] in (["path", "label"], ["video", "label"]):
+            continue  # header
+        if len(fields) < 2:
+            raise ValueError(f"{path}:{number}: expected 'path,label' (or 'path label'), got {fields!r}.")
+        rows.append((fields[0].strip(), fields[-1].strip()))
+    return rows
+
+
+def load_annotation_file(
+    path: str | Path, class_names: list[str] | None = None, data_root: str | Path | None = None
+) -> VideoClassificationData:
+    """An annotation file of `path,label` rows; labels are indices (then `class_names` are required) or names."""
+    path = Path(path)
+    rows = _read_annotation_rows(path)
+    if not rows:
+        raise ValueError(f"{path}: no annotation rows found.")
+    numeric = all(label.lstrip("-").isdigit() for _, label in rows)
+    if class_names is None:
+        if numeric:
+            raise ValueError(f"{path}: labels are class indices; pass --labels_file with the class names.")
+        class_names = sorted({label for _, label in rows})
+    base = Path(data_root) if data_root else path.parent
+    lookup = _name_lookup(class_names)
+    videos = [str(base / video) for video, _ in rows]
+    labels = [_class_index(label, class_names, lookup, f"{path}:{n}") for n, (_, label) in enumerate(rows, 1)]
+    return VideoClassificationData(_make_dataset(videos, labels, class_names), list(class_names), str(path))
+
+
+def load_hub_dataset(
+    name: str,
+    split: str,
+    video_column: str = "video",
+    label_column: str = "label",
+    class_names: list[str] | None = None,
+) -> VideoClassificationData:
+    """A dataset on the Hub (needs a connection) with a video column and a label column."""
+    from datasets import Video, load_dataset
+
+    dataset = load_dataset(name, split=split)
+    for column in (video_column, label_column):
+        if column not in dataset.column_names:
+            raise ValueError(
+                f"dataset {name!r} (split {split!r}) has no column {column!r}; its columns are "
+                f"{dataset.column_names}. Set --video_column / --label_column."
+            )
+    if isinstance(dataset.features[video_column], Video):
+        dataset = dataset.cast_column(video_column, Video(decode=False))  # decode in our workers, our way
+    feature = dataset.features[label_column]
+    if class_names is None:
+        if not isinstance(feature, ClassLabel):
+            raise ValueError(f"dataset {name!r}: column {label_column!r} is not a ClassLabel; pass --labels_file.")
+        class_names = list(feature.names)
+    dataset = dataset.select_columns([video_column, label_column])
+    dataset = dataset.rename_columns({video_column: "video", label_column: "label"})
+    return VideoClassificationData(dataset, list(class_names), name)
+
+
+def load_video_dataset(
+    source: str | Path,
+    labels_file: str | Path | None = None,
+    split: str = "train",
+    video_column: str = "video",
+    label_column: str = "label",
+    data_root: str | Path | None = None,
+) -> VideoClassificationData:
+    """Loads a folder, an annotation file or a Hub dataset; `labels_file` gives the class names (one a line)."""
+    class_names = load_label_names(labels_file) if labels_file else None
+    path = Path(source)
+    if path.is_dir():
+        return load_folder(path, class_names)
+    if path.is_file():
+        if path.suffix.lower() not in ANNOTATION_EXTENSIONS:
+            raise ValueError(f"{path}: not an annotation file ({', '.join(ANNOTATION_EXTENSIONS)}) nor a folder.")
+        return load_annotation_file(path, class_names, data_root)
+    if path.suffix or str(source).startswith((".", "/")) or str(source).count("/") > 1:
+        raise FileNotFoundError(f"{source}: no such folder or annotation file.")
+    return load_hub_dataset(str(source), split, video_column, label_column, class_names)
+
+
+def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: int) -> list[int]:
+    """Exactly `shots` examples per class, drawn without replacement with `seed`; sorted indices."""
+    if shots < 1:
+        raise ValueError(f"shots={shots} is invalid: it must be >= 1.")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in range(num_classes):
+        members = np.flatnonzero(labels == label)
+        if len(members) < shots:
+            raise ValueError(f"class {label} has only {len(members)} training videos, fewer than shots={shots}.")
+        chosen += rng.choice(members, size=shots, replace=False).tolist()
+    return sorted(chosen)
+
+
+def few_shot_subset(data: VideoClassificationData, shots: int, seed: int) -> tuple[VideoClassificationData, list[int]]:
+    indices = few_shot_indices(data.dataset["label"], shots, seed, len(data.class_names))
+    return VideoClassificationData(data.dataset.select(indices), data.class_names, data.source), indices
+
+
+def _video_source(value: Any) -> Any:
+    """A path string, or the bytes / path of a Hub `Video(decode=False)` cell."""
+    if isinstance(value, dict):
+        return value.get("bytes") or value.get("path")
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("path") or "<bytes>")
+    return str(value)
+
+
+def example_seed(seed: int, epoch: int, index: int) -> int:
+    """A seed per (run seed, epoch, example): augmentation does not depend on workers, order or resumption."""
+    digest = hashlib.sha256(f"{seed}/{epoch}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class VideoClipDataset(torch.utils.data.Dataset):
+    """Decodes and processes one video per item with an `OmniCLIPVideoProcessor`, in DataLoader workers.
+
+    A video that fails to decode gives an item with `error` set (path and message) instead of pixels, unless
+    `strict`; `collate_video_batch` drops such items so the run goes on and counts them.
+    """
+
+    def __init__(self, data: VideoClassificationData, video_processor, train: bool, seed: int = 0,
+                 strict: bool = False, **processor_kwargs):
+        self.data = data
+        self.video_processor = video_processor
+        self.train = train
+        self.seed = seed
+        self.strict = strict
+        self.processor_kwargs = processor_kwargs
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.data.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.data.dataset[int(index)]
+        generator = torch.Generator().manual_seed(example_seed(self.seed, self.epoch, int(index)))
+        try:
+            pixels = self.video_processor(
+                _video_source(row["video"]), train=self.train, generator=generator, return_tensors="pt",
+                **self.processor_kwargs,
+            )["pixel_values_videos"][0]
+        except (ValueError, FileNotFoundError, OSError) as error:
+            if self.strict:
+                raise ValueError(f"{_describe(row['video'])}: {error} (run without --strict to skip it)") from error
+            return {"index": int(index), "error": f"{_describe(row['video'])}: {error}"}
+        return {"index": int(index), "pixel_values_videos": pixels, "labels": int(row["label"])}
+
+
+def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stacks the good items; failed ones are returned as `errors` (a list of messages) for the caller to count."""
+    good = [item for item in items if "error" not in item]
+    batch: dict[str, Any] = {"errors": [item["error"] for item in items if "error" in item]}
+    if good:
+        batch["pixel_values_videos"] = torch.stack([item["pixel_values_videos"] for item in good])
+        batch["labels"] = torch.tensor([item["labels"] for item in good], dtype=torch.long)
+        batch["indices"] = torch.tensor([item["index"] for item in good], dtype=torch.long)
+    return batch
+
+
+__all__ = [
+    "VideoClassificationData",
+    "VideoClipDataset",
+    "collate_video_batch",
+    "few_shot_indices",
+    "few_shot_subset",
+    "load_annotation_file",
+    "load_folder",
+    "load_hub_dataset",
+    "load_video_dataset",
+]

@@ -1,0 +1,151 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Evaluation of video classification: top-1/top-5, per-class accuracy, confusion matrix, multi-view scores."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data import VideoClassificationData, VideoClipDataset, collate_video_batch
+from .processing_omniclip import labels_to_prompts
+
+
+def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Share of rows whose label is among the k highest logits (k is capped at the number of classes)."""
+    k = min(k, logits.shape[1])
+    hits = (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1)
+    return hits.float().mean().item()
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
+    """`matrix[true, predicted]` counts."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes).numpy()
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
+    """Top-1, top-5, per-class accuracy (classes without examples are left out) and the confusion matrix."""
+    logits, labels = logits.float().cpu(), labels.cpu()
+    matrix = confusion_matrix(logits.argmax(dim=1), labels, len(class_names))
+    support = matrix.sum(axis=1)
+    per_class = {name: float(matrix[i, i] / support[i]) for i, name in enumerate(class_names) if support[i]}
+    return {
+        "top1": top_k_accuracy(logits, labels, 1),
+        "top5": top_k_accuracy(logits, labels, 5),
+        "mean_class_accuracy": float(np.mean(list(per_class.values()))) if per_class else float("nan"),
+        "num_videos": int(labels.numel()),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def mean_and_std(values: Sequence[float]) -> dict[str, float]:
+    """The zero-shot protocol's summary over several test splits (population std, as the papers report)."""
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std())}
+
+
+def write_confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path) -> None:
+    """Row-normalised confusion matrix as a PNG (labels shown up to 60 classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = min(4 + 0.25 * len(class_names), 30)
+    figure, axes = plt.subplots(figsize=(size, size))
+    image = axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if len(class_names) <= 60:
+        axes.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)
+        axes.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+@torch.no_grad()
+def class_text_embeddings(model, tokenizer, class_names: Sequence[str], template: str | None = None) -> torch.Tensor:
+    """Encodes `template.format(natural name)` for every class once with the frozen text encoder."""
+    prompts = labels_to_prompts(list(class_names), template or model.config.text_template)
+    tokens = tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
+    device = next(model.parameters()).device
+    tokens = {key: value.to(device) for key, value in tokens.items()}
+    return model.get_text_features(**tokens).pooler_output
+
+
+@torch.no_grad()
+def predict(
+    model,
+    video_processor,
+    data: VideoClassificationData,
+    text_embeds: torch.Tensor,
+    accelerator=None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    num_temporal_clips: int = 1,
+    num_spatial_crops: int = 1,
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Logits `(N, C)` (averaged over views) and labels `(N,)` for a split; failed videos are skipped and listed."""
+    dataset = VideoClipDataset(
+        data, video_processor, train=False,
+        num_temporal_clips=num_temporal_clips, num_spatial_crops=num_spatial_crops,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_video_batch
+    )
+    if accelerator is not None:
+        loader = accelerator.prepare(loader)
+    model.eval()
+    all_logits, all_labels, errors = [], [], []
+    is_main = accelerator is None or accelerator.is_main_process
+    for batch in tqdm(loader, desc=f"evaluating {Path(str(data.source)).name}", disable=not (progress and is_main)):
+        errors += batch["errors"]
+        if "pixel_values_videos" not in batch:
+            continue
+        videos = batch["pixel_values_videos"].to(text_embeds.device, dtype=next(model.parameters()).dtype)
+        logits = model(text_embeds=text_embeds, pixel_values_videos=videos).logits_per_video.float()
+        labels = batch["labels"].to(logits.device)
+        if accelerator is not None:
+            logits, labels = accelerator.gather_for_metrics((logits, labels))
+        all_logits.append(logits.cpu())
+        all_labels.append(labels.cpu())
+    if not all_logits:
+        raise ValueError(f"{data.source}: no video could be evaluated ({len(errors)} failed to decode).")
+    return torch.cat(all_logits), torch.cat(all_labels), errors
+
+
+def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
+    def clean(value):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    Path(path).write_text(json.dumps(clean(metrics), indent=2))
+
+
+__all__ = [
+    "class_text_embeddings",
+    "classification_metrics",
+    "confusion_matrix",
+    "mean_and_std",
+    "predict",
+    "top_k_accuracy",
+    "write_confusion_matrix_png",
+    "write_metrics",
+]

@@ -1,0 +1,298 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Pieces of the training loop in `examples/train.py`: options, optimizer, schedule, mixing, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_warmup
+
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+TRAINER_STATE_NAME = "trainer_state.json"
+
+
+@dataclass
+class TrainingOptions:
+    """Every flag of `examples/train.py`; each one can also be set in a `--config` YAML file."""
+
+    # What to train
+    clip: str | None = field(default=None, metadata={"help": "CLIP checkpoint (Hub id or folder) to wrap; its tokenizer is used."})
+    model: str | None = field(default=None, metadata={"help": "Continue from an OmniCLIP folder instead of --clip."})
+    model_overrides: str | None = field(default=None, metadata={"help": 'JSON of OmniCLIPConfig fields, e.g. \'{"use_spg": false}\'.'})
+    # Data
+    train_data: str | None = field(default=None, metadata={"help": "Folder of class sub-folders, annotation file, or Hub dataset."})
+    eval_data: list[str] | None = field(default=None, metadata={"help": "One or more evaluation sets (zero-shot: several)."})
+    labels_file: str | None = field(default=None, metadata={"help": "Class names of the training set, one a line."})
+    eval_labels_file: list[str] | None = field(default=None, metadata={"help": "Class names per evaluation set (default: --labels_file)."})
+    data_root: str | None = field(default=None, metadata={"help": "Folder the annotation files' paths are relative to."})
+    eval_data_root: str | None = field(default=None, metadata={"help": "The same for --eval_data (default: --data_root)."})
+    video_column: str = "video"
+    label_column: str = "label"
+    train_split: str = "train"
+    eval_split: str = "test"
+    num_frames: int = 8
+    shots: int | None = field(default=None, metadata={"help": "Few-shot: exactly K training videos per class."})
+    text_template: str | None = field(default=None, metadata={"help": "Defaults to the model's ('a video of {} action')."})
+    # Optimisation (the paper's Table 1 for HMDB51/UCF101)
+    seed: int = 42
+    epochs: int = 30
+    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    lr: float = 2e-3
+    min_lr: float = 2e-5
+    warmup_epochs: float = 5.0
+    weight_decay: float = 0.003
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.98
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16"})
+    cpu: bool = field(default=False, metadata={"help": "Train on the CPU even where a GPU is present."})
+    gradient_checkpointing: bool = False
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+    mix_prob: float = 1.0
+    num_workers: int = 2
+    # Evaluation
+    eval_num_clips: int = 4
+    eval_num_crops: int = 3
+    # Output, checkpoints, publishing
+    output_dir: str = "runs/omniclip"
+    checkpointing_steps: int | None = field(default=None, metadata={"help": "Save accelerate state every N steps (and at each epoch end)."})
+    checkpoints_total_limit: int | None = None
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder, or 'latest'."})
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    dry_run: bool = field(default=False, metadata={"help": "Write what would be uploaded to output_dir/hub_upload, upload nothing."})
+    adapter_only: bool = field(default=False, metadata={"help": "Save only the trainable weights plus the base CLIP's name."})
+    strict: bool = field(default=False, metadata={"help": "Fail on an undecodable training video instead of skipping it."})
+    report_to: str | None = field(default=None, metadata={"help": "An Accelerate tracker, e.g. tensorboard."})
+    logging_steps: int = 10
+    kill_after_steps: int | None = field(default=None, metadata={"help": "Testing aid: SIGKILL this process after N steps."})
+    record_seen_indices: bool = field(default=False, metadata={"help": "Testing aid: write the example indices each rank trained on."})
+
+    def validate(self) -> None:
+        if bool(self.clip) == bool(self.model):
+            raise ValueError("pass exactly one of --clip (a CLIP checkpoint to wrap) or --model (an OmniCLIP folder).")
+        if not self.train_data and not self.eval_data:
+            raise ValueError("nothing to do: pass --train_data and/or --eval_data.")
+        for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"--mixed_precision={self.mixed_precision!r} is invalid: use no, fp16 or bf16.")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/omniclip-b16-hmdb51).")
+        if self.eval_labels_file and self.eval_data and len(self.eval_labels_file) not in (1, len(self.eval_data)):
+            raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
+
+
+def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
+    """Command-line flags over an optional `--config` YAML file (command line wins)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(TrainingOptions)
+    parser.add_argument("--config", default=None, help="YAML file with any of these options")
+    known, _ = parser.parse_known_args(argv)
+    if known.config:
+        settings = yaml.safe_load(Path(known.config).read_text()) or {}
+        names = {option.name for option in fields(TrainingOptions)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"{known.config}: unknown options {unknown}; see `python examples/train.py --help`.")
+        if isinstance(settings.get("model_overrides"), dict):
+            settings["model_overrides"] = json.dumps(settings["model_overrides"])
+        parser.set_defaults(**settings)
+    options, _ = parser.parse_args_into_dataclasses(args=argv)
+    options.validate()
+    return options
+
+
+def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        is_matrix = parameter.ndim >= 2 and "embedding" not in name
+        (decay if is_matrix else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": options.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=options.lr, betas=(options.adam_beta1, options.adam_beta2))
+
+
+def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, total_steps: int):
+    warmup_steps = min(int(round(options.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
+    return get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps, min_lr=options.min_lr
+    )
+
+
+class VideoMixer:
+    """Mixup or cutmix (torchvision transforms v2) of a batch of clips, the same box for every frame of a clip.
+
+    The draw for optimizer step `step` is seeded by `(seed, step)`, so a resumed run mixes exactly as an
+    uninterrupted one.
+    """
+
+    def __init__(self, num_classes: int, mixup_alpha: float, cutmix_alpha: float, probability: float, seed: int):
+        from torchvision.transforms import v2
+
+        choices = []
+        if mixup_alpha > 0:
+            choices.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+        if cutmix_alpha > 0:
+            choices.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+        self.transform = v2.RandomChoice(choices) if choices else None
+        self.num_classes = num_classes
+        self.probability = probability
+        self.seed = seed
+
+    @property
+    def enabled(self) -> bool:
+        return self.transform is not None and self.probability > 0
+
+    def __call__(self, videos: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.enabled or videos.shape[0] < 2:
+            return videos, labels
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + step)
+            if torch.rand(()) >= self.probability:
+                return videos, torch.nn.functional.one_hot(labels, self.num_classes).float()
+            batch, frames, channels, height, width = videos.shape
+            # Frames ride along as channels, so the cutmix box and the mixup weight are shared by all frames.
+            mixed, soft = self.transform(videos.reshape(batch, frames * channels, height, width), labels)
+        return mixed.view(batch, frames, channels, height, width), soft
+
+
+def build_processor(clip_name_or_path: str, num_frames: int):
+    """An `OmniCLIPProcessor` for a CLIP checkpoint: its tokenizer, and frames sized for its vision tower.
+
+    Evaluation resizes the short side to the model's image size and centre-crops it; training first scales the
+    short side to 8/7 of it (256 for 224, X-CLIP's recipe), then random-resized-crops.
+    """
+    from transformers import AutoTokenizer, CLIPConfig
+
+    from .processing_omniclip import OmniCLIPProcessor
+    from .video_processing_omniclip import OmniCLIPVideoProcessor
+
+    image_size = CLIPConfig.from_pretrained(clip_name_or_path).vision_config.image_size
+    video_processor = OmniCLIPVideoProcessor(
+        num_frames=num_frames,
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
+        augment_resize_shortest_edge=round(image_size * 8 / 7),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
+    return OmniCLIPProcessor(video_processor=video_processor, tokenizer=tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------------------- checkpoints
+def checkpoint_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step; half-written ones never have a `step_*` name."""
+    folder = checkpoint_dir(output_dir)
+    if not folder.is_dir():
+        return None
+    steps = [(int(match.group(1)), path) for path in folder.iterdir() if (match := CHECKPOINT_PATTERN.match(path.name))]
+    return max(steps)[1] if steps else None
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_state: dict[str, Any],
+                    total_limit: int | None = None) -> Path:
+    """Accelerate state plus the loop's position, written under a temporary name and renamed when complete.
+
+    A kill during the save leaves only a `.partial-*` folder, which `latest_checkpoint` never picks.
+    """
+    folder = checkpoint_dir(output_dir)
+    final = folder / f"step_{step:08d}"
+    partial = folder / f".partial-step_{step:08d}"
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    if accelerator.is_main_process:
+        (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
+        _fsync_tree(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)
+        if total_limit:
+            _prune_checkpoints(folder, total_limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _prune_checkpoints(folder: Path, keep: int) -> None:
+    steps = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name)))
+    for _, path in steps[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    path = Path(checkpoint) / TRAINER_STATE_NAME
+    if not path.is_file():
+        raise ValueError(f"{checkpoint} is not a complete training checkpoint (no {TRAINER_STATE_NAME}).")
+    return json.loads(path.read_text())
+
+
+def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
+    """`latest` (None when the run has no checkpoint yet: start fresh) or an explicit folder."""
+    if value == "latest":
+        return latest_checkpoint(output_dir)
+    path = Path(value)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder.")
+    return path
+
+
+def register_trainable_only_state_hooks(accelerator) -> None:
+    """Checkpoints hold only the trainable weights: the frozen CLIP comes from `--clip`/`--model` again on resume.
+
+    For ViT-B/16 this is the difference between about 600 MB and 65 MB per checkpoint.
+    """
+
+    def keep_trainable(models, weights, output_dir):  # names match: both come from the same (wrapped) model
+        for index, (model, state) in enumerate(zip(models, weights)):
+            trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+            weights[index] = {name: tensor for name, tensor in state.items() if name in trainable}
+
+    accelerator.register_save_state_pre_hook(keep_trainable)
+
+
+__all__ = [
+    "TrainingOptions",
+    "VideoMixer",
+    "build_optimizer",
+    "build_processor",
+    "build_scheduler",
+    "latest_checkpoint",
+    "load_trainer_state",
+    "parse_training_options",
+    "register_trainable_only_state_hooks",
+    "resolve_checkpoint",
+    "save_checkpoint",
+]

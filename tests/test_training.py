@@ -1,0 +1,283 @@
+"""Training and evaluation: data loading, few-shot, metrics, checkpoints and resumption, corrupt files, two
+processes, publishing (dry run) and adapter-only checkpoints. Runs `examples/train.py` in subprocesses on tiny
+generated mp4 clips and a tiny CLIP saved by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
+from omniclip_hf.data import few_shot_indices, few_shot_subset, load_annotation_file, load_video_dataset
+from omniclip_hf.evaluation import classification_metrics, mean_and_std
+from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.training import VideoMixer, latest_checkpoint, parse_training_options
+
+from .conftest import REPO_ROOT
+
+CLASSES = list(CLASS_NAMES[:4])
+
+
+@pytest.fixture(scope="module")
+def motion_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("motion")
+    write_motion_dataset(folder, num_train_per_class=4, num_test_per_class=2, num_frames=8, size=32, seed=0,
+                         classes=CLASSES)
+    return folder
+
+
+def train_command(clip_dir, data_dir, output_dir, *extra: str) -> list[str]:
+    return [
+        sys.executable, str(REPO_ROOT / "examples" / "train.py"),
+        "--clip", str(clip_dir), "--train_data", str(data_dir / "train"), "--labels_file", str(data_dir / "labels.txt"),
+        "--output_dir", str(output_dir), "--num_frames", "4", "--batch_size", "4", "--num_workers", "0",
+        "--warmup_epochs", "0", "--lr", "1e-2", "--eval_num_clips", "1", "--eval_num_crops", "1", *extra,
+    ]
+
+
+def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=environment, timeout=timeout)
+
+
+def trainable_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+# ----------------------------------------------------------------------------------------------------- data units
+def test_few_shot_selection_is_exact_and_reproducible(motion_data):
+    data = load_video_dataset(motion_data / "train", motion_data / "labels.txt")
+    subset, chosen = few_shot_subset(data, shots=2, seed=7)
+    assert len(subset) == 2 * len(CLASSES)
+    assert sorted(np.bincount(subset.dataset["label"]).tolist()) == [2] * len(CLASSES)
+    assert few_shot_subset(data, shots=2, seed=7)[1] == chosen
+    labels = list(range(10)) * 20  # 10 classes, 20 each
+    draws = {tuple(few_shot_indices(labels, 3, seed, 10)) for seed in range(5)}
+    assert len(draws) == 5  # the seed matters
+    with pytest.raises(ValueError, match="fewer than shots=5"):
+        few_shot_subset(data, shots=5, seed=0)
+
+
+def test_folder_and_annotation_files_give_the_same_data(motion_data, tmp_path):
+    folder = load_video_dataset(motion_data / "train", motion_data / "labels.txt")
+    assert folder.class_names == [line for line in (motion_data / "labels.txt").read_text().splitlines() if line]
+    rows = list(zip(folder.dataset["video"], folder.dataset["label"]))
+    relative = [(str(Path(video).relative_to(motion_data)), label) for video, label in rows]
+    (tmp_path / "split.csv").write_text("path,label\n" + "".join(f"{v},{folder.class_names[l]}\n" for v, l in relative))
+    (tmp_path / "split.txt").write_text("".join(f"{v} {l}\n" for v, l in relative))
+    (tmp_path / "split.jsonl").write_text("".join(json.dumps({"path": v, "label": l}) + "\n" for v, l in relative))
+    for name in ("split.csv", "split.txt", "split.jsonl"):
+        data = load_annotation_file(tmp_path / name, folder.class_names, data_root=motion_data)
+        assert list(zip(data.dataset["video"], data.dataset["label"])) == rows, name
+    with pytest.raises(ValueError, match="labels are class indices; pass --labels_file"):
+        load_annotation_file(tmp_path / "split.txt", None, data_root=motion_data)
+    (tmp_path / "bad.csv").write_text("a.mp4,not a class\n")
+    with pytest.raises(ValueError, match="'not a class' is not one of the 4 class names"):
+        load_annotation_file(tmp_path / "bad.csv", folder.class_names)
+    with pytest.raises(FileNotFoundError, match="no such folder or annotation file"):
+        load_video_dataset(tmp_path / "missing" / "split.csv")
+
+
+def test_metrics_match_a_hand_computation():
+    logits = torch.tensor([
+        [0.9, 0.05, 0.03, 0.01, 0.01, 0.0],  # label 0: top-1 hit
+        [0.1, 0.2, 0.6, 0.05, 0.03, 0.02],   # label 1: 2nd best -> top-5 hit, top-1 miss
+        [0.05, 0.1, 0.2, 0.3, 0.35, 0.0],    # label 5: lowest of 6 -> top-5 miss
+        [0.2, 0.1, 0.3, 0.1, 0.1, 0.2],      # label 2: top-1 hit
+    ])
+    labels = torch.tensor([0, 1, 5, 2])
+    metrics = classification_metrics(logits, labels, [f"c{i}" for i in range(6)])
+    assert metrics["top1"] == pytest.approx(2 / 4)
+    assert metrics["top5"] == pytest.approx(3 / 4)
+    assert metrics["per_class_accuracy"] == {"c0": 1.0, "c1": 0.0, "c2": 1.0, "c5": 0.0}
+    assert metrics["mean_class_accuracy"] == pytest.approx(0.5)
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix[1, 2] == 1 and matrix[5, 4] == 1 and matrix.sum() == 4
+    assert mean_and_std([0.5, 0.7, 0.6]) == pytest.approx({"mean": 0.6, "std": np.std([0.5, 0.7, 0.6])})
+
+
+def test_video_mixer_is_seeded_per_step_and_gives_soft_targets():
+    mixer = VideoMixer(num_classes=4, mixup_alpha=0.8, cutmix_alpha=1.0, probability=1.0, seed=3)
+    videos = torch.randn(4, 3, 3, 16, 16)
+    labels = torch.tensor([0, 1, 2, 3])
+    first, soft = mixer(videos, labels, step=5)
+    again, soft_again = mixer(videos, labels, step=5)
+    assert torch.equal(first, again) and torch.equal(soft, soft_again)
+    other, _ = mixer(videos, labels, step=6)
+    assert not torch.equal(first, other)
+    assert soft.shape == (4, 4) and torch.allclose(soft.sum(dim=1), torch.ones(4))
+    assert first.shape == videos.shape
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "examples" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_recipe_parses(recipe):
+    options = parse_training_options(["--config", str(recipe), "--clip", "openai/clip-vit-base-patch16",
+                                      "--epochs", "3"])
+    assert options.epochs == 3  # the command line wins over the file
+    assert options.lr > 0 and options.train_data and options.eval_data
+
+
+def test_unknown_recipe_option_is_an_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"unknown options \['learning_rate'\]"):
+        parse_training_options(["--config", str(tmp_path / "bad.yaml"), "--clip", "x", "--train_data", "y"])
+
+
+def test_latest_checkpoint_ignores_partial_saves(tmp_path):
+    (tmp_path / "checkpoints" / "step_00000004").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_00000010").mkdir()
+    (tmp_path / "checkpoints" / ".partial-step_00000012").mkdir()
+    assert latest_checkpoint(tmp_path).name == "step_00000010"
+
+
+# ----------------------------------------------------------------------------------------------------- end to end
+def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(tiny_clip_dir, motion_data, tmp_path):
+    output = tmp_path / "run"
+    result = run(train_command(tiny_clip_dir, motion_data, output, "--eval_data", str(motion_data / "test"),
+                               "--epochs", "2", "--checkpointing_steps", "2", "--dry_run", "--hub_model_id", "me/tiny"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert 0 <= metrics["top1"] <= 1 and 0 <= metrics["top5"] <= 1 and metrics["global_step"] == 8
+    assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)
+    assert (output / "confusion_matrix_eval.png").stat().st_size > 0
+    assert sorted(path.name for path in (output / "checkpoints").iterdir()) == [
+        "step_00000002", "step_00000004", "step_00000006", "step_00000008"]
+    # checkpoints hold the trainable weights only
+    assert not any(name.startswith("clip.") for name in trainable_weights(output / "checkpoints" / "step_00000008"))
+
+    model = OmniCLIPModel.from_pretrained(output / "model").eval()
+    processor = OmniCLIPProcessor.from_pretrained(output / "model")
+    assert model.config.id2label[0] == CLASSES[0] or model.config.id2label[0] in CLASSES
+    final = trainable_weights(output / "checkpoints" / "step_00000008")
+    state = model.state_dict()
+    for name, tensor in final.items():
+        assert torch.equal(state[name], tensor), name
+
+    upload = output / "hub_upload"
+    card = (upload / "README.md").read_text()
+    assert "Measured results" in card and f"{100 * metrics['top1']:.2f}" in card and str(tiny_clip_dir) in card
+    assert {"config.json", "model.safetensors", "modeling_omniclip.py", "configuration_omniclip.py"} <= {
+        path.name for path in upload.iterdir()}
+
+    text = processor.tokenizer(["a video of moving left action", "a video of receding action"], padding=True,
+                               return_tensors="pt")
+    videos = processor.video_processor([str(next((motion_data / "test" / CLASSES[0]).iterdir()))],
+                                       return_tensors="pt")["pixel_values_videos"]
+    with torch.no_grad():
+        expected = model(**text, pixel_values_videos=videos).logits_per_video
+    torch.save({"inputs": {**text, "pixel_values_videos": videos}, "expected": expected}, tmp_path / "io.pt")
+    script = f"""
+import sys, torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(upload)!r}, trust_remote_code=True).eval()
+assert "omniclip_hf" not in sys.modules
+io = torch.load({str(tmp_path / "io.pt")!r})
+with torch.no_grad():
+    assert torch.equal(model(**io["inputs"]).logits_per_video, io["expected"])
+print("identical")
+"""
+    check = run([sys.executable, "-c", script])
+    assert check.returncode == 0 and "identical" in check.stdout, check.stderr[-3000:]
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_clip_dir, motion_data, tmp_path):
+    options = ("--max_steps", "6", "--checkpointing_steps", "2", "--epochs", "3")
+    straight = run(train_command(tiny_clip_dir, motion_data, tmp_path / "straight", *options))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = run(train_command(tiny_clip_dir, motion_data, tmp_path / "killed", *options, "--kill_after_steps", "5"))
+    assert killed.returncode == -9  # SIGKILL after step 5: the last complete checkpoint is step 4
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert latest_checkpoint(tmp_path / "killed").name == "step_00000004"
+    (checkpoints / ".partial-step_00000006").mkdir()  # a save interrupted by the kill must be ignored
+    resumed = run(train_command(tiny_clip_dir, motion_data, tmp_path / "killed", *options,
+                                "--resume_from_checkpoint", "latest"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr
+
+    for run_name in ("straight", "killed"):
+        metrics = json.loads((tmp_path / run_name / "metrics.json").read_text())
+        assert metrics["global_step"] == 6
+    first = trainable_weights(tmp_path / "straight" / "checkpoints" / "step_00000006")
+    second = trainable_weights(checkpoints / "step_00000006")
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def test_corrupt_training_video_is_skipped_or_fails_with_strict(tiny_clip_dir, motion_data, tmp_path):
+    data = tmp_path / "data"
+    import shutil
+
+    shutil.copytree(motion_data, data)
+    broken = data / "train" / CLASSES[1] / "broken.mp4"
+    broken.write_text("this is not a video")
+    lenient = run(train_command(tiny_clip_dir, data, tmp_path / "lenient", "--epochs", "1"))
+    assert lenient.returncode == 0, lenient.stderr[-3000:]
+    assert "broken.mp4" in lenient.stderr and "1 undecodable training videos skipped" in lenient.stdout
+    assert json.loads((tmp_path / "lenient" / "metrics.json").read_text())["skipped_videos"] == 1
+
+    strict = run(train_command(tiny_clip_dir, data, tmp_path / "strict", "--epochs", "1", "--strict"))
+    assert strict.returncode != 0
+    assert "broken.mp4" in strict.stderr and "--strict" in strict.stderr
+
+
+def test_two_cpu_processes_split_the_data_and_write_once(tiny_clip_dir, motion_data, tmp_path):
+    output = tmp_path / "ddp"
+    command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "1", "--batch_size", "2",
+                            "--record_seen_indices", "--eval_data", str(motion_data / "test"))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    result = run(torchrun + command[1:])
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = [json.loads((output / f"seen_indices_rank{rank}.json").read_text()) for rank in (0, 1)]
+    per_rank = [{index for _, batch in ranks for index in batch} for ranks in seen]
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
+    assert per_rank[0] | per_rank[1] == set(range(4 * len(CLASSES)))
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)  # gathered once, no duplicates
+    assert [path.name for path in (output / "checkpoints").iterdir()] == ["step_00000004"]
+
+
+def test_adapter_only_checkpoint_loads_on_a_local_base_clip(tiny_clip_dir, motion_data, tmp_path):
+    output = tmp_path / "adapter"
+    result = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--adapter_only"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = {path.name for path in (output / "model").iterdir()}
+    assert "adapter_model.safetensors" in names and "model.safetensors" not in names
+    model = OmniCLIPModel.from_pretrained(output / "model")
+    assert all(not p.requires_grad for p in model.clip.parameters())
+    reference = OmniCLIPModel.from_clip(str(tiny_clip_dir))
+    for name, tensor in reference.clip.state_dict().items():
+        assert torch.equal(model.clip.state_dict()[name], tensor), name
+    adapter = load_file(str(output / "model" / "adapter_model.safetensors"))
+    for name, tensor in adapter.items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    full_size = sum(t.numel() for t in model.state_dict().values())
+    assert sum(t.numel() for t in adapter.values()) < full_size
+
+    # A fresh process without the package: the Hub-style remote code loads the base CLIP, then the adapter.
+    text = {"input_ids": torch.tensor([[49406, 320, 1125, 49407], [49406, 320, 2368, 49407]])}
+    videos = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.eval()(**text, pixel_values_videos=videos).logits_per_video
+    torch.save({"inputs": {**text, "pixel_values_videos": videos}, "expected": expected}, tmp_path / "io.pt")
+    script = f"""
+import sys, torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(output / "model")!r}, trust_remote_code=True).eval()
+assert "omniclip_hf" not in sys.modules
+io = torch.load({str(tmp_path / "io.pt")!r})
+with torch.no_grad():
+    assert torch.equal(model(**io["inputs"]).logits_per_video, io["expected"])
+print("identical")
+"""
+    check = run([sys.executable, "-c", script])
+    assert check.returncode == 0 and "identical" in check.stdout, check.stderr[-3000:]
