@@ -127,7 +127,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
-    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, strict=options.strict)
+    video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
+    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, strict=options.strict,
+                               **video_overrides)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=options.batch_size, shuffle=True, num_workers=options.num_workers,
         pin_memory=torch.cuda.is_available(), collate_fn=collate_video_batch, drop_last=len(dataset) > options.batch_size,

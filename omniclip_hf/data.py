@@ -247,7 +247,8 @@ class VideoClipDataset(torch.utils.data.Dataset):
                  strict: bool = False, **processor_kwargs):
         self.data = data
         self.video_processor = video_processor
-        self.train = train
+        # `do_augment` among the settings decides, e.g. {"do_augment": false} trains without augmentation.
+        self.train = bool(processor_kwargs.pop("do_augment", train))
         self.seed = seed
         self.strict = strict
         self.processor_kwargs = processor_kwargs

@@ -29,6 +29,7 @@ class TrainingOptions:
     clip: str | None = field(default=None, metadata={"help": "CLIP checkpoint (Hub id or folder) to wrap; its tokenizer is used."})
     model: str | None = field(default=None, metadata={"help": "Continue from an OmniCLIP folder instead of --clip."})
     model_overrides: str | None = field(default=None, metadata={"help": 'JSON of OmniCLIPConfig fields, e.g. \'{"use_spg": false}\'.'})
+    video_processor_overrides: str | None = field(default=None, metadata={"help": 'JSON of training-time video processor settings, e.g. \'{"flip_prob": 0}\' for left/right classes.'})
     # Data
     train_data: str | None = field(default=None, metadata={"help": "Folder of class sub-folders, annotation file, or Hub dataset."})
     eval_data: list[str] | None = field(default=None, metadata={"help": "One or more evaluation sets (zero-shot: several)."})
@@ -111,8 +112,9 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
         unknown = sorted(set(settings) - names)
         if unknown:
             raise ValueError(f"{known.config}: unknown options {unknown}; see `python examples/train.py --help`.")
-        if isinstance(settings.get("model_overrides"), dict):
-            settings["model_overrides"] = json.dumps(settings["model_overrides"])
+        for key in ("model_overrides", "video_processor_overrides"):
+            if isinstance(settings.get(key), dict):
+                settings[key] = json.dumps(settings[key])
         parser.set_defaults(**settings)
     options, _ = parser.parse_args_into_dataclasses(args=argv)
     options.validate()
