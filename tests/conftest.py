@@ -68,3 +68,31 @@ def clip_tokenizer():
     from transformers import CLIPTokenizer
 
     return CLIPTokenizer.from_pretrained(TOKENIZER_DIR)
+
+
+@pytest.fixture(scope="session")
+def tiny_omniclip_dir(tmp_path_factory, tiny_clip):
+    """
+    A tiny OmniCLIP (4 frames, 32 px) saved with its processor (CLIP's real tokenizer and an OmniCLIPVideoProcessor),
+    as `pipeline("zero-shot-video-classification", model=folder)` and the `omniclip` command load it.
+
+    The new modules start as the identity on CLIP's features; their weights are nudged off zero here so OmniCLIP's
+    outputs (and attention) differ from plain CLIP's, as after training.
+    """
+    from transformers import CLIPTokenizer
+
+    from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor, OmniCLIPVideoProcessor
+
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+    folder = tmp_path_factory.mktemp("tiny-omniclip")
+    model.save_pretrained(folder)
+    video_processor = OmniCLIPVideoProcessor(
+        num_frames=4, size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    tokenizer = CLIPTokenizer.from_pretrained(TOKENIZER_DIR)
+    OmniCLIPProcessor(video_processor, tokenizer, text_template=model.config.text_template).save_pretrained(folder)
+    return folder

@@ -1,0 +1,406 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""The `omniclip` command: zero-shot classification of video files, model summaries and attention pictures.
+
+    omniclip classify VIDEO [VIDEO ...] --model PATH (--labels "a,b,c" | --labels-file FILE) [--top-k 5] [--json]
+                                        [--segment-seconds S]
+    omniclip info PATH
+    omniclip explain VIDEO --model PATH (--labels ... | --labels-file FILE) --out FILE.png
+
+Errors print one line on stderr and exit with status 1 (2 for a malformed command line); `--debug` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import pipeline
+from transformers.utils import logging as hf_logging
+
+from .attention_maps import explain_video, render_explanation
+from .modeling_omniclip import OmniCLIPModel
+from .pipeline_omniclip import check_candidate_labels, check_hypothesis_template
+from .processing_omniclip import OmniCLIPProcessor, label_to_text, load_label_names
+
+
+PROGRAM = "omniclip"
+DEFAULT_TOP_K = 5
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+WINDOW_WIDTH = 17  # "1234.56-1240.00 s"
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------------
+def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
+    """
+    The candidate labels: `--labels` split on commas (kept as typed, minus surrounding spaces), or a label file with
+    one dataset class name a line (or a CSV with a `name` column) turned into natural text (`brush_hair` ->
+    `brush hair`, `ApplyEyeMakeup` -> `apply eye makeup`).
+    """
+    if labels_file is not None:
+        path = Path(labels_file)
+        if not path.is_file():
+            raise CommandError(f"label file {labels_file} does not exist.")
+        names = load_label_names(path)
+        if not names:
+            raise CommandError(f"label file {labels_file} has no labels (one name a line).")
+        candidates = [label_to_text(name) for name in names]
+    else:
+        candidates = [label.strip() for label in labels.split(",")]
+        if all(not label for label in candidates):
+            raise CommandError('--labels is empty: give comma-separated labels, e.g. --labels "running,cooking".')
+    try:
+        return list(check_candidate_labels(candidates))
+    except ValueError as error:
+        message = str(error).replace("candidate_labels has", "the labels have").replace("candidate_labels", "labels")
+        raise CommandError(message) from None
+
+
+def check_template(template: str) -> str:
+    try:
+        return check_hypothesis_template(template)
+    except ValueError as error:
+        raise CommandError(str(error).replace("hypothesis_template", "--template")) from None
+
+
+def check_model_folder(model: str) -> Path:
+    path = Path(model)
+    if not path.exists():
+        raise CommandError(f"model folder {model} does not exist.")
+    if not path.is_dir():
+        raise CommandError(f"--model {model} is a file; pass the folder written by save_pretrained().")
+    if not (path / "config.json").is_file():
+        raise CommandError(
+            f"model folder {model} holds no config.json: it is not a saved model (use model.save_pretrained() and "
+            "processor.save_pretrained() on the same folder)."
+        )
+    return path
+
+
+def check_videos(videos: Sequence[str]) -> None:
+    missing = [video for video in videos if not Path(video).exists()]
+    if missing:
+        raise CommandError(f"video file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}.")
+    folders = [video for video in videos if Path(video).is_dir()]
+    if folders:
+        raise CommandError(f"not a video file (a folder): {', '.join(folders)}.")
+
+
+def load_pipeline(model: str, device: str | None, dtype: str):
+    """The zero-shot video classification pipeline of a saved model folder (with its tokenizer and processor)."""
+    kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    if device is not None:
+        kwargs["device"] = device
+    try:
+        return pipeline("zero-shot-video-classification", model=model, **kwargs)
+    except (OSError, ValueError, TypeError) as error:
+        raise CommandError(f"could not load the model and its processor from {model}: {one_line(error)}") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# classify
+# ----------------------------------------------------------------------------------------------------------------
+def format_table(video: str, result: list, video_width: int, segments: bool) -> list[str]:
+    """Rows of the classification table for one video (its name on its first row only)."""
+    rows = []
+    windows = result if segments else [{"labels": result}]
+    first = True
+    for window in windows:
+        span = f"{window['start']:.2f}-{window['end']:.2f} s".ljust(WINDOW_WIDTH) + "  " if segments else ""
+        for rank, prediction in enumerate(window["labels"], start=1):
+            name = video if first else ""
+            rows.append(f"{name:<{video_width}}  {span}{rank:>4}  {prediction['score']:6.4f}  {prediction['label']}")
+            first = False
+            span = " " * len(span)
+    return rows
+
+
+def table_header(video_width: int, segments: bool) -> str:
+    span = "window".ljust(WINDOW_WIDTH) + "  " if segments else ""
+    return f"{'video':<{video_width}}  {span}{'rank':>4}  {'score':>6}  label"
+
+
+def json_line(video: str, result: list, segments: bool) -> str:
+    key = "segments" if segments else "labels"
+    return json.dumps({"video": video, key: result}, ensure_ascii=False)
+
+
+def classify_in_batches(pipe, videos: list[str], batch_size: int, call_kwargs: dict[str, Any], debug: bool):
+    """Yields `(video, result or None)`; a failing batch is retried one video at a time to name the bad file."""
+    # The bar shows only on a terminal (disable=None) and only when there is more than one video.
+    with tqdm(total=len(videos), disable=None if len(videos) > 1 else True, file=sys.stderr, unit="video") as bar:
+        for start in range(0, len(videos), batch_size):
+            chunk = videos[start : start + batch_size]
+            try:
+                results = pipe(list(chunk), batch_size=batch_size, **call_kwargs)
+            except (ValueError, OSError, RuntimeError):
+                if debug and len(chunk) == 1:
+                    raise
+                results = []
+                for video in chunk:
+                    try:
+                        results.append(pipe(video, **call_kwargs))
+                    except (ValueError, OSError, RuntimeError) as error:
+                        if debug:
+                            raise
+                        error_line(f"{video}: {one_line(error)}")
+                        results.append(None)
+            for video, result in zip(chunk, results):
+                yield video, result
+            bar.update(len(chunk))
+
+
+def emit(text: str) -> None:
+    """Prints a result line without breaking the progress bar on stderr (tqdm redraws it below)."""
+    tqdm.write(text, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    check_videos(args.videos)
+    labels = read_labels(args.labels, args.labels_file)
+    top_k = args.top_k if args.top_k is not None else min(DEFAULT_TOP_K, len(labels))
+    if not 1 <= top_k <= len(labels):
+        raise CommandError(f"--top-k {top_k} is out of range: there are {len(labels)} labels, so use 1 to {len(labels)}.")
+    if args.segment_seconds is not None and not 0 < args.segment_seconds < float("inf"):
+        raise CommandError(f"--segment-seconds {args.segment_seconds} is invalid: it must be a number of seconds > 0.")
+    if args.template is not None:
+        check_template(args.template)
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size {args.batch_size} is invalid: it must be >= 1.")
+    check_model_folder(args.model)
+
+    pipe = load_pipeline(args.model, args.device, args.dtype)
+    segments = args.segment_seconds is not None
+    call_kwargs: dict[str, Any] = {"candidate_labels": labels, "top_k": top_k}
+    if segments:
+        call_kwargs["segment_seconds"] = args.segment_seconds
+    if args.template is not None:
+        call_kwargs["hypothesis_template"] = args.template
+
+    video_width = max(len("video"), *(len(video) for video in args.videos))
+    if not args.json:
+        emit(table_header(video_width, segments))
+    failures = 0
+    for video, result in classify_in_batches(pipe, list(args.videos), args.batch_size, call_kwargs, args.debug):
+        if result is None:
+            failures += 1
+        elif args.json:
+            emit(json_line(video, result, segments))
+        else:
+            emit("\n".join(format_table(video, result, video_width, segments)))
+    return 1 if failures else 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# info
+# ----------------------------------------------------------------------------------------------------------------
+def describe_model(model, processor=None) -> list[str]:
+    """Lines summarising a loaded OmniCLIP model: base CLIP, architecture choices and parameter counts."""
+    config = model.config
+    vision, text = config.vision_config, config.text_config
+    trainable = model.num_trainable_parameters()
+    total = sum(parameter.numel() for parameter in model.parameters())
+    frozen = total - trainable
+    adapter_layers = config.pta_layer_indices
+    lines = [
+        f"base CLIP:        {config.base_clip_name_or_path or 'unknown'}",
+        f"vision encoder:   {vision.num_hidden_layers} layers, width {vision.hidden_size}, "
+        f"patch {vision.patch_size}, image {vision.image_size}",
+        f"text encoder:     {text.num_hidden_layers} layers, width {text.hidden_size}; projection {config.projection_dim}",
+        f"frames:           {config.num_frames} (temporal embedding {'on' if config.use_temporal_embedding else 'off'})",
+    ]
+    if config.use_pta:
+        where = "all" if len(adapter_layers) == vision.num_hidden_layers else ",".join(map(str, adapter_layers))
+        lines.append(
+            f"temporal adapter: {config.pta_mode}, layers {where}, ratio {config.pta_ratio} "
+            f"(width {config.pta_hidden_size}, {config.pta_num_heads} heads)"
+        )
+    else:
+        lines.append("temporal adapter: off")
+    if config.use_spg:
+        lines.append(
+            f"self-prompts:     {config.spg_pooling} pooling, projector {'on' if config.spg_projector else 'off'}, "
+            f"layers {config.spg_layers}"
+        )
+    else:
+        lines.append("self-prompts:     off")
+    lines.append(f"video head:       {config.video_head_num_layers} layer(s)")
+    if config.use_video_specific_prompts:
+        lines.append(f"video prompts:    {config.prompt_layers} layers, alpha {config.prompt_alpha}")
+    else:
+        lines.append("video prompts:    off")
+    lines.append(f"text template:    {config.text_template!r}")
+    lines.append(
+        f"parameters:       {trainable:,} trainable, {frozen:,} frozen "
+        f"({100 * trainable / max(frozen, 1):.2f}% of the frozen CLIP)"
+    )
+    video_processor = getattr(processor, "video_processor", processor)
+    if video_processor is not None:
+        crop = video_processor.crop_size
+        crop_text = f"{crop['height']}x{crop['width']}" if crop else "none"
+        lines.append(
+            f"processor:        {video_processor.num_frames} frames, {video_processor.sampling} sampling, "
+            f"{video_processor.num_temporal_clips} clip(s) x {video_processor.num_spatial_crops} crop(s), crop {crop_text}"
+        )
+    return lines
+
+
+def run_info(args: argparse.Namespace) -> int:
+    path = check_model_folder(args.path)
+    try:
+        model = OmniCLIPModel.from_pretrained(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise CommandError(f"could not load an OmniCLIP model from {args.path}: {one_line(error)}") from None
+    processor = None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        processor = OmniCLIPProcessor.from_pretrained(path)
+    except (OSError, ValueError, TypeError):
+        processor = None  # a model folder without a processor still has a summary
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    print(f"OmniCLIP model:   {args.path}")
+    print("\n".join(describe_model(model, processor)))
+    if processor is None:
+        print("processor:        none saved in this folder (the pipeline and `classify` need one)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# explain
+# ----------------------------------------------------------------------------------------------------------------
+def run_explain(args: argparse.Namespace) -> int:
+    check_videos([args.video])
+    labels = read_labels(args.labels, args.labels_file)
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise CommandError(f"cannot write {args.out}: folder {out.parent} does not exist.")
+    if out.suffix.lower() != ".png":
+        raise CommandError(f"--out {args.out} must be a .png file.")
+    if args.tile_size < 16:
+        raise CommandError(f"--tile-size {args.tile_size} is too small: use at least 16 pixels.")
+    if args.template is not None:
+        check_template(args.template)
+    check_model_folder(args.model)
+
+    pipe = load_pipeline(args.model, args.device, args.dtype)
+    try:
+        explanation = explain_video(
+            pipe.model, pipe.video_processor, args.video, labels, pipe.tokenizer, hypothesis_template=args.template
+        )
+    except (ValueError, OSError, RuntimeError) as error:
+        raise CommandError(f"{args.video}: {one_line(error)}") from None
+    figure = render_explanation(explanation, tile_size=args.tile_size, title=Path(args.video).name)
+    figure.save(out)
+    print(f"wrote {out} ({figure.width}x{figure.height} pixels, {len(explanation.frames)} frames)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------------------
+def one_line(error: BaseException | str) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def error_line(message: str) -> None:
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROGRAM}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+
+    def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", required=True, metavar="PATH", help="folder of a saved OmniCLIP model")
+        labels = parser.add_mutually_exclusive_group(required=True)
+        labels.add_argument("--labels", help='comma-separated labels, e.g. "archery,juggling balls"')
+        labels.add_argument("--labels-file", metavar="FILE", help="one class name a line (or a CSV with 'name')")
+        parser.add_argument("--template", help="prompt template with {} for the label (default: the model's)")
+        parser.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: the first GPU if any)")
+        parser.add_argument("--dtype", choices=DTYPES, default="auto", help="bfloat16/float16 for GPUs")
+
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Zero-shot video recognition with OmniCLIP (frozen CLIP + temporal adapters)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    classify = commands.add_parser(
+        "classify", parents=[common], help="score videos against labels", description="Score videos against labels."
+    )
+    classify.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, webm, ...)")
+    add_model_arguments(classify)
+    classify.add_argument("--top-k", type=int, help=f"labels shown per video (default: {DEFAULT_TOP_K} or all)")
+    classify.add_argument("--json", action="store_true", help="one JSON object a line instead of a table")
+    classify.add_argument("--segment-seconds", type=float, metavar="S", help="classify consecutive windows of S s")
+    classify.add_argument("--batch-size", type=int, default=1, help="videos (or windows) per model call")
+    classify.set_defaults(handler=run_classify)
+
+    info = commands.add_parser(
+        "info", parents=[common], help="summarise a saved model", description="Summarise a saved OmniCLIP model."
+    )
+    info.add_argument("path", metavar="PATH", help="folder of a saved OmniCLIP model")
+    info.set_defaults(handler=run_info)
+
+    explain = commands.add_parser(
+        "explain",
+        parents=[common],
+        help="draw CLIP's and OmniCLIP's attention maps",
+        description="Draw the sampled frames and the last layer's CLS attention of plain CLIP and of OmniCLIP.",
+    )
+    explain.add_argument("video", metavar="VIDEO", help="a video file")
+    add_model_arguments(explain)
+    explain.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
+    explain.add_argument("--tile-size", type=int, default=160, help="height of each picture tile in pixels")
+    explain.set_defaults(handler=run_explain)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keeps stderr for our own messages: no weight-loading bars or library info logs."""
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `omniclip` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if not args.debug:
+        _quiet_libraries()
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        error_line("interrupted.")
+        return 130
+    except Exception as error:  # noqa: BLE001  (every error becomes one line unless --debug)
+        if args.debug:
+            raise
+        error_line(one_line(error))
+        return 1
+    finally:
+        warnings.showwarning = previous_showwarning
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""The offline temporal-reasoning benchmark: scoring within reversal pairs and the frame-averaging baseline.
+
+A clip and its time reversal have the same frame average, so frame-averaged CLIP cannot beat 50% within a
+reversal pair, whatever head it has; a model that models time can reach 100%. `pair_top1` measures that;
+`frame_average_baseline` is frame-averaged CLIP with a linear head trained on the same frozen features.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .data import VideoClassificationData, load_video_dataset
+from .evaluation import predict, top_k_accuracy
+from .motion_data import REVERSED_CLASS
+
+
+FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
+                     use_video_specific_prompts=False)
+
+
+def pair_top1(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+              reversed_class: dict[str, str] = REVERSED_CLASS) -> float:
+    """Accuracy when each clip only chooses between its class and that class's time reversal (ties count half)."""
+    partner = torch.tensor([list(class_names).index(reversed_class[name]) for name in class_names])
+    rows = torch.arange(len(labels))
+    own = logits[rows, labels]
+    other = logits[rows, partner[labels]]
+    return ((own > other).float() + 0.5 * (own == other).float()).mean().item()
+
+
+@torch.no_grad()
+def frame_average_features(clip: str | Path, data: VideoClassificationData, video_processor,
+                           batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """CLIP's image features averaged over the frames (OmniCLIP with every module off is exactly that)."""
+    from .modeling_omniclip import OmniCLIPModel
+
+    model = OmniCLIPModel.from_clip(str(clip), num_frames=video_processor.num_frames, **FRAME_AVERAGE).eval()
+    features, labels = [], []
+    loader = torch.utils.data.DataLoader(range(len(data)), batch_size=batch_size)
+    for indices in loader:
+        rows = data.dataset.select(indices.tolist())
+        videos = video_processor(list(rows["video"]), return_tensors="pt")["pixel_values_videos"]
+        features.append(model.get_video_features(videos).pooler_output)
+        labels.append(torch.tensor(rows["label"]))
+    return torch.cat(features), torch.cat(labels)
+
+
+def train_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int = 500,
+                      lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0) -> torch.nn.Linear:
+    """A linear classifier on L2-normalised frozen features, full-batch AdamW."""
+    torch.manual_seed(seed)
+    head = torch.nn.Linear(features.shape[1], num_classes)
+    inputs = torch.nn.functional.normalize(features, dim=-1)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(head(inputs), labels).backward()
+        optimizer.step()
+    return head
+
+
+def frame_average_baseline(clip: str | Path, train: VideoClassificationData, test: VideoClassificationData,
+                           video_processor) -> dict[str, Any]:
+    """Top-1 and pair top-1 of frame-averaged CLIP with a linear head trained on the training split."""
+    train_x, train_y = frame_average_features(clip, train, video_processor)
+    test_x, test_y = frame_average_features(clip, test, video_processor)
+    head = train_linear_head(train_x, train_y, len(train.class_names))
+    with torch.no_grad():
+        logits = head(torch.nn.functional.normalize(test_x, dim=-1))
+    return {
+        "model": "frame_average",
+        "trainable_params": sum(p.numel() for p in head.parameters()),
+        "top1": top_k_accuracy(logits, test_y, 1),
+        "pair_top1": pair_top1(logits, test_y, test.class_names),
+    }
+
+
+def omniclip_scores(model_dir: str | Path, test: VideoClassificationData) -> dict[str, Any]:
+    """Top-1 and pair top-1 of a trained OmniCLIP folder (one view per clip)."""
+    from .evaluation import class_text_embeddings
+    from .modeling_omniclip import OmniCLIPModel
+    from .processing_omniclip import OmniCLIPProcessor
+
+    model = OmniCLIPModel.from_pretrained(model_dir).eval()
+    processor = OmniCLIPProcessor.from_pretrained(model_dir)
+    text_embeds = class_text_embeddings(model, processor.tokenizer, test.class_names)
+    logits, labels, errors = predict(model, processor.video_processor, test, text_embeds, progress=False)
+    if errors:
+        raise ValueError(f"{len(errors)} test videos failed to decode: {errors[:3]}")
+    return {
+        "model": "omniclip",
+        "trainable_params": model.num_trainable_parameters(),
+        "top1": top_k_accuracy(logits, labels, 1),
+        "pair_top1": pair_top1(logits, labels, test.class_names),
+    }
+
+
+def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Path, epochs: int, num_frames: int,
+                   batch_size: int = 16, lr: float = 2e-3, seed: int = 0, model_overrides: dict | None = None,
+                   launcher: Sequence[str] | None = None, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """Runs `examples/train.py` (through `accelerate launch` by default) and returns its metrics.json.
+
+    Motion classes include left/right, so training never flips; mixup/cutmix and label smoothing are off because
+    mixing two clips of a reversal pair gives a clip with no direction.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    data_dir = Path(data_dir)
+    launcher = list(launcher or [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
+                                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"])
+    command = launcher + [
+        str(repo / "examples" / "train.py"), "--clip", str(clip),
+        "--train_data", str(data_dir / "train"), "--eval_data", str(data_dir / "test"),
+        "--labels_file", str(data_dir / "labels.txt"), "--output_dir", str(output_dir),
+        "--num_frames", str(num_frames), "--epochs", str(epochs), "--batch_size", str(batch_size),
+        "--lr", str(lr), "--min_lr", str(lr / 100), "--warmup_epochs", "1", "--seed", str(seed),
+        "--weight_decay", "0.01", "--mixup_alpha", "0", "--cutmix_alpha", "0", "--label_smoothing", "0",
+        "--eval_num_clips", "1", "--eval_num_crops", "1", "--num_workers", "2", "--logging_steps", "5",
+        "--video_processor_overrides", json.dumps({"flip_prob": 0.0, "augment_crop_scale": [0.7, 1.0],
+                                                   "augment_crop_ratio": [0.9, 1.1]}),
+        *extra,
+    ]
+    if model_overrides:
+        command += ["--model_overrides", json.dumps(model_overrides)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"training failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
+    return json.loads((Path(output_dir) / "metrics.json").read_text())
+
+
+def load_split(data_dir: str | Path, split: str) -> VideoClassificationData:
+    data_dir = Path(data_dir)
+    return load_video_dataset(data_dir / split, data_dir / "labels.txt")
+
+
+__all__ = [
+    "FRAME_AVERAGE",
+    "frame_average_baseline",
+    "frame_average_features",
+    "load_split",
+    "omniclip_scores",
+    "pair_top1",
+    "train_linear_head",
+    "train_omniclip",
+]

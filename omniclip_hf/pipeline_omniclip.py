@@ -1,0 +1,483 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Zero-shot video classification pipeline: "which of these labels fits this clip?" for any label strings.
+
+Importing `omniclip_hf` registers it with transformers, so
+`transformers.pipeline("zero-shot-video-classification", model=folder)` builds it, loading the tokenizer and the
+video processor from the same folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections import OrderedDict
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY
+
+# ChunkPipeline (one input -> several model inputs, e.g. the windows of a long video) is the base of transformers'
+# own chunking pipelines; it is not re-exported from `transformers.pipelines` but lives unchanged in `.base` from
+# transformers 5.17 to 5.24.
+from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
+
+from .video_processing_omniclip import read_video_pyav, read_video_torchcodec, sample_clip_indices, video_to_tensor
+
+
+logger = logging.get_logger(__name__)
+
+TASK_NAME = "zero-shot-video-classification"
+# Label sets whose text embeddings stay cached per pipeline (oldest dropped first).
+TEXT_EMBEDDING_CACHE_SIZE = 16
+# Decoded source frames held at once while windows of a long video are prepared (bounds memory for 1080p files).
+MAX_FRAMES_PER_DECODE = 256
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Argument checks (also used by the command line before it loads a model)
+# ----------------------------------------------------------------------------------------------------------------
+def _tokenizer_view(label: str) -> str:
+    # CLIP's tokenizer lowercases and splits on whitespace, so labels equal under this view get identical scores.
+    return " ".join(label.split()).lower()
+
+
+def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
+    """
+    Validates candidate labels and returns them as a tuple (the cache key of their text embeddings).
+
+    Raises:
+        `ValueError`: the labels are missing, not a list of strings, empty, contain an empty string, or contain
+        duplicates (compared as CLIP's tokenizer sees them: case and extra spaces ignored); the message names them.
+    """
+    if candidate_labels is None:
+        raise ValueError("candidate_labels is missing: pass the label strings to choose from, e.g. ['running', 'cooking'].")
+    if isinstance(candidate_labels, str):
+        raise ValueError(
+            f"candidate_labels must be a list of strings, got the single string {candidate_labels!r}; "
+            "wrap it in a list (or split a comma-separated string yourself)."
+        )
+    if not isinstance(candidate_labels, (list, tuple)):
+        raise ValueError(f"candidate_labels must be a list of strings, got {type(candidate_labels).__name__}.")
+    if len(candidate_labels) == 0:
+        raise ValueError("candidate_labels is empty: pass at least one label.")
+    for position, label in enumerate(candidate_labels):
+        if not isinstance(label, str):
+            raise ValueError(
+                f"candidate_labels[{position}] is of type {type(label).__name__} ({label!r}); every label must be a string."
+            )
+        if not label.strip():
+            raise ValueError(f"candidate_labels[{position}] is an empty string; every label needs some text.")
+    groups: dict[str, list[str]] = {}
+    for label in candidate_labels:
+        groups.setdefault(_tokenizer_view(label), []).append(label)
+    repeated = [group for group in groups.values() if len(group) > 1]
+    if repeated:
+        named = "; ".join(
+            f"{group[0]!r} ({len(group)} times)" if len(set(group)) == 1 else " = ".join(repr(label) for label in group)
+            for group in repeated
+        )
+        raise ValueError(
+            f"candidate_labels has duplicates: {named}. Each label must appear once (case and extra spaces are "
+            "ignored, as CLIP's tokenizer ignores them)."
+        )
+    return tuple(candidate_labels)
+
+
+def check_hypothesis_template(hypothesis_template: Any) -> str:
+    """Validates a prompt template: a string with one `{}` where the label goes."""
+    if not isinstance(hypothesis_template, str) or "{}" not in hypothesis_template:
+        raise ValueError(
+            f"hypothesis_template={hypothesis_template!r} must be a string containing '{{}}' where the label goes, "
+            "e.g. 'a video of {} action' (or '{}' for labels that are already full sentences)."
+        )
+    try:
+        hypothesis_template.format("label")
+    except (IndexError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"hypothesis_template={hypothesis_template!r} cannot be filled with one label ({error}); use a single "
+            "'{}' and double any other braces ('{{', '}}')."
+        ) from None
+    return hypothesis_template
+
+
+def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
+    """Validates `top_k`: `None` (all labels) or an integer in `[1, num_labels]`."""
+    if top_k is None:
+        return None
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k={top_k!r} is out of range: it must be an integer >= 1 (or None for all labels).")
+    if num_labels is not None and top_k > num_labels:
+        raise ValueError(
+            f"top_k={top_k} is out of range: there are only {num_labels} candidate labels (use top_k <= {num_labels} "
+            "or None for all)."
+        )
+    return top_k
+
+
+def check_segment_seconds(segment_seconds: Any) -> float | None:
+    if segment_seconds is None:
+        return None
+    if isinstance(segment_seconds, bool) or not isinstance(segment_seconds, (int, float)) or not segment_seconds > 0:
+        raise ValueError(f"segment_seconds={segment_seconds!r} is invalid: it must be a number of seconds > 0.")
+    if math.isinf(segment_seconds):
+        raise ValueError("segment_seconds must be finite; leave it out to classify the whole video at once.")
+    return float(segment_seconds)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Windows of long videos
+# ----------------------------------------------------------------------------------------------------------------
+def plan_windows(num_total: int, fps: float, segment_seconds: float) -> list[tuple[int, int]]:
+    """
+    Splits `num_total` frames at `fps` into consecutive windows of `segment_seconds`.
+
+    Returns:
+        `list[tuple[int, int]]`: `(first_frame, end_frame)` per window, end exclusive; the last window holds what is
+        left (it may be shorter), and together they cover every frame once.
+    """
+    frames_per_window = segment_seconds * fps
+    windows = []
+    index = 0
+    while True:
+        start = round(index * frames_per_window)
+        if start >= num_total:
+            break
+        end = min(round((index + 1) * frames_per_window), num_total)
+        if end > start:
+            windows.append((start, end))
+        index += 1
+    return windows
+
+
+def _is_single_frame(value: Any) -> bool:
+    return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 3)
+
+
+def _is_file_source(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(value, "read")
+
+
+class _FrameSource:
+    """Frames of one video by index: decoded from a file (only the frames asked for) or taken from memory."""
+
+    def __init__(self, video: Any, backend: str, video_fps: float | None):
+        self.video = video
+        self.frames: torch.Tensor | None = None
+        if _is_file_source(video):
+            self.reader = read_video_torchcodec if backend == "torchcodec" else read_video_pyav
+            _, _, _, info = self._read(lambda num_total: [0])
+            self.num_total = int(info["total_num_frames"])
+            self.fps = video_fps or info["fps"]
+        else:
+            self.frames = video_to_tensor(video, "given as " + type(video).__name__)
+            self.num_total = int(self.frames.shape[0])
+            self.fps = video_fps
+        if not self.fps:
+            where = "this file does not state one" if self.frames is None else "in-memory frames carry none"
+            raise ValueError(f"segment_seconds needs the video's frame rate and {where}: pass video_fps=.")
+
+    def _read(self, sample_indices_fn):
+        if hasattr(self.video, "seek"):
+            self.video.seek(0)
+        return self.reader(self.video, sample_indices_fn)
+
+    def read(self, indices: list[int]) -> torch.Tensor:
+        """Frames `indices` as a uint8 `(N, 3, H, W)` tensor."""
+        if self.frames is not None:
+            return self.frames[indices]
+        # The reader may find fewer decodable frames than the file announced: clamp rather than fail.
+        rgb, _, _, _ = self._read(lambda num_total: [min(index, num_total - 1) for index in indices])
+        return torch.from_numpy(rgb).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The pipeline
+# ----------------------------------------------------------------------------------------------------------------
+class ZeroShotVideoClassificationPipeline(ChunkPipeline):
+    r"""
+    Zero-shot video classification with [`OmniCLIPModel`]: scores a video against any label strings.
+
+    Each label is filled into `hypothesis_template` (the model config's `text_template`, `"a video of {} action"`, by
+    default) and encoded once by the frozen CLIP text encoder; the embeddings are cached per label set and template,
+    so further videos and calls with the same labels only run the video encoder (and, when the model has
+    video-specific prompts, the small prompt generator that adapts the cached text embeddings to each video).
+
+    Videos are anything [`OmniCLIPVideoProcessor`] reads: a path (mp4, avi, webm, ...), bytes, a binary file object,
+    a numpy array `(T, H, W, 3)`, a torch tensor `(T, 3, H, W)` or a list of PIL frames. A list of videos returns a
+    list of results and is batched with `batch_size=`. When the processor is set for several views
+    (`num_temporal_clips`, `num_spatial_crops`), the logits are averaged over the views before the softmax.
+
+    This pipeline is loaded with the task identifier `"zero-shot-video-classification"` once `omniclip_hf` is
+    imported.
+
+    Example:
+
+    ```python
+    >>> import omniclip_hf  # registers the task
+    >>> from transformers import pipeline
+
+    >>> classifier = pipeline("zero-shot-video-classification", model="path/to/omniclip-folder")
+    >>> classifier("archery.mp4", candidate_labels=["archery", "juggling balls", "playing harp"])
+    [{'label': 'archery', 'score': 0.91}, {'label': 'juggling balls', 'score': 0.06}, {'label': 'playing harp', 'score': 0.03}]
+    ```"""
+
+    _load_processor = None
+    _load_image_processor = False
+    _load_video_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.video_processor is None and self.processor is not None:
+            self.video_processor = getattr(self.processor, "video_processor", None)
+        if self.tokenizer is None and self.processor is not None:
+            self.tokenizer = getattr(self.processor, "tokenizer", None)
+        if self.video_processor is None:
+            raise ValueError(
+                "The zero-shot-video-classification pipeline needs a video processor: save an OmniCLIPProcessor (or "
+                "OmniCLIPVideoProcessor) next to the model, or pass video_processor=."
+            )
+        if self.tokenizer is None:
+            raise ValueError(
+                "The zero-shot-video-classification pipeline needs CLIP's tokenizer: save it next to the model, or "
+                "pass tokenizer=."
+            )
+        for method in ("get_text_features", "get_video_features", "similarity_logits"):
+            if not hasattr(self.model, method):
+                raise ValueError(
+                    f"The zero-shot-video-classification pipeline needs an OmniCLIPModel; "
+                    f"{type(self.model).__name__} has no {method}()."
+                )
+        self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    # ------------------------------------------------------------------ call
+    def __call__(self, videos: Any, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        r"""
+        Scores video(s) against the candidate labels.
+
+        Args:
+            videos (`str`, `os.PathLike`, `bytes`, file object, `np.ndarray`, `torch.Tensor`, list of PIL images, or a
+                list of these):
+                One video, or a list of videos (a list of frames is one video).
+            candidate_labels (`list[str]`):
+                The labels to choose from: any non-empty, distinct strings.
+            hypothesis_template (`str`, *optional*):
+                Turns a label into the text the model reads; `{}` is the label. Defaults to the model config's
+                `text_template`. Pass `"{}"` for labels that are already full descriptions.
+            top_k (`int`, *optional*):
+                Return only the `top_k` best labels (between 1 and the number of labels); all by default.
+            segment_seconds (`float`, *optional*):
+                Classify consecutive windows of this many seconds instead of the whole video.
+            video_fps (`float`, *optional*):
+                Frame rate of an in-memory video (arrays and frames carry none), needed with `segment_seconds`.
+            batch_size (`int`, *optional*):
+                Videos (or windows) run through the model together.
+
+        Returns:
+            For one video, a list of `{"label": str, "score": float}` sorted by score (scores of all labels sum
+            to 1). With `segment_seconds`, a list of `{"start": float, "end": float, "labels": [...]}`, one per
+            window, with times in seconds. For a list of videos, a list of those.
+        """
+        if isinstance(videos, list) and videos and all(_is_single_frame(frame) for frame in videos):
+            videos = tuple(videos)  # a list of frames is one video, not a batch of videos
+        elif isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
+            videos = list(videos)
+        elif isinstance(videos, list) and not videos:
+            raise ValueError("videos is an empty list; pass at least one video.")
+        if candidate_labels is not None:
+            kwargs["candidate_labels"] = candidate_labels
+        elif "candidate_labels" not in self._forward_params:
+            check_candidate_labels(None)  # fail before decoding anything
+        return super().__call__(videos, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        candidate_labels=None,
+        hypothesis_template=None,
+        top_k=None,
+        segment_seconds=None,
+        video_fps=None,
+    ):
+        preprocess_params: dict[str, Any] = {}
+        forward_params: dict[str, Any] = {}
+        postprocess_params: dict[str, Any] = {}
+        if candidate_labels is not None:
+            labels = check_candidate_labels(candidate_labels)
+            forward_params["candidate_labels"] = labels
+            postprocess_params["candidate_labels"] = labels
+        if hypothesis_template is not None:
+            forward_params["hypothesis_template"] = check_hypothesis_template(hypothesis_template)
+        if top_k is not None:
+            postprocess_params["top_k"] = check_top_k(top_k, len(candidate_labels) if candidate_labels else None)
+        if segment_seconds is not None:
+            preprocess_params["segment_seconds"] = check_segment_seconds(segment_seconds)
+        if video_fps is not None:
+            if isinstance(video_fps, bool) or not isinstance(video_fps, (int, float)) or not video_fps > 0:
+                raise ValueError(f"video_fps={video_fps!r} is invalid: it must be a frame rate > 0.")
+            preprocess_params["video_fps"] = float(video_fps)
+        return preprocess_params, forward_params, postprocess_params
+
+    # ------------------------------------------------------------------ preprocess
+    def _process(self, videos: Any, **settings: Any) -> torch.Tensor:
+        # Inference: never augment, whatever the saved processor was set to.
+        batch = self.video_processor(videos, do_augment=False, return_tensors="pt", **settings)
+        return batch["pixel_values_videos"].to(self.dtype)
+
+    def preprocess(
+        self, video: Any, segment_seconds: float | None = None, video_fps: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        if video is None:
+            raise ValueError("video is missing: pass a path, bytes, an array or a list of frames.")
+        if segment_seconds is None:
+            yield {"pixel_values_videos": self._process(video), "is_last": True}
+            return
+        yield from self._preprocess_windows(video, segment_seconds, video_fps)
+
+    def _preprocess_windows(
+        self, video: Any, segment_seconds: float, video_fps: float | None
+    ) -> Iterator[dict[str, Any]]:
+        """Yields one model input per window, decoding a bounded number of source frames at a time."""
+        processor = self.video_processor
+        source = _FrameSource(video, processor.video_backend, video_fps)
+        windows = plan_windows(source.num_total, source.fps, segment_seconds)
+        num_clips = processor.num_temporal_clips
+        frames_per_window = num_clips * processor.num_frames
+        windows_per_decode = max(1, MAX_FRAMES_PER_DECODE // frames_per_window)
+        for group_start in range(0, len(windows), windows_per_decode):
+            group = windows[group_start : group_start + windows_per_decode]
+            # The same temporal sampling the processor applies to a whole video, inside each window.
+            clip_indices = [
+                [start + index for index in clip]
+                for start, end in group
+                for clip in sample_clip_indices(
+                    end - start, processor.num_frames, processor.sampling, processor.frame_stride, num_clips
+                )
+            ]
+            frames = source.read([index for clip in clip_indices for index in clip])
+            clips = list(frames.split(processor.num_frames))
+            # Frames are already sampled: the processor only resizes, crops and normalises each clip.
+            pixels = self._process(clips, do_sample_frames=False, num_temporal_clips=1)
+            views_per_window = pixels.shape[0] // len(group) * (pixels.shape[1] if pixels.dim() == 6 else 1)
+            pixels = pixels.reshape(len(group), views_per_window, *pixels.shape[-4:])
+            for position, (start, end) in enumerate(group):
+                window_pixels = pixels[position : position + 1]
+                if views_per_window == 1:
+                    window_pixels = window_pixels[:, 0]
+                yield {
+                    "pixel_values_videos": window_pixels,
+                    "window_start": torch.tensor([start / source.fps], dtype=torch.float64),
+                    "window_end": torch.tensor([end / source.fps], dtype=torch.float64),
+                    "is_last": group_start + position == len(windows) - 1,
+                }
+
+    # ------------------------------------------------------------------ text embeddings
+    def _tokenize_prompts(self, labels: tuple[str, ...], prompts: list[str]) -> dict[str, torch.Tensor]:
+        max_length = self.model.config.text_config.max_position_embeddings
+        lengths = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        for label, prompt, ids in zip(labels, prompts, lengths):
+            if len(ids) > max_length:
+                warnings.warn(
+                    f"Label {label!r} gives a prompt of {len(ids)} tokens, longer than CLIP's {max_length}; it is "
+                    f"truncated to its first {max_length} tokens.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        return self.tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+    def text_embeddings(self, candidate_labels: Sequence[str], hypothesis_template: str | None = None) -> torch.Tensor:
+        """
+        Text embeddings `(num_labels, projection_dim)` of the labels filled into the template, from the cache when
+        this label set and template were seen before.
+        """
+        labels = check_candidate_labels(candidate_labels)
+        template = check_hypothesis_template(hypothesis_template or self.model.config.text_template)
+        key = (labels, template, str(self.device), self.dtype)
+        cached = self._text_embedding_cache.get(key)
+        if cached is not None:
+            self._text_embedding_cache.move_to_end(key)
+            return cached
+        prompts = [template.format(label) for label in labels]
+        text_inputs = self._tokenize_prompts(labels, prompts).to(self.device)
+        with torch.no_grad():
+            embeds = self.model.get_text_features(
+                input_ids=text_inputs["input_ids"], attention_mask=text_inputs["attention_mask"]
+            ).pooler_output
+        self._text_embedding_cache[key] = embeds
+        while len(self._text_embedding_cache) > TEXT_EMBEDDING_CACHE_SIZE:
+            self._text_embedding_cache.popitem(last=False)
+        return embeds
+
+    # ------------------------------------------------------------------ model
+    def _forward(
+        self,
+        model_inputs: dict[str, Any],
+        candidate_labels: tuple[str, ...] | None = None,
+        hypothesis_template: str | None = None,
+    ) -> dict[str, Any]:
+        text_embeds = self.text_embeddings(candidate_labels, hypothesis_template)
+        # With video-specific prompts, forward() adapts the cached text embeddings to each video (the cheap prompt
+        # generator step); the text encoder does not run again.
+        outputs = self.model(pixel_values_videos=model_inputs["pixel_values_videos"], text_embeds=text_embeds)
+        model_outputs = {"logits": outputs.logits_per_video, "is_last": model_inputs["is_last"]}
+        if "window_start" in model_inputs:
+            model_outputs["window_start"] = model_inputs["window_start"]
+            model_outputs["window_end"] = model_inputs["window_end"]
+        return model_outputs
+
+    # ------------------------------------------------------------------ postprocess
+    def postprocess(
+        self,
+        model_outputs: list[dict[str, Any]],
+        candidate_labels: tuple[str, ...] | None = None,
+        top_k: int | None = None,
+    ) -> list[dict[str, Any]]:
+        top_k = check_top_k(top_k, len(candidate_labels))
+
+        def ranked(logits: torch.Tensor) -> list[dict[str, Any]]:
+            scores = logits.float().reshape(-1).softmax(dim=-1).tolist()
+            order = sorted(range(len(scores)), key=lambda index: -scores[index])
+            return [{"label": candidate_labels[index], "score": scores[index]} for index in order[:top_k]]
+
+        if "window_start" not in model_outputs[0]:
+            return ranked(model_outputs[0]["logits"])
+        return [
+            {
+                "start": float(output["window_start"].reshape(-1)[0]),
+                "end": float(output["window_end"].reshape(-1)[0]),
+                "labels": ranked(output["logits"]),
+            }
+            for output in model_outputs
+        ]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Registration
+# ----------------------------------------------------------------------------------------------------------------
+def register_zero_shot_video_classification_pipeline() -> None:
+    """Registers `"zero-shot-video-classification"` with transformers' `pipeline()` (idempotent)."""
+    if TASK_NAME in PIPELINE_REGISTRY.get_supported_tasks():
+        _, task_impl, _ = PIPELINE_REGISTRY.check_task(TASK_NAME)
+        if task_impl.get("impl") is ZeroShotVideoClassificationPipeline:
+            return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK_NAME,
+        pipeline_class=ZeroShotVideoClassificationPipeline,
+        pt_model=AutoModel,
+        type="multimodal",
+    )
+
+
+__all__ = [
+    "ZeroShotVideoClassificationPipeline",
+    "register_zero_shot_video_classification_pipeline",
+    "check_candidate_labels",
+    "check_hypothesis_template",
+    "check_top_k",
+    "plan_windows",
+]
