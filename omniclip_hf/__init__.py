@@ -22,6 +22,15 @@ def default_tokenizer_path() -> str:
 AutoConfig.register("omniclip", OmniCLIPConfig, exist_ok=True)
 AutoModel.register(OmniCLIPConfig, OmniCLIPModel, exist_ok=True)
 
+# Input side: video processor and processor (decoding, sampling, multi-view, augmentation, tokenizer).
+from transformers import AutoProcessor, AutoVideoProcessor  # noqa: E402
+
+from .processing_omniclip import OmniCLIPProcessor, label_to_text, labels_to_prompts, load_label_names  # noqa: E402
+from .video_processing_omniclip import OmniCLIPVideoMetadata, OmniCLIPVideoProcessor  # noqa: E402
+
+AutoVideoProcessor.register(OmniCLIPConfig, OmniCLIPVideoProcessor, exist_ok=True)
+AutoProcessor.register(OmniCLIPConfig, OmniCLIPProcessor, exist_ok=True)
+
 __all__ = [
     "OmniCLIPConfig",
     "OmniCLIPModel",
@@ -29,4 +38,19 @@ __all__ = [
     "OmniCLIPPreTrainedModel",
     "OmniCLIPVideoOutput",
     "default_tokenizer_path",
+    "OmniCLIPProcessor",
+    "OmniCLIPVideoMetadata",
+    "OmniCLIPVideoProcessor",
+    "label_to_text",
+    "labels_to_prompts",
+    "load_label_names",
 ]
+
+# Zero-shot video classification pipeline: `transformers.pipeline("zero-shot-video-classification", model=folder)`.
+from .pipeline_omniclip import (  # noqa: E402
+    ZeroShotVideoClassificationPipeline,
+    register_zero_shot_video_classification_pipeline,
+)
+
+register_zero_shot_video_classification_pipeline()
+__all__ += ["ZeroShotVideoClassificationPipeline", "register_zero_shot_video_classification_pipeline"]

@@ -1,0 +1,171 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Processor for OmniCLIP: CLIP's tokenizer plus [`OmniCLIPVideoProcessor`], and label-name helpers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from transformers.image_processing_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+
+DEFAULT_TEXT_TEMPLATE = "a video of {} action"
+
+# A lowercase letter or digit followed by a capital starts a new word (ApplyEyeMakeup); so does the last capital
+# of a run followed by a lowercase letter (an acronym before a word: "UCFDataset" -> "UCF Dataset").
+_CAMEL_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+def label_to_text(name: str) -> str:
+    """
+    Turns a dataset class name into natural text for a prompt.
+
+    Underscores become spaces (HMDB51: `brush_hair` -> `brush hair`), CamelCase is split (UCF101: `ApplyEyeMakeup` ->
+    `apply eye makeup`, `YoYo` -> `yo yo`), text is lowercased (CLIP's tokenizer lowercases anyway) and runs of
+    spaces collapse. Names that are already text (Kinetics, SSv2) keep their words and punctuation.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"A label name must be a string, got {type(name).__name__}: {name!r}.")
+    text = name.replace("_", " ")
+    text = _CAMEL_CASE_BOUNDARY.sub(" ", text)
+    text = " ".join(text.split()).lower()
+    if not text:
+        raise ValueError(f"Label name {name!r} is empty once cleaned; every class needs a name.")
+    return text
+
+
+def labels_to_prompts(names: list[str], template: str = DEFAULT_TEXT_TEMPLATE) -> list[str]:
+    """
+    Fills `template` (with `{}` where the name goes) with the natural text of each label name.
+
+    Example:
+
+    ```python
+    >>> labels_to_prompts(["brush_hair", "ApplyEyeMakeup"])
+    ['a video of brush hair action', 'a video of apply eye makeup action']
+    ```"""
+    if not isinstance(template, str) or "{}" not in template:
+        raise ValueError(f"template={template!r} must be a string containing '{{}}' where the label name goes.")
+    return [template.format(label_to_text(name)) for name in names]
+
+
+def load_label_names(path: str | os.PathLike) -> list[str]:
+    """
+    Reads class names in index order: a text file with one name a line, or a CSV with a `name` column (and
+    optionally an `id` column giving the order, as X-CLIP's `kinetics_600_labels.csv`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Label file {path} does not exist.")
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "name" not in rows[0]:
+            raise ValueError(f"Label file {path} must be a CSV with a 'name' column (and optionally 'id').")
+        if "id" in rows[0]:
+            rows.sort(key=lambda row: int(row["id"]))
+        return [row["name"].strip() for row in rows]
+    with path.open(encoding="utf-8") as handle:
+        return [line.strip() for line in handle if line.strip()]
+
+
+class OmniCLIPProcessor(ProcessorMixin):
+    r"""
+    Wraps CLIP's tokenizer and an [`OmniCLIPVideoProcessor`] into one processor.
+
+    `processor(text=..., videos=..., return_tensors="pt")` returns the tokenizer's `input_ids` and `attention_mask`
+    (padded to the longest text by default) and the video processor's `pixel_values_videos`. Keyword arguments that
+    are video processor settings (`num_frames`, `sampling`, `train`, `generator`, ...) go to the video processor,
+    the others to the tokenizer; `text_kwargs={...}` and `videos_kwargs={...}` pass them explicitly.
+
+    Args:
+        video_processor ([`OmniCLIPVideoProcessor`]):
+            The video processor.
+        tokenizer ([`CLIPTokenizer`] or [`CLIPTokenizerFast`]):
+            CLIP's tokenizer.
+        text_template (`str`, *optional*, defaults to `"a video of {} action"`):
+            Prompt template of [`~OmniCLIPProcessor.prompts_for_labels`].
+
+    Example:
+
+    ```python
+    >>> from transformers import CLIPTokenizer
+    >>> from omniclip_hf import default_tokenizer_path
+    >>> from omniclip_hf.processing_omniclip import OmniCLIPProcessor
+    >>> from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
+
+    >>> processor = OmniCLIPProcessor(OmniCLIPVideoProcessor(), CLIPTokenizer.from_pretrained(default_tokenizer_path()))
+    >>> prompts = processor.prompts_for_labels(["brush_hair", "ApplyEyeMakeup"])
+    >>> inputs = processor(text=prompts, videos="clip.mp4", return_tensors="pt")
+    ```"""
+
+    def __init__(self, video_processor=None, tokenizer=None, text_template: str = DEFAULT_TEXT_TEMPLATE, **kwargs):
+        if video_processor is None:
+            raise ValueError("OmniCLIPProcessor needs a video_processor (an OmniCLIPVideoProcessor).")
+        if tokenizer is None:
+            raise ValueError(
+                "OmniCLIPProcessor needs a tokenizer (CLIP's, e.g. from omniclip_hf.default_tokenizer_path())."
+            )
+        if not isinstance(text_template, str) or "{}" not in text_template:
+            raise ValueError(f"text_template={text_template!r} must be a string containing '{{}}'.")
+        self.text_template = text_template
+        super().__init__(video_processor, tokenizer, **kwargs)
+
+    def _video_kwarg_names(self) -> set[str]:
+        return set(self.video_processor.valid_kwargs.__annotations__) | {"train", "generator", "backend"}
+
+    def __call__(self, text: str | list[str] | None = None, videos: Any = None, **kwargs) -> BatchFeature:
+        r"""
+        Args:
+            text (`str` or `list[str]`, *optional*):
+                Text(s) to tokenize, e.g. class prompts.
+            videos (*optional*):
+                Anything [`OmniCLIPVideoProcessor`] accepts: one video or a batch.
+            return_tensors (`str` or [`~utils.TensorType`], *optional*):
+                `"pt"` or `"np"` for stacked arrays.
+            kwargs:
+                Video processor settings for this call, or tokenizer arguments.
+
+        Returns:
+            [`BatchFeature`] with `input_ids` and `attention_mask` (when `text` is given), `pixel_values_videos`
+            (when `videos` is given) and `video_metadata` (with `return_metadata=True`).
+        """
+        if text is None and videos is None:
+            raise ValueError("Pass `text`, `videos` or both to OmniCLIPProcessor.")
+        if kwargs.pop("images", None) is not None:
+            raise ValueError("OmniCLIPProcessor takes videos, not images; pass a single image as a one-frame video.")
+        return_tensors = kwargs.pop("return_tensors", None)
+        text_kwargs = dict(kwargs.pop("text_kwargs", None) or {})
+        video_kwargs = dict(kwargs.pop("videos_kwargs", None) or {})
+        video_names = self._video_kwarg_names()
+        for key in list(kwargs):
+            (video_kwargs if key in video_names else text_kwargs)[key] = kwargs.pop(key)
+
+        data: dict[str, Any] = {}
+        if text is not None:
+            text_kwargs.setdefault("padding", True)
+            data.update(self.tokenizer(text, return_tensors=return_tensors, **text_kwargs))
+        video_metadata = None
+        if videos is not None:
+            video_outputs = self.video_processor(videos, return_tensors=return_tensors, **video_kwargs)
+            video_metadata = video_outputs.pop("video_metadata", None)
+            data.update(video_outputs)
+        batch = BatchFeature(data=data, tensor_type=return_tensors)
+        if video_metadata is not None:
+            batch["video_metadata"] = video_metadata
+        return batch
+
+    def prompts_for_labels(self, names: list[str], template: str | None = None) -> list[str]:
+        """Natural-text prompts for dataset class names, filled into `template` (default: `self.text_template`)."""
+        return labels_to_prompts(names, template or self.text_template)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(self.tokenizer.model_input_names) + list(self.video_processor.model_input_names)
+
+
+__all__ = ["OmniCLIPProcessor", "label_to_text", "labels_to_prompts", "load_label_names", "DEFAULT_TEXT_TEMPLATE"]
