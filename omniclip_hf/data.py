@@ -263,10 +263,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.data.dataset[int(index)]
         generator = torch.Generator().manual_seed(example_seed(self.seed, self.epoch, int(index)))
+        settings = dict(self.processor_kwargs)
+        if torch.utils.data.get_worker_info() is not None:
+            # The DataLoader's workers already use the cores; PyAV's frame threads on top only add overhead.
+            settings.setdefault("decoder_threading", False)
         try:
             pixels = self.video_processor(
-                _video_source(row["video"]), train=self.train, generator=generator, return_tensors="pt",
-                **self.processor_kwargs,
+                _video_source(row["video"]), train=self.train, generator=generator, return_tensors="pt", **settings
             )["pixel_values_videos"][0]
         except (ValueError, FileNotFoundError, OSError) as error:
             if self.strict:
