@@ -29,7 +29,7 @@ from omniclip_hf.motion_benchmark import (
     omniclip_scores,
     train_omniclip,
 )
-from omniclip_hf.motion_data import write_motion_dataset
+from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
 from omniclip_hf.training import build_processor
 
 
@@ -40,17 +40,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default=str(REPO / "demo_output"))
     parser.add_argument("--clip", default=None, help="a CLIP checkpoint to use instead of pretraining the tiny one")
+    parser.add_argument("--pairs", type=int, default=4, help="reversal pairs of classes to use (1 to 4)")
     parser.add_argument("--train_per_class", type=int, default=32)
     parser.add_argument("--test_per_class", type=int, default=10)
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--frame_size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--pretrain_seconds", type=float, default=150.0)
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 1 <= args.pairs <= len(CLASS_NAMES) // 2:
+        parser.error(f"--pairs must lie in 1..{len(CLASS_NAMES) // 2}")
+    return args
 
 
 def log(message: str, start: float) -> None:
@@ -93,7 +97,8 @@ def main(argv=None) -> list[dict]:
 
     data_dir = output / "motion_data"
     write_motion_dataset(data_dir, num_train_per_class=args.train_per_class, num_test_per_class=args.test_per_class,
-                         num_frames=args.num_frames, size=args.frame_size, seed=args.seed)
+                         num_frames=args.num_frames, size=args.frame_size, seed=args.seed,
+                         classes=CLASS_NAMES[: 2 * args.pairs])
     log(f"1. wrote the motion set to {data_dir}", start)
 
     if args.clip:

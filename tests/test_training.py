@@ -48,6 +48,23 @@ def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=environment, timeout=timeout)
 
 
+def assert_remote_code_gives(folder: Path, inputs: dict, expected: torch.Tensor, tmp_path: Path) -> None:
+    """A fresh process without the package loads `folder` as Hub remote code and reproduces `expected` exactly."""
+    torch.save({"inputs": inputs, "expected": expected}, tmp_path / "io.pt")
+    script = f"""
+import sys, torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+assert "omniclip_hf" not in sys.modules
+io = torch.load({str(tmp_path / "io.pt")!r})
+with torch.no_grad():
+    assert torch.equal(model(**io["inputs"]).logits_per_video, io["expected"])
+print("identical")
+"""
+    check = run([sys.executable, "-c", script])
+    assert check.returncode == 0 and "identical" in check.stdout, check.stderr[-3000:]
+
+
 def trainable_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return load_file(str(checkpoint / "model.safetensors"))
 
@@ -173,19 +190,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
                                        return_tensors="pt")["pixel_values_videos"]
     with torch.no_grad():
         expected = model(**text, pixel_values_videos=videos).logits_per_video
-    torch.save({"inputs": {**text, "pixel_values_videos": videos}, "expected": expected}, tmp_path / "io.pt")
-    script = f"""
-import sys, torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(upload)!r}, trust_remote_code=True).eval()
-assert "omniclip_hf" not in sys.modules
-io = torch.load({str(tmp_path / "io.pt")!r})
-with torch.no_grad():
-    assert torch.equal(model(**io["inputs"]).logits_per_video, io["expected"])
-print("identical")
-"""
-    check = run([sys.executable, "-c", script])
-    assert check.returncode == 0 and "identical" in check.stdout, check.stderr[-3000:]
+    assert_remote_code_gives(upload, {**text, "pixel_values_videos": videos}, expected, tmp_path)
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_clip_dir, motion_data, tmp_path):
@@ -268,16 +273,4 @@ def test_adapter_only_checkpoint_loads_on_a_local_base_clip(tiny_clip_dir, motio
     videos = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model.eval()(**text, pixel_values_videos=videos).logits_per_video
-    torch.save({"inputs": {**text, "pixel_values_videos": videos}, "expected": expected}, tmp_path / "io.pt")
-    script = f"""
-import sys, torch
-from transformers import AutoModel
-model = AutoModel.from_pretrained({str(output / "model")!r}, trust_remote_code=True).eval()
-assert "omniclip_hf" not in sys.modules
-io = torch.load({str(tmp_path / "io.pt")!r})
-with torch.no_grad():
-    assert torch.equal(model(**io["inputs"]).logits_per_video, io["expected"])
-print("identical")
-"""
-    check = run([sys.executable, "-c", script])
-    assert check.returncode == 0 and "identical" in check.stdout, check.stderr[-3000:]
+    assert_remote_code_gives(output / "model", {**text, "pixel_values_videos": videos}, expected, tmp_path)
