@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from omniclip_hf.evaluation import (
     write_confusion_matrix_png,
     write_metrics,
 )
-from omniclip_hf.training import build_processor
+from omniclip_hf.training import build_processor, run_script
 
 FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
                      use_video_specific_prompts=False)
@@ -80,8 +79,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

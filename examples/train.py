@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import signal
-import sys
 from pathlib import Path
 
 import torch
@@ -47,6 +46,7 @@ from omniclip_hf.training import (
     parse_training_options,
     register_trainable_only_state_hooks,
     resolve_checkpoint,
+    run_script,
     save_checkpoint,
 )
 
@@ -289,8 +289,4 @@ def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, 
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

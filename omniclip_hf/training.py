@@ -285,6 +285,15 @@ def register_trainable_only_state_hooks(accelerator) -> None:
     accelerator.register_save_state_pre_hook(keep_trainable)
 
 
+def run_script(main) -> None:
+    """Runs an example script's `main()`: a bad input prints one `error:` line and exits 2, no traceback."""
+    try:
+        main()
+    except (ValueError, OSError) as error:  # OSError: missing files and folders, unreadable checkpoints
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 __all__ = [
     "TrainingOptions",
     "VideoMixer",
@@ -296,5 +305,6 @@ __all__ = [
     "parse_training_options",
     "register_trainable_only_state_hooks",
     "resolve_checkpoint",
+    "run_script",
     "save_checkpoint",
 ]
