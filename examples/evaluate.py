@@ -20,6 +20,7 @@ import torch
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
 from omniclip_hf.data import load_video_dataset
 from omniclip_hf.evaluation import (
+    FRAME_AVERAGE,
     class_text_embeddings,
     classification_metrics,
     predict,
@@ -28,8 +29,6 @@ from omniclip_hf.evaluation import (
 )
 from omniclip_hf.training import build_processor, run_script
 
-FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
-                     use_video_specific_prompts=False)
 
 
 def load(args):

@@ -54,18 +54,18 @@ from omniclip_hf.training import (
 logger = logging.getLogger("omniclip.train")
 
 
-def load_model_and_processor(options: TrainingOptions, label_smoothing: float):
+def load_model_and_processor(options: TrainingOptions):
     overrides = json.loads(options.model_overrides) if options.model_overrides else {}
     if options.text_template:
         overrides["text_template"] = options.text_template
     if options.clip:
         model = OmniCLIPModel.from_clip(
-            options.clip, num_frames=options.num_frames, label_smoothing=label_smoothing, **overrides
+            options.clip, num_frames=options.num_frames, label_smoothing=options.label_smoothing, **overrides
         )
         processor = build_processor(options.clip, options.num_frames)
     else:
         model = OmniCLIPModel.from_pretrained(options.model)
-        for key, value in {"label_smoothing": label_smoothing, **overrides}.items():
+        for key, value in {"label_smoothing": options.label_smoothing, **overrides}.items():
             setattr(model.config, key, value)
         processor = OmniCLIPProcessor.from_pretrained(options.model)
         processor.video_processor.num_frames = options.num_frames
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     if options.report_to:
         accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
 
-    model, processor = load_model_and_processor(options, options.label_smoothing)
+    model, processor = load_model_and_processor(options)
     metrics: dict = {"options": vars(options)}
     trained_model = model
     if options.train_data:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
-from .processing_omniclip import load_label_names
+from .processing_omniclip import label_to_text, load_label_names
 
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def _class_index(label: str, class_names: list[str], lookup: dict[str, int], whe
 
 
 def _normalise_name(name: str) -> str:
-    return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
+    """Folder, annotation and label-file spellings of a class compare equal (`brush_hair`, `BrushHair`, `brush hair`)."""
+    return label_to_text(name.replace("-", " "))
 
 
 def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:

@@ -16,6 +16,11 @@ from .data import VideoClassificationData, VideoClipDataset, collate_video_batch
 from .processing_omniclip import labels_to_prompts
 
 
+# OmniCLIP with every module off: exactly CLIP's frame-averaged features (tested), the baseline everywhere.
+FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
+                     use_video_specific_prompts=False)
+
+
 def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     """Share of rows whose label is among the k highest logits (k is capped at the number of classes)."""
     k = min(k, logits.shape[1])
@@ -140,6 +145,7 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
 
 
 __all__ = [
+    "FRAME_AVERAGE",
     "class_text_embeddings",
     "classification_metrics",
     "confusion_matrix",

@@ -17,12 +17,10 @@ from typing import Any, Sequence
 import torch
 
 from .data import VideoClassificationData, load_video_dataset
-from .evaluation import predict, top_k_accuracy
+from .evaluation import FRAME_AVERAGE, predict, top_k_accuracy
 from .motion_data import REVERSED_CLASS
 
 
-FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
-                     use_video_specific_prompts=False)
 
 
 def pair_top1(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
