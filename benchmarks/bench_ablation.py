@@ -4,8 +4,9 @@
     python benchmarks/bench_ablation.py --rows full pta_only spg_only --seeds 0
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
-(pretrained once, as in `make demo`) and reports mean and standard deviation over seeds of top-1 on the test
-split and top-1 within reversal pairs. Rows:
+(pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
+lr 3e-3; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
+over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 
 - Table 7: `full` (PTA + SPG), `pta_only`, `spg_only`, `neither` (temporal embedding + video head only)
 - Table 8: `ratio_1/8`, `ratio_1/4` (= full), `ratio_1/2`, `ratio_1`
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from omniclip_hf.motion_benchmark import load_split, omniclip_scores, train_omniclip
-from omniclip_hf.motion_data import write_motion_dataset
+from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
 
 ROWS = {
     "full": {},
@@ -54,9 +55,11 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--work_dir", default=None, help="keeps data, the tiny CLIP and runs (default: a temp dir)")
     parser.add_argument("--clip", default=None, help="a CLIP folder to use instead of pretraining the tiny one")
-    parser.add_argument("--train_per_class", type=int, default=32)
-    parser.add_argument("--test_per_class", type=int, default=10)
+    parser.add_argument("--pairs", type=int, default=4, help="reversal pairs, as `examples/demo.py --pairs`")
+    parser.add_argument("--train_per_class", type=int, default=64)
+    parser.add_argument("--test_per_class", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--num_frames", type=int, default=8)
     args = parser.parse_args(argv)
 
@@ -65,7 +68,8 @@ def main(argv=None) -> None:
         data_dir = work / "motion_data"
         if not (data_dir / "labels.txt").exists():
             write_motion_dataset(data_dir, num_train_per_class=args.train_per_class,
-                                 num_test_per_class=args.test_per_class, num_frames=args.num_frames, seed=0)
+                                 num_test_per_class=args.test_per_class, num_frames=args.num_frames, seed=0,
+                                 classes=CLASS_NAMES[: 2 * args.pairs])
         clip = args.clip or str(work / "tiny_clip")
         if not args.clip and not (work / "tiny_clip" / "config.json").exists():
             from omniclip_hf.tiny_clip import pretrain_tiny_clip
@@ -78,7 +82,7 @@ def main(argv=None) -> None:
             for seed in args.seeds:
                 run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
                 train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames, seed=seed,
-                               model_overrides=ROWS[row])
+                               lr=args.lr, model_overrides=ROWS[row])
                 scores.append(omniclip_scores(run_dir / "model", test))
                 print(f"  {row} seed {seed}: top-1 {scores[-1]['top1']:.3f}, pair {scores[-1]['pair_top1']:.3f}",
                       flush=True)

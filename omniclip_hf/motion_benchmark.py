@@ -106,7 +106,9 @@ def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Pat
     """Runs `examples/train.py` (through `accelerate launch` by default) and returns its metrics.json.
 
     Motion classes include left/right, so training never flips; mixup/cutmix and label smoothing are off because
-    mixing two clips of a reversal pair gives a clip with no direction.
+    mixing two clips of a reversal pair gives a clip with no direction. Colour jitter and grayscale are off too: the
+    tiny CLIP stand-in finds objects mostly by their colour (8 saturated colours, 93% zero-shot) and has never seen a
+    grey or hue-shifted one (measured: with them on, 12 epochs gave 84.4% top-1 on the demo's test split).
     """
     repo = Path(__file__).resolve().parents[1]
     data_dir = Path(data_dir)
@@ -121,7 +123,8 @@ def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Pat
         "--weight_decay", "0.01", "--mixup_alpha", "0", "--cutmix_alpha", "0", "--label_smoothing", "0",
         "--eval_num_clips", "1", "--eval_num_crops", "1", "--num_workers", "2", "--logging_steps", "5",
         "--video_processor_overrides", json.dumps({"flip_prob": 0.0, "augment_crop_scale": [0.7, 1.0],
-                                                   "augment_crop_ratio": [0.9, 1.1]}),
+                                                   "augment_crop_ratio": [0.9, 1.1], "color_jitter_prob": 0.0,
+                                                   "grayscale_prob": 0.0}),
         *extra,
     ]
     if model_overrides:

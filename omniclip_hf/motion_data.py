@@ -2,15 +2,15 @@
 """A synthetic video set where only the order of frames tells the classes apart.
 
 Every class has a partner that is its time reversal (moving left / moving right, moving up / moving down,
-approaching / receding, rotating clockwise / rotating anticlockwise). A clip and its time reversal contain the same
-frames, so any model that ignores frame order (for example frame-averaged CLIP) gives both the same answer and cannot
-beat 50% on a reversal pair; a model that really models time can reach 100%.
+approaching / receding, appearing / disappearing, rotating clockwise / rotating anticlockwise). A clip and its time
+reversal contain the same frames, so any model that ignores frame order (for example frame-averaged CLIP) gives both
+the same answer and cannot beat 50% on a reversal pair; a model that really models time can reach 100%.
 
 Time-reversal symmetry holds by construction:
 
-* A clip is described by a `ClipParams` record holding the object's start and end state (centre, size, angle); frame
-  `t` of `T` interpolates between them with weights that are symmetric under `t -> T - 1 - t`, so rendering the
-  record with start and end swapped gives exactly the same frames in reverse order (bit for bit).
+* A clip is described by a `ClipParams` record holding the object's start and end state (centre, size, angle,
+  opacity); frame `t` of `T` interpolates between them with weights that are symmetric under `t -> T - 1 - t`, so
+  rendering the record with start and end swapped gives exactly the same frames in reverse order (bit for bit).
 * Each pair has one "forward" member with a sampler; the other member's clips are the forward sampler's records with
   start and end swapped (`ClipParams.time_reversed`). So the distribution of a class's clips played backwards *is*
   the distribution of its partner's clips.
@@ -62,6 +62,7 @@ REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (
     ("moving down", "moving up"),
     ("approaching", "receding"),
     ("rotating clockwise", "rotating anticlockwise"),
+    ("appearing", "disappearing"),
 )
 
 # Label order of the written set: natural English names that read well in "a video of {} action".
@@ -72,6 +73,8 @@ CLASS_NAMES: tuple[str, ...] = (
     "moving down",
     "approaching",
     "receding",
+    "appearing",
+    "disappearing",
     "rotating clockwise",
     "rotating anticlockwise",
 )
@@ -100,6 +103,7 @@ class ObjectState:
     center: tuple[float, float]
     size: float  # extent of the shape (diameter of a circle) as a fraction of the frame side
     angle: float  # degrees; increasing angle turns the shape clockwise on screen (y points down)
+    opacity: float = 1.0  # 0: invisible, 1: solid
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class ClipParams:
     end_size: float
     start_angle: float
     end_angle: float
+    start_opacity: float = 1.0
+    end_opacity: float = 1.0
 
     def time_reversed(self) -> "ClipParams":
         """The same clip played backwards: start and end swapped, labelled with the partner class."""
@@ -128,6 +134,8 @@ class ClipParams:
             end_size=self.start_size,
             start_angle=self.end_angle,
             end_angle=self.start_angle,
+            start_opacity=self.end_opacity,
+            end_opacity=self.start_opacity,
         )
 
     def to_dict(self) -> dict:
@@ -152,7 +160,9 @@ def object_state(params: ClipParams, t: int, num_frames: int) -> ObjectState:
     # Geometric interpolation: constant relative growth per frame, how an approaching object's image grows.
     size = math.exp(_symmetric_mix(math.log(params.start_size), math.log(params.end_size), t, num_frames))
     angle = _symmetric_mix(params.start_angle, params.end_angle, t, num_frames)
-    return ObjectState(shape=params.shape, colour=params.colour, center=center, size=size, angle=angle)
+    opacity = _symmetric_mix(params.start_opacity, params.end_opacity, t, num_frames)
+    return ObjectState(shape=params.shape, colour=params.colour, center=center, size=size, angle=angle,
+                       opacity=opacity)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -243,7 +253,7 @@ def make_background(seed: int, size: int) -> np.ndarray:
 def render_frame(state: ObjectState, background: np.ndarray) -> np.ndarray:
     """Composite the object over a background from `make_background`; uint8 (H, W, 3)."""
     size = background.shape[0]
-    alpha = render_object_mask(state, size)[..., None]
+    alpha = render_object_mask(state, size)[..., None] * np.float32(state.opacity)
     colour = np.asarray(COLOURS[state.colour], dtype=np.float32)
     frame = background * (1.0 - alpha) + colour * alpha
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
@@ -266,6 +276,11 @@ def _sample_look(rng: np.random.Generator, shapes: Sequence[str]) -> tuple[str, 
     colour = str(rng.choice(list(COLOURS)))
     background_seed = int(rng.integers(0, 2**31 - 1))
     return shape, colour, background_seed
+
+
+def _sample_center(rng: np.random.Generator, margin: float) -> tuple[float, float]:
+    """A centre at least `margin` from every edge, so the object stays inside the frame."""
+    return float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin))
 
 
 def _sample_translation(rng: np.random.Generator, motion: str, axis: int) -> ClipParams:
@@ -291,7 +306,7 @@ def _sample_approach(rng: np.random.Generator, motion: str) -> ClipParams:
     start_size = float(rng.uniform(0.10, 0.17))
     end_size = start_size * float(rng.uniform(2.2, 3.2))
     margin = end_size / 2 + 0.02
-    center = (float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin)))
+    center = _sample_center(rng, margin)
     angle = float(rng.uniform(0, 360))
     return ClipParams(motion, shape, colour, background_seed, center, center, start_size, end_size, angle, angle)
 
@@ -301,10 +316,21 @@ def _sample_rotation(rng: np.random.Generator, motion: str) -> ClipParams:
     shape, colour, background_seed = _sample_look(rng, ROTATION_SHAPES)
     size = float(rng.uniform(0.34, 0.50))
     margin = size / 2 + 0.02
-    center = (float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin)))
+    center = _sample_center(rng, margin)
     start_angle = float(rng.uniform(0, 360))
     end_angle = start_angle + float(rng.uniform(120, 240))
     return ClipParams(motion, shape, colour, background_seed, center, center, size, size, start_angle, end_angle)
+
+
+def _sample_fade(rng: np.random.Generator, motion: str) -> ClipParams:
+    """Object fades in where it stands, from 0-10% to full opacity; the partner class is the same clip fading out."""
+    shape, colour, background_seed = _sample_look(rng, SHAPES)
+    size = float(rng.uniform(0.18, 0.32))
+    margin = size / 2 + 0.02
+    center = _sample_center(rng, margin)
+    angle = float(rng.uniform(0, 360))
+    return ClipParams(motion, shape, colour, background_seed, center, center, size, size, angle, angle,
+                      start_opacity=float(rng.uniform(0.0, 0.1)), end_opacity=1.0)
 
 
 # Forward class of each pair -> its sampler.
@@ -313,6 +339,7 @@ _FORWARD_SAMPLERS: dict[str, Callable[[np.random.Generator, str], ClipParams]] =
     "moving down": lambda rng, motion: _sample_translation(rng, motion, axis=1),
     "approaching": _sample_approach,
     "rotating clockwise": _sample_rotation,
+    "appearing": _sample_fade,
 }
 
 

@@ -56,8 +56,8 @@ def _start_end_statistics(class_name: str, seed: int, count: int = 1500) -> dict
     rng = np.random.default_rng(seed)
     samples = [md.sample_clip_params(class_name, rng) for _ in range(count)]
     return {
-        "start": np.array([[*p.start_center, np.log(p.start_size), p.start_angle] for p in samples]),
-        "end": np.array([[*p.end_center, np.log(p.end_size), p.end_angle] for p in samples]),
+        "start": np.array([[*p.start_center, np.log(p.start_size), p.start_angle, p.start_opacity] for p in samples]),
+        "end": np.array([[*p.end_center, np.log(p.end_size), p.end_angle, p.end_opacity] for p in samples]),
     }
 
 
@@ -124,6 +124,23 @@ def test_rotation_classes_turn_the_shape_clockwise_and_anticlockwise():
             assert np.all(sign * turns > 10) and np.all(sign * turns < 45), f"{class_name}: turns {turns}"
             frames = md.render_clip(params, FRAMES, SIZE)
             assert np.abs(np.diff(frames.astype(int), axis=0)).mean(axis=(1, 2, 3)).min() > 0.5
+
+
+def test_appearing_fades_in_in_place_and_disappearing_fades_out():
+    rng = np.random.default_rng(6)
+    for class_name, sign in (("appearing", 1), ("disappearing", -1)):
+        for _ in range(5):
+            params = md.sample_clip_params(class_name, rng)
+            states = [md.object_state(params, t, FRAMES) for t in range(FRAMES)]
+            opacities = np.array([s.opacity for s in states])
+            assert np.all(sign * np.diff(opacities) > 0), f"{class_name}: opacities {opacities}"
+            assert max(opacities) == 1.0 and min(opacities) <= 0.1
+            geometry = np.array([[*s.center, s.size, s.angle] for s in states])
+            np.testing.assert_allclose(geometry, geometry[:1].repeat(FRAMES, 0), rtol=1e-12)  # only opacity changes
+            # The object is barely visible on the faint end and solid on the other: the frames really change.
+            frames = md.render_clip(params, FRAMES, SIZE).astype(int)
+            faint, solid = (0, -1) if sign > 0 else (-1, 0)
+            assert np.abs(frames[solid] - frames[faint]).max() > 60
 
 
 def test_rendering_is_reproducible_and_seed_dependent():
