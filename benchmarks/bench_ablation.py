@@ -23,8 +23,18 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from omniclip_hf.motion_benchmark import load_split, omniclip_scores, train_omniclip
-from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.motion_benchmark import (
+    DEMO_EPOCHS,
+    DEMO_LR,
+    DEMO_PAIRS,
+    DEMO_TEST_PER_CLASS,
+    DEMO_TRAIN_PER_CLASS,
+    first_pairs_classes,
+    load_split,
+    omniclip_scores,
+    train_omniclip,
+)
+from omniclip_hf.motion_data import write_motion_dataset
 
 ROWS = {
     "full": {},
@@ -55,13 +65,17 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--work_dir", default=None, help="keeps data, the tiny CLIP and runs (default: a temp dir)")
     parser.add_argument("--clip", default=None, help="a CLIP folder to use instead of pretraining the tiny one")
-    parser.add_argument("--pairs", type=int, default=4, help="reversal pairs, as `examples/demo.py --pairs`")
-    parser.add_argument("--train_per_class", type=int, default=64)
-    parser.add_argument("--test_per_class", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--pairs", type=int, default=DEMO_PAIRS, help="reversal pairs, as `examples/demo.py --pairs`")
+    parser.add_argument("--train_per_class", type=int, default=DEMO_TRAIN_PER_CLASS)
+    parser.add_argument("--test_per_class", type=int, default=DEMO_TEST_PER_CLASS)
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    parser.add_argument("--lr", type=float, default=DEMO_LR)
     parser.add_argument("--num_frames", type=int, default=8)
     args = parser.parse_args(argv)
+    try:
+        classes = first_pairs_classes(args.pairs)
+    except ValueError as error:
+        parser.error(f"--{error}")
 
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work_dir or scratch)
@@ -69,7 +83,7 @@ def main(argv=None) -> None:
         if not (data_dir / "labels.txt").exists():
             write_motion_dataset(data_dir, num_train_per_class=args.train_per_class,
                                  num_test_per_class=args.test_per_class, num_frames=args.num_frames, seed=0,
-                                 classes=CLASS_NAMES[: 2 * args.pairs])
+                                 classes=classes)
         clip = args.clip or str(work / "tiny_clip")
         if not args.clip and not (work / "tiny_clip" / "config.json").exists():
             from omniclip_hf.tiny_clip import pretrain_tiny_clip

@@ -25,12 +25,18 @@ import time
 from pathlib import Path
 
 from omniclip_hf.motion_benchmark import (
+    DEMO_EPOCHS,
+    DEMO_LR,
+    DEMO_PAIRS,
+    DEMO_TEST_PER_CLASS,
+    DEMO_TRAIN_PER_CLASS,
+    first_pairs_classes,
     frame_average_baseline,
     load_split,
     omniclip_scores,
     train_omniclip,
 )
-from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.motion_data import write_motion_dataset
 from omniclip_hf.training import build_processor, run_script
 
 
@@ -41,24 +47,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default=str(REPO / "demo_output"))
     parser.add_argument("--clip", default=None, help="a CLIP checkpoint to use instead of pretraining the tiny one")
-    parser.add_argument("--pairs", type=int, default=4,
+    parser.add_argument("--pairs", type=int, default=DEMO_PAIRS,
                         help="reversal pairs of classes to use, in the order of motion_data.CLASS_NAMES (1 to 5)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
                         help="explicit class names instead of --pairs (each with its time-reversed partner)")
-    parser.add_argument("--train_per_class", type=int, default=64)
-    parser.add_argument("--test_per_class", type=int, default=16)
+    parser.add_argument("--train_per_class", type=int, default=DEMO_TRAIN_PER_CLASS)
+    parser.add_argument("--test_per_class", type=int, default=DEMO_TEST_PER_CLASS)
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--frame_size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=DEMO_LR)
     parser.add_argument("--pretrain_seconds", type=float, default=150.0)
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if not 1 <= args.pairs <= len(CLASS_NAMES) // 2:
-        parser.error(f"--pairs must lie in 1..{len(CLASS_NAMES) // 2}")
-    args.classes = args.classes or list(CLASS_NAMES[: 2 * args.pairs])
+    try:
+        args.classes = args.classes or first_pairs_classes(args.pairs)
+    except ValueError as error:
+        parser.error(f"--{error}")
     return args
 
 

@@ -18,7 +18,22 @@ import torch
 
 from .data import VideoClassificationData, load_video_dataset
 from .evaluation import FRAME_AVERAGE, predict, top_k_accuracy
-from .motion_data import REVERSED_CLASS
+from .motion_data import CLASS_NAMES, REVERSED_CLASS
+
+# The demo's recipe, shared by `examples/demo.py` and `benchmarks/bench_ablation.py` (how it was chosen, with the
+# measurements: docs/motion_benchmark.md section 3).
+DEMO_PAIRS = 4
+DEMO_TRAIN_PER_CLASS = 64
+DEMO_TEST_PER_CLASS = 16
+DEMO_EPOCHS = 12
+DEMO_LR = 3e-3
+
+
+def first_pairs_classes(pairs: int) -> list[str]:
+    """The classes of the first `pairs` reversal pairs, in `CLASS_NAMES` order (each class with its partner)."""
+    if not 1 <= pairs <= len(CLASS_NAMES) // 2:
+        raise ValueError(f"pairs must lie in 1..{len(CLASS_NAMES) // 2}, got {pairs}")
+    return list(CLASS_NAMES[: 2 * pairs])
 
 
 
@@ -101,7 +116,7 @@ def omniclip_scores(model_dir: str | Path, test: VideoClassificationData) -> dic
 
 
 def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Path, epochs: int, num_frames: int,
-                   batch_size: int = 16, lr: float = 2e-3, seed: int = 0, model_overrides: dict | None = None,
+                   batch_size: int = 16, lr: float = DEMO_LR, seed: int = 0, model_overrides: dict | None = None,
                    launcher: Sequence[str] | None = None, extra: Sequence[str] = ()) -> dict[str, Any]:
     """Runs `examples/train.py` (through `accelerate launch` by default) and returns its metrics.json.
 
@@ -141,9 +156,15 @@ def load_split(data_dir: str | Path, split: str) -> VideoClassificationData:
 
 
 __all__ = [
+    "DEMO_EPOCHS",
+    "DEMO_LR",
+    "DEMO_PAIRS",
+    "DEMO_TEST_PER_CLASS",
+    "DEMO_TRAIN_PER_CLASS",
     "FRAME_AVERAGE",
     "frame_average_baseline",
     "frame_average_features",
+    "first_pairs_classes",
     "load_split",
     "omniclip_scores",
     "pair_top1",
