@@ -2,6 +2,8 @@
 
     python benchmarks/bench_ablation.py --seeds 0 1 2                 # every row, 3 seeds (long on a CPU)
     python benchmarks/bench_ablation.py --rows full pta_only spg_only --seeds 0
+    python benchmarks/bench_ablation.py --work_dir demo_output --rows full --seeds 1 &   # two at once: each
+    python benchmarks/bench_ablation.py --work_dir demo_output --rows full --seeds 2 &   # run uses one core
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
 (pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
@@ -13,15 +15,26 @@ over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 - Table 10: PTA in layer groups of the 4-layer tiny ViT: `layers_0`, `layers_0-1`, `layers_0-2`, all (= full)
 - Table 11: `cascade`, `attention_parallel`, `parallel` (= full)
 - `head_only`: video head only (no temporal embedding, PTA or SPG)
+
+A run whose folder (`<work_dir>/runs/<row>/seed<seed>`) already holds a trained model with the same training
+options is not trained again (`--retrain` forces it); one trained with other options (another `--lr`, say) is an
+error rather than silently replaced. Each run's scores go to `<work_dir>/ablation_results.json` (row -> seed ->
+scores) as soon as it ends, so a table can be built up over several calls, or by several calls at once on different
+rows or seeds (`accelerate launch` gives each training one torch thread, so two calls use both cores of a 2-core
+machine); `--table` prints the table from that file alone. The last column counts the steps each run spent on the
+ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py` shows what a run does meanwhile).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 from pathlib import Path
+
+from filelock import FileLock
 
 from omniclip_hf.motion_benchmark import (
     DEMO_EPOCHS,
@@ -53,10 +66,83 @@ ROWS = {
 }
 
 
-def summarise(values: list[float]) -> str:
+def recorded_options(run_dir: Path) -> dict | None:
+    """The training options a finished run in `run_dir` recorded (paths resolved, overrides parsed), or None."""
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists() or not (run_dir / "model" / "model.safetensors").exists():
+        return None
+    options = json.loads(metrics.read_text())["options"]
+    return {**options, "model_overrides": json.loads(options["model_overrides"] or "{}"),
+            "clip": str(Path(options["clip"]).resolve()), "train_data": str(Path(options["train_data"]).resolve())}
+
+
+def finished_run(run_dir: Path, expected: dict) -> bool:
+    """Whether `run_dir` holds a trained model whose recorded training options include `expected`.
+
+    Raises where it holds one trained with other options: training again would replace it, and its scores.
+    """
+    recorded = recorded_options(run_dir)
+    if recorded is None:
+        return False
+    differing = {key: recorded.get(key) for key, value in expected.items() if recorded.get(key) != value}
+    if differing:
+        raise FileExistsError(f"{run_dir} holds a run trained with other options {differing}; use another "
+                              "--work_dir (with --clip to share the tiny CLIP), or --retrain to replace it")
+    return True
+
+
+def plateau_steps(train_losses: list[float], num_classes: int, window: int = 16) -> int | None:
+    """Steps until the loss leaves the plateau at ln(num_classes), the loss of a uniform guess: the last step of the
+    first `window` steps whose mean loss is below 0.9 ln(num_classes); None if the run never gets there."""
+    threshold = 0.9 * math.log(num_classes)
+    for start in range(len(train_losses) - window + 1):
+        if statistics.mean(train_losses[start : start + window]) < threshold:
+            return start + window
+    return None
+
+
+def recorded_scores(path: Path, row: str, seed: int) -> dict | None:
+    """The complete scores of one run from `path`, if an earlier call recorded them."""
+    scores = json.loads(path.read_text()).get(row, {}).get(str(seed)) if path.exists() else None
+    return scores if scores and "plateau_steps" in scores else None
+
+
+def record_score(path: Path, row: str, seed: int, scores: dict) -> None:
+    """Adds one run's scores to the JSON file at `path` (row -> seed -> scores); a lock lets calls run at once."""
+    with FileLock(str(path) + ".lock"):
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.setdefault(row, {})[str(seed)] = scores
+        path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+
+
+def read_table(path: Path, rows: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
+    """The scores of `rows` x `seeds` from an `ablation_results.json`; says which runs are missing."""
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    missing = [f"{row} seed {seed}" for row in rows for seed in seeds if str(seed) not in recorded.get(row, {})]
+    if missing:
+        raise SystemExit(f"{path} has no scores for {', '.join(missing)}; run those rows and seeds without --table")
+    return {row: {seed: recorded[row][str(seed)] for seed in seeds} for row in rows}
+
+
+def print_table(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
+    print(f"\n| row | overrides | trainable params | top-1 (%) | top-1 within pairs (%) | top-1 per seed (%) | "
+          f"steps on the ln C plateau, per seed |  seeds: {seeds}")
+    print("|---|---|---|---|---|---|---|")
+    for row, by_seed in results.items():
+        scores = list(by_seed.values())
+        per_seed_top1 = " / ".join(f"{100 * s['top1']:.1f}" for s in scores)
+        # "never": the run ended on the plateau; "-": scored by a version of this script that did not count it.
+        plateau = " / ".join("-" if "plateau_steps" not in s else str(s["plateau_steps"] or "never") for s in scores)
+        print(f"| {row} | `{json.dumps(ROWS[row])}` | {scores[0]['trainable_params']:,} | "
+              f"{summarise([s['top1'] for s in scores])} | {summarise([s['pair_top1'] for s in scores])} | "
+              f"{per_seed_top1} | {plateau} |")
+
+
+def summarise(values: list[float], scale: float = 100) -> str:
+    """Mean ± population standard deviation, scaled (100: fractions as percentages)."""
     mean = statistics.mean(values)
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    return f"{scale * mean:.1f} ± {scale * std:.1f}"
 
 
 def main(argv=None) -> None:
@@ -71,11 +157,20 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     parser.add_argument("--lr", type=float, default=DEMO_LR)
     parser.add_argument("--num_frames", type=int, default=8)
+    parser.add_argument("--retrain", action="store_true", help="train again even where a matching run exists")
+    parser.add_argument("--table", action="store_true",
+                        help="print the table of --rows and --seeds from <work_dir>/ablation_results.json; no training")
     args = parser.parse_args(argv)
     try:
         classes = first_pairs_classes(args.pairs)
     except ValueError as error:
         parser.error(f"--{error}")
+
+    if args.table:
+        if not args.work_dir:
+            parser.error("--table reads <work_dir>/ablation_results.json: give --work_dir")
+        print_table(read_table(Path(args.work_dir) / "ablation_results.json", args.rows, args.seeds), args.seeds)
+        return
 
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work_dir or scratch)
@@ -90,23 +185,33 @@ def main(argv=None) -> None:
 
             pretrain_tiny_clip(clip, seed=0, verbose=False)
         test = load_split(data_dir, "test")
+        results_path = work / "ablation_results.json"
         results = {}
         for row in args.rows:
-            scores = []
+            results[row] = {}
             for seed in args.seeds:
                 run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
-                train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames, seed=seed,
-                               lr=args.lr, model_overrides=ROWS[row])
-                scores.append(omniclip_scores(run_dir / "model", test))
-                print(f"  {row} seed {seed}: top-1 {scores[-1]['top1']:.3f}, pair {scores[-1]['pair_top1']:.3f}",
-                      flush=True)
-            results[row] = scores
+                expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
+                            "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
+                            "model_overrides": ROWS[row]}
+                try:
+                    reused = not args.retrain and finished_run(run_dir, expected)
+                except FileExistsError as error:
+                    parser.error(str(error))
+                scores = recorded_scores(results_path, row, seed) if reused else None
+                if not reused:
+                    train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames,
+                                   seed=seed, lr=args.lr, model_overrides=ROWS[row])
+                if scores is None:
+                    scores = omniclip_scores(run_dir / "model", test)
+                    losses = json.loads((run_dir / "metrics.json").read_text())["train_losses"]
+                    scores["plateau_steps"] = plateau_steps(losses, len(test.class_names))
+                    record_score(results_path, row, seed, scores)
+                results[row][seed] = scores
+                print(f"  {row} seed {seed}{' (reused)' if reused else ''}: top-1 {scores['top1']:.3f}, "
+                      f"pair {scores['pair_top1']:.3f}, plateau {scores['plateau_steps']} steps", flush=True)
 
-    print(f"\n| row | overrides | trainable params | top-1 (%) | top-1 within pairs (%) |  seeds: {args.seeds}")
-    print("|---|---|---|---|---|")
-    for row, scores in results.items():
-        print(f"| {row} | `{json.dumps(ROWS[row])}` | {scores[0]['trainable_params']:,} | "
-              f"{summarise([s['top1'] for s in scores])} | {summarise([s['pair_top1'] for s in scores])} |")
+    print_table(results, args.seeds)
 
 
 if __name__ == "__main__":

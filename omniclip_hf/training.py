@@ -54,6 +54,10 @@ class TrainingOptions:
     min_lr: float = 2e-5
     warmup_epochs: float = 5.0
     weight_decay: float = 0.003
+    prompt_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "Learning-rate multiplier for the video-specific prompt generator (docs/training.md)."},
+    )
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     gradient_accumulation_steps: int = 1
@@ -89,6 +93,8 @@ class TrainingOptions:
             raise ValueError("pass exactly one of --clip (a CLIP checkpoint to wrap) or --model (an OmniCLIP folder).")
         if not self.train_data and not self.eval_data:
             raise ValueError("nothing to do: pass --train_data and/or --eval_data.")
+        if not self.prompt_lr_scale > 0:
+            raise ValueError(f"--prompt_lr_scale={self.prompt_lr_scale} is invalid: it must be > 0.")
         for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
@@ -122,18 +128,24 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
 
 
 def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales."""
-    decay, no_decay = [], []
+    """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales.
+
+    The video-specific prompt generator learns at `lr * prompt_lr_scale`, in groups of its own when the scale is not 1.
+    """
+    prompt_lr = options.lr * options.prompt_lr_scale
+    groups = {  # (decays, learning rate) -> parameter group, in a fixed order
+        (decays, lr): {"params": [], "weight_decay": options.weight_decay if decays else 0.0, "lr": lr}
+        for lr in dict.fromkeys([options.lr, prompt_lr])
+        for decays in (True, False)
+    }
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        is_matrix = parameter.ndim >= 2 and "embedding" not in name
-        (decay if is_matrix else no_decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": options.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=options.lr, betas=(options.adam_beta1, options.adam_beta2))
+        decays = parameter.ndim >= 2 and "embedding" not in name
+        lr = prompt_lr if name.startswith("video_specific_prompts.") else options.lr
+        groups[decays, lr]["params"].append(parameter)
+    return torch.optim.AdamW([group for group in groups.values() if group["params"]], lr=options.lr,
+                             betas=(options.adam_beta1, options.adam_beta2))
 
 
 def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, total_steps: int):

@@ -19,7 +19,7 @@ from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
 from omniclip_hf.data import few_shot_indices, few_shot_subset, load_annotation_file, load_video_dataset
 from omniclip_hf.evaluation import classification_metrics, mean_and_std
 from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
-from omniclip_hf.training import VideoMixer, latest_checkpoint, parse_training_options
+from omniclip_hf.training import VideoMixer, build_optimizer, latest_checkpoint, parse_training_options
 
 from .conftest import REPO_ROOT
 
@@ -146,6 +146,27 @@ def test_unknown_recipe_option_is_an_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
     with pytest.raises(ValueError, match=r"unknown options \['learning_rate'\]"):
         parse_training_options(["--config", str(tmp_path / "bad.yaml"), "--clip", "x", "--train_data", "y"])
+
+
+def test_prompt_lr_scale_gives_the_prompt_generator_its_own_learning_rate(tiny_clip_dir):
+    model = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4)
+    prompt_ids = {id(p) for p in model.video_specific_prompts.parameters()}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+
+    options = parse_training_options(["--clip", "x", "--train_data", "y", "--lr", "1e-3", "--prompt_lr_scale", "0.1"])
+    groups = build_optimizer(model, options).param_groups
+    in_groups = [id(p) for group in groups for p in group["params"]]
+    assert sorted(in_groups) == sorted(trainable)  # every trainable parameter once, nothing frozen
+    for group in groups:
+        expected = 1e-4 if id(group["params"][0]) in prompt_ids else 1e-3
+        assert {id(p) in prompt_ids for p in group["params"]} == {expected == 1e-4}
+        assert group["lr"] == pytest.approx(expected)
+
+    # The default keeps the two groups (decay / no decay) at one learning rate.
+    default = build_optimizer(model, parse_training_options(["--clip", "x", "--train_data", "y"])).param_groups
+    assert [group["weight_decay"] for group in default] == [0.003, 0.0]
+    with pytest.raises(ValueError, match="prompt_lr_scale=0.0 is invalid"):
+        parse_training_options(["--clip", "x", "--train_data", "y", "--prompt_lr_scale", "0"])
 
 
 def test_latest_checkpoint_ignores_partial_saves(tmp_path):

@@ -1,0 +1,92 @@
+"""Where a training run sits while its loss is on the ln(C) plateau. Prints a table per checkpoint; not a test.
+
+    python benchmarks/probe_plateau.py demo_output/runs/layers_0-1/seed0
+    python benchmarks/probe_plateau.py demo_output/runs/full/seed0 --data demo_output/motion_data --clips 64
+
+A loss of ln(C) is the loss of a uniform guess: every class scores the same for every clip. For each epoch
+checkpoint that `examples/train.py` saved in `<run>/checkpoints` (and the final model), on training clips seen
+without augmentation, the table gives the loss, top-1, the spread of the logits over classes, how alike the class
+texts are once the video-specific prompts are added (mean cosine between two classes' text embeddings, per clip),
+and how much of the video embedding is the same for every clip (the squared norm of the mean unit embedding).
+A value near 1 in the last two columns says that side of the similarity no longer depends on the class, or on the
+video. The untrained model (from the run's base CLIP) is the first row.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from omniclip_hf.evaluation import class_text_embeddings
+from omniclip_hf.modeling_omniclip import OmniCLIPModel
+from omniclip_hf.motion_benchmark import load_split
+from omniclip_hf.processing_omniclip import OmniCLIPProcessor
+
+
+def mean_pairwise_cosine(embeds: torch.Tensor) -> float:
+    """Mean cosine between different rows of `(..., C, D)` embeddings."""
+    unit = torch.nn.functional.normalize(embeds, dim=-1)
+    similarity = unit @ unit.transpose(-1, -2)
+    off_diagonal = ~torch.eye(similarity.shape[-1], dtype=torch.bool)
+    return similarity[..., off_diagonal].mean().item()
+
+
+def shared_fraction(embeds: torch.Tensor) -> float:
+    """Squared norm of the mean unit embedding over clips: 1 when every clip has the same direction."""
+    return torch.nn.functional.normalize(embeds, dim=-1).mean(dim=0).norm().pow(2).item()
+
+
+@torch.no_grad()
+def probe(model: OmniCLIPModel, tokenizer, class_names: list[str], videos: torch.Tensor, labels: torch.Tensor) -> dict:
+    text = class_text_embeddings(model, tokenizer, class_names)
+    output = model(pixel_values_videos=videos, text_embeds=text, labels=labels)
+    logits = output.logits_per_video
+    return {
+        "loss": output.loss.item(),
+        "top1": (logits.argmax(dim=1) == labels).float().mean().item(),
+        "logit_std": logits.std(dim=1).mean().item(),
+        "class_text_cosine": mean_pairwise_cosine(output.text_embeds),
+        "video_shared": shared_fraction(output.video_embeds),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="an output folder of examples/train.py with checkpoints/ and model/")
+    parser.add_argument("--data", type=Path, default=Path("demo_output/motion_data"), help="the run's data folder")
+    parser.add_argument("--clips", type=int, default=96, help="training clips to probe, spread over the split")
+    args = parser.parse_args(argv)
+    if not (args.run / "model" / "config.json").exists():
+        parser.error(f"{args.run} has no trained model/ folder: give an output folder of examples/train.py")
+
+    data = load_split(args.data, "train")
+    rows = data.dataset.select(range(0, len(data), max(1, len(data) // args.clips))[: args.clips])
+    processor = OmniCLIPProcessor.from_pretrained(args.run / "model")
+    videos = processor.video_processor(list(rows["video"]), return_tensors="pt")["pixel_values_videos"]
+    labels = torch.tensor(rows["label"])
+    model = OmniCLIPModel.from_pretrained(args.run / "model").eval()
+    torch.manual_seed(0)  # the prompt generator's random start; every other new module starts at zero
+    untrained = OmniCLIPModel(model.config)
+    untrained.clip.load_state_dict(model.clip.state_dict())
+
+    print(f"{args.run}: {len(labels)} training clips, ln C = {torch.tensor(float(len(data.class_names))).log():.3f}")
+    print("| checkpoint | loss | top-1 | logit std over classes | cosine between class texts | video shared by clips |")
+    print("|---|---|---|---|---|---|")
+    checkpoints = [("untrained", None)] + [(path.name, path / "model.safetensors")
+                                           for path in sorted((args.run / "checkpoints").glob("step_*"))]
+    for name, weights in checkpoints:
+        current = untrained.eval() if weights is None else model
+        if weights is not None:
+            missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
+            if unexpected:
+                raise SystemExit(f"{weights} does not match the model: unexpected {unexpected[:3]}")
+        row = probe(current, processor.tokenizer, data.class_names, videos, labels)
+        print(f"| {name} | {row['loss']:.3f} | {100 * row['top1']:.1f}% | {row['logit_std']:.3f} | "
+              f"{row['class_text_cosine']:.3f} | {row['video_shared']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

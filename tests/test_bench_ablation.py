@@ -1,0 +1,84 @@
+"""`benchmarks/bench_ablation.py` builds its table over several calls: a finished run is reused only when its recorded
+training options are the ones asked for, and `--table` names the runs it lacks instead of printing a partial table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+
+def load_bench_ablation():
+    spec = importlib.util.spec_from_file_location("bench_ablation", REPO_ROOT / "benchmarks" / "bench_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(run_dir, clip, train_data, lr=3e-3, seed=0, model_overrides=None):
+    """A run folder as `examples/train.py` leaves it, with `metrics.json["options"]` as the script records them."""
+    (run_dir / "model").mkdir(parents=True)
+    (run_dir / "model" / "model.safetensors").write_bytes(b"")
+    options = {"clip": str(clip), "train_data": str(train_data), "epochs": 12, "num_frames": 8, "seed": seed,
+               "lr": lr, "model_overrides": json.dumps(model_overrides) if model_overrides else None}
+    (run_dir / "metrics.json").write_text(json.dumps({"options": options, "top1": 0.9}))
+
+
+@pytest.fixture
+def bench():
+    return load_bench_ablation()
+
+
+def expected_options(tmp_path, **changes):
+    options = {"clip": str(tmp_path / "tiny_clip"), "train_data": str(tmp_path / "motion_data" / "train"),
+               "epochs": 12, "num_frames": 8, "seed": 0, "lr": 3e-3, "model_overrides": {}}
+    return {**options, **changes}
+
+
+def test_a_run_is_reused_only_with_the_same_training_options(bench, tmp_path):
+    run_dir = tmp_path / "runs" / "ratio_1_8" / "seed0"
+    write_run(run_dir, tmp_path / "tiny_clip", tmp_path / "motion_data" / "train", model_overrides={"pta_ratio": 0.125})
+
+    assert bench.finished_run(run_dir, expected_options(tmp_path, model_overrides={"pta_ratio": 0.125}))
+    assert not bench.finished_run(tmp_path / "runs" / "full" / "seed0", expected_options(tmp_path))
+    # A run made with other options is neither reused nor silently replaced.
+    for changed in ({"model_overrides": {"pta_ratio": 0.5}}, {"lr": 2e-3}, {"seed": 1}):
+        options = expected_options(tmp_path, **{"model_overrides": {"pta_ratio": 0.125}, **changed})
+        with pytest.raises(FileExistsError, match="holds a run trained with other options"):
+            bench.finished_run(run_dir, options)
+
+
+def test_a_run_without_overrides_matches_the_full_row_and_needs_its_weights(bench, tmp_path):
+    run_dir = tmp_path / "runs" / "full" / "seed0"
+    write_run(run_dir, tmp_path / "tiny_clip", tmp_path / "motion_data" / "train")
+    assert bench.finished_run(run_dir, expected_options(tmp_path, model_overrides=bench.ROWS["full"]))
+    # A training that died before saving its model is trained again.
+    (run_dir / "model" / "model.safetensors").unlink()
+    assert not bench.finished_run(run_dir, expected_options(tmp_path))
+
+
+def test_scores_accumulate_and_the_table_names_missing_runs(bench, tmp_path):
+    results = tmp_path / "ablation_results.json"
+    scores = {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10}
+    bench.record_score(results, "full", 0, scores)
+    bench.record_score(results, "full", 1, {**scores, "top1": 0.8})
+    bench.record_score(results, "neither", 0, {**scores, "top1": 0.5})
+
+    table = bench.read_table(results, ["full"], [0, 1])
+    assert [run["top1"] for run in table["full"].values()] == [0.9, 0.8]
+    with pytest.raises(SystemExit, match="neither seed 1"):
+        bench.read_table(results, ["full", "neither"], [0, 1])
+
+
+def test_plateau_steps_counts_the_steps_until_the_loss_leaves_ln_c(bench):
+    import math
+
+    plateau = [math.log(8)] * 40 + [0.5] * 40
+    # The first 16-step window with a mean below 0.9 ln 8 holds 13 plateau steps: it starts at step 27.
+    assert bench.plateau_steps(plateau, num_classes=8) == 43
+    assert bench.plateau_steps([0.5] * 20, num_classes=8) == 16
+    assert bench.plateau_steps([math.log(8)] * 100, num_classes=8) is None
