@@ -37,11 +37,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from omniclip_hf.motion_benchmark import (
-    DEMO_EPOCHS,
-    DEMO_LR,
-    DEMO_PAIRS,
-    DEMO_TEST_PER_CLASS,
-    DEMO_TRAIN_PER_CLASS,
+    add_demo_recipe_arguments,
     first_pairs_classes,
     load_split,
     omniclip_scores,
@@ -101,24 +97,29 @@ def plateau_steps(train_losses: list[float], num_classes: int, window: int = 16)
     return None
 
 
-def recorded_scores(path: Path, row: str, seed: int) -> dict | None:
-    """The complete scores of one run from `path`, if an earlier call recorded them."""
-    scores = json.loads(path.read_text()).get(row, {}).get(str(seed)) if path.exists() else None
+def recorded_scores(recorded: dict, row: str, seed: int) -> dict | None:
+    """The complete scores of one run in a loaded `ablation_results.json`; None where the run has none, or has them
+    from a version of this script that did not count the plateau."""
+    scores = recorded.get(row, {}).get(str(seed))
     return scores if scores and "plateau_steps" in scores else None
+
+
+def load_results(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def record_score(path: Path, row: str, seed: int, scores: dict) -> None:
     """Adds one run's scores to the JSON file at `path` (row -> seed -> scores); a lock lets calls run at once."""
     with FileLock(str(path) + ".lock"):
-        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged = load_results(path)
         merged.setdefault(row, {})[str(seed)] = scores
         path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
 
 
 def read_table(path: Path, rows: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
     """The scores of `rows` x `seeds` from an `ablation_results.json`; says which runs are missing."""
-    recorded = json.loads(path.read_text()) if path.exists() else {}
-    missing = [f"{row} seed {seed}" for row in rows for seed in seeds if str(seed) not in recorded.get(row, {})]
+    recorded = load_results(path)
+    missing = [f"{row} seed {seed}" for row in rows for seed in seeds if recorded_scores(recorded, row, seed) is None]
     if missing:
         raise SystemExit(f"{path} has no scores for {', '.join(missing)}; run those rows and seeds without --table")
     return {row: {seed: recorded[row][str(seed)] for seed in seeds} for row in rows}
@@ -131,18 +132,38 @@ def print_table(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
     for row, by_seed in results.items():
         scores = list(by_seed.values())
         per_seed_top1 = " / ".join(f"{100 * s['top1']:.1f}" for s in scores)
-        # "never": the run ended on the plateau; "-": scored by a version of this script that did not count it.
-        plateau = " / ".join("-" if "plateau_steps" not in s else str(s["plateau_steps"] or "never") for s in scores)
+        plateau = " / ".join(str(s["plateau_steps"] or "never") for s in scores)  # never: ended on the plateau
         print(f"| {row} | `{json.dumps(ROWS[row])}` | {scores[0]['trainable_params']:,} | "
               f"{summarise([s['top1'] for s in scores])} | {summarise([s['pair_top1'] for s in scores])} | "
               f"{per_seed_top1} | {plateau} |")
 
 
-def summarise(values: list[float], scale: float = 100) -> str:
-    """Mean ± population standard deviation, scaled (100: fractions as percentages)."""
+def summarise(values: list[float]) -> str:
     mean = statistics.mean(values)
     std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{scale * mean:.1f} ± {scale * std:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str, test, results_path: Path) -> dict:
+    """Trains one row and seed unless a matching run is there, and returns its scores (recorded as soon as known)."""
+    data_dir = work / "motion_data"
+    run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
+    expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
+                "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
+                "model_overrides": ROWS[row]}
+    reused = not args.retrain and finished_run(run_dir, expected)
+    scores = recorded_scores(load_results(results_path), row, seed) if reused else None
+    if not reused:
+        train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames, seed=seed, lr=args.lr,
+                       model_overrides=ROWS[row])
+    if scores is None:
+        scores = omniclip_scores(run_dir / "model", test)
+        losses = json.loads((run_dir / "metrics.json").read_text())["train_losses"]
+        scores["plateau_steps"] = plateau_steps(losses, len(test.class_names))
+        record_score(results_path, row, seed, scores)
+    print(f"  {row} seed {seed}{' (reused)' if reused else ''}: top-1 {scores['top1']:.3f}, "
+          f"pair {scores['pair_top1']:.3f}, plateau {scores['plateau_steps']} steps", flush=True)
+    return scores
 
 
 def main(argv=None) -> None:
@@ -151,12 +172,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--work_dir", default=None, help="keeps data, the tiny CLIP and runs (default: a temp dir)")
     parser.add_argument("--clip", default=None, help="a CLIP folder to use instead of pretraining the tiny one")
-    parser.add_argument("--pairs", type=int, default=DEMO_PAIRS, help="reversal pairs, as `examples/demo.py --pairs`")
-    parser.add_argument("--train_per_class", type=int, default=DEMO_TRAIN_PER_CLASS)
-    parser.add_argument("--test_per_class", type=int, default=DEMO_TEST_PER_CLASS)
-    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
-    parser.add_argument("--lr", type=float, default=DEMO_LR)
-    parser.add_argument("--num_frames", type=int, default=8)
+    add_demo_recipe_arguments(parser)
     parser.add_argument("--retrain", action="store_true", help="train again even where a matching run exists")
     parser.add_argument("--table", action="store_true",
                         help="print the table of --rows and --seeds from <work_dir>/ablation_results.json; no training")
@@ -190,26 +206,10 @@ def main(argv=None) -> None:
         for row in args.rows:
             results[row] = {}
             for seed in args.seeds:
-                run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
-                expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
-                            "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
-                            "model_overrides": ROWS[row]}
                 try:
-                    reused = not args.retrain and finished_run(run_dir, expected)
+                    results[row][seed] = run_row(row, seed, args, work, clip, test, results_path)
                 except FileExistsError as error:
                     parser.error(str(error))
-                scores = recorded_scores(results_path, row, seed) if reused else None
-                if not reused:
-                    train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames,
-                                   seed=seed, lr=args.lr, model_overrides=ROWS[row])
-                if scores is None:
-                    scores = omniclip_scores(run_dir / "model", test)
-                    losses = json.loads((run_dir / "metrics.json").read_text())["train_losses"]
-                    scores["plateau_steps"] = plateau_steps(losses, len(test.class_names))
-                    record_score(results_path, row, seed, scores)
-                results[row][seed] = scores
-                print(f"  {row} seed {seed}{' (reused)' if reused else ''}: top-1 {scores['top1']:.3f}, "
-                      f"pair {scores['pair_top1']:.3f}, plateau {scores['plateau_steps']} steps", flush=True)
 
     print_table(results, args.seeds)
 

@@ -40,9 +40,8 @@ def shared_fraction(embeds: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def probe(model: OmniCLIPModel, tokenizer, class_names: list[str], videos: torch.Tensor, labels: torch.Tensor) -> dict:
-    text = class_text_embeddings(model, tokenizer, class_names)
-    output = model(pixel_values_videos=videos, text_embeds=text, labels=labels)
+def probe(model: OmniCLIPModel, text_embeds: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor) -> dict:
+    output = model(pixel_values_videos=videos, text_embeds=text_embeds, labels=labels)
     logits = output.logits_per_video
     return {
         "loss": output.loss.item(),
@@ -77,16 +76,16 @@ def main(argv=None) -> None:
     print("|---|---|---|---|---|---|")
     checkpoints = [("untrained", None)] + [(path.name, path / "model.safetensors")
                                            for path in sorted((args.run / "checkpoints").glob("step_*"))]
+    # The text encoder is frozen CLIP: the class embeddings are the same for every checkpoint.
+    text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names)
     for name, weights in checkpoints:
-        current = untrained.eval() if weights is None else model
         if weights is not None:
-            missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
+            _, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
             if unexpected:
                 raise SystemExit(f"{weights} does not match the model: unexpected {unexpected[:3]}")
-        row = probe(current, processor.tokenizer, data.class_names, videos, labels)
+        row = probe(untrained.eval() if weights is None else model, text_embeds, videos, labels)
         print(f"| {name} | {row['loss']:.3f} | {100 * row['top1']:.1f}% | {row['logit_std']:.3f} | "
               f"{row['class_text_cosine']:.3f} | {row['video_shared']:.3f} |", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -25,11 +25,7 @@ import time
 from pathlib import Path
 
 from omniclip_hf.motion_benchmark import (
-    DEMO_EPOCHS,
-    DEMO_LR,
-    DEMO_PAIRS,
-    DEMO_TEST_PER_CLASS,
-    DEMO_TRAIN_PER_CLASS,
+    add_demo_recipe_arguments,
     first_pairs_classes,
     frame_average_baseline,
     load_split,
@@ -47,17 +43,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default=str(REPO / "demo_output"))
     parser.add_argument("--clip", default=None, help="a CLIP checkpoint to use instead of pretraining the tiny one")
-    parser.add_argument("--pairs", type=int, default=DEMO_PAIRS,
-                        help="reversal pairs of classes to use, in the order of motion_data.CLASS_NAMES (1 to 5)")
+    add_demo_recipe_arguments(parser)
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
                         help="explicit class names instead of --pairs (each with its time-reversed partner)")
-    parser.add_argument("--train_per_class", type=int, default=DEMO_TRAIN_PER_CLASS)
-    parser.add_argument("--test_per_class", type=int, default=DEMO_TEST_PER_CLASS)
-    parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--frame_size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=DEMO_LR)
     parser.add_argument("--pretrain_seconds", type=float, default=150.0)
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)

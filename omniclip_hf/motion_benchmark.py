@@ -8,6 +8,7 @@ reversal pair, whatever head it has; a model that models time can reach 100%. `p
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -34,6 +35,18 @@ def first_pairs_classes(pairs: int) -> list[str]:
     if not 1 <= pairs <= len(CLASS_NAMES) // 2:
         raise ValueError(f"pairs must lie in 1..{len(CLASS_NAMES) // 2}, got {pairs}")
     return list(CLASS_NAMES[: 2 * pairs])
+
+
+def add_demo_recipe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The demo's recipe as command-line flags with the `DEMO_*` defaults (`examples/demo.py`, `bench_ablation.py`)."""
+    parser.add_argument("--pairs", type=int, default=DEMO_PAIRS,
+                        help="reversal pairs of classes to use, in the order of motion_data.CLASS_NAMES (1 to 5)")
+    parser.add_argument("--train_per_class", type=int, default=DEMO_TRAIN_PER_CLASS)
+    parser.add_argument("--test_per_class", type=int, default=DEMO_TEST_PER_CLASS)
+    parser.add_argument("--num_frames", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS)
+    parser.add_argument("--lr", type=float, default=DEMO_LR)
+    return parser
 
 
 
@@ -162,6 +175,7 @@ __all__ = [
     "DEMO_TEST_PER_CLASS",
     "DEMO_TRAIN_PER_CLASS",
     "FRAME_AVERAGE",
+    "add_demo_recipe_arguments",
     "frame_average_baseline",
     "frame_average_features",
     "first_pairs_classes",

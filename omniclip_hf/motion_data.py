@@ -283,6 +283,14 @@ def _sample_center(rng: np.random.Generator, margin: float) -> tuple[float, floa
     return float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin))
 
 
+def _sample_still_object(rng: np.random.Generator, shapes: Sequence[str], min_size: float,
+                         max_size: float) -> tuple[str, str, int, float, tuple[float, float]]:
+    """Look, size and a centre that keeps the whole object in frame, for an object that stays where it is."""
+    shape, colour, background_seed = _sample_look(rng, shapes)
+    size = float(rng.uniform(min_size, max_size))
+    return shape, colour, background_seed, size, _sample_center(rng, size / 2 + 0.02)
+
+
 def _sample_translation(rng: np.random.Generator, motion: str, axis: int) -> ClipParams:
     """Object moves by 35-60% of the frame along `axis` (0: rightwards, 1: downwards), drifting slightly sideways."""
     shape, colour, background_seed = _sample_look(rng, SHAPES)
@@ -313,10 +321,7 @@ def _sample_approach(rng: np.random.Generator, motion: str) -> ClipParams:
 
 def _sample_rotation(rng: np.random.Generator, motion: str) -> ClipParams:
     """A triangle or arrow turns clockwise by 120-240 degrees in place (under 45 degrees a frame at 8 frames)."""
-    shape, colour, background_seed = _sample_look(rng, ROTATION_SHAPES)
-    size = float(rng.uniform(0.34, 0.50))
-    margin = size / 2 + 0.02
-    center = _sample_center(rng, margin)
+    shape, colour, background_seed, size, center = _sample_still_object(rng, ROTATION_SHAPES, 0.34, 0.50)
     start_angle = float(rng.uniform(0, 360))
     end_angle = start_angle + float(rng.uniform(120, 240))
     return ClipParams(motion, shape, colour, background_seed, center, center, size, size, start_angle, end_angle)
@@ -324,10 +329,7 @@ def _sample_rotation(rng: np.random.Generator, motion: str) -> ClipParams:
 
 def _sample_fade(rng: np.random.Generator, motion: str) -> ClipParams:
     """Object fades in where it stands, from 0-10% to full opacity; the partner class is the same clip fading out."""
-    shape, colour, background_seed = _sample_look(rng, SHAPES)
-    size = float(rng.uniform(0.18, 0.32))
-    margin = size / 2 + 0.02
-    center = _sample_center(rng, margin)
+    shape, colour, background_seed, size, center = _sample_still_object(rng, SHAPES, 0.18, 0.32)
     angle = float(rng.uniform(0, 360))
     return ClipParams(motion, shape, colour, background_seed, center, center, size, size, angle, angle,
                       start_opacity=float(rng.uniform(0.0, 0.1)), end_opacity=1.0)

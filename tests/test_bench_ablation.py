@@ -63,7 +63,7 @@ def test_a_run_without_overrides_matches_the_full_row_and_needs_its_weights(benc
 
 def test_scores_accumulate_and_the_table_names_missing_runs(bench, tmp_path):
     results = tmp_path / "ablation_results.json"
-    scores = {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10}
+    scores = {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40}
     bench.record_score(results, "full", 0, scores)
     bench.record_score(results, "full", 1, {**scores, "top1": 0.8})
     bench.record_score(results, "neither", 0, {**scores, "top1": 0.5})
