@@ -36,14 +36,14 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from omniclip_hf.motion_benchmark import (
+from omniclip_hf.motion_benchmark.runner import (
     add_demo_recipe_arguments,
     first_pairs_classes,
     load_split,
     omniclip_scores,
     train_omniclip,
 )
-from omniclip_hf.motion_data import write_motion_dataset
+from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
 
 ROWS = {
     "full": {},
@@ -197,7 +197,7 @@ def main(argv=None) -> None:
                                  classes=classes)
         clip = args.clip or str(work / "tiny_clip")
         if not args.clip and not (work / "tiny_clip" / "config.json").exists():
-            from omniclip_hf.tiny_clip import pretrain_tiny_clip
+            from omniclip_hf.motion_benchmark.tiny_clip import pretrain_tiny_clip
 
             pretrain_tiny_clip(clip, seed=0, verbose=False)
         test = load_split(data_dir, "test")

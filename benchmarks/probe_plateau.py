@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from omniclip_hf.evaluation import class_text_embeddings
+from omniclip_hf.training.evaluation import class_text_embeddings
 from omniclip_hf.modeling_omniclip import OmniCLIPModel
-from omniclip_hf.motion_benchmark import load_split
+from omniclip_hf.motion_benchmark.runner import load_split
 from omniclip_hf.processing_omniclip import OmniCLIPProcessor
 
 

@@ -1,13 +1,13 @@
 """The package's main job, offline: does OmniCLIP model time where frame-averaged CLIP cannot?
 
 `make demo` runs this. On 2 CPU cores, with nothing downloaded, it
-1. writes a video set where only the order of frames tells the classes apart (`omniclip_hf.motion_data`:
+1. writes a video set where only the order of frames tells the classes apart (`omniclip_hf.motion_benchmark.motion_data`:
    objects moving left/right, up/down, approaching/receding, appearing/disappearing; every class has its time
    reversal as another class, and the set is symmetric under time reversal. `--pairs 5` adds rotating
    clockwise/anticlockwise, which the tiny CLIP stand-in cannot see: see docs/motion_benchmark.md);
 2. pretrains a tiny CLIP on single synthetic frames with captions ("a small red triangle at the top left") and
    CLIP's real tokenizer: a stand-in for a pretrained CLIP, saved as an ordinary CLIPModel folder, frozen from
-   then on (`omniclip_hf.tiny_clip`);
+   then on (`omniclip_hf.motion_benchmark.tiny_clip`);
 3. trains OmniCLIP on it with `accelerate launch examples/train.py --clip <that folder>`, and fits a linear head
    on frame-averaged CLIP features of the same frozen model as the baseline;
 4. prints the table, writes `demo_output/results.json`, a learning curve PNG, and classifies one test clip
@@ -24,7 +24,7 @@ import json
 import time
 from pathlib import Path
 
-from omniclip_hf.motion_benchmark import (
+from omniclip_hf.motion_benchmark.runner import (
     add_demo_recipe_arguments,
     first_pairs_classes,
     frame_average_baseline,
@@ -32,8 +32,8 @@ from omniclip_hf.motion_benchmark import (
     omniclip_scores,
     train_omniclip,
 )
-from omniclip_hf.motion_data import write_motion_dataset
-from omniclip_hf.training import build_processor, run_script
+from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
+from omniclip_hf.training.loop import build_processor, run_script
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def main(argv=None) -> list[dict]:
         clip = args.clip
         log(f"2. using CLIP {clip}", start)
     else:
-        from omniclip_hf.tiny_clip import pretrain_tiny_clip
+        from omniclip_hf.motion_benchmark.tiny_clip import pretrain_tiny_clip
 
         clip = str(output / "tiny_clip")
         metrics = pretrain_tiny_clip(clip, steps=args.pretrain_steps, max_seconds=args.pretrain_seconds,

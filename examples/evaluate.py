@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
-from omniclip_hf.data import load_video_dataset
-from omniclip_hf.evaluation import (
+from omniclip_hf.training.data import load_video_dataset
+from omniclip_hf.training.evaluation import (
     FRAME_AVERAGE,
     class_text_embeddings,
     classification_metrics,
@@ -27,7 +27,7 @@ from omniclip_hf.evaluation import (
     write_confusion_matrix_png,
     write_metrics,
 )
-from omniclip_hf.training import build_processor, run_script
+from omniclip_hf.training.loop import build_processor, run_script
 
 
 

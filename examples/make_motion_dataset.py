@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Optional, Sequence
 
-from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, write_motion_dataset
 
 
 def build_arg_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ triangle at the top left"), with the real CLIP tokenizer. Saves an ordinary CLIP
 
 import sys
 
-from omniclip_hf.tiny_clip import main
+from omniclip_hf.motion_benchmark.tiny_clip import main
 
 if __name__ == "__main__":
     try:

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from omniclip_hf.publishing import publish_model
-from omniclip_hf.training import run_script
+from omniclip_hf.training.publishing import publish_model
+from omniclip_hf.training.loop import run_script
 
 
 def main(argv=None):

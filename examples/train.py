@@ -26,8 +26,8 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
-from omniclip_hf.data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
-from omniclip_hf.evaluation import (
+from omniclip_hf.training.data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
+from omniclip_hf.training.evaluation import (
     class_text_embeddings,
     classification_metrics,
     mean_and_std,
@@ -35,13 +35,14 @@ from omniclip_hf.evaluation import (
     write_confusion_matrix_png,
     write_metrics,
 )
-from omniclip_hf.publishing import publish_model
-from omniclip_hf.training import (
+from omniclip_hf.training.publishing import publish_model
+from omniclip_hf.training.loop import (
     TrainingOptions,
     VideoMixer,
     build_optimizer,
     build_processor,
     build_scheduler,
+    keep_frozen_clip_out_of_fsdp,
     load_trainer_state,
     parse_training_options,
     register_trainable_only_state_hooks,
@@ -139,6 +140,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     steps_per_epoch = max(1, batches_per_epoch // options.gradient_accumulation_steps)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch, total_steps)
+    keep_frozen_clip_out_of_fsdp(accelerator, model)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
@@ -189,7 +191,10 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 seen_indices.append([state["epoch"], batch["indices"].tolist()])
             with accelerator.accumulate(model):
                 videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
-                loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
+                # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
+                # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
+                with accelerator.autocast():
+                    loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and options.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
@@ -262,8 +267,10 @@ def main(argv: list[str] | None = None) -> None:
         model.config.id2label = dict(enumerate(result["class_names"]))
         model.config.label2id = {name: index for index, name in enumerate(result["class_names"])}
     model.eval()
+    # Under FSDP the trainable weights are sharded: every rank takes part in gathering the full state dict.
+    state_dict = accelerator.get_state_dict(trained_model) if options.train_data else None
     if accelerator.is_main_process:
-        save_final_model(options, accelerator.unwrap_model(model), processor, output_dir / "model")
+        save_final_model(options, accelerator.unwrap_model(model), processor, output_dir / "model", state_dict)
     accelerator.wait_for_everyone()
 
     eval_sets = load_eval_sets(options)
@@ -280,11 +287,14 @@ def main(argv: list[str] | None = None) -> None:
     accelerator.end_training()
 
 
-def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path) -> None:
+def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
+                     state_dict: dict | None = None) -> None:
+    """`state_dict`: the full weights gathered from the training model (under FSDP its parameters are shards)."""
     if options.adapter_only:
-        model.save_adapter(folder, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path)
+        model.save_adapter(folder, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path,
+                           state_dict=state_dict)
     else:
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, state_dict=state_dict)
     processor.save_pretrained(folder)
 
 

@@ -245,7 +245,8 @@ class OmniCLIPTemporalAdapter(nn.Module):
         self.down = nn.Linear(width, bottleneck)
         self.attention = OmniCLIPAttention(bottleneck, config.pta_num_heads)
         self.up = zero_initialised(nn.Linear(bottleneck, width))
-        self.alpha = nn.Parameter(torch.tensor(float(config.pta_alpha_init)))
+        # A one-element vector, not a 0-dim scalar: FSDP2's fully_shard cannot shard 0-dim parameters.
+        self.alpha = nn.Parameter(torch.full((1,), float(config.pta_alpha_init)))
 
     def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
         frames, num_tokens, _ = hidden_states.shape
@@ -494,6 +495,13 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self.clip.eval()
         return self
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The frozen CLIP text encoder's token embedding (the model's only vocabulary input), as `CLIPTextModel`."""
+        return self.clip.text_model.embeddings.token_embedding
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.clip.text_model.embeddings.token_embedding = value
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [parameter for parameter in self.parameters() if parameter.requires_grad]
 
@@ -516,11 +524,14 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         model.freeze_clip()
         return model
 
-    def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None) -> None:
+    def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None,
+                     state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """
         Saves only the trainable OmniCLIP weights (`adapter_model.safetensors`) and the config, which names the
         base CLIP; `OmniCLIPModel.from_pretrained(folder)` loads the base CLIP, then these weights. The model code
-        is copied too (`auto_map`), as with `save_pretrained`.
+        is copied too (`auto_map`), as with `save_pretrained`. `state_dict` (default: the model's own) is the
+        full state dict to take the weights from, e.g. one gathered from an FSDP-sharded model, as in
+        `save_pretrained`.
         """
         from safetensors.torch import save_file
 
@@ -539,7 +550,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self.config.save_pretrained(save_directory)
         adapter_weights = {
             name: tensor.detach().contiguous().cpu()
-            for name, tensor in self.state_dict().items()
+            for name, tensor in (self.state_dict() if state_dict is None else state_dict).items()
             if not name.startswith("clip.")
         }
         save_file(adapter_weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from omniclip_hf import motion_data as md
+from omniclip_hf.motion_benchmark import motion_data as md
 
 FRAMES, SIZE = 8, 64
 

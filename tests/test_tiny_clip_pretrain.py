@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
-from omniclip_hf import tiny_clip as tc
+from omniclip_hf.motion_benchmark import tiny_clip as tc
 
 # A reduced run (~20 s here; the full demo is 200 steps of 64 frames). Measured with this setting for seeds 0, 1, 2:
 # loss (mean of the first vs last 10 steps) 3.51 -> 2.90, 3.47 -> 3.00, 3.48 -> 3.07; held-out colour accuracy

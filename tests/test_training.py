@@ -16,10 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
-from omniclip_hf.data import few_shot_indices, few_shot_subset, load_annotation_file, load_video_dataset
-from omniclip_hf.evaluation import classification_metrics, mean_and_std
-from omniclip_hf.motion_data import CLASS_NAMES, write_motion_dataset
-from omniclip_hf.training import VideoMixer, build_optimizer, latest_checkpoint, parse_training_options
+from omniclip_hf.training.data import few_shot_indices, few_shot_subset, load_annotation_file, load_video_dataset
+from omniclip_hf.training.evaluation import classification_metrics, mean_and_std
+from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.training.loop import VideoMixer, build_optimizer, latest_checkpoint, parse_training_options
 
 from .conftest import REPO_ROOT
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
-from .processing_omniclip import label_to_text, load_label_names
+from ..processing_omniclip import label_to_text, load_label_names
 
 
 logger = logging.getLogger(__name__)

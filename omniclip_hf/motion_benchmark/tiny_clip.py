@@ -3,7 +3,7 @@
 
 OmniCLIP adapts a frozen *pretrained* image-text model. No pretrained CLIP can be downloaded offline, so this module
 pretrains a tiny one the way CLIP was made: contrastive image-caption training (symmetric InfoNCE) on synthetic single
-frames drawn with the motion set's own renderer and background textures (`omniclip_hf.motion_data`), captioned from a
+frames drawn with the motion set's own renderer and background textures (`omniclip_hf.motion_benchmark.motion_data`), captioned from a
 template grammar ("a small red triangle at the top left"), tokenized with the real CLIP tokenizer shipped in
 `omniclip_hf/tokenizer/`. The result is saved as an ordinary `CLIPModel` folder (model, tokenizer, image processor),
 which OmniCLIP loads and freezes exactly as it would `openai/clip-vit-base-patch16`.
@@ -12,7 +12,7 @@ Some (colour, shape) combinations never appear in training; zero-shot accuracy i
 held-out combinations, per attribute (position, size, colour, shape), by choosing among captions that differ only in
 that attribute.
 
-Imports only torch, transformers, numpy, PIL and `omniclip_hf.motion_data` (not the OmniCLIP model code).
+Imports only torch, transformers, numpy, PIL and `omniclip_hf.motion_benchmark.motion_data` (not the OmniCLIP model code).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ METRICS_FILE = "pretrain_metrics.json"
 
 def default_tokenizer_path() -> Path:
     """CLIP's real BPE tokenizer shipped inside the package (found relative to this file, no package import)."""
-    return Path(__file__).resolve().parent / "tokenizer"
+    return Path(__file__).resolve().parents[1] / "tokenizer"
 
 
 def caption(size: str, colour: str, shape: str, position: str) -> str:

@@ -19,7 +19,7 @@ Time-reversal symmetry holds by construction:
   quantiser) compresses every frame on its own, so the decoded twin is still exactly the reversed decoded clip.
 
 Only numpy, PIL, PyAV and the standard library are used here (no model code), so the generator can be imported on its
-own: `from omniclip_hf.motion_data import write_motion_dataset`.
+own: `from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset`.
 """
 
 from __future__ import annotations

@@ -200,18 +200,23 @@ def build_processor(clip_name_or_path: str, num_frames: int):
     """
     from transformers import AutoTokenizer, CLIPConfig
 
-    from .processing_omniclip import OmniCLIPProcessor
-    from .video_processing_omniclip import OmniCLIPVideoProcessor
+    from ..processing_omniclip import OmniCLIPProcessor
 
     image_size = CLIPConfig.from_pretrained(clip_name_or_path).vision_config.image_size
-    video_processor = OmniCLIPVideoProcessor(
+    tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
+    return OmniCLIPProcessor(video_processor=build_video_processor(image_size, num_frames), tokenizer=tokenizer)
+
+
+def build_video_processor(image_size: int, num_frames: int):
+    """The training and evaluation video processor for a vision tower of `image_size` pixels (see `build_processor`)."""
+    from ..video_processing_omniclip import OmniCLIPVideoProcessor
+
+    return OmniCLIPVideoProcessor(
         num_frames=num_frames,
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
         augment_resize_shortest_edge=round(image_size * 8 / 7),
     )
-    tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
-    return OmniCLIPProcessor(video_processor=video_processor, tokenizer=tokenizer)
 
 
 # ---------------------------------------------------------------------------------------------------------- checkpoints
@@ -297,6 +302,22 @@ def register_trainable_only_state_hooks(accelerator) -> None:
     accelerator.register_save_state_pre_hook(keep_trainable)
 
 
+def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
+    """Under FSDP, shard only the OmniCLIP modules and keep the frozen CLIP whole on every device.
+
+    Frozen weights have no gradients and no optimizer state, so sharding them saves only one copy of the weights
+    per device (ViT-L/14's vision and text towers: 0.85 GB in bf16, under 1% of an 80 GB card) while adding an
+    all-gather per layer per step. FSDP2 also cannot shard 0-dim parameters such as CLIP's `logit_scale`.
+    Must run before `accelerator.prepare(model)`; a no-op for every other distributed type.
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return
+    model.clip.to(accelerator.device)  # FSDP moves only the parameters it manages
+    accelerator.state.fsdp_plugin.ignored_modules = [model.clip]
+
+
 def run_script(main) -> None:
     """Runs an example script's `main()`: a bad input prints one `error:` line and exits 2, no traceback."""
     try:
@@ -311,7 +332,9 @@ __all__ = [
     "VideoMixer",
     "build_optimizer",
     "build_processor",
+    "build_video_processor",
     "build_scheduler",
+    "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
     "load_trainer_state",
     "parse_training_options",

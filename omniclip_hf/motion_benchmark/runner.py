@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .data import VideoClassificationData, load_video_dataset
-from .evaluation import FRAME_AVERAGE, predict, top_k_accuracy
+from ..training.data import VideoClassificationData, load_video_dataset
+from ..training.evaluation import FRAME_AVERAGE, predict, top_k_accuracy
 from .motion_data import CLASS_NAMES, REVERSED_CLASS
 
 # The demo's recipe, shared by `examples/demo.py` and `benchmarks/bench_ablation.py` (how it was chosen, with the
@@ -65,7 +65,7 @@ def pair_top1(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[
 def frame_average_features(clip: str | Path, data: VideoClassificationData, video_processor,
                            batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """CLIP's image features averaged over the frames (OmniCLIP with every module off is exactly that)."""
-    from .modeling_omniclip import OmniCLIPModel
+    from ..modeling_omniclip import OmniCLIPModel
 
     model = OmniCLIPModel.from_clip(str(clip), num_frames=video_processor.num_frames, **FRAME_AVERAGE).eval()
     features, labels = [], []
@@ -110,9 +110,9 @@ def frame_average_baseline(clip: str | Path, train: VideoClassificationData, tes
 
 def omniclip_scores(model_dir: str | Path, test: VideoClassificationData) -> dict[str, Any]:
     """Top-1 and pair top-1 of a trained OmniCLIP folder (one view per clip)."""
-    from .evaluation import class_text_embeddings
-    from .modeling_omniclip import OmniCLIPModel
-    from .processing_omniclip import OmniCLIPProcessor
+    from ..training.evaluation import class_text_embeddings
+    from ..modeling_omniclip import OmniCLIPModel
+    from ..processing_omniclip import OmniCLIPProcessor
 
     model = OmniCLIPModel.from_pretrained(model_dir).eval()
     processor = OmniCLIPProcessor.from_pretrained(model_dir)
@@ -138,7 +138,7 @@ def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Pat
     tiny CLIP stand-in finds objects mostly by their colour (8 saturated colours, 93% zero-shot) and has never seen a
     grey or hue-shifted one (measured: with them on, 12 epochs gave 84.4% top-1 on the demo's test split).
     """
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     data_dir = Path(data_dir)
     launcher = list(launcher or [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
                                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"])

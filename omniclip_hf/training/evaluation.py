@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 from pathlib import Path
@@ -13,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import VideoClassificationData, VideoClipDataset, collate_video_batch
-from .processing_omniclip import labels_to_prompts
+from ..processing_omniclip import labels_to_prompts
 
 
 # OmniCLIP with every module off: exactly CLIP's frame-averaged features (tested), the baseline everywhere.
@@ -120,7 +122,9 @@ def predict(
         if "pixel_values_videos" not in batch:
             continue
         videos = batch["pixel_values_videos"].to(text_embeds.device, dtype=next(model.parameters()).dtype)
-        logits = model(text_embeds=text_embeds, pixel_values_videos=videos).logits_per_video.float()
+        # See examples/train.py: Accelerate's FSDP2 path wraps no autocast around forward.
+        with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
+            logits = model(text_embeds=text_embeds, pixel_values_videos=videos).logits_per_video.float()
         labels = batch["labels"].to(logits.device)
         if accelerator is not None:
             logits, labels = accelerator.gather_for_metrics((logits, labels))

@@ -1,0 +1,101 @@
+"""How many CPU cores of decoding and augmentation keep one GPU fed? Not a test.
+
+    python benchmarks/bench_input_pipeline.py                          # the shared clips, 1 and 2 workers
+    python benchmarks/bench_input_pipeline.py --workers 1 2 4 8 14     # on a machine with more cores
+    python benchmarks/bench_input_pipeline.py --gpu_clips_per_second 413 520
+
+Measures training clips/s of the whole input side of `examples/train.py` (decode with PyAV + TSN segment sampling
++ clip-consistent augmentation at 224 px + collate), exactly as `VideoClipDataset` and `collate_video_batch` run
+it, first in this process on one core (one torch thread, no decoder threads), then through a `DataLoader` with
+each number of workers. It prints the cores needed to feed each GPU rate given: the frozen B/16 encoder with SPG
+tokens trains at about 413 clips/s on an H200 (8 frames, bf16); `bench_model.py --device cuda` gives OmniCLIP's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from omniclip_hf.training.data import VideoClipDataset, _make_dataset, VideoClassificationData, collate_video_batch
+from omniclip_hf.training.loop import build_video_processor
+
+DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv")
+
+
+def clip_list(folder: Path, count: int) -> list[str]:
+    videos = sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
+    if not videos:
+        raise SystemExit(f"error: {folder} holds no videos; pass --videos FOLDER")
+    return [videos[index % len(videos)] for index in range(count)]
+
+
+def training_dataset(videos: list[str], image_size: int, num_frames: int) -> VideoClipDataset:
+    data = VideoClassificationData(_make_dataset(videos, [0] * len(videos), ["any"]), ["any"], "benchmark")
+    return VideoClipDataset(data, build_video_processor(image_size, num_frames), train=True, seed=0, strict=True)
+
+
+def one_core_clips_per_second(dataset: VideoClipDataset, batch_size: int) -> float:
+    """Items and collation in this process with one torch thread and no decoder threads: the per-core rate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dataset.processor_kwargs["decoder_threading"] = False
+    try:
+        collate_video_batch([dataset[0]])  # warm-up: imports, codec set-up
+        start = time.perf_counter()
+        for first in range(0, len(dataset), batch_size):
+            collate_video_batch([dataset[index] for index in range(first, min(first + batch_size, len(dataset)))])
+        return len(dataset) / (time.perf_counter() - start)
+    finally:
+        dataset.processor_kwargs.pop("decoder_threading")
+        torch.set_num_threads(threads)
+
+
+def loader_clips_per_second(dataset: VideoClipDataset, workers: int, batch_size: int, pin_memory: bool) -> float:
+    """Clips/s of the second pass over the data: persistent workers, so start-up is paid in the first, untimed."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
+                                         collate_fn=collate_video_batch, pin_memory=pin_memory,
+                                         prefetch_factor=4 if workers else None, persistent_workers=workers > 0)
+    for _ in loader:  # warm-up pass
+        pass
+    start = time.perf_counter()
+    clips = sum(batch["pixel_values_videos"].shape[0] for batch in loader)
+    return clips / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder of video files")
+    parser.add_argument("--clips", type=int, default=96, help="clips per measurement")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_frames", type=int, default=8)
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--gpu_clips_per_second", type=float, nargs="+", default=[413.0],
+                        help="training rates to feed (default: the frozen B/16 + SPG encoder on one H200)")
+    args = parser.parse_args()
+
+    dataset = training_dataset(clip_list(args.videos, args.clips), args.image_size, args.num_frames)
+    cores = os.cpu_count()
+    print(f"# {args.clips} clips from {args.videos} ({len(set(dataset.data.dataset['video']))} files), "
+          f"{args.num_frames} frames, train augmentation at {args.image_size} px, batch {args.batch_size}; "
+          f"{cores} CPU cores; torch {torch.__version__}")
+    print("| input pipeline | clips/s | per worker |")
+    print("|---|---|---|", flush=True)
+    per_core = one_core_clips_per_second(dataset, args.batch_size)
+    print(f"| in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
+    for workers in args.workers:
+        rate = loader_clips_per_second(dataset, workers, args.batch_size, pin_memory=torch.cuda.is_available())
+        print(f"| DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | {rate / workers:.1f} |",
+              flush=True)
+    print("\ncores needed (measured one-core rate; a real run also needs a core for the training process):")
+    for target in args.gpu_clips_per_second:
+        print(f"  {target:.0f} clips/s: {target / per_core:.1f} cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""The training side of omniclip-hf, used by `examples/train.py`, `examples/evaluate.py` and `examples/push_to_hub.py`.
+
+- `data`: video classification data sets (class folders, annotation files, Hub datasets), few-shot subsets, the
+  clip dataset and its collator;
+- `loop`: options, optimizer, schedule, mixing, checkpoints;
+- `evaluation`: multi-view prediction and metrics;
+- `publishing`: model cards and the Hub upload.
+"""
