@@ -7,27 +7,23 @@
     omniclip explain VIDEO --model PATH (--labels ... | --labels-file FILE) --out FILE.png
 
 Errors print one line on stderr and exit with status 1 (2 for a malformed command line); `--debug` shows the
-traceback instead.
+traceback instead. Output cut short by a closed pipe (`omniclip classify ... | head`) ends quietly with status 141,
+as a Unix tool killed by SIGPIPE does.
+
+torch, transformers and the model code are imported inside the commands that use them, so `omniclip --help` and
+malformed command lines answer at once (the console script, `omniclip_launcher`, parses before the package loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
-
-import torch
-from tqdm.auto import tqdm
-from transformers import pipeline
-from transformers.utils import logging as hf_logging
-
-from .attention_maps import explain_video, render_explanation
-from .modeling_omniclip import OmniCLIPModel
-from .pipeline_omniclip import check_candidate_labels, check_hypothesis_template
-from .processing_omniclip import OmniCLIPProcessor, label_to_text, load_label_names
 
 
 PROGRAM = "omniclip"
@@ -43,24 +39,67 @@ class CommandError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 # Inputs
 # ----------------------------------------------------------------------------------------------------------------
+# --labels separates labels with commas; semicolons and line breaks separate too, so "yoga; archery" (or a list
+# pasted one a line) is two labels rather than one that scores 1.0. Labels containing them go in --labels-file.
+LABEL_SEPARATORS = re.compile(r"[,;\n]")
+LABEL_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml")
+# Leading bytes of still-image formats PyAV would otherwise read as a one-frame "video" (GIF is left out: it moves).
+IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def split_labels(text: str) -> list[str]:
+    """`--labels` as a list: split on commas, semicolons and line breaks, each label stripped of outer spaces."""
+    stripped = text.strip()
+    if stripped and not LABEL_SEPARATORS.search(stripped):
+        if Path(stripped).is_file() or stripped.lower().endswith(LABEL_FILE_SUFFIXES):
+            raise CommandError(
+                f"--labels {stripped} looks like a label file: pass it as --labels-file {stripped} "
+                '(--labels takes the labels themselves, e.g. --labels "yoga,archery").'
+            )
+    candidates = [label.strip() for label in LABEL_SEPARATORS.split(text)]
+    if all(not label for label in candidates):
+        raise CommandError('--labels is empty: give comma-separated labels, e.g. --labels "running,cooking".')
+    if len(candidates) == 1:
+        raise CommandError(
+            f"--labels {stripped!r} is one label, and a softmax over one label always scores 1.0: give two or more, "
+            'separated by commas, e.g. --labels "yoga,archery".'
+        )
+    return candidates
+
+
 def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
     """
-    The candidate labels: `--labels` split on commas (kept as typed, minus surrounding spaces), or a label file with
-    one dataset class name a line (or a CSV with a `name` column) turned into natural text (`brush_hair` ->
-    `brush hair`, `ApplyEyeMakeup` -> `apply eye makeup`).
+    The candidate labels: `--labels` split on commas, semicolons or line breaks (kept as typed, minus surrounding
+    spaces), or a label file with one dataset class name a line (or a CSV with a `name` column) turned into natural
+    text (`brush_hair` -> `brush hair`, `ApplyEyeMakeup` -> `apply eye makeup`).
     """
+    from .pipeline_omniclip import check_candidate_labels
+    from .processing_omniclip import label_to_text, load_label_names
+
     if labels_file is not None:
         path = Path(labels_file)
         if not path.is_file():
             raise CommandError(f"label file {labels_file} does not exist.")
-        names = load_label_names(path)
+        try:
+            names = load_label_names(path)
+        except ValueError as error:
+            raise CommandError(one_line(error)) from None
         if not names:
             raise CommandError(f"label file {labels_file} has no labels (one name a line).")
+        if len(names) == 1:
+            raise CommandError(
+                f"label file {labels_file} has one label ({names[0]!r}), and a softmax over one label always scores "
+                "1.0: give two or more, one a line."
+            )
         candidates = [label_to_text(name) for name in names]
     else:
-        candidates = [label.strip() for label in labels.split(",")]
-        if all(not label for label in candidates):
-            raise CommandError('--labels is empty: give comma-separated labels, e.g. --labels "running,cooking".')
+        candidates = split_labels(labels)
     try:
         return list(check_candidate_labels(candidates))
     except ValueError as error:
@@ -69,6 +108,8 @@ def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
 
 
 def check_template(template: str) -> str:
+    from .pipeline_omniclip import check_hypothesis_template
+
     try:
         return check_hypothesis_template(template)
     except ValueError as error:
@@ -95,11 +136,59 @@ def check_videos(videos: Sequence[str]) -> None:
         raise CommandError(f"video file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}.")
     folders = [video for video in videos if Path(video).is_dir()]
     if folders:
-        raise CommandError(f"not a video file (a folder): {', '.join(folders)}.")
+        empty = [folder for folder in folders if not any(Path(folder).iterdir())]
+        what = "an empty folder" if len(empty) == len(folders) else "a folder"
+        raise CommandError(
+            f"not a video file ({what}): {', '.join(folders)}; pass the video files themselves, e.g. "
+            f"{Path(folders[0]) / '*.mp4'}."
+        )
+    for video in videos:
+        image_format = still_image_format(video)
+        if image_format:
+            raise CommandError(
+                f"{video} is a {image_format} image, not a video: OmniCLIP recognises motion, and a still picture "
+                "would be scored as a video whose frames never change. Pass a video file."
+            )
+
+
+def still_image_format(path: str) -> str | None:
+    """The image format named by the file's leading bytes (PNG, JPEG, BMP, TIFF, WebP), or `None`."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None  # unreadable: the decoder reports it with the file's name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
+
+
+# Files a model folder needs for `classify` and `explain`: CLIP's tokenizer and the saved processor settings.
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+PROCESSOR_FILES = ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json")
+
+
+def check_processor_files(path: Path) -> None:
+    """A local model folder must hold the tokenizer and the processor the pipeline loads beside the weights."""
+    if not any(all((path / name).is_file() for name in names) for names in TOKENIZER_FILES):
+        raise CommandError(
+            f"model folder {path} holds no tokenizer files (tokenizer.json, or vocab.json and merges.txt): save CLIP's "
+            f"tokenizer there, e.g. processor.save_pretrained('{path}') with an OmniCLIPProcessor."
+        )
+    if not any((path / name).is_file() for name in PROCESSOR_FILES):
+        raise CommandError(
+            f"model folder {path} holds no processor settings (processor_config.json): save the processor there, "
+            f"e.g. OmniCLIPProcessor(OmniCLIPVideoProcessor(), tokenizer).save_pretrained('{path}')."
+        )
 
 
 def load_pipeline(model: str, device: str | None, dtype: str):
     """The zero-shot video classification pipeline of a saved model folder (with its tokenizer and processor)."""
+    import torch
+    from transformers import pipeline
+
+    import omniclip_hf  # noqa: F401  (registers the pipeline task and the Auto classes)
+
     kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
     if device is not None:
         kwargs["device"] = device
@@ -139,6 +228,8 @@ def json_line(video: str, result: list, segments: bool) -> str:
 
 def classify_in_batches(pipe, videos: list[str], batch_size: int, call_kwargs: dict[str, Any], debug: bool):
     """Yields `(video, result or None)`; a failing batch is retried one video at a time to name the bad file."""
+    from tqdm.auto import tqdm
+
     # The bar shows only on a terminal (disable=None) and only when there is more than one video.
     with tqdm(total=len(videos), disable=None if len(videos) > 1 else True, file=sys.stderr, unit="video") as bar:
         for start in range(0, len(videos), batch_size):
@@ -164,6 +255,8 @@ def classify_in_batches(pipe, videos: list[str], batch_size: int, call_kwargs: d
 
 def emit(text: str) -> None:
     """Prints a result line without breaking the progress bar on stderr (tqdm redraws it below)."""
+    from tqdm.auto import tqdm
+
     tqdm.write(text, file=sys.stdout)
     sys.stdout.flush()
 
@@ -180,7 +273,7 @@ def run_classify(args: argparse.Namespace) -> int:
         check_template(args.template)
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size} is invalid: it must be >= 1.")
-    check_model_folder(args.model)
+    check_processor_files(check_model_folder(args.model))
 
     pipe = load_pipeline(args.model, args.device, args.dtype)
     segments = args.segment_seconds is not None
@@ -259,6 +352,11 @@ def describe_model(model, processor=None) -> list[str]:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .modeling_omniclip import OmniCLIPModel
+    from .processing_omniclip import OmniCLIPProcessor
+
     path = check_model_folder(args.path)
     try:
         model = OmniCLIPModel.from_pretrained(path)
@@ -284,6 +382,8 @@ def run_info(args: argparse.Namespace) -> int:
 # explain
 # ----------------------------------------------------------------------------------------------------------------
 def run_explain(args: argparse.Namespace) -> int:
+    from .attention_maps import explain_video, render_explanation
+
     check_videos([args.video])
     labels = read_labels(args.labels, args.labels_file)
     out = Path(args.out)
@@ -295,7 +395,7 @@ def run_explain(args: argparse.Namespace) -> int:
         raise CommandError(f"--tile-size {args.tile_size} is too small: use at least 16 pixels.")
     if args.template is not None:
         check_template(args.template)
-    check_model_folder(args.model)
+    check_processor_files(check_model_folder(args.model))
 
     pipe = load_pipeline(args.model, args.device, args.dtype)
     try:
@@ -333,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", required=True, metavar="PATH", help="folder of a saved OmniCLIP model")
         labels = parser.add_mutually_exclusive_group(required=True)
-        labels.add_argument("--labels", help='comma-separated labels, e.g. "archery,juggling balls"')
+        labels.add_argument(
+            "--labels", help='two or more labels separated by commas (or semicolons), e.g. "archery,juggling balls"'
+        )
         labels.add_argument("--labels-file", metavar="FILE", help="one class name a line (or a CSV with 'name')")
         parser.add_argument("--template", help="prompt template with {} for the label (default: the model's)")
         parser.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: the first GPU if any)")
@@ -377,13 +479,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries() -> None:
     """Keeps stderr for our own messages: no weight-loading bars or library info logs."""
+    from transformers.utils import logging as hf_logging
+
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
 
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line (`--help` and usage errors exit here, before any heavy import)."""
+    return build_parser().parse_args(argv)
+
+
+def silence_closed_stdout() -> None:
+    """After the reader of our output went away (`| head`): later writes and the final flush go nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout without a file descriptor (e.g. captured in tests): nothing will flush to the pipe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `omniclip` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    return run(parse_arguments(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs a parsed command; every error becomes one line on stderr (unless `--debug`)."""
     if not args.debug:
         _quiet_libraries()
     previous_showwarning = warnings.showwarning
@@ -393,6 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted.")
         return 130
+    except BrokenPipeError:
+        silence_closed_stdout()
+        return 141  # 128 + SIGPIPE, what `yes | head` leaves as yes's status
     except Exception as error:  # noqa: BLE001  (every error becomes one line unless --debug)
         if args.debug:
             raise

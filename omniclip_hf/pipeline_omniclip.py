@@ -9,7 +9,9 @@ video processor from the same folder.
 from __future__ import annotations
 
 import math
+import numbers
 import os
+import unicodedata
 import warnings
 from collections import OrderedDict
 from typing import Any, Iterator, Sequence
@@ -42,8 +44,18 @@ MAX_FRAMES_PER_DECODE = 256
 # Argument checks (also used by the command line before it loads a model)
 # ----------------------------------------------------------------------------------------------------------------
 def _tokenizer_view(label: str) -> str:
-    # CLIP's tokenizer lowercases and splits on whitespace, so labels equal under this view get identical scores.
-    return " ".join(label.split()).lower()
+    # CLIP's tokenizer lowercases and splits on whitespace, so labels equal under this view get identical scores;
+    # NFKC folds look-alike code points ("ｙｏｇａ" and "yoga", a ligature "ﬁ" and "fi") and casefold("ß") == "ss".
+    return " ".join(unicodedata.normalize("NFKC", label).casefold().split())
+
+
+def _is_integer(value: Any) -> bool:
+    # numpy and torch integer scalars count (numbers.Integral); bools, numpy's included, do not.
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
@@ -51,8 +63,9 @@ def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
     Validates candidate labels and returns them as a tuple (the cache key of their text embeddings).
 
     Raises:
-        `ValueError`: the labels are missing, not a list of strings, empty, contain an empty string, or contain
-        duplicates (compared as CLIP's tokenizer sees them: case and extra spaces ignored); the message names them.
+        `ValueError`: the labels are missing, not a list of strings, fewer than two (a softmax over one label is
+        always 1.0), contain an empty string, or contain duplicates (compared as CLIP's tokenizer sees them: case,
+        extra spaces and Unicode compatibility forms ignored); the message names them.
     """
     if candidate_labels is None:
         raise ValueError("candidate_labels is missing: pass the label strings to choose from, e.g. ['running', 'cooking'].")
@@ -64,7 +77,12 @@ def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
     if not isinstance(candidate_labels, (list, tuple)):
         raise ValueError(f"candidate_labels must be a list of strings, got {type(candidate_labels).__name__}.")
     if len(candidate_labels) == 0:
-        raise ValueError("candidate_labels is empty: pass at least one label.")
+        raise ValueError("candidate_labels is empty: pass at least two labels.")
+    if len(candidate_labels) == 1:
+        raise ValueError(
+            f"candidate_labels has one label ({candidate_labels[0]!r}): the scores are a softmax over the labels, so "
+            "one label always scores 1.0; pass at least two."
+        )
     for position, label in enumerate(candidate_labels):
         if not isinstance(label, str):
             raise ValueError(
@@ -82,8 +100,8 @@ def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
             for group in repeated
         )
         raise ValueError(
-            f"candidate_labels has duplicates: {named}. Each label must appear once (case and extra spaces are "
-            "ignored, as CLIP's tokenizer ignores them)."
+            f"candidate_labels has duplicates: {named}. Each label must appear once (case, extra spaces and Unicode "
+            "compatibility forms are ignored, as CLIP's tokenizer ignores them)."
         )
     return tuple(candidate_labels)
 
@@ -109,8 +127,9 @@ def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
     """Validates `top_k`: `None` (all labels) or an integer in `[1, num_labels]`."""
     if top_k is None:
         return None
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+    if not _is_integer(top_k) or top_k < 1:
         raise ValueError(f"top_k={top_k!r} is out of range: it must be an integer >= 1 (or None for all labels).")
+    top_k = int(top_k)
     if num_labels is not None and top_k > num_labels:
         raise ValueError(
             f"top_k={top_k} is out of range: there are only {num_labels} candidate labels (use top_k <= {num_labels} "
@@ -122,7 +141,7 @@ def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
 def check_segment_seconds(segment_seconds: Any) -> float | None:
     if segment_seconds is None:
         return None
-    if isinstance(segment_seconds, bool) or not isinstance(segment_seconds, (int, float)) or not segment_seconds > 0:
+    if not _is_real(segment_seconds) or not segment_seconds > 0:
         raise ValueError(f"segment_seconds={segment_seconds!r} is invalid: it must be a number of seconds > 0.")
     if math.isinf(segment_seconds):
         raise ValueError("segment_seconds must be finite; leave it out to classify the whole video at once.")
@@ -318,7 +337,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         if segment_seconds is not None:
             preprocess_params["segment_seconds"] = check_segment_seconds(segment_seconds)
         if video_fps is not None:
-            if isinstance(video_fps, bool) or not isinstance(video_fps, (int, float)) or not video_fps > 0:
+            if not _is_real(video_fps) or not video_fps > 0 or math.isinf(video_fps):
                 raise ValueError(f"video_fps={video_fps!r} is invalid: it must be a frame rate > 0.")
             preprocess_params["video_fps"] = float(video_fps)
         return preprocess_params, forward_params, postprocess_params

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,16 +63,33 @@ def load_label_names(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Label file {path} does not exist.")
+    text = _read_label_text(path)
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
         if not rows or "name" not in rows[0]:
             raise ValueError(f"Label file {path} must be a CSV with a 'name' column (and optionally 'id').")
         if "id" in rows[0]:
             rows.sort(key=lambda row: int(row["id"]))
         return [row["name"].strip() for row in rows]
-    with path.open(encoding="utf-8") as handle:
-        return [line.strip() for line in handle if line.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _read_label_text(path: Path) -> str:
+    """The file as UTF-8 text; a binary file (a video, an archive, a model) is refused in one line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"Label file {path} is not UTF-8 text (undecodable byte at offset {error.start}): give one class name a "
+            "line, or a CSV with a 'name' column."
+        ) from None
+    if "\x00" in text:
+        raise ValueError(
+            f"Label file {path} is binary (it holds NUL bytes): give one class name a line, or a CSV with a 'name' "
+            "column."
+        )
+    return text
 
 
 class OmniCLIPProcessor(ProcessorMixin):
@@ -147,8 +166,7 @@ class OmniCLIPProcessor(ProcessorMixin):
 
         data: dict[str, Any] = {}
         if text is not None:
-            text_kwargs.setdefault("padding", True)
-            data.update(self.tokenizer(text, return_tensors=return_tensors, **text_kwargs))
+            data.update(self._tokenize(text, return_tensors, text_kwargs))
         video_metadata = None
         if videos is not None:
             video_outputs = self.video_processor(videos, return_tensors=return_tensors, **video_kwargs)
@@ -158,6 +176,42 @@ class OmniCLIPProcessor(ProcessorMixin):
         if video_metadata is not None:
             batch["video_metadata"] = video_metadata
         return batch
+
+    def _tokenize(self, text: Any, return_tensors: Any, text_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """
+        Tokenizes padded to the longest text and, unless the caller sets `truncation`, truncated to the tokenizer's
+        `model_max_length` (CLIP's 77 positions) with a warning naming each text cut, as the pipeline does: longer
+        `input_ids` would fail inside the model's position embeddings.
+        """
+        texts = [text] if isinstance(text, str) else text
+        if isinstance(texts, (list, tuple)) and len(texts) == 0:
+            raise ValueError("text is an empty list: pass at least one string (e.g. the prompts of your labels).")
+        if not isinstance(texts, (list, tuple)) or not all(isinstance(item, str) for item in texts):
+            kind = type(text).__name__ if not isinstance(texts, (list, tuple)) else "a list with non-strings"
+            raise ValueError(f"text must be a string or a list of strings, got {kind}.")
+        text_kwargs.setdefault("padding", True)
+        max_length = text_kwargs.get("max_length") or self._text_max_length()
+        if "truncation" not in text_kwargs and max_length is not None:
+            self._warn_about_long_texts(texts, max_length)
+            text_kwargs.update(truncation=True, max_length=max_length)
+        return self.tokenizer(text, return_tensors=return_tensors, **text_kwargs)
+
+    def _text_max_length(self) -> int | None:
+        # Tokenizers without a known limit report a huge sentinel (int(1e30)); CLIP's says 77.
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else None
+
+    def _warn_about_long_texts(self, texts: list[str], max_length: int) -> None:
+        lengths = [len(ids) for ids in self.tokenizer(list(texts), verbose=False)["input_ids"]]
+        for text, length in zip(texts, lengths):
+            if length > max_length:
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                warnings.warn(
+                    f"Text {shown!r} is {length} tokens, longer than the tokenizer's {max_length}; it is truncated "
+                    f"to its first {max_length} tokens (pass truncation=False to keep it whole).",
+                    UserWarning,
+                    stacklevel=4,
+                )
 
     def prompts_for_labels(self, names: list[str], template: str | None = None) -> list[str]:
         """Natural-text prompts for dataset class names, filled into `template` (default: `self.text_template`)."""

@@ -22,11 +22,21 @@ WEBM = VIDEOS / "moviepy_big_buck_bunny_432_433.webm"  # 24 frames at 24 fps
 AVI = VIDEOS / "mmaction2_tests_test.avi"
 
 
-def start_cli(*arguments) -> subprocess.Popen:
-    """Starts `python -m omniclip_hf.cli ...` (what the `omniclip` console script runs) in a fresh process."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    command = [sys.executable, "-m", "omniclip_hf.cli", *map(str, arguments)]
-    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_cli(*arguments, stdout=subprocess.PIPE) -> subprocess.Popen:
+    """Starts `python -m omniclip_launcher ...` (what the `omniclip` console script runs) in a fresh process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "omniclip_launcher", *map(str, arguments)]
+    return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def start_cli_into_closed_pipe(*arguments) -> subprocess.Popen:
+    """Starts the command with stdout a pipe whose reader has gone, as `omniclip ... | head -1` after one line."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return start_cli(*arguments, stdout=write_end)
+    finally:
+        os.close(write_end)
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +57,9 @@ def cli_runs(tiny_omniclip_dir, tmp_path_factory):
         ),
         "undecodable video": start_cli(
             "classify", broken, SHORT_MP4, "--model", model, "--labels", "archery,yoga", "--batch-size", "2"
+        ),
+        "closed pipe": start_cli_into_closed_pipe(
+            "classify", SHORT_MP4, AVI, "--model", model, "--labels", "archery; juggling balls", "--json"
         ),
     }
     results = {}
@@ -117,11 +130,37 @@ def test_undecodable_video_is_one_error_line_and_the_others_still_run(cli_runs):
     assert len(table) == 1 + 2 and table[1].startswith(str(SHORT_MP4))
 
 
-def test_console_script_runs_main():
-    from importlib.metadata import entry_points
+def test_output_into_a_closed_pipe_ends_quietly(cli_runs):
+    status, _, stderr = cli_runs["closed pipe"]
+    assert status == 141  # 128 + SIGPIPE, as a Unix tool stopped by `| head`
+    assert stderr == "", stderr  # no "error: Broken pipe", no "Exception ignored" at exit
 
-    scripts = {entry.name: entry.value for entry in entry_points(group="console_scripts")}
-    assert scripts.get("omniclip") == "omniclip_hf.cli:main"
+
+def test_console_script_runs_the_launcher():
+    import tomllib
+
+    from omniclip_launcher import main
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["omniclip"] == "omniclip_launcher:main" and callable(main)
+
+
+def test_help_and_usage_errors_import_neither_torch_nor_transformers():
+    # `omniclip --help` must answer at once: the launcher parses before the package (and torch) loads.
+    program = (
+        "import sys, omniclip_launcher\n"
+        "for argv in (['--help'], ['classify', '--help'], ['classify', 'x.mp4']):\n"
+        "    try:\n"
+        "        omniclip_launcher.main(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        print('exit', exit.code)\n"
+        "print(sorted(name for name in ('torch', 'transformers', 'omniclip_hf.modeling_omniclip') if name in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    outcomes = [line for line in result.stdout.splitlines() if line.startswith(("exit", "["))]
+    assert outcomes == ["exit 0", "exit 0", "exit 2", "[]"], result.stdout + result.stderr
+    assert "--labels-file" in result.stdout and "the following arguments are required: --model" in result.stderr
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -139,11 +178,24 @@ def test_console_script_runs_main():
         ([SHORT_MP4, "--labels", "a,b", "--template", "no placeholder"], ["--template='no placeholder' must be"]),
         ([SHORT_MP4, "--labels", "a,b", "--segment-seconds", "0"], ["--segment-seconds 0.0 is invalid"]),
         ([SHORT_MP4, "--labels", "a,b", "--model", "no-model"], ["model folder no-model does not exist"]),
+        # Silent certainties: one label always scores 1.0.
+        ([SHORT_MP4, "--labels", "yoga"], ["--labels 'yoga' is one label", "always scores 1.0"]),
+        ([SHORT_MP4, "--labels", "yoga archery"], ["--labels 'yoga archery' is one label"]),
+        ([SHORT_MP4, "--labels", "labels/hmdb51.txt"], ["looks like a label file", "--labels-file labels/hmdb51.txt"]),
+        ([SHORT_MP4, "--labels", str(HMDB51)], ["looks like a label file", f"--labels-file {HMDB51}"]),
+        ([SHORT_MP4, "--labels-file", "{one label file}"], ["has one label ('brush_hair')", "always scores 1.0"]),
+        ([SHORT_MP4, "--labels-file", "{binary file}"], ["binary.txt is not UTF-8 text"]),
+        ([SHORT_MP4, "--labels", "ｙｏｇａ,yoga"], ["the labels have duplicates: 'ｙｏｇａ' = 'yoga'"]),
+        (["{image}", "--labels", "a,b"], ["picture.jpg is a JPEG image, not a video"]),
+        (["{empty folder}", "--labels", "a,b"], ["not a video file (an empty folder): ", "empty_class"]),
+        ([SHORT_MP4, "--labels", "a,b", "--model", "{no tokenizer}"], ["holds no tokenizer files (tokenizer.json"]),
+        ([SHORT_MP4, "--labels", "a,b", "--model", "{no processor}"], ["holds no processor settings"]),
     ],
 )
-def test_errors_print_one_line_and_exit_non_zero(tiny_omniclip_dir, capsys, arguments, phrases):
+def test_errors_print_one_line_and_exit_non_zero(tiny_omniclip_dir, bad_inputs, capsys, arguments, phrases):
     from omniclip_hf.cli import main
 
+    arguments = [bad_inputs.get(str(argument), argument) for argument in arguments]
     # main() is what the console script runs (and exits with); arguments given later win over --model here.
     status = main(["classify", "--model", str(tiny_omniclip_dir), *map(str, arguments)])
     captured = capsys.readouterr()
@@ -154,6 +206,52 @@ def test_errors_print_one_line_and_exit_non_zero(tiny_omniclip_dir, capsys, argu
         assert phrase in lines[0]
     assert "Traceback" not in captured.err
     assert captured.out == ""
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tiny_omniclip_dir, tmp_path_factory):
+    """Placeholders of the error cases -> files: a one-label file, a binary file, an image, incomplete models."""
+    import shutil
+
+    scratch = tmp_path_factory.mktemp("bad-inputs")
+    (scratch / "one.txt").write_text("brush_hair\n")
+    (scratch / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    Image.new("RGB", (64, 48), "red").save(scratch / "picture.jpg")
+    (scratch / "empty_class").mkdir()
+    folders = {}
+    for name, removed in (("no tokenizer", ["tokenizer.json", "tokenizer_config.json"]),
+                          ("no processor", ["processor_config.json"])):
+        folder = scratch / name.replace(" ", "_")
+        shutil.copytree(tiny_omniclip_dir, folder)
+        for file_name in removed:
+            (folder / file_name).unlink()
+        folders[f"{{{name}}}"] = folder
+    return {
+        "{one label file}": scratch / "one.txt",
+        "{binary file}": scratch / "binary.txt",
+        "{image}": scratch / "picture.jpg",
+        "{empty folder}": scratch / "empty_class",
+        **folders,
+    }
+
+
+@pytest.mark.parametrize(
+    "text, labels",
+    [
+        ("archery, juggling balls,yoga", ["archery", "juggling balls", "yoga"]),
+        ("yoga; archery", ["yoga", "archery"]),  # not one label "yoga; archery" scored 1.0
+        ("yoga;archery, swimming", ["yoga", "archery", "swimming"]),
+        ("yoga\narchery\n", None),  # a trailing separator leaves an empty label: an error, not a silent drop
+    ],
+)
+def test_labels_split_on_commas_semicolons_and_line_breaks(text, labels):
+    from omniclip_hf.cli import CommandError, read_labels
+
+    if labels is None:
+        with pytest.raises(CommandError, match=r"labels\[2\] is an empty string"):
+            read_labels(text, None)
+    else:
+        assert read_labels(text, None) == labels
 
 
 def test_debug_raises_with_the_traceback(tiny_omniclip_dir):

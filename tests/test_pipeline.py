@@ -6,6 +6,7 @@ import math
 import re
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -218,6 +219,15 @@ def test_bfloat16_pipeline_is_close_to_float32(tiny_omniclip_dir, classifier):
     "kwargs, message",
     [
         ({"candidate_labels": []}, "candidate_labels is empty"),
+        # A softmax over one label is always 1.0: never a silent certainty.
+        ({"candidate_labels": ["yoga; archery"]}, r"has one label \('yoga; archery'\).*always scores 1.0"),
+        # Equal once NFKC-normalised and case-folded: full-width letters, the "ﬁ" ligature, German sharp s.
+        ({"candidate_labels": ["ｙｏｇａ", "yoga"]}, "duplicates: 'ｙｏｇａ' = 'yoga'"),
+        ({"candidate_labels": ["ﬁshing", "FISHING", "run"]}, "duplicates: 'ﬁshing' = 'FISHING'"),
+        ({"candidate_labels": ["Straße fegen", "strasse  fegen"]}, "duplicates"),
+        ({"candidate_labels": LABELS, "top_k": np.bool_(True)}, "top_k=.*True.* is out of range"),
+        ({"candidate_labels": LABELS, "top_k": np.int64(0)}, "top_k=.*0.* is out of range"),
+        ({"candidate_labels": LABELS, "segment_seconds": np.float32("nan")}, "segment_seconds=.* is invalid"),
         ({"candidate_labels": ["run", ""]}, r"candidate_labels\[1\] is an empty string"),
         ({"candidate_labels": ["run", "  "]}, r"candidate_labels\[1\] is an empty string"),
         ({"candidate_labels": ["run", "jump", "run", "Jump "]}, r"duplicates: 'run' \(2 times\); 'jump' = 'Jump '"),
@@ -234,6 +244,18 @@ def test_bfloat16_pipeline_is_close_to_float32(tiny_omniclip_dir, classifier):
 def test_bad_arguments_raise_clear_errors(classifier, kwargs, message):
     with pytest.raises(ValueError, match=message):
         classifier(str(SHORT_MP4), **kwargs)
+
+
+def test_numpy_scalars_work_as_top_k_and_segment_seconds(classifier):
+    # Values computed with numpy (np.argmax, np.float32 durations) are integers and seconds like Python's.
+    assert classifier(str(SHORT_MP4), candidate_labels=LABELS, top_k=np.int64(2)) == classifier(
+        str(SHORT_MP4), candidate_labels=LABELS, top_k=2
+    )
+    windows = classifier(str(SHORT_MP4), candidate_labels=LABELS, segment_seconds=np.float32(0.5), top_k=np.int32(1))
+    expected = classifier(str(SHORT_MP4), candidate_labels=LABELS, segment_seconds=0.5, top_k=1)
+    assert [(w["start"], w["end"], w["labels"]) for w in windows] == [
+        (pytest.approx(w["start"]), pytest.approx(w["end"]), w["labels"]) for w in expected
+    ]
 
 
 def test_bad_videos_raise_clear_errors(classifier, tmp_path):

@@ -105,6 +105,27 @@ def test_load_label_names_errors(tmp_path):
         load_label_names(bad_csv)
 
 
+@pytest.mark.parametrize(
+    "content, phrase",
+    [
+        (bytes(range(256)) * 4, "is not UTF-8 text"),  # a video, an archive, a model file
+        ("brush_hair\x00\x00\x00\ncartwheel\n".encode(), "is binary"),  # valid UTF-8 but NUL bytes
+    ],
+)
+def test_binary_label_file_is_refused_in_one_line(tmp_path, content, phrase):
+    path = tmp_path / "labels.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=phrase) as error:
+        load_label_names(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_label_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_bytes("\ufeffbrush_hair\r\ncartwheel\r\n".encode())  # as Windows editors save it
+    assert load_label_names(path) == ["brush_hair", "cartwheel"]
+
+
 # ------------------------------------------------------------------------------------------------ processor
 def test_text_only(processor):
     batch = processor(text=["a video of brush hair action", "a video of yo yo action"], return_tensors="pt")
@@ -142,6 +163,22 @@ def test_video_only_in_memory(processor):
 def test_processor_needs_inputs(processor):
     with pytest.raises(ValueError, match="text"):
         processor()
+    with pytest.raises(ValueError, match="text is an empty list"):
+        processor(text=[], return_tensors="pt")
+
+
+def test_long_text_is_truncated_to_the_tokenizers_77_tokens_as_the_model_needs(processor, tiny_clip):
+    long_text = "a video of " + " ".join(f"someone juggling ball number {i}" for i in range(60))  # 300+ words
+    with pytest.warns(UserWarning, match=r"is \d+ tokens, longer than the tokenizer's 77; it is truncated"):
+        batch = processor(text=["cooking", long_text], return_tensors="pt")
+    assert batch["input_ids"].shape == (2, 77)
+    expected = processor.tokenizer(long_text, truncation=True, max_length=77)["input_ids"]
+    assert batch["input_ids"][1].tolist() == expected  # start, its first 75 tokens, end
+    with torch.no_grad():  # the model's position embeddings hold 77: untruncated ids would fail here
+        features = tiny_clip.get_text_features(**batch)
+    assert torch.isfinite(getattr(features, "pooler_output", features)).all()
+    # An explicit choice wins: truncation=False keeps every token.
+    assert len(processor(text=long_text, truncation=False)["input_ids"]) > 77
 
 
 def test_processor_round_trip(tmp_path, processor):

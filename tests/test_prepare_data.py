@@ -1,0 +1,145 @@
+"""examples/prepare_data.py on miniature copies of the official downloads, and the recipes' paths matching it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import REPO_ROOT
+
+CONFIGS = sorted((REPO_ROOT / "examples" / "configs").glob("*.yaml"))
+
+
+def prepare(*arguments) -> int:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("prepare_data", REPO_ROOT / "examples" / "prepare_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main([str(argument) for argument in arguments])
+
+
+def touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+
+
+def loaded(annotation: Path, dataset: str, videos: Path):
+    from omniclip_hf.training.data import load_video_dataset
+
+    data = load_video_dataset(annotation, labels_file=REPO_ROOT / "labels" / f"{dataset}.txt", data_root=videos)
+    return [(Path(video).relative_to(videos).as_posix(), data.class_names[label]) for video, label in
+            zip(data.dataset["video"], data.dataset["label"])]
+
+
+def test_hmdb51_split_files(tmp_path):
+    splits, out = tmp_path / "testTrainMulti_7030_splits", tmp_path / "data" / "hmdb51"
+    for class_name, videos in {"brush_hair": ["a.avi", "b.avi", "c.avi"], "kick_ball": ["d.avi", "e.avi", "f.avi"]}.items():
+        for split in (1, 2, 3):
+            lines = [f"{video} {kind} " for video, kind in zip(videos, ("1", "2", "0") if split == 1 else ("2", "1", "1"))]
+            (splits / f"{class_name}_test_split{split}.txt").parent.mkdir(exist_ok=True)
+            (splits / f"{class_name}_test_split{split}.txt").write_text("\n".join(lines) + "\n")
+        for video in videos:
+            touch(out / "videos" / class_name / video)
+    assert prepare("hmdb51", "--splits", splits, "--out", out) == 0
+    assert loaded(out / "hmdb51_train_split_1_videos.txt", "hmdb51", out / "videos") == [
+        ("brush_hair/a.avi", "brush_hair"), ("kick_ball/d.avi", "kick_ball")]
+    assert loaded(out / "hmdb51_val_split_1_videos.txt", "hmdb51", out / "videos") == [
+        ("brush_hair/b.avi", "brush_hair"), ("kick_ball/e.avi", "kick_ball")]
+    assert len(loaded(out / "hmdb51_train_split_2_videos.txt", "hmdb51", out / "videos")) == 4
+    # The label index is the line of labels/hmdb51.txt (kick_ball is not X-CLIP's index 22 but this list's).
+    index = (REPO_ROOT / "labels" / "hmdb51.txt").read_text().split().index("kick_ball")
+    assert f"kick_ball/d.avi {index}\n" in (out / "hmdb51_train_split_1_videos.txt").read_text()
+
+
+def test_ucf101_lists_and_missing_videos(tmp_path, capsys):
+    splits, out = tmp_path / "ucfTrainTestlist", tmp_path / "data" / "ucf101"
+    splits.mkdir()
+    train = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1", "HandstandPushups/v_HandStandPushups_g08_c01.avi 37"]
+    test = ["ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "HandstandPushups/v_HandStandPushups_g01_c01.avi"]
+    for split in (1, 2, 3):
+        (splits / f"trainlist0{split}.txt").write_text("\r\n".join(train) + "\r\n")
+        (splits / f"testlist0{split}.txt").write_text("\r\n".join(test) + "\r\n")
+    for line in train + test:
+        touch(out / "videos" / line.split()[0])
+    assert prepare("ucf101", "--splits", splits, "--out", out) == 0
+    assert loaded(out / "ucf101_val_split_3_videos.txt", "ucf101", out / "videos") == [
+        ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "ApplyEyeMakeup"),
+        ("HandstandPushups/v_HandStandPushups_g01_c01.avi", "HandstandPushups"),
+    ]
+    # A video missing after extraction is an error naming it; --allow_missing leaves it out and says so.
+    (out / "videos" / test[1]).unlink()
+    written = (out / "ucf101_val_split_1_videos.txt").read_text()
+    assert prepare("ucf101", "--splits", splits, "--out", out) == 2
+    assert "v_HandStandPushups_g01_c01.avi" in capsys.readouterr().err
+    assert (out / "ucf101_val_split_1_videos.txt").read_text() == written  # nothing rewritten on error
+    assert prepare("ucf101", "--splits", splits, "--out", out, "--allow_missing") == 0
+    assert "left out 1 of 2 videos" in capsys.readouterr().out
+    assert len(loaded(out / "ucf101_val_split_1_videos.txt", "ucf101", out / "videos")) == 1
+
+
+def test_kinetics400_csv(tmp_path, capsys):
+    annotations, out = tmp_path / "k400" / "annotations", tmp_path / "data" / "kinetics400"
+    annotations.mkdir(parents=True)
+    header = "label,youtube_id,time_start,time_end,split,is_cc\n"
+    (annotations / "train.csv").write_text(header + "air drumming,-0abc,84,94,train,0\n"
+                                           '"passing American football (in game)",xyz,3,13,train,0\n'
+                                           "abseiling,gone,0,10,train,0\n")
+    (annotations / "validate.csv").write_text(header + "abseiling,val1,12,22,val,0\n")
+    for clip in ("train/-0abc_000084_000094.mp4", "train/xyz_000003_000013.mp4", "val/val1_000012_000022.mp4"):
+        touch(out / "videos" / clip)
+    assert prepare("kinetics400", "--annotations", annotations, "--out", out, "--allow_missing") == 0
+    assert "left out 1 of 3 videos" in capsys.readouterr().out
+    assert loaded(out / "kinetics400_train_list_videos.txt", "kinetics400", out / "videos") == [
+        ("train/-0abc_000084_000094.mp4", "air drumming"),
+        ("train/xyz_000003_000013.mp4", "passing American football (in game)"),
+    ]
+    assert loaded(out / "kinetics400_val_list_videos.txt", "kinetics400", out / "videos") == [
+        ("val/val1_000012_000022.mp4", "abseiling")]
+
+
+def test_ssv2_json(tmp_path, capsys):
+    annotations, out = tmp_path / "ssv2" / "labels", tmp_path / "data" / "ssv2"
+    annotations.mkdir(parents=True)
+    record = {"id": "78687", "label": "holding potato next to vicks vaporub bottle",
+              "template": "Holding [something] next to [something]", "placeholders": ["potato", "bottle"]}
+    (annotations / "train.json").write_text(json.dumps([record]))
+    (annotations / "validation.json").write_text(json.dumps([{**record, "id": "1", "template": "Approaching [something] with your camera"}]))
+    touch(out / "videos" / "78687.webm")
+    touch(out / "videos" / "1.webm")
+    assert prepare("ssv2", "--annotations", annotations, "--out", out) == 0
+    assert loaded(out / "train.jsonl", "ssv2", out / "videos") == [("78687.webm", "Holding something next to something")]
+    assert loaded(out / "validation.jsonl", "ssv2", out / "videos") == [
+        ("1.webm", "Approaching something with your camera")]
+    # An unknown class is one error line naming the file, not a silent index.
+    (annotations / "train.json").write_text(json.dumps([{**record, "template": "Juggling [something]"}]))
+    assert prepare("ssv2", "--annotations", annotations, "--out", out) == 2
+    assert re.search(r"train.json id 78687: class 'Juggling \[something\]' is not in labels/", capsys.readouterr().err)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One path for each thing: recipes, labels/, docs/data.md
+# ----------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.stem)
+def test_recipes_use_the_shipped_label_lists_and_the_files_docs_data_md_writes(config):
+    recipe = yaml.safe_load(config.read_text())
+    label_files = [recipe["labels_file"], *(recipe.get("eval_labels_file") or [])]
+    for label_file in label_files:
+        assert (REPO_ROOT / label_file).is_file(), f"{config.name}: {label_file} is not in the repository"
+    guide = (REPO_ROOT / "docs" / "data.md").read_text()
+    data_files = [recipe["train_data"], *recipe["eval_data"]]
+    roots = [recipe["data_root"], *([recipe["eval_data_root"]] if "eval_data_root" in recipe else [])]
+    for path in data_files + roots:
+        assert path in guide, f"{config.name}: docs/data.md never produces {path}"
+
+
+def test_docs_name_label_lists_only_at_labels():
+    # Every mention of a label list in the README, the docs and the recipes points at labels/ in this repository.
+    texts = [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md"), *CONFIGS, REPO_ROOT / "examples" / "train.py"]
+    for path in texts:
+        for match in re.finditer(r"[\w./-]*(?:hmdb51|ucf101|kinetics400|ssv2)\.txt", path.read_text()):
+            assert match.group(0).startswith("labels/"), f"{path.name}: {match.group(0)}"
