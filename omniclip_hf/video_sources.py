@@ -1,0 +1,176 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Video sources: naming them, opening containers with PyAV, and in-memory videos (arrays, tensors, PIL frames)."""
+
+from __future__ import annotations
+
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
+
+def describe_source(source: Any) -> str:
+    """A short name for a video source, used in error messages and metadata."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    name = getattr(source, "name", None)
+    return f"<file object {name}>" if isinstance(name, str) else "<file object>"
+
+
+def _ffmpeg_message(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _guess_why_unreadable(source: Any) -> str:
+    """A hint for a file FFmpeg cannot open: text renamed to a video extension is a common mistake."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            head = handle.read(512)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        head = bytes(source[:512])
+    else:
+        return ""
+    text = ""
+    for cut in range(4):  # the 512-byte window may end inside a multi-byte character
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    if text and all(character.isprintable() or character.isspace() for character in text):
+        return f"It holds plain text ({text[:40].strip()!r}...), not video. "
+    return ""
+
+
+@contextmanager
+def open_video_container(source: Any) -> Iterator[Any]:
+    """
+    Opens a path, bytes or binary file object with PyAV and yields the container, closed on every path.
+
+    Raises:
+        `FileNotFoundError`: the path does not exist.
+        `ValueError`: the source is empty or FFmpeg cannot read it as a media file.
+    """
+    import av
+
+    label = describe_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"Video file {label} does not exist. Check the path.")
+        if not path.is_file():
+            raise ValueError(f"Video path {label} is not a file.")
+        if path.stat().st_size == 0:
+            raise ValueError(f"Video file {label} is empty (0 bytes); re-download or re-encode it.")
+        target: Any = str(path)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ValueError("Video bytes are empty (0 bytes); pass the content of a video file.")
+        target = io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        target = source
+    else:
+        raise ValueError(f"Cannot decode a video from a {type(source).__name__}.")
+    try:
+        container = av.open(target, mode="r")
+    except av.error.FFmpegError as error:
+        raise ValueError(
+            f"Could not open video {label}: FFmpeg says '{_ffmpeg_message(error)}'. {_guess_why_unreadable(source)}"
+            f"The file is truncated, corrupt or not a video; supported containers include "
+            f"{', '.join(VIDEO_FILE_EXTENSIONS)}."
+        ) from None
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+def _is_frame(value: Any) -> bool:
+    return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 3)
+
+
+def _is_file_source(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(value, "read")
+
+
+def split_video_batch(videos: Any) -> list[Any]:
+    """
+    Turns the `videos` argument into a list of single videos.
+
+    A path, bytes, file object, 4D array/tensor or list of frames (PIL images or 3D arrays) is one video; a 5D
+    array/tensor or a list of any of these is a batch.
+    """
+    if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
+        return list(videos)
+    if isinstance(videos, (list, tuple)):
+        if len(videos) == 0:
+            raise ValueError("`videos` is an empty list; pass at least one video.")
+        if all(_is_frame(item) for item in videos):
+            return [list(videos)]
+        return list(videos)
+    return [videos]
+
+
+def video_to_tensor(video: Any, label: str) -> torch.Tensor:
+    """
+    Converts an in-memory video to a `(T, 3, H, W)` tensor.
+
+    Accepts a numpy array `(T, H, W, C)`, a torch tensor `(T, C, H, W)` or a list of frames (PIL images, `(H, W, C)`
+    arrays or `(C, H, W)` tensors), with C = 1 (grayscale, repeated) or 3.
+    """
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError(f"Video {label} is an empty list of frames.")
+        frames = []
+        for frame in video:
+            if isinstance(frame, Image.Image):
+                frame = torch.from_numpy(np.array(frame.convert("RGB"))).permute(2, 0, 1)
+            elif isinstance(frame, np.ndarray):
+                frame = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1) if frame.ndim == 3 else frame
+            frames.append(frame)
+        shapes = {tuple(frame.shape) for frame in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"Video {label}: its frames differ in size ({sorted(shapes)}); all frames must match.")
+        return video_to_tensor(torch.stack(frames), label)
+    if isinstance(video, np.ndarray):
+        if video.ndim != 4:
+            raise ValueError(
+                f"Video {label}: a numpy video must have 4 dims (T, H, W, C), got shape {tuple(video.shape)}."
+            )
+        if video.shape[-1] not in (1, 3):
+            raise ValueError(
+                f"Video {label}: a numpy video is (T, H, W, C) with C = 3 (RGB) or 1, got {video.shape[-1]} "
+                f"channels in shape {tuple(video.shape)}."
+            )
+        video = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2)
+    elif isinstance(video, torch.Tensor):
+        if video.ndim != 4:
+            raise ValueError(
+                f"Video {label}: a torch video must have 4 dims (T, C, H, W), got shape {tuple(video.shape)}."
+            )
+        if video.shape[1] not in (1, 3):
+            raise ValueError(
+                f"Video {label}: a torch video is (T, C, H, W) with C = 3 (RGB) or 1, got {video.shape[1]} "
+                f"channels in shape {tuple(video.shape)}."
+            )
+    else:
+        raise ValueError(
+            f"Video {label}: unsupported input type {type(video).__name__}. Pass a path, bytes, a binary file "
+            "object, a numpy array (T, H, W, C), a torch tensor (T, C, H, W) or a list of PIL images."
+        )
+    if video.shape[0] < 1:
+        raise ValueError(f"Video {label} has no frames.")
+    if video.shape[1] == 1:
+        video = video.expand(-1, 3, -1, -1)
+    return video
+
+

@@ -1,0 +1,123 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Spatial transforms of decoded clips: resizing, evaluation crops and clip-consistent training augmentation."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as tvF
+from transformers.image_processing_utils import get_size_dict
+from transformers.image_utils import PILImageResampling
+
+
+_INTERPOLATION_BY_RESAMPLE = {
+    int(PILImageResampling.NEAREST): tvF.InterpolationMode.NEAREST,
+    int(PILImageResampling.BILINEAR): tvF.InterpolationMode.BILINEAR,
+    int(PILImageResampling.BICUBIC): tvF.InterpolationMode.BICUBIC,
+}
+
+def _size_get(size: Any, key: str) -> int | None:
+    return None if size is None else size.get(key)
+
+
+def _as_size_dict(size: Any, param_name: str) -> Any:
+    if size is None or hasattr(size, "get"):
+        return size
+    return get_size_dict(size, default_to_square=param_name == "crop_size", param_name=param_name)
+
+
+def _interpolation(resample: Any) -> tvF.InterpolationMode:
+    if isinstance(resample, tvF.InterpolationMode):
+        return resample
+    if resample is None:
+        return tvF.InterpolationMode.BICUBIC
+    try:
+        return _INTERPOLATION_BY_RESAMPLE[int(resample)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"resample={resample!r} is not supported for videos; use PILImageResampling.BICUBIC, BILINEAR or NEAREST."
+        ) from None
+
+
+def resize_short_side(video: torch.Tensor, size: Any, interpolation: tvF.InterpolationMode) -> torch.Tensor:
+    """Resizes `(..., H, W)` so its short side is `size["shortest_edge"]`, or to `size["height"] x size["width"]`."""
+    shortest_edge = _size_get(size, "shortest_edge")
+    if shortest_edge is not None:
+        return tvF.resize(video, [int(shortest_edge)], interpolation=interpolation, antialias=True)
+    height, width = _size_get(size, "height"), _size_get(size, "width")
+    if height is None or width is None:
+        raise ValueError(f"size={size!r} must give 'shortest_edge', or 'height' and 'width'.")
+    return tvF.resize(video, [int(height), int(width)], interpolation=interpolation, antialias=True)
+
+
+def spatial_crops(video: torch.Tensor, crop_height: int, crop_width: int, num_crops: int) -> list[torch.Tensor]:
+    """
+    One centre crop, or three crops along the long side: left/centre/right for a landscape frame, top/centre/bottom
+    for a portrait one. Frames smaller than the crop are padded by `center_crop` first.
+    """
+    if num_crops == 1:
+        return [tvF.center_crop(video, [crop_height, crop_width])]
+    height, width = video.shape[-2:]
+    if height < crop_height or width < crop_width:
+        video = tvF.center_crop(video, [max(height, crop_height), max(width, crop_width)])
+        height, width = video.shape[-2:]
+    if width >= height:
+        top = (height - crop_height) // 2
+        lefts = [0, (width - crop_width) // 2, width - crop_width]
+        return [tvF.crop(video, top, left, crop_height, crop_width) for left in lefts]
+    left = (width - crop_width) // 2
+    tops = [0, (height - crop_height) // 2, height - crop_height]
+    return [tvF.crop(video, top, left, crop_height, crop_width) for top in tops]
+
+
+def build_augmentation(
+    crop_height: int,
+    crop_width: int,
+    interpolation: tvF.InterpolationMode,
+    crop_scale: Sequence[float],
+    crop_ratio: Sequence[float],
+    flip_prob: float,
+    color_jitter_prob: float,
+    color_jitter: Sequence[float],
+    grayscale_prob: float,
+) -> v2.Compose:
+    """The paper's training augmentations; applied to a `tv_tensors.Video`, one draw covers every frame."""
+    brightness, contrast, saturation, hue = color_jitter
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(
+                (crop_height, crop_width),
+                scale=tuple(crop_scale),
+                ratio=tuple(crop_ratio),
+                interpolation=interpolation,
+                antialias=True,
+            ),
+            v2.RandomHorizontalFlip(p=flip_prob),
+            v2.RandomApply(
+                [v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)],
+                p=color_jitter_prob,
+            ),
+            v2.RandomGrayscale(p=grayscale_prob),
+        ]
+    )
+
+
+def augment_clip(clip: torch.Tensor, augmentation: v2.Compose, generator: torch.Generator | None) -> torch.Tensor:
+    """
+    Applies `augmentation` to a `(T, 3, H, W)` clip with the same random parameters for every frame.
+
+    torchvision's transforms draw from the global RNG; with a `generator` they run inside a forked RNG seeded from
+    it, so results follow the generator and the caller's global RNG state is left untouched.
+    """
+    video = tv_tensors.Video(clip)
+    if generator is None:
+        return augmentation(video).as_subclass(torch.Tensor)
+    seed = int(torch.randint(2**62, (1,), generator=generator).item())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return augmentation(video).as_subclass(torch.Tensor)
+
+
