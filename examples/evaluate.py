@@ -27,8 +27,13 @@ from omniclip_hf.training.evaluation import (
     write_confusion_matrix_png,
     write_metrics,
 )
-from omniclip_hf.training.loop import build_processor, run_script
+from omniclip_hf.training.loader import default_num_workers
+from omniclip_hf.training.loop import is_omniclip_folder, build_processor, run_script
 
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each option's default."""
 
 
 def load(args):
@@ -43,7 +48,7 @@ def load(args):
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="a trained OmniCLIP folder")
     source.add_argument("--clip", help="a CLIP checkpoint, evaluated as the frame-averaging baseline")
@@ -55,10 +60,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--num_clips", type=int, default=4)
     parser.add_argument("--num_crops", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--num_workers", type=int, default=2)
+    parser.add_argument("--num_workers", type=int, default=default_num_workers(),
+                        help="DataLoader workers (default: the CPUs available minus one, at most 16)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_dir", default="runs/eval")
+    parser.add_argument("--output_dir", default="runs/eval",
+                        help="where metrics.json and confusion_matrix.png go; if it already holds a metrics.json, the "
+                             "next free OUTPUT_DIR-2, -3, ... is used instead (nothing is overwritten)")
     args = parser.parse_args(argv)
+    if args.clip and is_omniclip_folder(args.clip):
+        raise ValueError(f"--clip {args.clip} is an OmniCLIP folder (trained adapters included): pass it as "
+                         f"--model {args.clip}; --clip evaluates a plain CLIP checkpoint as the baseline.")
 
     model, processor = load(args)
     data = load_video_dataset(args.eval_data, args.labels_file, args.split, data_root=args.data_root)
@@ -69,12 +80,22 @@ def main(argv=None) -> dict:
     metrics = classification_metrics(logits, labels, data.class_names)
     metrics["failed_videos"] = errors
     metrics["model"] = args.model or f"frame-averaged {args.clip}"
-    output_dir = Path(args.output_dir)
+    output_dir = unused_output_dir(Path(args.output_dir))
     output_dir.mkdir(parents=True, exist_ok=True)
     write_metrics(metrics, output_dir / "metrics.json")
     write_confusion_matrix_png(metrics["confusion_matrix"], data.class_names, output_dir / "confusion_matrix.png")
     print(json.dumps({key: metrics[key] for key in ("model", "top1", "top5", "mean_class_accuracy", "num_videos")}))
+    print(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'confusion_matrix.png'}")
     return metrics
+
+
+def unused_output_dir(requested: Path) -> Path:
+    """`requested`, or `requested-2`, `-3`, ... when an earlier evaluation's metrics.json is already there."""
+    candidate, number = requested, 1
+    while (candidate / "metrics.json").exists():
+        number += 1
+        candidate = requested.with_name(f"{requested.name}-{number}")
+    return candidate
 
 
 if __name__ == "__main__":

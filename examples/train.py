@@ -1,9 +1,10 @@
 """Train and evaluate OmniCLIP with Accelerate: supervised, few-shot and zero-shot, on a CPU, one GPU or many.
 
-    accelerate launch examples/train.py --clip openai/clip-vit-base-patch16 \\
-        --train_data hmdb51/train.csv --eval_data hmdb51/test.csv --labels_file labels/hmdb51.txt \\
-        --output_dir runs/hmdb51
-    accelerate launch examples/train.py --config examples/configs/hmdb51_few_shot_k2.yaml --clip ...
+    accelerate launch --config_file examples/accelerate_configs/single.yaml examples/train.py \\
+        --clip openai/clip-vit-base-patch16 --train_data hmdb51/train.csv --eval_data hmdb51/test.csv \\
+        --labels_file labels/hmdb51.txt --output_dir runs/hmdb51
+    accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/train.py \\
+        --config examples/configs/hmdb51_few_shot_k2.yaml --clip ...     # 8 GPUs
     torchrun --nproc_per_node 2 examples/train.py ...        # two CPU processes (gloo)
 
 The output folder holds `metrics.json` (top1/top5 on each eval set), `checkpoints/` (accelerate state, trainable
@@ -16,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import signal
 from pathlib import Path
 
 import torch
@@ -35,6 +34,10 @@ from omniclip_hf.training.evaluation import (
     write_confusion_matrix_png,
     write_metrics,
 )
+from omniclip_hf.training import testing_hooks
+from omniclip_hf.training.loader import loader_settings
+from omniclip_hf.training.distributed import describe_distributed_setup
+from omniclip_hf.training.checkpoints import restore_checkpoint, write_folder_atomically
 from omniclip_hf.training.publishing import publish_model
 from omniclip_hf.training.loop import (
     TrainingOptions,
@@ -42,11 +45,10 @@ from omniclip_hf.training.loop import (
     build_optimizer,
     build_processor,
     build_scheduler,
+    check_inputs_exist,
     keep_frozen_clip_out_of_fsdp,
-    load_trainer_state,
     parse_training_options,
     register_trainable_only_state_hooks,
-    resolve_checkpoint,
     run_script,
     save_checkpoint,
 )
@@ -129,11 +131,12 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         model.gradient_checkpointing_enable()
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
-    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, strict=options.strict,
-                               **video_overrides)
+    # --strict is enforced here, in the main process: an error raised in a DataLoader worker would reach the user
+    # wrapped in the worker's traceback.
+    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, **video_overrides)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=options.batch_size, shuffle=True, num_workers=options.num_workers,
-        pin_memory=torch.cuda.is_available(), collate_fn=collate_video_batch, drop_last=len(dataset) > options.batch_size,
+        dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate_video_batch,
+        drop_last=len(dataset) > options.batch_size, **loader_settings(options.num_workers),
     )
     optimizer = build_optimizer(model, options)
     batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
@@ -146,11 +149,11 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
     if options.resume_from_checkpoint:
-        checkpoint = resolve_checkpoint(options.resume_from_checkpoint, output_dir)
-        if checkpoint is not None:
-            accelerator.load_state(str(checkpoint), strict=False)
-            state = load_trainer_state(checkpoint)
-            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']}")
+        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir)
+        if restored is not None:
+            checkpoint, state = restored
+            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
+                              f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
 
     saved_at = {"step": None}
 
@@ -164,69 +167,73 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     disable=not accelerator.is_local_main_process)
     last_good_batch = None
     seen_indices: list = []
+    record_seen_indices = testing_hooks.records_seen_indices()
 
     def finished() -> bool:
         return state["global_step"] >= total_steps or (not options.max_steps and state["epoch"] >= options.epochs)
 
-    while not finished():
-        dataset.set_epoch(state["epoch"])
-        loader.set_epoch(state["epoch"])
-        model.train()
-        steps_before = state["global_step"]
-        epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
-        batches_this_pass = 0
-        for batch in epoch_loader:
-            state["batches_in_epoch"] += 1
-            batches_this_pass += 1
-            for error in batch["errors"]:
-                logger.warning("skipped an undecodable training video: %s", error)
-            state["skipped_videos"] += len(batch["errors"])
-            weight = 1.0
-            if "pixel_values_videos" not in batch:
-                if accelerator.num_processes == 1 or last_good_batch is None:
+    try:
+        while not finished():
+            dataset.set_epoch(state["epoch"])
+            loader.set_epoch(state["epoch"])
+            model.train()
+            steps_before = state["global_step"]
+            epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
+            batches_this_pass = 0
+            for batch in epoch_loader:
+                state["batches_in_epoch"] += 1
+                batches_this_pass += 1
+                if options.strict and batch["errors"]:
+                    raise ValueError(f"{batch['errors'][0]} (run without --strict to skip it)")
+                for error in batch["errors"]:
+                    logger.warning("skipped an undecodable training video: %s", error)
+                state["skipped_videos"] += len(batch["errors"])
+                weight = 1.0
+                if "pixel_values_videos" not in batch:
+                    if accelerator.num_processes == 1 or last_good_batch is None:
+                        continue
+                    batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
+                last_good_batch = batch
+                if record_seen_indices and weight:
+                    seen_indices.append([state["epoch"], batch["indices"].tolist()])
+                with accelerator.accumulate(model):
+                    videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
+                    # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
+                    # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
+                    with accelerator.autocast():
+                        loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and options.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                if not accelerator.sync_gradients:
                     continue
-                batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
-            last_good_batch = batch
-            if options.record_seen_indices and weight:
-                seen_indices.append([state["epoch"], batch["indices"].tolist()])
-            with accelerator.accumulate(model):
-                videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
-                # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
-                # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
-                with accelerator.autocast():
-                    loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and options.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            if not accelerator.sync_gradients:
-                continue
-            state["global_step"] += 1
-            progress.update(1)
-            mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
-            state["losses"].append(round(mean_loss, 6))
-            if state["global_step"] % options.logging_steps == 0:
-                accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-            if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
+                state["global_step"] += 1
+                progress.update(1)
+                mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+                state["losses"].append(round(mean_loss, 6))
+                if state["global_step"] % options.logging_steps == 0:
+                    accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
+                    progress.set_postfix(loss=f"{mean_loss:.4f}")
+                if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
+                    checkpoint_now()
+                testing_hooks.after_optimizer_step(state["global_step"])
+                if state["global_step"] >= total_steps:
+                    break
+            else:  # the epoch ran to its end
+                if state["global_step"] == steps_before and batches_this_pass:
+                    raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
+                state["epoch"] += 1
+                state["batches_in_epoch"] = 0
                 checkpoint_now()
-            if options.kill_after_steps and state["global_step"] >= options.kill_after_steps:
-                os.kill(os.getpid(), signal.SIGKILL)  # testing aid: an abrupt, uncatchable stop
-            if state["global_step"] >= total_steps:
-                break
-        else:  # the epoch ran to its end
-            if state["global_step"] == steps_before and batches_this_pass:
-                raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
-            state["epoch"] += 1
-            state["batches_in_epoch"] = 0
-            checkpoint_now()
-            continue
-        checkpoint_now()  # stopped by max_steps in the middle of an epoch
-        break
-    progress.close()
-    if options.record_seen_indices:
+                continue
+            checkpoint_now()  # stopped by max_steps in the middle of an epoch
+            break
+    finally:
+        progress.close()  # before any error line, so it does not share the bar's line
+    if record_seen_indices:
         (output_dir / f"seen_indices_rank{accelerator.process_index}.json").write_text(json.dumps(seen_indices))
     skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
     accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
@@ -236,6 +243,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
 
 def main(argv: list[str] | None = None) -> None:
     options = parse_training_options(argv)
+    check_inputs_exist(options)  # before Accelerate and the model: a missing path fails at once, in one line
     output_dir = Path(options.output_dir)
     accelerator = Accelerator(
         # Without a GPU, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group.
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
 
     model, processor = load_model_and_processor(options)
-    metrics: dict = {"options": vars(options)}
+    metrics: dict = {"options": vars(options), "distributed": describe_distributed_setup(accelerator)}
     trained_model = model
     if options.train_data:
         result = train(options, accelerator, model, processor, output_dir)
@@ -282,20 +290,31 @@ def main(argv: list[str] | None = None) -> None:
         summary = {key: metrics[key] for key in ("top1", "top5") if key in metrics}
         accelerator.print(f"metrics: {json.dumps(summary)} -> {output_dir / 'metrics.json'}")
         if options.push_to_hub or options.dry_run:
-            publish_model(output_dir / "model", options, metrics, dry_run=options.dry_run or not options.push_to_hub,
-                          dry_run_dir=output_dir / "hub_upload")
+            dry_run = options.dry_run or not options.push_to_hub
+            publish_model(output_dir / "model", options, metrics, dry_run=dry_run, dry_run_dir=output_dir / "hub_upload")
+            if dry_run:
+                accelerator.print(f"dry run: wrote what --push_to_hub would upload to {output_dir / 'hub_upload'}; "
+                                  "nothing was uploaded")
     accelerator.end_training()
 
 
 def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
                      state_dict: dict | None = None) -> None:
-    """`state_dict`: the full weights gathered from the training model (under FSDP its parameters are shards)."""
-    if options.adapter_only:
-        model.save_adapter(folder, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path,
-                           state_dict=state_dict)
-    else:
-        model.save_pretrained(folder, state_dict=state_dict)
-    processor.save_pretrained(folder)
+    """`state_dict`: the full weights gathered from the training model (under FSDP its parameters are shards).
+
+    Written under a temporary name and renamed when complete: a full disk or a kill never leaves a `model/` with a
+    config and no weights.
+    """
+
+    def write(partial: Path) -> None:
+        if options.adapter_only:
+            model.save_adapter(partial, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path,
+                               state_dict=state_dict)
+        else:
+            model.save_pretrained(partial, state_dict=state_dict)
+        processor.save_pretrained(partial)
+
+    write_folder_atomically(folder, write)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
 from omniclip_hf.training.data import few_shot_indices, few_shot_subset, load_annotation_file, load_video_dataset
 from omniclip_hf.training.evaluation import classification_metrics, mean_and_std
 from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
 from omniclip_hf.training.loop import VideoMixer, build_optimizer, latest_checkpoint, parse_training_options
 
 from .conftest import REPO_ROOT
@@ -43,8 +44,11 @@ def train_command(clip_dir, data_dir, output_dir, *extra: str) -> list[str]:
     ]
 
 
-def run(command: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+def run(command: list[str], timeout: int = 600, hooks: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs a script; `hooks` switch on testing hooks (omniclip_hf/training/testing_hooks.py) through the environment."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if hooks:
+        environment[ENVIRONMENT_VARIABLE] = json.dumps(hooks)
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=environment, timeout=timeout)
 
 
@@ -214,32 +218,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
     assert_remote_code_gives(upload, {**text, "pixel_values_videos": videos}, expected, tmp_path)
 
 
-def test_killed_run_resumes_to_the_same_weights(tiny_clip_dir, motion_data, tmp_path):
-    options = ("--max_steps", "6", "--checkpointing_steps", "2", "--epochs", "3")
-    straight = run(train_command(tiny_clip_dir, motion_data, tmp_path / "straight", *options))
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
-    killed = run(train_command(tiny_clip_dir, motion_data, tmp_path / "killed", *options, "--kill_after_steps", "5"))
-    assert killed.returncode == -9  # SIGKILL after step 5: the last complete checkpoint is step 4
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    assert latest_checkpoint(tmp_path / "killed").name == "step_00000004"
-    (checkpoints / ".partial-step_00000006").mkdir()  # a save interrupted by the kill must be ignored
-    resumed = run(train_command(tiny_clip_dir, motion_data, tmp_path / "killed", *options,
-                                "--resume_from_checkpoint", "latest"))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed from" in resumed.stdout + resumed.stderr
-
-    for run_name in ("straight", "killed"):
-        metrics = json.loads((tmp_path / run_name / "metrics.json").read_text())
-        assert metrics["global_step"] == 6
-    first = trainable_weights(tmp_path / "straight" / "checkpoints" / "step_00000006")
-    second = trainable_weights(checkpoints / "step_00000006")
-    assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), name
-
-
-def test_corrupt_training_video_is_skipped_or_fails_with_strict(tiny_clip_dir, motion_data, tmp_path):
+def test_corrupt_training_video_is_skipped_and_counted(tiny_clip_dir, motion_data, tmp_path):
     data = tmp_path / "data"
     import shutil
 
@@ -251,17 +230,15 @@ def test_corrupt_training_video_is_skipped_or_fails_with_strict(tiny_clip_dir, m
     assert "broken.mp4" in lenient.stderr and "1 undecodable training videos skipped" in lenient.stdout
     assert json.loads((tmp_path / "lenient" / "metrics.json").read_text())["skipped_videos"] == 1
 
-    strict = run(train_command(tiny_clip_dir, data, tmp_path / "strict", "--epochs", "1", "--strict"))
-    assert strict.returncode != 0
-    assert "broken.mp4" in strict.stderr and "--strict" in strict.stderr
+    # --strict: tests/test_training_faults.py (one error line, with DataLoader workers too).
 
 
 def test_two_cpu_processes_split_the_data_and_write_once(tiny_clip_dir, motion_data, tmp_path):
     output = tmp_path / "ddp"
     command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "1", "--batch_size", "2",
-                            "--record_seen_indices", "--eval_data", str(motion_data / "test"))
+                            "--eval_data", str(motion_data / "test"))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    result = run(torchrun + command[1:])
+    result = run(torchrun + command[1:], hooks={"record_seen_indices": True})
     assert result.returncode == 0, result.stderr[-4000:]
     seen = [json.loads((output / f"seen_indices_rank{rank}.json").read_text()) for rank in (0, 1)]
     per_rank = [{index for _, batch in ranks for index in batch} for ranks in seen]

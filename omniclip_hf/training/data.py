@@ -193,9 +193,26 @@ def load_video_dataset(
         if path.suffix.lower() not in ANNOTATION_EXTENSIONS:
             raise ValueError(f"{path}: not an annotation file ({', '.join(ANNOTATION_EXTENSIONS)}) nor a folder.")
         return load_annotation_file(path, class_names, data_root)
-    if path.suffix or str(source).startswith((".", "/")) or str(source).count("/") > 1:
+    if looks_like_a_local_path(source):
         raise FileNotFoundError(f"{source}: no such folder or annotation file.")
-    return load_hub_dataset(str(source), split, video_column, label_column, class_names)
+    try:
+        return load_hub_dataset(str(source), split, video_column, label_column, class_names)
+    except ValueError:
+        raise
+    except Exception as error:  # datasets' and huggingface_hub's own error types (not found, offline, no access)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(
+            f"{source}: no such local folder or annotation file, and loading it as a Hub dataset failed ({reason})."
+        ) from error
+
+
+def looks_like_a_local_path(source: str | Path) -> bool:
+    """True when `source` cannot be a Hub dataset id (`owner/name`): a file suffix, `./`, `/`, `~`, more than one
+    `/`, or a first component that is a local folder (`data/nothere` when `data/` exists is a mistyped path)."""
+    text = str(source)
+    if Path(text).suffix or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        return True
+    return "/" in text and Path(text.split("/")[0]).is_dir()
 
 
 def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: int) -> list[int]:

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data import VideoClassificationData, VideoClipDataset, collate_video_batch
+from .loader import loader_settings
 from ..processing_omniclip import labels_to_prompts
 
 
@@ -110,7 +111,7 @@ def predict(
         num_temporal_clips=num_temporal_clips, num_spatial_crops=num_spatial_crops,
     )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_video_batch
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_video_batch, **loader_settings(num_workers)
     )
     if accelerator is not None:
         loader = accelerator.prepare(loader)

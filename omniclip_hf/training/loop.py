@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,8 +14,13 @@ import yaml
 from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_warmup
 
 
-CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
-TRAINER_STATE_NAME = "trainer_state.json"
+from .loader import default_num_workers
+from .checkpoints import (  # noqa: F401  (re-exported: the loop's checkpoint helpers live in .checkpoints)
+    latest_checkpoint,
+    load_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -69,7 +71,8 @@ class TrainingOptions:
     mixup_alpha: float = 0.8
     cutmix_alpha: float = 1.0
     mix_prob: float = 1.0
-    num_workers: int = 2
+    num_workers: int | None = field(default=None, metadata={"help": "DataLoader workers per process; default: "
+                                    "the CPUs available per process minus one, at most 16 (docs/training.md)."})
     # Evaluation
     eval_num_clips: int = 4
     eval_num_crops: int = 3
@@ -80,13 +83,13 @@ class TrainingOptions:
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder, or 'latest'."})
     push_to_hub: bool = False
     hub_model_id: str | None = None
-    dry_run: bool = field(default=False, metadata={"help": "Write what would be uploaded to output_dir/hub_upload, upload nothing."})
+    dry_run: bool = field(default=False, metadata={"help": "Dry run of the Hub upload, not of training: the run trains "
+                          "and evaluates in full, then writes what --push_to_hub would upload to output_dir/hub_upload "
+                          "and uploads nothing."})
     adapter_only: bool = field(default=False, metadata={"help": "Save only the trainable weights plus the base CLIP's name."})
     strict: bool = field(default=False, metadata={"help": "Fail on an undecodable training video instead of skipping it."})
     report_to: str | None = field(default=None, metadata={"help": "An Accelerate tracker, e.g. tensorboard."})
     logging_steps: int = 10
-    kill_after_steps: int | None = field(default=None, metadata={"help": "Testing aid: SIGKILL this process after N steps."})
-    record_seen_indices: bool = field(default=False, metadata={"help": "Testing aid: write the example indices each rank trained on."})
 
     def validate(self) -> None:
         if bool(self.clip) == bool(self.model):
@@ -106,11 +109,45 @@ class TrainingOptions:
             raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
 
 
+def check_inputs_exist(options: TrainingOptions) -> None:
+    """Every local path among the options exists, and `--clip` is not an OmniCLIP folder: checked before the model
+    loads, so a recipe whose data is missing fails at once, in one line naming the option."""
+    from .data import looks_like_a_local_path
+
+    where = f" (from --config {options.config})" if getattr(options, "config", None) else ""
+    paths = [("train_data", options.train_data), ("data_root", options.data_root),
+             ("eval_data_root", options.eval_data_root), ("clip", options.clip), ("model", options.model)]
+    paths += [("eval_data", value) for value in options.eval_data or []]
+    files = [("labels_file", options.labels_file)] + [("eval_labels_file", v) for v in options.eval_labels_file or []]
+    for name, value in paths:
+        if value and looks_like_a_local_path(value) and not Path(value).exists():
+            raise FileNotFoundError(f"--{name} {value}: no such file or folder{where}.")
+    for name, value in files:
+        if value and not Path(value).is_file():
+            raise FileNotFoundError(f"--{name} {value}: no such file{where}; it lists the class names, one a line.")
+    if options.clip and is_omniclip_folder(options.clip):
+        raise ValueError(f"--clip {options.clip} is an OmniCLIP folder (trained adapters included): pass it as "
+                         f"--model {options.clip} to continue from it; --clip takes a plain CLIP checkpoint.")
+
+
+def is_omniclip_folder(path: str) -> bool:
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("model_type") == "omniclip"
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False
+
+
 def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
     """Command-line flags over an optional `--config` YAML file (command line wins)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(TrainingOptions)
     parser.add_argument("--config", default=None, help="YAML file with any of these options")
+    for action in parser._actions:  # argparse shows "(default: ...)" only for options that have a help text
+        if action.help is None and action.dest != "help":
+            action.help = "(default: %(default)s)"
     known, _ = parser.parse_known_args(argv)
     if known.config:
         settings = yaml.safe_load(Path(known.config).read_text()) or {}
@@ -123,6 +160,9 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
                 settings[key] = json.dumps(settings[key])
         parser.set_defaults(**settings)
     options, _ = parser.parse_args_into_dataclasses(args=argv)
+    options.config = known.config  # not a dataclass field: recorded so errors can name the recipe
+    if options.num_workers is None:
+        options.num_workers = default_num_workers()
     options.validate()
     return options
 
@@ -219,75 +259,6 @@ def build_video_processor(image_size: int, num_frames: int):
     )
 
 
-# ---------------------------------------------------------------------------------------------------------- checkpoints
-def checkpoint_dir(output_dir: str | Path) -> Path:
-    return Path(output_dir) / "checkpoints"
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The complete checkpoint with the highest step; half-written ones never have a `step_*` name."""
-    folder = checkpoint_dir(output_dir)
-    if not folder.is_dir():
-        return None
-    steps = [(int(match.group(1)), path) for path in folder.iterdir() if (match := CHECKPOINT_PATTERN.match(path.name))]
-    return max(steps)[1] if steps else None
-
-
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_state: dict[str, Any],
-                    total_limit: int | None = None) -> Path:
-    """Accelerate state plus the loop's position, written under a temporary name and renamed when complete.
-
-    A kill during the save leaves only a `.partial-*` folder, which `latest_checkpoint` never picks.
-    """
-    folder = checkpoint_dir(output_dir)
-    final = folder / f"step_{step:08d}"
-    partial = folder / f".partial-step_{step:08d}"
-    if accelerator.is_main_process:
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(partial, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    if accelerator.is_main_process:
-        (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
-        _fsync_tree(partial)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(partial, final)
-        if total_limit:
-            _prune_checkpoints(folder, total_limit)
-    accelerator.wait_for_everyone()
-    return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def _prune_checkpoints(folder: Path, keep: int) -> None:
-    steps = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name)))
-    for _, path in steps[:-keep]:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    path = Path(checkpoint) / TRAINER_STATE_NAME
-    if not path.is_file():
-        raise ValueError(f"{checkpoint} is not a complete training checkpoint (no {TRAINER_STATE_NAME}).")
-    return json.loads(path.read_text())
-
-
-def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
-    """`latest` (None when the run has no checkpoint yet: start fresh) or an explicit folder."""
-    if value == "latest":
-        return latest_checkpoint(output_dir)
-    path = Path(value)
-    if not path.is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder.")
-    return path
-
-
 def register_trainable_only_state_hooks(accelerator) -> None:
     """Checkpoints hold only the trainable weights: the frozen CLIP comes from `--clip`/`--model` again on resume.
 
@@ -334,6 +305,8 @@ __all__ = [
     "build_processor",
     "build_video_processor",
     "build_scheduler",
+    "check_inputs_exist",
+    "is_omniclip_folder",
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
     "load_trainer_state",

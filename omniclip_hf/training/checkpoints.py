@@ -1,0 +1,188 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""Checkpoints and output folders that are never half-written, and resumption that survives a damaged checkpoint.
+
+Every folder (a checkpoint, the final `model/`) is written under a temporary `.partial-*` name, flushed, and
+renamed when complete; a failed write (disk full, say) removes its temporary folder and reports one line. On
+`--resume_from_checkpoint latest`, a checkpoint that cannot be read falls back to the one before, with a warning.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from . import testing_hooks
+
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+TRAINER_STATE_NAME = "trainer_state.json"
+TRAINER_STATE_KEYS = ("global_step", "epoch", "batches_in_epoch")
+
+
+def checkpoint_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The `step_*` checkpoint folders, oldest first; half-written ones never have that name, stray files are skipped."""
+    folder = checkpoint_dir(output_dir)
+    if not folder.is_dir():
+        return []
+    steps = [(int(match.group(1)), path) for path in folder.iterdir()
+             if (match := CHECKPOINT_PATTERN.match(path.name)) and path.is_dir()]
+    return [path for _, path in sorted(steps)]
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step."""
+    checkpoints = complete_checkpoints(output_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def _no_space_message(target: Path, error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return f"{target}: no space left on device; nothing was written (the partial folder was removed). Free space and rerun."
+    return f"{target}: writing failed ({error}); nothing was written (the partial folder was removed)."
+
+
+def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
+    """Calls `write(temporary_folder)`, flushes it, and renames it to `target` (replacing an older one) when complete.
+
+    A failure inside `write` leaves neither `target` changed nor a temporary folder behind, and raises one OSError line.
+    """
+    target = Path(target)
+    partial = target.parent / f".partial-{target.name}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write(partial)
+        _fsync_tree(partial)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(_no_space_message(target, error)) from error
+    _replace_folder(partial, target)
+    return target
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Swaps `new` in for `target`: the old folder is moved aside first, so a kill leaves one complete folder."""
+    old = target.parent / f".old-{target.name}"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_state: dict[str, Any],
+                    total_limit: int | None = None) -> Path:
+    """Accelerate state plus the loop's position, written under a temporary name and renamed when complete.
+
+    A kill during the save leaves only a `.partial-*` folder, which `latest_checkpoint` never picks; a failed
+    write (disk full) removes it and raises one OSError line on every rank.
+    """
+    folder = checkpoint_dir(output_dir)
+    final = folder / f"step_{step:08d}"
+    partial = folder / f".partial-step_{step:08d}"
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(partial))
+        if accelerator.is_main_process:
+            testing_hooks.inside_checkpoint_write(step)
+            (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
+            _fsync_tree(partial)
+    except OSError as error:
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise OSError(_no_space_message(final, error)) from error
+    if accelerator.is_main_process:
+        _replace_folder(partial, final)
+        if total_limit:
+            _prune_checkpoints(output_dir, total_limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def _prune_checkpoints(output_dir: str | Path, keep: int) -> None:
+    for path in complete_checkpoints(output_dir)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """The loop's position in `checkpoint`; a missing, empty or damaged file is a ValueError naming it."""
+    path = Path(checkpoint) / TRAINER_STATE_NAME
+    if not path.is_file():
+        raise ValueError(f"{checkpoint} is not a complete training checkpoint (no {TRAINER_STATE_NAME}).")
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged (not JSON: {error}).") from error
+    if not isinstance(state, dict) or any(not isinstance(state.get(key), int) for key in TRAINER_STATE_KEYS):
+        raise ValueError(f"{path} is damaged: it must be a JSON object with integer {', '.join(TRAINER_STATE_KEYS)}.")
+    return state
+
+
+def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
+    """`latest` (None when the run has no checkpoint yet: start fresh) or an explicit folder."""
+    if value == "latest":
+        return latest_checkpoint(output_dir)
+    path = Path(value)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder.")
+    return path
+
+
+def restore_checkpoint(accelerator, value: str, output_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """Loads the checkpoint `value` names into the prepared objects; returns it and the loop's position.
+
+    With `latest`, a checkpoint that cannot be read (empty or truncated files) is skipped with a warning for the one
+    before it; an explicit folder that cannot be read is a ValueError naming it. None: no checkpoint yet.
+    """
+    if value != "latest":
+        checkpoint = resolve_checkpoint(value, output_dir)
+        return checkpoint, _load(accelerator, checkpoint)
+    for checkpoint in reversed(complete_checkpoints(output_dir)):
+        try:
+            return checkpoint, _load(accelerator, checkpoint)
+        except ValueError as error:
+            logger.warning("%s; falling back to the checkpoint before it.", error)
+    return None
+
+
+def _load(accelerator, checkpoint: Path) -> dict[str, Any]:
+    state = load_trainer_state(checkpoint)  # the cheap check first: an empty or partial state file
+    try:
+        accelerator.load_state(str(checkpoint), strict=False)
+    except Exception as error:  # safetensors, torch.load and pickle raise their own types for damaged files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {first_line})") from error
+    return state
+
+
+__all__ = [
+    "complete_checkpoints",
+    "latest_checkpoint",
+    "load_trainer_state",
+    "resolve_checkpoint",
+    "restore_checkpoint",
+    "save_checkpoint",
+    "write_folder_atomically",
+]

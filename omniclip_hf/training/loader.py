@@ -1,0 +1,57 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""DataLoader settings that follow from measuring the input pipeline (`benchmarks/bench_input_pipeline.py`).
+
+Measured on 16 cores (8 frames at 224 px, training augmentation, PyAV; docs/training.md, "Keeping the GPU fed"):
+4.1 clips/s per core in-process; 4 workers 12.9 clips/s (3.2 per worker), 8 workers 24.2 (3.0 per worker):
+decoding scales about linearly with workers, and a GPU needs far more than a node's cores give (an H200 trains
+OmniCLIP B/16 at 265-397 clips/s, 64-97 cores' worth). So every CPU a process has should decode. (The 14-worker
+row, 25.3, ran 12 batches over 14 workers: too few batches to measure, not a ceiling.)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+
+# A cap by host memory, not speed: each worker holds `prefetch_factor` (2) batches of 32 clips, 154 MB each in
+# float32 at 8x224x224, so 16 workers hold about 5 GB per process, 40 GB for 8 GPUs on a node.
+MAX_DEFAULT_WORKERS = 16
+
+
+def cpus_per_process() -> int:
+    """The CPUs this process may use (its affinity mask, as a container or SLURM sets it), shared with the other
+    processes torchrun or `accelerate launch` started on this node (`LOCAL_WORLD_SIZE`)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    processes_on_node = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, available // processes_on_node)
+
+
+def default_num_workers() -> int:
+    """One worker per CPU of this process but one (left to the training loop), at most `MAX_DEFAULT_WORKERS` (16); 0 (decode
+    in the loop itself) on a single CPU."""
+    return min(MAX_DEFAULT_WORKERS, cpus_per_process() - 1)
+
+
+def loader_settings(num_workers: int) -> dict[str, Any]:
+    """`DataLoader` keyword arguments besides the dataset, batch size, order and collate function.
+
+    - `pin_memory` when training on a GPU: page-locked batches copy to the device asynchronously.
+    - `prefetch_factor` 2 (two batches in flight per worker): one batch of 32 clips takes a worker about 8 s to
+      decode, so more prefetch adds memory (154 MB per float32 batch at 8x224x224) without adding throughput.
+    - `persistent_workers` stays off: the per-epoch augmentation seed (`VideoClipDataset.set_epoch`) reaches the
+      workers when they start, so workers kept across epochs would repeat the first epoch's augmentation.
+    """
+    settings: dict[str, Any] = {"num_workers": num_workers, "pin_memory": torch.cuda.is_available(),
+                                "persistent_workers": False}
+    if num_workers > 0:
+        settings["prefetch_factor"] = 2
+    return settings
+
+
+__all__ = ["MAX_DEFAULT_WORKERS", "cpus_per_process", "default_num_workers", "loader_settings"]

@@ -1,0 +1,220 @@
+"""Faults from outside a training run: SIGKILL at random moments (some in the middle of a checkpoint write) and
+resumption to the weights of an uninterrupted run; damaged, stray and half-written checkpoints; a full disk during
+a checkpoint or the final save; --strict with DataLoader workers. The kill points are set through the
+`OMNICLIP_TRAINING_TEST_HOOKS` environment variable (omniclip_hf/training/testing_hooks.py), not through flags."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from omniclip_hf.training.checkpoints import (
+    latest_checkpoint,
+    load_trainer_state,
+    restore_checkpoint,
+    save_checkpoint,
+    write_folder_atomically,
+)
+from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
+
+from .conftest import REPO_ROOT
+from .test_training import CLASSES, motion_data, run, train_command, trainable_weights  # noqa: F401 (fixture)
+
+# 16 training videos, batch 4: 4 steps an epoch, 2 epochs; a checkpoint after every step.
+OPTIONS = ("--epochs", "2", "--checkpointing_steps", "1")
+TOTAL_STEPS = 8
+STEPS_PER_EPOCH = 4
+
+
+def start(command: list[str], hooks: dict, log: Path) -> subprocess.Popen:
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+                   ENVIRONMENT_VARIABLE: json.dumps(hooks)}
+    with open(log, "w") as handle:
+        return subprocess.Popen(command, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, env=environment)
+
+
+def wait_for(condition, process: subprocess.Popen, log: Path, timeout: float = 300) -> bool:
+    """True once `condition()` holds; False if the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if process.poll() is not None:
+            return condition()
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"timed out; log:\n{log.read_text()[-3000:]}")
+
+
+def kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def read_int(path: Path) -> int:
+    try:
+        return int(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+def test_sigkill_at_random_moments_and_in_checkpoint_writes_resumes_to_the_uninterrupted_weights(
+        tiny_clip_dir, motion_data, tmp_path):
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    straight = run(train_command(tiny_clip_dir, motion_data, tmp_path / "straight", *OPTIONS))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    output = tmp_path / "killed"
+    command = train_command(tiny_clip_dir, motion_data, output, *OPTIONS, "--resume_from_checkpoint", "latest")
+    marker, steps = tmp_path / "in_checkpoint", tmp_path / "step"
+    resumed_at = []
+
+    def checkpoint_write_kill(step: int, attempt: int) -> None:
+        """Kill in the middle of writing checkpoint `step`: its state saved, not yet renamed."""
+        marker.unlink(missing_ok=True)
+        log = tmp_path / f"log{attempt}.txt"
+        process = start(command, {"pause_in_checkpoint": {"step": step, "seconds": 120, "marker": str(marker)}}, log)
+        assert wait_for(marker.exists, process, log), log.read_text()[-3000:]
+        kill(process)
+        assert (output / "checkpoints" / f".partial-step_{step:08d}").is_dir()  # the half-written one is there
+        assert latest_checkpoint(output).name == f"step_{step - 1:08d}", f"seed {seed}"  # ... and never picked
+        record_resume(log)
+
+    def random_kill(attempt: int) -> None:
+        """Kill at a random moment after the run has made one step since its start."""
+        steps.unlink(missing_ok=True)
+        log = tmp_path / f"log{attempt}.txt"
+        process = start(command, {"step_marker": str(steps)}, log)
+        wait_for(lambda: read_int(steps) >= 0, process, log)
+        time.sleep(rng.uniform(0.0, 1.5))
+        kill(process)
+        record_resume(log)
+
+    def record_resume(log: Path) -> None:
+        for line in log.read_text().splitlines():
+            if line.startswith("resumed from"):
+                resumed_at.append(int(line.split(" at step ")[1].split()[0]))
+
+    first = rng.randint(2, STEPS_PER_EPOCH - 1)  # mid-epoch: the resume lands on step first - 1 of an epoch
+    checkpoint_write_kill(first, 0)
+    random_kill(1)
+    reached = load_trainer_state(latest_checkpoint(output))["global_step"]
+    if reached + 2 <= TOTAL_STEPS - 1:
+        checkpoint_write_kill(rng.randint(reached + 2, TOTAL_STEPS - 1), 2)
+    random_kill(3)
+    final = run(command)
+    assert final.returncode == 0, final.stderr[-3000:]
+    record_resume_text = [line for line in (final.stdout + final.stderr).splitlines() if line.startswith("resumed")]
+    resumed_at += [int(line.split(" at step ")[1].split()[0]) for line in record_resume_text]
+
+    assert any(step % STEPS_PER_EPOCH for step in resumed_at), (seed, resumed_at)  # at least one mid-epoch resume
+    assert json.loads((output / "metrics.json").read_text())["global_step"] == TOTAL_STEPS
+    expected = trainable_weights(tmp_path / "straight" / "checkpoints" / f"step_{TOTAL_STEPS:08d}")
+    got = trainable_weights(output / "checkpoints" / f"step_{TOTAL_STEPS:08d}")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), (seed, resumed_at, name)
+    final_model = trainable_weights(output / "model")
+    for name in expected:
+        assert torch.equal(final_model[name], expected[name]), name
+
+
+# ---------------------------------------------------------------------------------------------- damaged checkpoints
+class FakeAccelerator:
+    """The parts of `Accelerator` the checkpoint code uses, one process; `load_state` reads `weights.json`."""
+
+    is_main_process = True
+
+    def __init__(self, weights=None, fail_save_with: int | None = None):
+        self.weights = weights
+        self.fail_save_with = fail_save_with
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "weights.json").write_text(json.dumps(self.weights))
+        if self.fail_save_with:
+            raise OSError(self.fail_save_with, os.strerror(self.fail_save_with))
+
+    def load_state(self, folder, strict=False):
+        self.weights = json.loads((Path(folder) / "weights.json").read_text())
+
+
+def write_checkpoints(output: Path, steps) -> None:
+    for step in steps:
+        save_checkpoint(FakeAccelerator({"step": step}), output, step,
+                        {"global_step": step, "epoch": 0, "batches_in_epoch": step})
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before_with_a_warning(tmp_path, caplog):
+    write_checkpoints(tmp_path, [2, 4, 6])
+    (tmp_path / "checkpoints" / "step_00000006" / "weights.json").write_text("{trunc")  # a damaged state file
+    (tmp_path / "checkpoints" / "step_00000004" / "trainer_state.json").write_text("")  # an empty trainer state
+    (tmp_path / "checkpoints" / "step_00000099").write_text("stray")  # a file with a checkpoint's name
+    accelerator = FakeAccelerator()
+    with caplog.at_level("WARNING"):
+        checkpoint, state = restore_checkpoint(accelerator, "latest", tmp_path)
+    assert checkpoint.name == "step_00000002" and state["global_step"] == 2 and accelerator.weights == {"step": 2}
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any("step_00000006 is damaged" in message and "falling back" in message for message in warnings), warnings
+    assert any("step_00000004/trainer_state.json is damaged" in message for message in warnings), warnings
+    assert latest_checkpoint(tmp_path).name == "step_00000006"  # the stray file is not a checkpoint
+
+    # A folder named explicitly is not replaced by another: one line naming it.
+    with pytest.raises(ValueError, match=r"step_00000004/trainer_state.json is damaged"):
+        restore_checkpoint(FakeAccelerator(), str(tmp_path / "checkpoints" / "step_00000004"), tmp_path)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_failed_checkpoint_write_leaves_nothing_half_written(tmp_path, code):
+    write_checkpoints(tmp_path, [2])
+    with pytest.raises(OSError, match="no space left on device" if code == errno.ENOSPC else "writing failed") as info:
+        save_checkpoint(FakeAccelerator({"step": 4}, fail_save_with=code), tmp_path, 4,
+                        {"global_step": 4, "epoch": 0, "batches_in_epoch": 4})
+    assert "\n" not in str(info.value) and "step_00000004" in str(info.value)
+    assert [path.name for path in (tmp_path / "checkpoints").iterdir()] == ["step_00000002"]
+
+
+def test_the_final_folder_is_replaced_only_when_complete(tmp_path):
+    target = tmp_path / "model"
+    write_folder_atomically(target, lambda folder: (folder.mkdir(), (folder / "config.json").write_text("old")))
+
+    def disk_full(folder: Path) -> None:
+        folder.mkdir()
+        (folder / "config.json").write_text("new")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"model: no space left on device; nothing was written"):
+        write_folder_atomically(target, disk_full)
+    assert [path.name for path in tmp_path.iterdir()] == ["model"]  # no temporary folder left
+    assert (target / "config.json").read_text() == "old"  # the previous complete folder is untouched
+    write_folder_atomically(target, lambda folder: (folder.mkdir(), (folder / "config.json").write_text("new")))
+    assert (target / "config.json").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_strict_with_dataloader_workers_fails_in_one_line(tiny_clip_dir, motion_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(motion_data, data)
+    (data / "train" / CLASSES[1] / "broken.mp4").write_text("this is not a video")
+    command = train_command(tiny_clip_dir, data, tmp_path / "strict", "--epochs", "1", "--strict")
+    command[command.index("--num_workers") + 1] = "2"
+    strict = run(command)
+    assert strict.returncode == 2, strict.stderr[-3000:]
+    errors = [line for line in strict.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "broken.mp4" in errors[0] and "--strict" in errors[0], strict.stderr[-3000:]
+    assert "Traceback" not in strict.stderr and "worker" not in strict.stderr.lower(), strict.stderr[-3000:]

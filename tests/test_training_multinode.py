@@ -1,0 +1,44 @@
+"""Two "nodes" on this machine: two torchrun launches (--nnodes 2, one process each, rendezvous on 127.0.0.1)
+through examples/train.py; one checkpoint folder and one metrics.json, which records the distributed set-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from .conftest import REPO_ROOT
+from .test_training import CLASSES, motion_data, train_command  # noqa: F401 (fixture)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_data, tmp_path):
+    output = tmp_path / "two_nodes"
+    command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "1", "--batch_size", "2",
+                            "--eval_data", str(motion_data / "test"))
+    port = free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    nodes = []
+    for node_rank in (0, 1):
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node_rank),
+                    "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port)]
+        nodes.append(subprocess.Popen(torchrun + command[1:], cwd=REPO_ROOT, env=environment, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    logs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["distributed"]["type"] == "MULTI_CPU"
+    assert metrics["distributed"]["processes"] == 2 and metrics["distributed"]["nodes"] == 2
+    assert metrics["distributed"]["processes_per_node"] == [1]
+    assert metrics["global_step"] == 4  # 16 videos, 2 per process and step: the two nodes split the epoch
+    assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)  # gathered across the nodes once
+    assert sorted(path.name for path in (output / "checkpoints").iterdir()) == ["step_00000004"]
+    assert sum("metrics:" in log for log in logs) == 1  # only the main process of node 0 reports

@@ -1,0 +1,85 @@
+"""The training scripts' first-hour errors and messages: one line, before the model loads, naming the option."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from omniclip_hf.training import data as data_module
+from omniclip_hf.training.data import load_video_dataset
+
+from .conftest import REPO_ROOT
+from .test_training import motion_data, run, train_command  # noqa: F401 (fixture)
+
+TRAIN = [sys.executable, str(REPO_ROOT / "examples" / "train.py")]
+EVALUATE = [sys.executable, str(REPO_ROOT / "examples" / "evaluate.py")]
+
+
+def one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    return lines[0]
+
+
+def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("looked up on the Hub")
+
+    monkeypatch.setattr(data_module, "load_hub_dataset", no_hub)
+    with pytest.raises(FileNotFoundError, match=r"^data/nothere: no such folder or annotation file\.$"):
+        load_video_dataset("data/nothere")
+
+
+def test_a_recipe_with_missing_data_fails_before_the_model_loads(tiny_clip_dir):
+    recipe = REPO_ROOT / "examples" / "configs" / "hmdb51_supervised.yaml"
+    line = one_error_line(run(TRAIN + ["--config", str(recipe), "--clip", str(tiny_clip_dir)]))
+    assert "--train_data" in line and "no such file or folder" in line and "hmdb51_supervised.yaml" in line
+
+
+def test_clip_given_an_omniclip_folder_points_to_model(tiny_omniclip_dir, motion_data, tmp_path):
+    train = run(TRAIN + ["--clip", str(tiny_omniclip_dir), "--train_data", str(motion_data / "train"),
+                         "--labels_file", str(motion_data / "labels.txt"), "--output_dir", str(tmp_path / "t")])
+    assert f"pass it as --model {tiny_omniclip_dir}" in one_error_line(train)
+    evaluate = run(EVALUATE + ["--clip", str(tiny_omniclip_dir), "--eval_data", str(motion_data / "test")])
+    assert f"pass it as --model {tiny_omniclip_dir}" in one_error_line(evaluate)
+
+
+def test_train_help_shows_defaults_and_no_testing_aids():
+    result = run(TRAIN + ["--help"])
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for option, default in (("--num_frames", 8), ("--lr", 0.002), ("--batch_size", 32), ("--seed", 42)):
+        metavar = option[2:].upper()
+        assert re.search(rf"{option} {metavar}(, --[\w-]+ {metavar})? \(default: {default}\)", text), option
+    assert "trains and evaluates in full" in text  # --dry_run says what it does
+    assert "kill" not in text.lower() and "seen_indices" not in text and "Testing aid" not in text
+
+
+def test_evaluate_says_where_it_wrote_and_keeps_the_last_output(tiny_omniclip_dir, motion_data, tmp_path):
+    command = EVALUATE + ["--model", str(tiny_omniclip_dir), "--eval_data", str(motion_data / "test"),
+                          "--num_clips", "1", "--num_crops", "1", "--num_workers", "0",
+                          "--output_dir", str(tmp_path / "eval")]
+    first = run(command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"wrote {tmp_path / 'eval' / 'metrics.json'}" in first.stdout
+    (tmp_path / "eval" / "metrics.json").write_text('{"mine": 1}')
+    second = run(command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"wrote {tmp_path / 'eval-2' / 'metrics.json'}" in second.stdout
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == {"mine": 1}
+    assert json.loads((tmp_path / "eval-2" / "metrics.json").read_text())["num_videos"] == 8
+
+
+def test_the_single_process_config_launches_without_accelerates_defaults_warning():
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO_ROOT / "examples" / "accelerate_configs" / "single.yaml"), "-m", "json.tool", "--help"]
+    result = run(launch)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "json.tool" in result.stdout and "had defaults used instead" not in result.stderr + result.stdout
