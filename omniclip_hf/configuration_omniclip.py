@@ -11,7 +11,7 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-PTA_MODES = ("parallel", "attention_parallel", "cascade")
+PTA_MODES = ("parallel", "attention_parallel", "cascade", "cascade_attention")
 SPG_POOLINGS = ("avg", "max")
 SPG_LAYERS = ("input", "every")
 
@@ -57,7 +57,9 @@ class OmniCLIPConfig(PretrainedConfig):
             Bottleneck width of the adapter as a fraction of the vision width `d` (Table 8).
         pta_mode (`str`, *optional*, defaults to `"parallel"`):
             Where the adapter sits (Table 11): `"parallel"` (beside the whole layer, the method),
-            `"attention_parallel"` (beside the attention sub-layer only) or `"cascade"` (after the layer).
+            `"attention_parallel"` (beside the attention sub-layer only), `"cascade"` (the paper's cascade: an
+            ST-Adapter, Down -> depth-wise 3D convolution -> Up, before the layer) or `"cascade_attention"` (the
+            attention adapter after the layer, reading its output).
         pta_alpha_init (`float`, *optional*, defaults to 1.0):
             Initial value of each adapter's learnable fusion scalar `alpha` (eq. 4).
         pta_head_dim (`int`, *optional*, defaults to 64):
@@ -68,9 +70,9 @@ class OmniCLIPConfig(PretrainedConfig):
             `"avg"` or `"max"` 2x2 pooling of the patch grid (Table 9).
         spg_projector (`bool`, *optional*, defaults to `True`):
             Map the pooled tokens through a 2-layer MLP projector (Table 9).
-        spg_residual (`bool`, *optional*, defaults to `True`):
-            Prompts are `pooled + MLP(pooled)` with the MLP's last layer zero-initialised, so training starts
-            from the plain pooled tokens.
+        spg_residual (`bool`, *optional*, defaults to `False`):
+            Off: prompts are `Projector(Avg(V))`, eq. 6 exactly. On: `pooled + MLP(pooled)` with the MLP's last layer
+            zero-initialised, so training starts from the plain pooled tokens.
         spg_layers (`str`, *optional*, defaults to `"input"`):
             `"input"`: prompts computed once from the embeddings and carried through every layer (section 3.1);
             `"every"`: recomputed from each layer's patch tokens, replacing the previous prompts (eq. 6's index).
@@ -126,7 +128,7 @@ class OmniCLIPConfig(PretrainedConfig):
         use_spg: bool = True,
         spg_pooling: str = "avg",
         spg_projector: bool = True,
-        spg_residual: bool = True,
+        spg_residual: bool = False,
         spg_layers: str = "input",
         video_head_num_layers: int = 1,
         video_head_num_heads: int | None = None,

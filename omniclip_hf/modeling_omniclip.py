@@ -230,11 +230,46 @@ class OmniCLIPSelfPromptGenerator(nn.Module):
         return pooled + projected if self.residual else projected
 
 
+class OmniCLIPTemporalAttention(nn.Module):
+    """Self-attention across the T frames of every token position, without value and output projections.
+
+    Inside the adapter the value projection would follow Down and the output projection would precede Up: both are
+    linear maps that Down and Up absorb (the softmax weights of a row sum to one, so the output bias passes into
+    Up's bias; the value map can be folded into Down while the query and key maps take its inverse), so dropping
+    them keeps the function class and saves `2 d'^2` multiply-adds per token. The query and key projections stay:
+    their product is a rank-`head_dim` bilinear form per head that no Linear outside the softmax can absorb.
+
+    `(B, T, N, d')` is viewed as `(B, T, N * heads, head_dim)` and transposed (a stride change, not a copy) to SDPA's
+    `(B, N * heads, T, head_dim)` layout, so attention runs where the tokens lie.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        self.embed_dim = embed_dim
+        self.head_dim = embed_dim // num_heads
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+
+    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
+        batch, length = states.shape[:2]
+        return states.view(batch, length, -1, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        query = self._split_heads(self.q_proj(hidden_states))
+        key = self._split_heads(self.k_proj(hidden_states))
+        value = self._split_heads(hidden_states)
+        attended = F.scaled_dot_product_attention(query, key, value)
+        return attended.transpose(1, 2).reshape(hidden_states.shape)
+
+
 class OmniCLIPTemporalAdapter(nn.Module):
     """Parallel temporal adapter (PTA, eq. 7): LayerNorm -> Down -> self-attention across frames -> Up, times alpha.
 
     Every token position (CLS, patches and SPG prompts) attends over the T frames of its own clip. `Up` is
-    zero-initialised, so an untrained adapter adds exactly nothing.
+    zero-initialised, so an untrained adapter adds exactly nothing. The attention has no value or output
+    projection of its own (`OmniCLIPTemporalAttention`: Down and Up play those roles).
     """
 
     def __init__(self, config: OmniCLIPConfig):
@@ -243,18 +278,58 @@ class OmniCLIPTemporalAdapter(nn.Module):
         bottleneck = config.pta_hidden_size
         self.layer_norm = nn.LayerNorm(width, eps=config.vision_config.layer_norm_eps)
         self.down = nn.Linear(width, bottleneck)
-        self.attention = OmniCLIPAttention(bottleneck, config.pta_num_heads)
+        self.attention = OmniCLIPTemporalAttention(bottleneck, config.pta_num_heads)
         self.up = zero_initialised(nn.Linear(bottleneck, width))
         # A one-element vector, not a 0-dim scalar: FSDP2's fully_shard cannot shard 0-dim parameters.
         self.alpha = nn.Parameter(torch.full((1,), float(config.pta_alpha_init)))
 
-    def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, num_frames: int, grid: tuple[int, int] | None = None) -> torch.Tensor:
         frames, num_tokens, _ = hidden_states.shape
         reduced = self.down(self.layer_norm(hidden_states))
         reduced = reduced.view(frames // num_frames, num_frames, num_tokens, -1)
         attended = self.attention(reduced).view(frames, num_tokens, -1)
         # alpha scales the small Up weights instead of the big output: one pass over (frames, N, d) saved.
         return F.linear(attended, self.up.weight * self.alpha, self.up.bias * self.alpha)
+
+
+class OmniCLIPConvolutionAdapter(nn.Module):
+    """ST-Adapter (Pan et al., NeurIPS 2022), the paper's "cascade" of Table 11: Down -> depth-wise 3D convolution
+    over frames x height x width -> Up, added to the tokens before the frozen layer reads them.
+
+    As in ST-Adapter there is no LayerNorm or activation, and the convolution starts at zero (so the adapter adds
+    nothing at initialisation while Down and Up start random and pass gradient to it). The convolution needs a
+    grid: the patch tokens lie on the `h x w` patch grid; the SPG prompt tokens are 2x2-pooled patches and lie on
+    their own `ceil(h/2) x ceil(w/2)` grid, convolved there with the same kernel; the CLS token has no place on a
+    grid and passes unchanged, as in ST-Adapter. `alpha` scales Up as in the PTA.
+    """
+
+    kernel_size = (3, 3, 3)
+
+    def __init__(self, config: OmniCLIPConfig):
+        super().__init__()
+        width = config.vision_config.hidden_size
+        bottleneck = config.pta_hidden_size
+        self.down = nn.Linear(width, bottleneck)
+        self.conv = nn.Conv3d(bottleneck, bottleneck, self.kernel_size, padding=tuple(k // 2 for k in self.kernel_size),
+                              groups=bottleneck)
+        self.conv.zero_init = True
+        self.up = nn.Linear(bottleneck, width)
+        self.alpha = nn.Parameter(torch.full((1,), float(config.pta_alpha_init)))
+
+    def _convolve(self, tokens: torch.Tensor, num_frames: int, grid: tuple[int, int]) -> torch.Tensor:
+        """`(frames, h * w, d')` tokens of one grid -> the same shape, convolved over (T, h, w) per clip."""
+        frames, count, channels = tokens.shape
+        volume = tokens.view(frames // num_frames, num_frames, *grid, channels).permute(0, 4, 1, 2, 3)
+        return self.conv(volume).permute(0, 2, 3, 4, 1).reshape(frames, count, channels)
+
+    def forward(self, hidden_states: torch.Tensor, num_frames: int, grid: tuple[int, int]) -> torch.Tensor:
+        num_patches = grid[0] * grid[1]
+        reduced = self.down(hidden_states[:, 1:])
+        parts = [self._convolve(reduced[:, :num_patches], num_frames, grid)]
+        if reduced.shape[1] > num_patches:  # SPG prompts
+            parts.append(self._convolve(reduced[:, num_patches:], num_frames, (-(-grid[0] // 2), -(-grid[1] // 2))))
+        updated = F.linear(torch.cat(parts, dim=1), self.up.weight * self.alpha, self.up.bias * self.alpha)
+        return torch.cat([torch.zeros_like(hidden_states[:, :1]), updated], dim=1)
 
 
 def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -264,7 +339,7 @@ def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> to
 
 
 class OmniCLIPSpatialTemporalBlock(GradientCheckpointingLayer):
-    """One spatial-temporal block (eqs. 2-4): a frozen CLIP vision layer and, where configured, its PTA.
+    """One spatial-temporal block (eqs. 2-4): a frozen CLIP vision layer and, where configured, its adapter.
 
     The frozen layer is passed in at call time rather than registered here, so its weights live only under
     `clip.` in the state dict. `pta_mode` places the adapter as in Table 11.
@@ -273,15 +348,19 @@ class OmniCLIPSpatialTemporalBlock(GradientCheckpointingLayer):
     def __init__(self, config: OmniCLIPConfig, has_adapter: bool):
         super().__init__()
         self.mode = config.pta_mode
-        self.temporal_adapter = OmniCLIPTemporalAdapter(config) if has_adapter else None
+        adapter_class = OmniCLIPConvolutionAdapter if self.mode == "cascade" else OmniCLIPTemporalAdapter
+        self.temporal_adapter = adapter_class(config) if has_adapter else None
 
-    def forward(self, hidden_states: torch.Tensor, frozen_layer: nn.Module, num_frames: int) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, frozen_layer: nn.Module, num_frames: int,
+                grid: tuple[int, int] | None = None) -> torch.Tensor:
         adapter = self.temporal_adapter
         if adapter is None:
             return run_frozen_layer(frozen_layer, hidden_states)
         if self.mode == "parallel":  # V^i = ViT_i(V^{i-1}) + alpha * PTA_i(V^{i-1})
             return run_frozen_layer(frozen_layer, hidden_states) + adapter(hidden_states, num_frames)
-        if self.mode == "cascade":  # the adapter reads the layer's output
+        if self.mode == "cascade":  # ST-Adapter: the frozen layer reads the adapted tokens
+            return run_frozen_layer(frozen_layer, hidden_states + adapter(hidden_states, num_frames, grid))
+        if self.mode == "cascade_attention":  # the attention adapter after the layer, reading its output
             spatial = run_frozen_layer(frozen_layer, hidden_states)
             return spatial + adapter(spatial, num_frames)
         # "attention_parallel": beside the frozen attention sub-layer only, composed from the layer's own modules.
@@ -411,13 +490,13 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Every new module starts as the identity on CLIP's features (see the spec's "Trainable versus frozen")."""
         super()._init_weights(module)
-        if isinstance(module, nn.Linear) and getattr(module, "zero_init", False):
+        if isinstance(module, (nn.Linear, nn.Conv3d)) and getattr(module, "zero_init", False):
             init.zeros_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
         elif isinstance(module, OmniCLIPTemporalEmbedding):
             init.zeros_(module.weight)
-        elif isinstance(module, OmniCLIPTemporalAdapter):
+        elif isinstance(module, (OmniCLIPTemporalAdapter, OmniCLIPConvolutionAdapter)):
             init.constant_(module.alpha, self.config.pta_alpha_init)
         elif isinstance(module, OmniCLIPVideoHead) and module.frame_position_embedding is not None:
             init.zeros_(module.frame_position_embedding)
@@ -735,7 +814,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         for index, (block, frozen_layer) in enumerate(zip(self.blocks, vision.encoder.layers)):
             if recompute_prompts and index > 0:
                 hidden_states = self._replace_prompts(hidden_states, num_patches, grid)
-            hidden_states = block(hidden_states, frozen_layer=frozen_layer, num_frames=num_frames)
+            hidden_states = block(hidden_states, frozen_layer=frozen_layer, num_frames=num_frames, grid=grid)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
 
@@ -881,13 +960,18 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         return output if return_dict is not False else output.to_tuple()
 
     def similarity_logits(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        """`exp(logit_scale) * cos(video, text)` (eq. 8) for `(B, D)` videos and `(C, D)` or `(B, C, D)` texts."""
-        video_embeds = F.normalize(video_embeds, dim=-1)
-        text_embeds = F.normalize(text_embeds, dim=-1)
-        scale = self.clip.logit_scale.exp()
-        if text_embeds.dim() == 2:
-            return scale * video_embeds @ text_embeds.T
-        return scale * torch.einsum("bd,bcd->bc", video_embeds, text_embeds)
+        """`exp(logit_scale) * cos(video, text)` (eq. 8) for `(B, D)` videos and `(C, D)` or `(B, C, D)` texts.
+
+        Always in float32, whatever the model's dtype or autocast: with a logit scale of 100, bfloat16 rounding
+        of a cosine (8 bits of mantissa) would move a logit by about 0.1.
+        """
+        with torch.autocast(device_type=video_embeds.device.type, enabled=False):
+            video_embeds = F.normalize(video_embeds.float(), dim=-1)
+            text_embeds = F.normalize(text_embeds.float(), dim=-1)
+            scale = self.clip.logit_scale.float().exp()
+            if text_embeds.dim() == 2:
+                return scale * video_embeds @ text_embeds.T
+            return scale * torch.einsum("bd,bcd->bc", video_embeds, text_embeds)
 
 
 OmniCLIPConfig.register_for_auto_class()

@@ -85,7 +85,7 @@ def test_untrained_model_with_everything_off_is_clip_frame_average(tiny_clip):
     torch.testing.assert_close(video_embeds, clip_frame_average(tiny_clip, pixel_values), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("pta_mode", ["parallel", "attention_parallel", "cascade"])
+@pytest.mark.parametrize("pta_mode", ["parallel", "attention_parallel", "cascade", "cascade_attention"])
 def test_untrained_pta_changes_nothing(tiny_clip, pta_mode):
     model = OmniCLIPModel.from_clip(
         tiny_clip, num_frames=FRAMES, use_spg=False, use_video_specific_prompts=False, pta_mode=pta_mode
@@ -154,7 +154,10 @@ def expected_trainable_parameters(config: OmniCLIPConfig, num_adapter_layers: in
     if config.use_temporal_embedding:
         total += config.num_frames * d
     if config.use_pta:
-        per_layer = 2 * d + linear(d, bottleneck) + attention(bottleneck) + linear(bottleneck, d) + 1
+        # LayerNorm, Down, query and key projections (no value or output projection), Up, alpha
+        per_layer = 2 * d + linear(d, bottleneck) + 2 * linear(bottleneck, bottleneck) + linear(bottleneck, d) + 1
+        if config.pta_mode == "cascade":  # ST-Adapter: Down, depth-wise 3x3x3 convolution, Up, alpha
+            per_layer = linear(d, bottleneck) + bottleneck * 27 + bottleneck + linear(bottleneck, d) + 1
         total += num_adapter_layers * per_layer
     if config.use_spg and config.spg_projector:
         total += 2 * linear(d, d)
@@ -170,6 +173,7 @@ def expected_trainable_parameters(config: OmniCLIPConfig, num_adapter_layers: in
     [
         ({}, 3),
         (dict(use_spg=False), 3),
+        (dict(pta_mode="cascade"), 3),
         (dict(use_pta=False), 0),
         (dict(pta_layers=[0, 2], spg_projector=False), 2),
         (dict(use_video_specific_prompts=False, video_head_num_layers=0, use_temporal_embedding=False), 3),
@@ -205,12 +209,13 @@ ABLATIONS = [
     dict(use_pta=True, use_spg=True),
     dict(pta_mode="attention_parallel"),
     dict(pta_mode="cascade"),
+    dict(pta_mode="cascade_attention"),
     dict(pta_layers=[0]),
     dict(pta_layers=[1, 2]),
     dict(spg_pooling="max"),
     dict(spg_projector=False),
     dict(spg_pooling="max", spg_projector=False),
-    dict(spg_residual=False),
+    dict(spg_residual=True),
     dict(spg_layers="every"),
     dict(pta_ratio=1 / 8),
     dict(pta_ratio=1.0),
@@ -397,8 +402,9 @@ def test_bfloat16_forward(tiny_clip, clip_tokenizer):
     model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).to(torch.bfloat16).eval()
     with torch.no_grad():
         output = model(**class_texts(clip_tokenizer), pixel_values_videos=videos().to(torch.bfloat16))
-    assert output.logits_per_video.dtype == torch.bfloat16
-    assert torch.isfinite(output.logits_per_video.float()).all()
+    assert output.video_embeds.dtype == torch.bfloat16
+    assert output.logits_per_video.dtype == torch.float32  # logits always in float32 (docs/design.md)
+    assert torch.isfinite(output.logits_per_video).all()
 
 
 def test_torch_compile_runs(tiny_clip, clip_tokenizer):
