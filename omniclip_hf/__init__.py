@@ -30,6 +30,10 @@ from .video_processing_omniclip import OmniCLIPVideoMetadata, OmniCLIPVideoProce
 
 AutoVideoProcessor.register(OmniCLIPConfig, OmniCLIPVideoProcessor, exist_ok=True)
 AutoProcessor.register(OmniCLIPConfig, OmniCLIPProcessor, exist_ok=True)
+# save_pretrained of each then copies its code and writes `auto_map`, so `trust_remote_code=True` loads them
+# where this package is not installed (the model and config do the same from modeling_omniclip.py).
+OmniCLIPVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+OmniCLIPProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
     "OmniCLIPConfig",

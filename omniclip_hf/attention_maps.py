@@ -9,8 +9,9 @@ tokens entering it differ, and its prompt tokens are keys too, so its patch weig
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,30 +29,35 @@ HEATMAP_OPACITY = 0.55
 # ----------------------------------------------------------------------------------------------------------------
 # Attention of the CLS token
 # ----------------------------------------------------------------------------------------------------------------
-def cls_attention_over_patches(layer: nn.Module, hidden_states: torch.Tensor, num_patches: int) -> torch.Tensor:
+def cls_attention_over_patches(attentions: torch.Tensor, num_patches: int) -> torch.Tensor:
     """
-    Attention weights of the CLS token (token 0) over the patch tokens (tokens `1..num_patches`) in a frozen CLIP
-    encoder layer, averaged over heads.
+    Attention weights of the CLS token (token 0) over the patch tokens (tokens `1..num_patches`), averaged over heads.
 
     Args:
-        layer (`CLIPEncoderLayer`):
-            The layer; its `layer_norm1` and `self_attn.q_proj` / `k_proj` are used as its forward uses them.
-        hidden_states (`torch.Tensor` of shape `(frames, num_tokens, width)`):
-            The tokens entering the layer (CLS, patches, then any extra tokens, which count as keys).
+        attentions (`torch.Tensor` of shape `(frames, heads, num_tokens, num_tokens)`):
+            One layer's softmax weights, as the model returns them with `output_attentions=True` (any extra tokens
+            after the patches, such as SPG prompts, count as keys).
         num_patches (`int`):
             Number of patch tokens after CLS.
 
     Returns:
         `torch.Tensor` of shape `(frames, num_patches)`: softmax weights over all keys, restricted to the patches.
     """
-    attention = layer.self_attn
-    normed = layer.layer_norm1(hidden_states)
-    frames, num_tokens, width = normed.shape
-    head_dim = width // attention.num_heads
-    query = attention.q_proj(normed[:, :1]).view(frames, 1, attention.num_heads, head_dim).transpose(1, 2)
-    keys = attention.k_proj(normed).view(frames, num_tokens, attention.num_heads, head_dim).transpose(1, 2)
-    weights = (query @ keys.transpose(-1, -2) * head_dim**-0.5).float().softmax(dim=-1)  # (frames, heads, 1, tokens)
-    return weights.mean(dim=1)[:, 0, 1 : 1 + num_patches]
+    return attentions[:, :, 0, 1 : 1 + num_patches].float().mean(dim=1)
+
+
+@contextmanager
+def eager_attention(model: nn.Module) -> Iterator[None]:
+    """Runs the frozen CLIP with eager attention (the only kind that returns its weights), then restores it."""
+    clip = model.clip
+    previous = clip.config._attn_implementation
+    if previous != "eager":
+        clip.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if previous != "eager":
+            clip.set_attn_implementation(previous)
 
 
 def _patch_grid(pixel_values_videos: torch.Tensor, patch_size: int) -> tuple[int, int]:
@@ -77,13 +83,13 @@ def clip_attention_maps(model: nn.Module, pixel_values_videos: torch.Tensor) -> 
     frames = pixel_values_videos[0]
     grid = _patch_grid(frames, model.config.vision_config.patch_size)
     image_size = model.config.vision_config.image_size
-    outputs = vision(
-        pixel_values=frames,
-        output_hidden_states=True,
-        interpolate_pos_encoding=tuple(frames.shape[-2:]) != (image_size, image_size),
-    )
-    # hidden_states[-2] is what enters the last layer.
-    maps = cls_attention_over_patches(vision.encoder.layers[-1], outputs.hidden_states[-2], grid[0] * grid[1])
+    with eager_attention(model):
+        outputs = vision(
+            pixel_values=frames,
+            output_attentions=True,
+            interpolate_pos_encoding=tuple(frames.shape[-2:]) != (image_size, image_size),
+        )
+    maps = cls_attention_over_patches(outputs.attentions[-1], grid[0] * grid[1])
     image_embeds = model.clip.visual_projection(outputs.pooler_output).mean(dim=0, keepdim=True)
     return maps.reshape(-1, *grid), image_embeds
 
@@ -103,9 +109,9 @@ def omniclip_attention_maps(model: nn.Module, pixel_values_videos: torch.Tensor)
         `tuple`: maps `(num_frames, grid_height, grid_width)` and [`OmniCLIPVideoOutput`].
     """
     grid = _patch_grid(pixel_values_videos, model.config.vision_config.patch_size)
-    outputs = model.get_video_features(pixel_values_videos, output_hidden_states=True)
-    last_layer = model.clip.vision_model.encoder.layers[-1]
-    maps = cls_attention_over_patches(last_layer, outputs.hidden_states[-2], grid[0] * grid[1])
+    with eager_attention(model):
+        outputs = model.get_video_features(pixel_values_videos, output_attentions=True, return_dict=True)
+    maps = cls_attention_over_patches(outputs.attentions[-1], grid[0] * grid[1])
     return maps.reshape(-1, *grid), outputs
 
 
@@ -290,6 +296,7 @@ def render_explanation(explanation: AttentionExplanation, tile_size: int = 160, 
 __all__ = [
     "AttentionExplanation",
     "cls_attention_over_patches",
+    "eager_attention",
     "clip_attention_maps",
     "omniclip_attention_maps",
     "explain_video",

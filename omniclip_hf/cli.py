@@ -5,6 +5,9 @@
                                         [--segment-seconds S]
     omniclip info PATH
     omniclip explain VIDEO --model PATH (--labels ... | --labels-file FILE) --out FILE.png
+    omniclip init --clip CLIP --out FOLDER [--num-frames 8]
+
+A model is a folder or a Hub id (with --revision), of an OmniCLIP or of a plain CLIP (then frame-averaged CLIP).
 
 Errors print one line on stderr and exit with status 1 (2 for a malformed command line); `--debug` shows the
 traceback instead. Output cut short by a closed pipe (`omniclip classify ... | head`) ends quietly with status 141,
@@ -116,10 +119,49 @@ def check_template(template: str) -> str:
         raise CommandError(str(error).replace("hypothesis_template", "--template")) from None
 
 
+def looks_like_hub_id(model: str) -> bool:
+    """`name` or `owner/name` that is not a local path (Hub ids have at most one slash and no path prefixes)."""
+    return (
+        not Path(model).exists()
+        and model.count("/") <= 1
+        and not model.startswith((".", "/", "~"))
+        and "\\" not in model
+        and all(part and all(char.isalnum() or char in "-_." for char in part) for part in model.split("/"))
+    )
+
+
+def check_model_source(model: str, revision: str | None = None) -> Path | None:
+    """A local model folder (checked as such and returned), or a Hub id whose config can be read (cached, or online)."""
+    if looks_like_hub_id(model) and "/" in model:
+        from .modeling_omniclip import read_checkpoint_config
+
+        try:
+            read_checkpoint_config(model, {"revision": revision} if revision else {})
+        except (OSError, ValueError) as error:
+            raise CommandError(f"--model {one_line(error)}") from None
+        return None
+    return check_model_folder(model)
+
+
+def check_local_model_files(path: Path | None) -> None:
+    """An OmniCLIP folder must hold its tokenizer and processor; a plain CLIP folder needs only the tokenizer
+    (its video processor is built from the CLIP config when it is wrapped)."""
+    if path is None:
+        return
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        model_type = None  # unreadable config: loading reports it with the file's name
+    if model_type == "omniclip":
+        check_processor_files(path)
+    elif not any(all((path / name).is_file() for name in names) for names in TOKENIZER_FILES):
+        check_processor_files(path)  # names the missing tokenizer files
+
+
 def check_model_folder(model: str) -> Path:
     path = Path(model)
     if not path.exists():
-        raise CommandError(f"model folder {model} does not exist.")
+        raise CommandError(f"model folder {model} does not exist (nor is it a Hub id of the form owner/name).")
     if not path.is_dir():
         raise CommandError(f"--model {model} is a file; pass the folder written by save_pretrained().")
     if not (path / "config.json").is_file():
@@ -182,8 +224,9 @@ def check_processor_files(path: Path) -> None:
         )
 
 
-def load_pipeline(model: str, device: str | None, dtype: str):
-    """The zero-shot video classification pipeline of a saved model folder (with its tokenizer and processor)."""
+def load_pipeline(model: str, device: str | None, dtype: str, revision: str | None = None):
+    """The zero-shot video classification pipeline of a saved model folder or Hub id (OmniCLIP, or a plain CLIP
+    wrapped as frame-averaged CLIP), with its tokenizer and processor."""
     import torch
     from transformers import pipeline
 
@@ -192,6 +235,8 @@ def load_pipeline(model: str, device: str | None, dtype: str):
     kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
     if device is not None:
         kwargs["device"] = device
+    if revision is not None:
+        kwargs["revision"] = revision
     try:
         return pipeline("zero-shot-video-classification", model=model, **kwargs)
     except (OSError, ValueError, TypeError) as error:
@@ -273,9 +318,9 @@ def run_classify(args: argparse.Namespace) -> int:
         check_template(args.template)
     if args.batch_size < 1:
         raise CommandError(f"--batch-size {args.batch_size} is invalid: it must be >= 1.")
-    check_processor_files(check_model_folder(args.model))
+    check_local_model_files(check_model_source(args.model, args.revision))
 
-    pipe = load_pipeline(args.model, args.device, args.dtype)
+    pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
     segments = args.segment_seconds is not None
     call_kwargs: dict[str, Any] = {"candidate_labels": labels, "top_k": top_k}
     if segments:
@@ -357,16 +402,17 @@ def run_info(args: argparse.Namespace) -> int:
     from .modeling_omniclip import OmniCLIPModel
     from .processing_omniclip import OmniCLIPProcessor
 
-    path = check_model_folder(args.path)
+    check_model_source(args.path, args.revision)
+    path = args.path
     try:
-        model = OmniCLIPModel.from_pretrained(path)
+        model = OmniCLIPModel.from_pretrained(path, **({"revision": args.revision} if args.revision else {}))
     except (OSError, ValueError, TypeError) as error:
         raise CommandError(f"could not load an OmniCLIP model from {args.path}: {one_line(error)}") from None
     processor = None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        processor = OmniCLIPProcessor.from_pretrained(path)
+        processor = OmniCLIPProcessor.from_pretrained(path, **({"revision": args.revision} if args.revision else {}))
     except (OSError, ValueError, TypeError):
         processor = None  # a model folder without a processor still has a summary
     finally:
@@ -375,6 +421,28 @@ def run_info(args: argparse.Namespace) -> int:
     print("\n".join(describe_model(model, processor)))
     if processor is None:
         print("processor:        none saved in this folder (the pipeline and `classify` need one)")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# init
+# ----------------------------------------------------------------------------------------------------------------
+def run_init(args: argparse.Namespace) -> int:
+    from .clip_conversion import write_model_folder
+
+    if args.num_frames < 1:
+        raise CommandError(f"--num-frames {args.num_frames} is invalid: it must be >= 1.")
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CommandError(f"--out {args.out} already exists and is not an empty folder: choose a new folder.")
+    check_model_source(args.clip, args.revision)
+    try:
+        folder = write_model_folder(
+            args.clip, out, num_frames=args.num_frames, **({"revision": args.revision} if args.revision else {})
+        )
+    except (OSError, ValueError) as error:
+        raise CommandError(f"could not make an OmniCLIP model from {args.clip}: {one_line(error)}") from None
+    print(f"wrote {folder}: {args.clip} as OmniCLIP (frame-averaged CLIP until trained), tokenizer, video processor")
     return 0
 
 
@@ -395,9 +463,9 @@ def run_explain(args: argparse.Namespace) -> int:
         raise CommandError(f"--tile-size {args.tile_size} is too small: use at least 16 pixels.")
     if args.template is not None:
         check_template(args.template)
-    check_processor_files(check_model_folder(args.model))
+    check_local_model_files(check_model_source(args.model, args.revision))
 
-    pipe = load_pipeline(args.model, args.device, args.dtype)
+    pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
     try:
         explanation = explain_video(
             pipe.model, pipe.video_processor, args.video, labels, pipe.tokenizer, hypothesis_template=args.template
@@ -431,7 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
 
     def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", required=True, metavar="PATH", help="folder of a saved OmniCLIP model")
+        parser.add_argument(
+            "--model", required=True, metavar="PATH", help="OmniCLIP or CLIP model: a folder or a Hub id"
+        )
+        parser.add_argument("--revision", help="branch, tag or commit of a Hub model")
         labels = parser.add_mutually_exclusive_group(required=True)
         labels.add_argument(
             "--labels", help='two or more labels separated by commas (or semicolons), e.g. "archery,juggling balls"'
@@ -460,8 +531,22 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser(
         "info", parents=[common], help="summarise a saved model", description="Summarise a saved OmniCLIP model."
     )
-    info.add_argument("path", metavar="PATH", help="folder of a saved OmniCLIP model")
+    info.add_argument("path", metavar="PATH", help="OmniCLIP or CLIP model: a folder or a Hub id")
+    info.add_argument("--revision", help="branch, tag or commit of a Hub model")
     info.set_defaults(handler=run_info)
+
+    init = commands.add_parser(
+        "init",
+        parents=[common],
+        help="make an OmniCLIP model folder from a CLIP",
+        description="Write a complete OmniCLIP model folder (model, tokenizer, video processor) from a CLIP "
+        "checkpoint; untrained, it classifies as frame-averaged CLIP.",
+    )
+    init.add_argument("--clip", required=True, metavar="CLIP", help="a CLIP folder or Hub id")
+    init.add_argument("--out", required=True, metavar="FOLDER", help="the new model folder")
+    init.add_argument("--revision", help="branch, tag or commit of a Hub CLIP")
+    init.add_argument("--num-frames", type=int, default=8, help="frames per clip (default: 8)")
+    init.set_defaults(handler=run_init)
 
     explain = commands.add_parser(
         "explain",

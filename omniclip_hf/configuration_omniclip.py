@@ -109,6 +109,10 @@ class OmniCLIPConfig(PretrainedConfig):
     ```"""
 
     model_type = "omniclip"
+    # Trainer's evaluation keeps only the class logits (the rest has per-batch shapes that do not concatenate).
+    keys_to_ignore_at_inference = [
+        "logits_per_text", "video_embeds", "text_embeds", "text_model_output", "vision_model_output"
+    ]
     sub_configs = {"text_config": CLIPTextConfig, "vision_config": CLIPVisionConfig}
 
     def __init__(
@@ -172,7 +176,25 @@ class OmniCLIPConfig(PretrainedConfig):
         self.initializer_factor = initializer_factor
         self.base_clip_name_or_path = base_clip_name_or_path
         super().__init__(**kwargs)
-        self.validate()
+        if __name__.startswith("omniclip_hf.") and hasattr(self, "custom_pipelines"):
+            # Saved for hosts without this package (pipeline(..., trust_remote_code=True) runs the copied pipeline
+            # code); here the package's own registered pipeline serves the task, and transformers would otherwise
+            # insist on trust_remote_code. OmniCLIPModel.save_pretrained writes the entry again.
+            del self.custom_pipelines
+        self._run_validation()
+
+    def _run_validation(self) -> None:
+        """Runs the base class's `validate()` (which calls every `validate_*` method, ours included) at construction,
+        re-raising a failed check as the plain one-line `ValueError` it started as."""
+        try:
+            self.validate()
+        except ValueError:
+            raise
+        except Exception as error:  # huggingface_hub's Strict*ValidationError wraps the ValueError of the check
+            cause = error.__cause__
+            if isinstance(cause, (ValueError, TypeError)):
+                raise ValueError(str(cause)) from None
+            raise
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -206,8 +228,12 @@ class OmniCLIPConfig(PretrainedConfig):
         return self.prompt_num_heads or max(1, self.projection_dim // 64)
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> None:
-        """Raises `ValueError` naming the field, its value and what is allowed."""
+    def validate_omniclip_fields(self) -> None:
+        """Raises `ValueError` naming the field, its value and what is allowed.
+
+        A `validate_*` method: the base class's strict-dataclass `validate()` runs it with its own checks (at
+        construction and in `save_pretrained`), so it does not replace them.
+        """
 
         def fail(field: str, allowed: str) -> None:
             raise ValueError(f"OmniCLIPConfig.{field}={getattr(self, field)!r} is invalid: {allowed}.")
@@ -270,6 +296,35 @@ class OmniCLIPConfig(PretrainedConfig):
             projection_dim=self.projection_dim,
             logit_scale_init_value=self.logit_scale_init_value,
         )
+
+
+def _register_strict_validators(config_class: type[PretrainedConfig]) -> type[PretrainedConfig]:
+    """Makes the base class's `validate()` collect this class's `validate_*` checks too.
+
+    Transformers' configs are huggingface_hub strict dataclasses: `@strict` lists the class validators of the class it
+    decorates, so a subclass must be decorated for its own checks to run. Without the mechanism (older releases),
+    `validate()` is defined here to run the `validate_*` methods.
+    """
+    try:
+        from huggingface_hub.dataclasses import strict
+    except ImportError:
+        strict = None
+    if strict is not None and hasattr(PretrainedConfig, "__class_validators__"):
+        original_init = config_class.__init__
+        decorated = strict(config_class)
+        decorated.__init__ = original_init  # keep the keyword constructor (strict only adds validation)
+        return decorated
+
+    def validate(self) -> None:
+        for name in dir(type(self)):
+            if name.startswith("validate_") and callable(getattr(self, name)):
+                getattr(self, name)()
+
+    config_class.validate = validate
+    return config_class
+
+
+OmniCLIPConfig = _register_strict_validators(OmniCLIPConfig)
 
 
 __all__ = ["OmniCLIPConfig", "PTA_MODES", "SPG_POOLINGS", "SPG_LAYERS"]

@@ -17,6 +17,7 @@ copy it next to the weights and the Hub can load a checkpoint with `trust_remote
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from dataclasses import dataclass
@@ -29,7 +30,16 @@ from transformers import CLIPModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput, logging
+from transformers.models.clip.modeling_clip import CLIPAttention
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils.generic import can_return_tuple
+
+
+try:  # transformers >= 5.2x: the output-capturing decorator lives in its own module
+    from transformers.utils.output_capturing import capture_outputs
+except ImportError:  # earlier 5.x: the same mechanism, named check_model_inputs
+    from transformers.utils.generic import check_model_inputs as capture_outputs
 
 from .configuration_omniclip import OmniCLIPConfig
 
@@ -39,26 +49,97 @@ logger = logging.get_logger(__name__)
 ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 
 
-def _find_adapter_file(name_or_path, kwargs: dict[str, Any]) -> str | None:
-    """Path of `adapter_model.safetensors` when `name_or_path` is an adapter-only checkpoint (folder or Hub repo)."""
-    if isinstance(name_or_path, (str, os.PathLike)) and os.path.isdir(name_or_path):
-        folder = os.fspath(name_or_path)
-        adapter = os.path.join(folder, ADAPTER_WEIGHTS_NAME)
-        full = any(name.startswith("model") and name.endswith((".safetensors", ".bin")) for name in os.listdir(folder))
+# Keywords of `from_pretrained` that say where files come from, and those that say how weights are loaded; the
+# CLIP inside `from_clip` and the adapter-only path take both, as `from_pretrained` would.
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder")
+LOADING_KWARGS = HUB_KWARGS + (
+    "dtype", "device_map", "attn_implementation", "max_memory", "offload_folder", "offload_state_dict",
+    "use_safetensors", "key_mapping",
+)
+# A plain CLIP wrapped for zero-shot use: every OmniCLIP module that can start as the identity does (PTA, temporal
+# embedding, video head, video-specific prompts with a zero scale); SPG's prompt tokens change CLIP's attention
+# however they start, so they are off. The model computes exactly CLIP's frame-averaged scores.
+CLIP_AT_IDENTITY = {"use_spg": False, "prompt_alpha": 0.0}
+
+
+def split_loading_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Splits keywords into `from_pretrained` loading keywords (with `torch_dtype` renamed `dtype`) and the rest."""
+    kwargs = dict(kwargs)
+    if "torch_dtype" in kwargs:
+        dtype = kwargs.pop("torch_dtype")
+        kwargs.setdefault("dtype", dtype)
+    loading = {name: kwargs.pop(name) for name in LOADING_KWARGS if name in kwargs}
+    return loading, kwargs
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`config.json` of a folder or Hub repo as a dict; one-line errors for a folder without it or an id that
+    cannot be fetched (offline and not cached, unknown repo)."""
+    from transformers import PretrainedConfig
+
+    name = os.fspath(name_or_path)
+    if os.path.isdir(name):
+        if not os.path.isfile(os.path.join(name, "config.json")):
+            raise FileNotFoundError(
+                f"{name} holds no config.json, so it is not a saved model: pass a folder written by save_pretrained() "
+                "(an OmniCLIP or a CLIP model), or make one with `omniclip init --clip CLIP --out FOLDER`."
+            )
+    elif os.path.exists(name):
+        raise ValueError(f"{name} is a file; pass the model folder (the one holding config.json) or a Hub id.")
+    try:
+        config_dict, _ = PretrainedConfig.get_config_dict(name, **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS})
+    except (OSError, ValueError) as error:
+        if os.path.isdir(name):
+            raise ValueError(f"{name}/config.json cannot be read: {' '.join(str(error).split())}") from None
+        if _hub_offline() or hub_kwargs.get("local_files_only"):
+            raise OSError(
+                f"{name} is not a local folder and is not in the Hugging Face cache, and downloading is off "
+                "(HF_HUB_OFFLINE=1 or local_files_only): download it once online, or pass a local folder."
+            ) from None
+        raise OSError(
+            f"{name} is neither a local folder nor a Hub model that could be fetched "
+            f"({' '.join(str(error).split())[:200]})."
+        ) from None
+    return config_dict
+
+
+def check_weight_files(folder: str) -> None:
+    """Opens the headers of a local folder's safetensors files, so a truncated or corrupt file is named in one line
+    instead of failing deep inside safetensors (a truncated file's header no longer matches its size)."""
+    from safetensors import safe_open
+
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            path = os.path.join(folder, name)
+            try:
+                with safe_open(path, framework="pt") as handle:
+                    handle.keys()
+            except Exception as error:  # safetensors raises its own SafetensorError (or OSError)
+                raise ValueError(
+                    f"{path} is damaged or incomplete ({' '.join(str(error).split())}): save or download it again."
+                ) from None
+
+
+def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: dict[str, Any]) -> str | None:
+    """Path of `adapter_model.safetensors` when `name_or_path` is an adapter-only checkpoint (folder or Hub repo).
+
+    Hub repos are recognised by their config (`save_adapter` writes `checkpoint_format="adapter"`), so loading
+    needs no file listing: nothing beyond `from_pretrained`'s own downloads, and nothing at all when cached.
+    """
+    name = os.fspath(name_or_path)
+    if os.path.isdir(name):
+        adapter = os.path.join(name, ADAPTER_WEIGHTS_NAME)
+        full = any(file.startswith("model") and file.endswith((".safetensors", ".bin")) for file in os.listdir(name))
         return adapter if os.path.isfile(adapter) and not full else None
-    if not isinstance(name_or_path, str):
+    if config_dict.get("checkpoint_format") != "adapter":
         return None
-    try:  # a Hub repo: only when it holds the adapter file and no full weights
-        from huggingface_hub import HfApi
+    from transformers.utils import cached_file
 
-        files = HfApi().list_repo_files(name_or_path, revision=kwargs.get("revision"))
-    except Exception:  # offline, private or not a repo: let transformers' own loading report it
-        return None
-    if ADAPTER_WEIGHTS_NAME in files and "model.safetensors" not in files:
-        from huggingface_hub import hf_hub_download
-
-        return hf_hub_download(name_or_path, ADAPTER_WEIGHTS_NAME, revision=kwargs.get("revision"))
-    return None
+    return cached_file(name, ADAPTER_WEIGHTS_NAME, **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -81,6 +162,10 @@ class OmniCLIPVideoOutput(ModelOutput):
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Input of the first vision layer and output of each layer, each `(batch_size * num_frames, num_tokens,
             vision_hidden_size)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Softmax weights of each frozen CLIP vision layer, `(batch_size * num_frames, num_heads, num_tokens,
+            num_tokens)`, recorded by transformers' output capturing as in `CLIPVisionModel` (needs
+            `attn_implementation="eager"`, as CLIP does).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -88,6 +173,7 @@ class OmniCLIPVideoOutput(ModelOutput):
     frame_embeds: torch.FloatTensor | None = None
     video_context: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -472,6 +558,43 @@ class OmniCLIPVideoSpecificPrompts(nn.Module):
         return text_embeds.unsqueeze(0) + self.alpha * prompts
 
 
+PIPELINE_TASK = "zero-shot-video-classification"
+# The pipeline's file and the file it imports, copied beside the model code for `trust_remote_code=True`.
+PIPELINE_CODE_FILES = ("pipeline_omniclip.py", "video_processing_omniclip.py")
+
+
+def copy_pipeline_code(save_directory: str | os.PathLike) -> None:
+    """Copies the pipeline code next to a saved model (from the package, or from a remote-code copy holding it)."""
+    import shutil
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in PIPELINE_CODE_FILES:
+        source = os.path.join(here, name)
+        if os.path.isfile(source):
+            shutil.copyfile(source, os.path.join(os.fspath(save_directory), name))
+
+
+def _mark_initialised(module: nn.Module) -> None:
+    """Flags every sub-module, parameter and buffer as initialised, as `from_pretrained` flags loaded weights, so
+    `post_init` initialises only the new modules around them."""
+    for sub_module in module.modules():
+        sub_module._is_hf_initialized = True
+    for tensor in (*module.parameters(), *module.buffers()):
+        tensor._is_hf_initialized = True
+
+
+# Keywords transformers passes to models beside the model's own arguments (Trainer's loss keywords, output flags,
+# attention-backend keywords); anything else is a misspelling.
+_TRANSFORMERS_KEYWORDS = frozenset(TransformersKwargs.__annotations__)
+
+
+def check_keywords(method: str, kwargs: dict[str, Any], accepted: str) -> None:
+    """Raises one line naming unexpected keywords (Transformers' own keywords pass)."""
+    unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYWORDS)
+    if unknown:
+        raise ValueError(f"{method} got unexpected arguments {unknown}; it takes {accepted}.")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Pre-trained model base
 # ----------------------------------------------------------------------------------------------------------------
@@ -485,6 +608,15 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    _supports_attention_backend = True
+    # Vision attentions are recorded in the frozen CLIP's attention modules by transformers' output capturing
+    # (`capture_outputs` on `get_video_features`). Hidden states are collected by the block loop itself: CLIP's own
+    # recorder for hidden states sits on the frozen `CLIPEncoderLayer`s, whose output is not the block's output
+    # once an adapter runs beside them.
+    _can_record_outputs = {"attentions": CLIPAttention}
+    # Transformers' Trainer counts `labels != -100` to normalise a summed loss; for soft (mixup) labels that count
+    # is classes x videos, so the Trainer scales the mean loss itself (forward still accepts the keyword).
+    accepts_loss_kwargs = False
     _no_split_modules = ["OmniCLIPSpatialTemporalBlock", "CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -502,6 +634,15 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
             init.zeros_(module.frame_position_embedding)
         elif isinstance(module, OmniCLIPVideoSpecificPrompts):
             init.constant_(module.alpha, self.config.prompt_alpha)
+
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        clip = getattr(self, "clip", None)
+        if isinstance(clip, CLIPModel):
+            # CLIP's own _init_weights leaves its logit scale to the constructor, which a model built on the meta
+            # device (from_pretrained) never ran; this module holds no parameter of its own, so transformers skips
+            # _init_weights on it for custom code: set it here (a loaded value is flagged and kept).
+            init.constant_(clip.logit_scale, self.config.logit_scale_init_value)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
         # Non-reentrant checkpointing also gives gradients when a block's input does not require grad
@@ -538,11 +679,15 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
     ```
     """
 
-    def __init__(self, config: OmniCLIPConfig):
+    def __init__(self, config: OmniCLIPConfig, clip: CLIPModel | None = None):
         super().__init__(config)
-        clip_config = config.to_clip_config()
-        clip_config._attn_implementation = config._attn_implementation
-        self.clip = CLIPModel._from_config(clip_config)
+        if clip is None:
+            clip_config = config.to_clip_config()
+            clip_config._attn_implementation = config._attn_implementation
+            clip = CLIPModel._from_config(clip_config)
+        else:  # a loaded CLIP (from_clip): keep its weights through post_init's initialisation
+            _mark_initialised(clip)
+        self.clip = clip
 
         vision = config.vision_config
         self.temporal_embedding = (
@@ -588,20 +733,74 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         return sum(parameter.numel() for parameter in self.trainable_parameters())
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> OmniCLIPModel:
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         r"""
         Loads a saved OmniCLIP: a full checkpoint (`model.safetensors`), or an adapter-only one
         (`adapter_model.safetensors`, see [`~OmniCLIPModel.save_adapter`]), for which the base CLIP named in the
         config (`base_clip_name_or_path`, or `base_clip=` here) is loaded first.
+
+        A plain CLIP checkpoint (folder or Hub id) is wrapped instead, with every new module at the identity
+        ([`CLIP_AT_IDENTITY`]): the model then computes CLIP's frame-averaged scores, and a log line says so.
+        All of `from_pretrained`'s keywords apply (`dtype`, `device_map`, `revision`, `output_loading_info`, ...).
         """
-        adapter_file = _find_adapter_file(pretrained_model_name_or_path, kwargs)
+        if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None or kwargs.get("gguf_file"):
+            return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
+        config = kwargs.get("config")
+        if isinstance(config, OmniCLIPConfig):
+            return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
+        config_dict = read_checkpoint_config(pretrained_model_name_or_path, kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type == "clip":
+            return cls._wrap_clip_checkpoint(pretrained_model_name_or_path, kwargs)
+        if model_type != OmniCLIPConfig.model_type:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a {model_type or 'model of unknown type'!r} checkpoint, "
+                "neither an OmniCLIP nor a CLIP model: pass a folder or Hub id of one of those."
+            )
+        adapter_file = _find_adapter_file(pretrained_model_name_or_path, config_dict, kwargs)
         if adapter_file is not None:
             return cls._from_adapter(pretrained_model_name_or_path, adapter_file, kwargs)
         kwargs.pop("base_clip", None)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if os.path.isdir(os.fspath(pretrained_model_name_or_path)):
+            check_weight_files(os.fspath(pretrained_model_name_or_path))
+        return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def _load_full(cls, pretrained_model_name_or_path, *args, **kwargs):
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True adds a dict
         # Loading replaces the parameters, which resets requires_grad: freeze CLIP again.
         model.freeze_clip()
+        return loaded
+
+    @classmethod
+    def _wrap_clip_checkpoint(cls, name_or_path, kwargs: dict[str, Any]):
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        loading, overrides = split_loading_kwargs(kwargs)
+        overrides.pop("base_clip", None)
+        logger.warning(
+            f"{name_or_path} is a plain CLIP checkpoint: wrapped as OmniCLIP with every new module at the identity, "
+            "so it scores videos as frame-averaged CLIP (train it, or save it with `omniclip init`)."
+        )
+        model = cls.from_clip(name_or_path, **loading, **{**CLIP_AT_IDENTITY, **overrides})
+        model.wrapped_clip_source = os.fspath(name_or_path)  # the pipeline builds the video processor from it
+        if output_loading_info:
+            return model, {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
         return model
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, plus what the Hub needs to run the zero-shot pipeline without this
+        package: the pipeline's code beside the model code, named in the config's `custom_pipelines`."""
+        self.config.custom_pipelines = {
+            PIPELINE_TASK: {
+                "impl": "pipeline_omniclip.ZeroShotVideoClassificationPipeline",
+                "pt": ["AutoModel"],
+                "tf": [],
+                "type": "multimodal",
+            }
+        }
+        super().save_pretrained(save_directory, *args, **kwargs)
+        copy_pipeline_code(save_directory)
 
     def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None,
                      state_dict: dict[str, torch.Tensor] | None = None) -> None:
@@ -613,6 +812,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         `save_pretrained`.
         """
         from safetensors.torch import save_file
+        from transformers.dynamic_module_utils import custom_object_save
 
         base = base_clip_name_or_path or self.config.base_clip_name_or_path
         if not base:
@@ -620,13 +820,14 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 "save_adapter needs the base CLIP's name or folder: pass base_clip_name_or_path= (the model was not "
                 "built by from_clip with a name, so the config does not know it)."
             )
-        from transformers.dynamic_module_utils import custom_object_save
-
         os.makedirs(save_directory, exist_ok=True)
         self.config.base_clip_name_or_path = base
+        config = copy.deepcopy(self.config)
+        # Marks the checkpoint in its config, so loading from the Hub knows it without listing the repo's files.
+        config.checkpoint_format = "adapter"
         # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
-        custom_object_save(self, save_directory, config=self.config)
-        self.config.save_pretrained(save_directory)
+        custom_object_save(self, save_directory, config=config)
+        config.save_pretrained(save_directory)
         adapter_weights = {
             name: tensor.detach().contiguous().cpu()
             for name, tensor in (self.state_dict() if state_dict is None else state_dict).items()
@@ -635,10 +836,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         save_file(adapter_weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
-    def _from_adapter(cls, folder, adapter_file: str, kwargs: dict[str, Any]) -> OmniCLIPModel:
+    def _from_adapter(cls, folder, adapter_file: str, kwargs: dict[str, Any]):
         from safetensors.torch import load_file
 
-        config = OmniCLIPConfig.from_pretrained(folder)
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        loading, _ = split_loading_kwargs(kwargs)
+        config = OmniCLIPConfig.from_pretrained(folder, **{k: v for k, v in loading.items() if k in HUB_KWARGS})
         base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
         if not base:
             raise ValueError(f"{folder}: adapter-only checkpoint without base_clip_name_or_path; pass base_clip=.")
@@ -646,9 +849,16 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         omniclip_fields = [name for name in inspect.signature(OmniCLIPConfig.__init__).parameters if name not in clip_fields]
         overrides = {name: getattr(config, name) for name in omniclip_fields}
         overrides["base_clip_name_or_path"] = base
-        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
-        model = cls.from_clip(base, clip_loading_kwargs={"dtype": dtype} if dtype else None, **overrides)
-        missing, unexpected = model.load_state_dict(load_file(adapter_file), strict=False)
+        # The Hub keywords named the adapter repo; the base CLIP is its own repo (its revision is not this one's).
+        clip_loading = {k: v for k, v in loading.items() if k not in ("revision", "subfolder")}
+        model = cls.from_clip(base, **clip_loading, **overrides)
+        try:
+            adapter_weights = load_file(adapter_file)
+        except Exception as error:
+            raise ValueError(
+                f"{adapter_file} is damaged or incomplete ({' '.join(str(error).split())}): save or download it again."
+            ) from None
+        missing, unexpected = model.load_state_dict(adapter_weights, strict=False, assign=False)
         missing = [name for name in missing if not name.startswith("clip.")]
         if missing or unexpected:
             raise ValueError(
@@ -656,33 +866,61 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 f"{unexpected[:5]})."
             )
         model.freeze_clip()
-        return model.eval()
+        model.eval()
+        if output_loading_info:
+            return model, {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
+        return model
 
     @classmethod
     def from_clip(
         cls,
         clip: str | os.PathLike | CLIPModel,
         clip_loading_kwargs: dict[str, Any] | None = None,
-        **config_overrides,
+        **kwargs,
     ) -> OmniCLIPModel:
         r"""
         Wraps a CLIP checkpoint: its weights are loaded exactly and frozen, the OmniCLIP modules are initialised
         as the spec says (an untrained model with SPG off gives CLIP's frame-averaged features).
+
+        The CLIP is loaded once, by `CLIPModel.from_pretrained`, straight into the model (no random CLIP is built).
+        The whole model takes the loaded CLIP's dtype and device; see docs/design.md ("Loading and dtype") for
+        training with a half-precision CLIP.
 
         Args:
             clip (`str`, `os.PathLike` or `CLIPModel`):
                 A Hub id such as `"openai/clip-vit-base-patch16"` (needs a connection the first time), a local
                 folder written by `CLIPModel.save_pretrained`, or a `CLIPModel` already in memory.
             clip_loading_kwargs (`dict`, *optional*):
-                Passed to `CLIPModel.from_pretrained` (e.g. `revision`, `cache_dir`, `dtype`).
-            config_overrides:
+                More keywords for `CLIPModel.from_pretrained`.
+            kwargs:
+                `from_pretrained`'s loading keywords (`dtype`/`torch_dtype`, `device_map`, `attn_implementation`,
+                `revision`, `token`, `cache_dir`, `local_files_only`, ...) go to the CLIP's loading; the others are
                 OmniCLIP configuration fields, e.g. `num_frames=16, pta_ratio=0.5, use_spg=False`.
         """
+        loading, config_overrides = split_loading_kwargs({**(clip_loading_kwargs or {}), **kwargs})
         if isinstance(clip, CLIPModel):
-            clip_model = clip
+            # A copy: the caller's CLIP stays as it was (not frozen, not cast, not shared between models).
+            clip_model = copy.deepcopy(clip)
+            dtype = loading.get("dtype")
+            if isinstance(dtype, str) and dtype != "auto":
+                dtype = getattr(torch, dtype)
+            if isinstance(dtype, torch.dtype):
+                clip_model.to(dtype)
+            if loading.get("attn_implementation"):
+                clip_model.set_attn_implementation(loading["attn_implementation"])
+            if isinstance(loading.get("device_map"), (str, torch.device)) and loading["device_map"] != "auto":
+                clip_model.to(loading["device_map"])
             source = getattr(clip.config, "_name_or_path", None) or getattr(clip, "name_or_path", None) or None
         elif isinstance(clip, (str, os.PathLike)):
-            clip_model = CLIPModel.from_pretrained(clip, **(clip_loading_kwargs or {}))
+            config_dict = read_checkpoint_config(clip, loading)
+            if config_dict.get("model_type") != "clip":
+                raise ValueError(
+                    f"{os.fspath(clip)} holds a {config_dict.get('model_type')!r} checkpoint; from_clip needs a CLIP "
+                    "model (model_type 'clip')."
+                )
+            if os.path.isdir(os.fspath(clip)):
+                check_weight_files(os.fspath(clip))
+            clip_model = CLIPModel.from_pretrained(clip, **loading)
             source = os.fspath(clip)
         else:
             raise ValueError(
@@ -692,11 +930,19 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         config_overrides.setdefault("base_clip_name_or_path", source)
         config = OmniCLIPConfig.from_clip_config(clip_model.config, **config_overrides)
         config._attn_implementation = clip_model.config._attn_implementation
-        model = cls(config)
-        model.clip.load_state_dict(clip_model.state_dict(), strict=True)
+        clip_parameter = next(clip_model.parameters())
+        # The new modules are built on the CLIP's device in its dtype, as from_pretrained builds a whole model.
+        with torch.device(clip_parameter.device if clip_parameter.device.type != "meta" else "cpu"):
+            model = cls(config, clip=clip_model)
+        if clip_parameter.dtype != torch.float32:
+            for name, module in model.named_children():
+                if name != "clip":
+                    module.to(clip_parameter.dtype)
+        model.config.dtype = clip_parameter.dtype
+        if getattr(clip_model, "hf_device_map", None):
+            model.hf_device_map = {f"clip.{key}": value for key, value in clip_model.hf_device_map.items()}
         model.freeze_clip()
-        clip_dtype = next(clip_model.parameters()).dtype
-        return model.to(clip_dtype) if clip_dtype != torch.float32 else model
+        return model
 
     # ------------------------------------------------------------------ input checks
     def _check_videos(self, pixel_values_videos: torch.Tensor | None) -> None:
@@ -776,11 +1022,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         prompts = self.self_prompt_generator(tokens[:, 1:], grid)
         return torch.cat([tokens, prompts], dim=1)
 
+    @capture_outputs(tie_last_hidden_states=False)
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> OmniCLIPVideoOutput | tuple:
         r"""
         Encodes videos: all frames of the batch go through each frozen CLIP vision layer in one pass.
@@ -789,14 +1036,21 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
                 CLIP-normalised frames. Any frame count and any size that is a multiple of the patch size work;
                 temporal and position embeddings are interpolated.
-            output_hidden_states (`bool`, *optional*):
+            output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
                 Also return the token states after the embeddings and after each layer.
+            output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+                Also return each frozen vision layer's attention weights (with `attn_implementation="eager"`).
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`):
+                Return an [`OmniCLIPVideoOutput`] rather than a tuple.
 
         Returns:
             [`OmniCLIPVideoOutput`] whose `pooler_output` is the video embedding `(batch_size, projection_dim)`,
             matching what `CLIPModel.get_image_features` returns in transformers 5.
         """
+        check_keywords("get_video_features", kwargs, "pixel_values_videos, output_hidden_states, output_attentions, return_dict")
         self._check_videos(pixel_values_videos)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         output_hidden_states = bool(output_hidden_states)
         batch_size, num_frames, channels, height, width = pixel_values_videos.shape
         patch = self.config.vision_config.patch_size
@@ -833,14 +1087,15 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             video_context=video_context,
             hidden_states=all_hidden_states,
         )
-        return output if return_dict is not False else output.to_tuple()
+        return output
 
+    @can_return_tuple
     def get_text_features(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling | tuple:
         r"""
         Encodes class texts with the frozen CLIP text encoder and `text_projection`.
@@ -850,11 +1105,18 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 Token ids of the class texts (e.g. `config.text_template.format(label)` through the CLIP tokenizer).
             attention_mask (`torch.Tensor` of shape `(num_texts, sequence_length)`, *optional*):
                 Padding mask from the tokenizer.
+            output_hidden_states, output_attentions, return_dict (`bool`, *optional*):
+                As for `CLIPModel.get_text_features`: the text encoder's per-layer states and attention weights,
+                recorded by the frozen `CLIPTextModel` itself.
 
         Returns:
             `BaseModelOutputWithPooling` whose `pooler_output` holds the projected text embeddings
             `(num_texts, projection_dim)`, as `CLIPModel.get_text_features` returns in transformers 5.
         """
+        check_keywords(
+            "get_text_features", kwargs,
+            "input_ids, attention_mask, position_ids, output_hidden_states, output_attentions, return_dict",
+        )
         if input_ids is None:
             raise ValueError(
                 "input_ids is missing: tokenize the class texts, e.g. processor(text=[...]) or "
@@ -862,27 +1124,29 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             )
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (num_texts, sequence_length), got {tuple(input_ids.shape)}.")
+        for flag in ("output_hidden_states", "output_attentions"):
+            if kwargs.get(flag) is None:
+                kwargs[flag] = getattr(self.config, flag)
         text_outputs = self.clip.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True, **kwargs
         )
-        output = BaseModelOutputWithPooling(
-            last_hidden_state=text_outputs.last_hidden_state,
-            pooler_output=self.clip.text_projection(text_outputs.pooler_output),
-        )
-        return output if return_dict is not False else output.to_tuple()
+        text_outputs.pooler_output = self.clip.text_projection(text_outputs.pooler_output)
+        return text_outputs
 
     # ------------------------------------------------------------------ forward
+    @can_return_tuple
     def forward(
         self,
+        pixel_values_videos: torch.FloatTensor | None = None,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        pixel_values_videos: torch.FloatTensor | None = None,
         labels: torch.Tensor | None = None,
         text_embeds: torch.FloatTensor | None = None,
         position_ids: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
         output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> OmniCLIPOutput | tuple:
         r"""
         Scores every video against every class text (eqs. 8-9).
@@ -901,14 +1165,28 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             text_embeds (`torch.FloatTensor` of shape `(num_classes, projection_dim)`, *optional*):
                 Precomputed `get_text_features(...).pooler_output`, instead of `input_ids`: the frozen text
                 encoder then does not run (label sets reused across batches).
-            output_hidden_states (`bool`, *optional*):
-                Also return the vision token states after each layer.
+            return_loss (`bool`, *optional*):
+                `False` skips the loss even when `labels` are given (the loss needs `labels`; CLIP-style callers
+                pass `return_loss=True` with them).
+            output_hidden_states, output_attentions (`bool`, *optional*, default to the config's):
+                Also return the per-layer states and attention weights of the video and text encoders (in
+                `vision_model_output` and `text_model_output`).
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`):
+                Return an [`OmniCLIPOutput`] rather than a tuple.
+            num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+                Videos in the whole (gradient-accumulated) batch: the loss is then the summed cross-entropy divided
+                by it, as Transformers' loss functions do.
         """
-        if kwargs:
-            raise ValueError(
-                f"unexpected arguments {sorted(kwargs)}; OmniCLIPModel.forward takes input_ids, attention_mask, "
-                "pixel_values_videos, labels, text_embeds, position_ids, output_hidden_states, return_dict."
-            )
+        check_keywords(
+            "OmniCLIPModel.forward", kwargs,
+            "pixel_values_videos, input_ids, attention_mask, labels, text_embeds, position_ids, return_loss, "
+            "output_hidden_states, output_attentions, return_dict and Transformers' own keywords (num_items_in_batch, ...)",
+        )
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        output_flags = {
+            name: getattr(self.config, name) if value is None else value
+            for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions))
+        }
         num_views = None
         if isinstance(pixel_values_videos, torch.Tensor) and pixel_values_videos.dim() == 6:
             num_views = pixel_values_videos.shape[1]
@@ -922,14 +1200,16 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                     "the class texts are missing: pass input_ids (the tokenized class names, e.g. from "
                     "OmniCLIPProcessor(text=...)) or precomputed text_embeds from get_text_features()."
                 )
-            text_outputs = self.get_text_features(input_ids, attention_mask, position_ids)
+            text_outputs = self.get_text_features(
+                input_ids, attention_mask, position_ids, return_dict=True, **output_flags, **kwargs
+            )
             text_embeds = text_outputs.pooler_output
         elif text_embeds.dim() != 2 or text_embeds.shape[-1] != self.config.projection_dim:
             raise ValueError(
                 f"text_embeds must have shape (num_classes, {self.config.projection_dim}), got {tuple(text_embeds.shape)}."
             )
 
-        video_outputs = self.get_video_features(pixel_values_videos, output_hidden_states=output_hidden_states)
+        video_outputs = self.get_video_features(pixel_values_videos, return_dict=True, **output_flags, **kwargs)
         video_embeds = video_outputs.pooler_output
         if self.video_specific_prompts is not None:
             text_embeds = self.video_specific_prompts(text_embeds, video_outputs.video_context)
@@ -942,11 +1222,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 text_embeds = text_embeds.unflatten(0, (-1, num_views))
 
         loss = None
-        if labels is not None:
+        if labels is not None and return_loss is not False:
             self._check_labels(labels, logits_per_video.shape[0], logits_per_video.shape[1])
-            loss = F.cross_entropy(
-                logits_per_video.float(), labels.to(logits_per_video.device), label_smoothing=self.config.label_smoothing
-            )
+            loss = self.classification_loss(logits_per_video, labels, num_items_in_batch)
 
         output = OmniCLIPOutput(
             loss=loss,
@@ -957,7 +1235,23 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             text_model_output=text_outputs,
             vision_model_output=video_outputs,
         )
-        return output if return_dict is not False else output.to_tuple()
+        return output
+
+    def classification_loss(
+        self, logits_per_video: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy of the class logits (eq. 9) with the config's label smoothing; the mean over videos, or
+        the sum divided by `num_items_in_batch` (videos in the gradient-accumulated batch) when given."""
+        reduction = "mean" if num_items_in_batch is None else "sum"
+        loss = F.cross_entropy(
+            logits_per_video.float(),
+            labels.to(logits_per_video.device),
+            label_smoothing=self.config.label_smoothing,
+            reduction=reduction,
+        )
+        if num_items_in_batch is not None:
+            loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
+        return loss
 
     def similarity_logits(self, video_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """`exp(logit_scale) * cos(video, text)` (eq. 8) for `(B, D)` videos and `(C, D)` or `(B, C, D)` texts.

@@ -19,7 +19,6 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
 # ChunkPipeline (one input -> several model inputs, e.g. the windows of a long video) is the base of transformers'
@@ -247,7 +246,8 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
 
     _load_processor = None
     _load_image_processor = False
-    _load_video_processor = True
+    # Optional: a plain CLIP checkpoint has no video processor; one matching its image processor is made below.
+    _load_video_processor = None
     _load_feature_extractor = False
     _load_tokenizer = True
 
@@ -257,6 +257,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             self.video_processor = getattr(self.processor, "video_processor", None)
         if self.tokenizer is None and self.processor is not None:
             self.tokenizer = getattr(self.processor, "tokenizer", None)
+        self._complete_components_of_wrapped_clip()
         if self.video_processor is None:
             raise ValueError(
                 "The zero-shot-video-classification pipeline needs a video processor: save an OmniCLIPProcessor (or "
@@ -274,6 +275,22 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                     f"{type(self.model).__name__} has no {method}()."
                 )
         self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def _complete_components_of_wrapped_clip(self) -> None:
+        """A plain CLIP checkpoint (wrapped by OmniCLIPModel.from_pretrained) comes with an image processor, not a
+        video processor: make the one that prepares frames as the CLIP prepares images."""
+        source = getattr(self.model, "wrapped_clip_source", None)
+        if source is None:
+            return
+        try:  # only the installed package wraps a plain CLIP; an absolute import keeps remote copies self-contained
+            from omniclip_hf.clip_conversion import tokenizer_for_clip, video_processor_for_clip
+        except ImportError:
+            return
+        if not hasattr(self.video_processor, "num_temporal_clips"):
+            config = self.model.config
+            self.video_processor = video_processor_for_clip(source, config.vision_config.image_size, config.num_frames)
+        if self.tokenizer is None:
+            self.tokenizer = tokenizer_for_clip(source)
 
     # ------------------------------------------------------------------ call
     def __call__(self, videos: Any, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
@@ -478,6 +495,12 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
 # ----------------------------------------------------------------------------------------------------------------
 # Registration
 # ----------------------------------------------------------------------------------------------------------------
+def _omniclip_model_class():
+    from .modeling_omniclip import OmniCLIPModel
+
+    return OmniCLIPModel
+
+
 def register_zero_shot_video_classification_pipeline() -> None:
     """Registers `"zero-shot-video-classification"` with transformers' `pipeline()` (idempotent)."""
     if TASK_NAME in PIPELINE_REGISTRY.get_supported_tasks():
@@ -487,7 +510,8 @@ def register_zero_shot_video_classification_pipeline() -> None:
     PIPELINE_REGISTRY.register_pipeline(
         TASK_NAME,
         pipeline_class=ZeroShotVideoClassificationPipeline,
-        pt_model=AutoModel,
+        # OmniCLIPModel, not AutoModel: its from_pretrained also takes a plain CLIP checkpoint (wrapped at identity).
+        pt_model=_omniclip_model_class(),
         type="multimodal",
     )
 

@@ -316,7 +316,7 @@ def example_substitutions(model_folder, clip_folder):
 
 def test_docs_example_runs(tiny_clip_dir, tmp_path, monkeypatch, capsys):
     blocks = python_blocks((REPO_ROOT / "docs" / "zero_shot.md").read_text())
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     monkeypatch.chdir(tmp_path)
     out = run_example(blocks, example_substitutions(tmp_path / "omniclip-model", tiny_clip_dir), capsys)
     labels = ["cleaning a pool", "playing guitar", "doing yoga", "hitting a baseball"]

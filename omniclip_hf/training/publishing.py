@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 def _format_metric(value: Any) -> str:
@@ -19,25 +19,96 @@ def _format_metric(value: Any) -> str:
     return "not measured"
 
 
-def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCard:
-    """A model card stating the base CLIP, the recipe, the measured metrics and the limitations."""
+def hub_id_or_none(name: Any) -> str | None:
+    """`name` when it reads as a Hub id (`owner/name`, not an existing local path), else `None`: the card names no
+    local path (base CLIP folders and data folders stay on the machine that trained)."""
+    if not isinstance(name, str) or name.count("/") != 1 or name.startswith((".", "/", "~")) or Path(name).exists():
+        return None
+    return name
+
+
+def _metric_value(value: Any) -> float | None:
+    if isinstance(value, dict) and "mean" in value:
+        return float(value["mean"])
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _evaluation_sets(options: Any, metrics: dict[str, Any]) -> list[tuple[str | None, str, dict[str, Any]]]:
+    """`(hub dataset id or None, display name, metrics)` for each evaluated set in `metrics.json`."""
+    eval_data = list(getattr(options, "eval_data", None) or []) if options else []
+    if "eval_sets" in metrics:
+        sets = []
+        for name, values in metrics["eval_sets"].items():
+            source = next((item for item in eval_data if Path(str(item)).stem == name), None)
+            sets.append((hub_id_or_none(source), name, values))
+        return sets
+    if "top1" in metrics:
+        source = eval_data[0] if len(eval_data) == 1 else None
+        hub_id = hub_id_or_none(source)
+        return [(hub_id, hub_id or "evaluation set", metrics)]
+    return []
+
+
+def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCardData:
+    """The card's metadata: base model, datasets, license, pipeline tag, tags and `model-index` results."""
     config = json.loads((model_folder / "config.json").read_text())
-    base = config.get("base_clip_name_or_path") or "unknown CLIP checkpoint"
-    adapter_only = (model_folder / "adapter_model.safetensors").exists()
-    data = ModelCardData(
+    model_name = getattr(options, "hub_model_id", None) if options else None
+    train_data = hub_id_or_none(getattr(options, "train_data", None) if options else None)
+    eval_results = []
+    for hub_id, name, values in _evaluation_sets(options, metrics):
+        for key, metric_name in (("top1", "top-1 accuracy"), ("top5", "top-5 accuracy")):
+            value = _metric_value(values.get(key))
+            if value is not None:
+                eval_results.append(EvalResult(
+                    task_type="video-classification",
+                    task_name="Video classification",
+                    dataset_type=hub_id or name,
+                    dataset_name=name,
+                    metric_type="accuracy",
+                    metric_name=metric_name,
+                    metric_value=value,
+                ))
+    datasets = [name for name in [train_data, *(hub_id for hub_id, _, _ in _evaluation_sets(options, metrics))] if name]
+    return ModelCardData(
+        model_name=(model_name or "OmniCLIP").split("/")[-1],
+        base_model=hub_id_or_none(config.get("base_clip_name_or_path")),
+        datasets=list(dict.fromkeys(datasets)) or None,
+        license=(getattr(options, "license", None) if options else None) or "apache-2.0",
         library_name="transformers",
         pipeline_tag="video-classification",
         tags=["omniclip", "clip", "video-classification", "zero-shot-video-classification", "omniclip-hf"],
-        base_model=base if "/" in base and not Path(base).exists() else None,
+        eval_results=eval_results or None,
     )
+
+
+def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCard:
+    """A model card: metadata as `ModelCardData` (with `model-index` results from `metrics.json`), then the base
+    CLIP, the recipe, the measured metrics and the limitations, naming no local path."""
+    model_folder = Path(model_folder)
+    config = json.loads((model_folder / "config.json").read_text())
+    data = build_card_data(model_folder, options, metrics)
+    base = data.base_model or "a local CLIP checkpoint (not published)"
+    adapter_only = (model_folder / "adapter_model.safetensors").exists()
     recipe = {key: value for key, value in vars(options).items() if value not in (None, False, [])} if options else {}
+    for key in ("train_data", "eval_data", "data_root", "eval_data_root", "clip", "output_dir", "labels_file",
+                "eval_labels_file", "resume_from_checkpoint"):
+        if key in recipe:  # local paths stay out of the card; Hub ids are named in the metadata
+            value = recipe[key]
+            values = value if isinstance(value, list) else [value]
+            kept = [item for item in values if hub_id_or_none(item)]
+            if kept:
+                recipe[key] = kept if isinstance(value, list) else kept[0]
+            else:
+                recipe.pop(key)
+    repo = getattr(options, "hub_model_id", None) or "this-repo"
+    trained_on = data.datasets[0] if data.datasets else None
     lines = [
-        f"# OmniCLIP on {Path(str(recipe.get('train_data', 'video data'))).name}",
+        f"# OmniCLIP{f' on {trained_on}' if trained_on else ''}",
         "",
         "OmniCLIP (Liu, Li, Yu, ECAI 2024) adapts a frozen CLIP to video with parallel temporal adapters and a "
         "self-prompt generator. Trained with [omniclip-hf](https://pypi.org/project/omniclip-hf/).",
         "",
-        f"- **Base CLIP (frozen):** `{base}`",
+        f"- **Base CLIP (frozen):** `{base}`; its weights keep their own license",
         f"- **Weights here:** {'only the trainable OmniCLIP modules (adapter-only); the base CLIP loads first' if adapter_only else 'the full model'}",
         f"- **Frames per clip:** {config.get('num_frames')}; text template `{config.get('text_template')}`",
         "",
@@ -63,9 +134,8 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "```python",
         "from transformers import AutoModel, pipeline",
         "",
-        f'model = AutoModel.from_pretrained("{getattr(options, "hub_model_id", None) or "this-repo"}", trust_remote_code=True)',
-        "# or, with `pip install omniclip-hf` and `import omniclip_hf`:",
-        f'# classifier = pipeline("zero-shot-video-classification", model="{getattr(options, "hub_model_id", None) or "this-repo"}")',
+        f'model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)',
+        f'classifier = pipeline("zero-shot-video-classification", model="{repo}", trust_remote_code=True)',
         "```",
         "",
         "## Limitations",
@@ -75,7 +145,7 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "- The frozen CLIP carries the biases of its web-scale training data; the adapters do not remove them.",
         "- Zero-shot transfer to unseen labels depends on how the label names read as English text.",
     ]
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+    return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines) + "\n")
 
 
 def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any], dry_run: bool,
@@ -98,4 +168,4 @@ def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any
     return repo_id
 
 
-__all__ = ["build_model_card", "publish_model"]
+__all__ = ["build_card_data", "build_model_card", "hub_id_or_none", "publish_model"]
