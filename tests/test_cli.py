@@ -16,7 +16,7 @@ from .conftest import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared"
 VIDEOS = SHARED / "videos"
-HMDB51 = SHARED / "labels" / "hmdb51.txt"
+HMDB51 = REPO_ROOT / "labels" / "hmdb51.txt"  # shipped with the repository
 SHORT_MP4 = VIDEOS / "mmaction2_rawvideo_part_0.mp4"  # 32 frames at 30 fps
 WEBM = VIDEOS / "moviepy_big_buck_bunny_432_433.webm"  # 24 frames at 24 fps
 AVI = VIDEOS / "mmaction2_tests_test.avi"
