@@ -154,7 +154,8 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers():
         "        omniclip_launcher.main(argv)\n"
         "    except SystemExit as exit:\n"
         "        print('exit', exit.code)\n"
-        "print(sorted(name for name in ('torch', 'transformers', 'omniclip_hf.modeling_omniclip') if name in sys.modules))"
+        "heavy = ('torch', 'transformers', 'omniclip_hf.modeling_omniclip')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
