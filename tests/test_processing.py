@@ -178,6 +178,26 @@ def test_long_text_is_truncated_to_the_tokenizers_77_tokens_as_the_model_needs(p
     assert len(processor(text=long_text, truncation=False)["input_ids"]) > 77
 
 
+@pytest.mark.parametrize(
+    "removed, phrase",
+    [
+        (["tokenizer.json", "tokenizer_config.json"], "holds no tokenizer files (tokenizer.json"),
+        (["processor_config.json"], "holds no processor settings (processor_config.json)"),
+    ],
+)
+def test_loading_a_folder_without_tokenizer_or_settings_names_what_is_missing(tmp_path, processor, removed, phrase):
+    from transformers import AutoProcessor
+
+    import omniclip_hf  # noqa: F401  (registers the Auto classes)
+
+    processor.save_pretrained(tmp_path)
+    for name in removed:
+        (tmp_path / name).unlink()
+    for load in (OmniCLIPProcessor.from_pretrained, AutoProcessor.from_pretrained):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"model folder {tmp_path} {phrase}")):
+            load(tmp_path)
+
+
 def test_processor_round_trip(tmp_path, processor):
     from transformers import AutoProcessor
 
