@@ -71,7 +71,8 @@ def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
                 continue
             subset = {"1": "train", "2": "val"}.get(fields[1])
             if subset:
-                outputs.setdefault(f"hmdb51_{subset}_split_{split}_videos.txt", []).append((f"{class_name}/{fields[0]}", label))
+                rows = outputs.setdefault(f"hmdb51_{subset}_split_{split}_videos.txt", [])
+                rows.append((f"{class_name}/{fields[0]}", label))
     return outputs
 
 
@@ -104,7 +105,8 @@ def kinetics400_rows(args) -> dict[str, list[tuple[str, int]]]:
         with found[0].open(newline="") as handle:
             rows = []
             for number, record in enumerate(csv.DictReader(handle), start=2):
-                clip = f"{record['youtube_id']}_{int(float(record['time_start'])):06d}_{int(float(record['time_end'])):06d}"
+                start, end = (int(float(record[key])) for key in ("time_start", "time_end"))
+                clip = f"{record['youtube_id']}_{start:06d}_{end:06d}"
                 rows.append((f"{subset}/{clip}.mp4", index_of(record["label"], indices, f"{found[0]}:{number}")))
         outputs[f"kinetics400_{subset}_list_videos.txt"] = rows
     return outputs

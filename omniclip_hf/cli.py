@@ -205,23 +205,14 @@ def still_image_format(path: str) -> str | None:
     return next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
 
 
-# Files a model folder needs for `classify` and `explain`: CLIP's tokenizer and the saved processor settings.
-TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"))
-PROCESSOR_FILES = ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json")
-
-
 def check_processor_files(path: Path) -> None:
     """A local model folder must hold the tokenizer and the processor the pipeline loads beside the weights."""
-    if not any(all((path / name).is_file() for name in names) for names in TOKENIZER_FILES):
-        raise CommandError(
-            f"model folder {path} holds no tokenizer files (tokenizer.json, or vocab.json and merges.txt): save CLIP's "
-            f"tokenizer there, e.g. processor.save_pretrained('{path}') with an OmniCLIPProcessor."
-        )
-    if not any((path / name).is_file() for name in PROCESSOR_FILES):
-        raise CommandError(
-            f"model folder {path} holds no processor settings (processor_config.json): save the processor there, "
-            f"e.g. OmniCLIPProcessor(OmniCLIPVideoProcessor(), tokenizer).save_pretrained('{path}')."
-        )
+    from .processing_omniclip import check_processor_folder
+
+    try:
+        check_processor_folder(path)
+    except FileNotFoundError as error:
+        raise CommandError(one_line(error)) from None
 
 
 def load_pipeline(model: str, device: str | None, dtype: str, revision: str | None = None):

@@ -16,6 +16,9 @@ from transformers.processing_utils import ProcessorMixin
 
 
 DEFAULT_TEXT_TEMPLATE = "a video of {} action"
+# What a saved processor folder holds: CLIP's tokenizer (either form) and the processor settings.
+TOKENIZER_FILE_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+PROCESSOR_CONFIG_FILES = ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json")
 
 # A lowercase letter or digit followed by a capital starts a new word (ApplyEyeMakeup); so does the last capital
 # of a run followed by a lowercase letter (an acronym before a word: "UCFDataset" -> "UCF Dataset").
@@ -92,6 +95,25 @@ def _read_label_text(path: Path) -> str:
     return text
 
 
+def check_processor_folder(folder: str | os.PathLike) -> None:
+    """
+    Raises `FileNotFoundError` naming the folder and what it lacks when a local folder has no tokenizer files or no
+    processor settings (transformers would instead suggest installing sentencepiece, or ask for a
+    `video_preprocessor_config.json` this package never writes).
+    """
+    folder = Path(folder)
+    if not any(all((folder / name).is_file() for name in names) for names in TOKENIZER_FILE_SETS):
+        raise FileNotFoundError(
+            f"model folder {folder} holds no tokenizer files (tokenizer.json, or vocab.json and merges.txt): save "
+            f"CLIP's tokenizer there, e.g. processor.save_pretrained('{folder}') with an OmniCLIPProcessor."
+        )
+    if not any((folder / name).is_file() for name in PROCESSOR_CONFIG_FILES):
+        raise FileNotFoundError(
+            f"model folder {folder} holds no processor settings (processor_config.json): save the processor there, "
+            f"e.g. OmniCLIPProcessor(OmniCLIPVideoProcessor(), tokenizer).save_pretrained('{folder}')."
+        )
+
+
 class OmniCLIPProcessor(ProcessorMixin):
     r"""
     Wraps CLIP's tokenizer and an [`OmniCLIPVideoProcessor`] into one processor.
@@ -133,6 +155,13 @@ class OmniCLIPProcessor(ProcessorMixin):
             raise ValueError(f"text_template={text_template!r} must be a string containing '{{}}'.")
         self.text_template = text_template
         super().__init__(video_processor, tokenizer, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As `ProcessorMixin.from_pretrained`; a local folder missing the tokenizer or the settings is named first."""
+        if os.path.isdir(pretrained_model_name_or_path) and not kwargs.get("subfolder"):
+            check_processor_folder(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def _video_kwarg_names(self) -> set[str]:
         return set(self.video_processor.valid_kwargs.__annotations__) | {"train", "generator", "backend"}
@@ -222,4 +251,4 @@ class OmniCLIPProcessor(ProcessorMixin):
         return list(self.tokenizer.model_input_names) + list(self.video_processor.model_input_names)
 
 
-__all__ = ["OmniCLIPProcessor", "label_to_text", "labels_to_prompts", "load_label_names", "DEFAULT_TEXT_TEMPLATE"]
+__all__ = ["OmniCLIPProcessor", "check_processor_folder", "label_to_text", "labels_to_prompts", "load_label_names", "DEFAULT_TEXT_TEMPLATE"]

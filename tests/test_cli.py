@@ -16,7 +16,7 @@ from .conftest import REPO_ROOT
 
 SHARED = REPO_ROOT.parent / "shared"
 VIDEOS = SHARED / "videos"
-HMDB51 = SHARED / "labels" / "hmdb51.txt"
+HMDB51 = REPO_ROOT / "labels" / "hmdb51.txt"  # shipped with the repository
 SHORT_MP4 = VIDEOS / "mmaction2_rawvideo_part_0.mp4"  # 32 frames at 30 fps
 WEBM = VIDEOS / "moviepy_big_buck_bunny_432_433.webm"  # 24 frames at 24 fps
 AVI = VIDEOS / "mmaction2_tests_test.avi"
@@ -154,7 +154,8 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers():
         "        omniclip_launcher.main(argv)\n"
         "    except SystemExit as exit:\n"
         "        print('exit', exit.code)\n"
-        "print(sorted(name for name in ('torch', 'transformers', 'omniclip_hf.modeling_omniclip') if name in sys.modules))"
+        "heavy = ('torch', 'transformers', 'omniclip_hf.modeling_omniclip')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, env=env, capture_output=True, text=True)

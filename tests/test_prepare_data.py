@@ -38,9 +38,11 @@ def loaded(annotation: Path, dataset: str, videos: Path):
 
 def test_hmdb51_split_files(tmp_path):
     splits, out = tmp_path / "testTrainMulti_7030_splits", tmp_path / "data" / "hmdb51"
-    for class_name, videos in {"brush_hair": ["a.avi", "b.avi", "c.avi"], "kick_ball": ["d.avi", "e.avi", "f.avi"]}.items():
+    classes = {"brush_hair": ["a.avi", "b.avi", "c.avi"], "kick_ball": ["d.avi", "e.avi", "f.avi"]}
+    for class_name, videos in classes.items():
         for split in (1, 2, 3):
-            lines = [f"{video} {kind} " for video, kind in zip(videos, ("1", "2", "0") if split == 1 else ("2", "1", "1"))]
+            kinds = ("1", "2", "0") if split == 1 else ("2", "1", "1")
+            lines = [f"{video} {kind} " for video, kind in zip(videos, kinds)]
             (splits / f"{class_name}_test_split{split}.txt").parent.mkdir(exist_ok=True)
             (splits / f"{class_name}_test_split{split}.txt").write_text("\n".join(lines) + "\n")
         for video in videos:
@@ -108,11 +110,13 @@ def test_ssv2_json(tmp_path, capsys):
     record = {"id": "78687", "label": "holding potato next to vicks vaporub bottle",
               "template": "Holding [something] next to [something]", "placeholders": ["potato", "bottle"]}
     (annotations / "train.json").write_text(json.dumps([record]))
-    (annotations / "validation.json").write_text(json.dumps([{**record, "id": "1", "template": "Approaching [something] with your camera"}]))
+    other = {**record, "id": "1", "template": "Approaching [something] with your camera"}
+    (annotations / "validation.json").write_text(json.dumps([other]))
     touch(out / "videos" / "78687.webm")
     touch(out / "videos" / "1.webm")
     assert prepare("ssv2", "--annotations", annotations, "--out", out) == 0
-    assert loaded(out / "train.jsonl", "ssv2", out / "videos") == [("78687.webm", "Holding something next to something")]
+    expected = [("78687.webm", "Holding something next to something")]
+    assert loaded(out / "train.jsonl", "ssv2", out / "videos") == expected
     assert loaded(out / "validation.jsonl", "ssv2", out / "videos") == [
         ("1.webm", "Approaching something with your camera")]
     # An unknown class is one error line naming the file, not a silent index.

@@ -16,7 +16,7 @@ from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
 
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-LABELS_DIR = SHARED_DIR / "labels"
+LABELS_DIR = Path(__file__).resolve().parents[1] / "labels"  # shipped with the repository
 VIDEOS_DIR = SHARED_DIR / "videos"
 TOKENIZER_DIR = Path(__file__).resolve().parents[1] / "omniclip_hf" / "tokenizer"
 LABEL_FILES = {
@@ -27,7 +27,6 @@ LABEL_FILES = {
     "kinetics600_xclip.csv": 600,
 }
 
-needs_labels = pytest.mark.skipif(not LABELS_DIR.is_dir(), reason=f"shared label lists not found at {LABELS_DIR}")
 needs_videos = pytest.mark.skipif(not VIDEOS_DIR.is_dir(), reason=f"shared test videos not found at {VIDEOS_DIR}")
 
 
@@ -70,7 +69,6 @@ def test_labels_to_prompts_fills_template():
         label_to_text("___")
 
 
-@needs_labels
 @pytest.mark.parametrize("file_name", sorted(LABEL_FILES))
 def test_label_helper_on_shared_lists(file_name):
     names = load_label_names(LABELS_DIR / file_name)
@@ -86,7 +84,6 @@ def test_label_helper_on_shared_lists(file_name):
     assert all(prompt.startswith("a video of ") and prompt.endswith(" action") for prompt in prompts)
 
 
-@needs_labels
 def test_known_names_from_shared_lists():
     hmdb = load_label_names(LABELS_DIR / "hmdb51.txt")
     ucf = load_label_names(LABELS_DIR / "ucf101.txt")
@@ -179,6 +176,26 @@ def test_long_text_is_truncated_to_the_tokenizers_77_tokens_as_the_model_needs(p
     assert torch.isfinite(getattr(features, "pooler_output", features)).all()
     # An explicit choice wins: truncation=False keeps every token.
     assert len(processor(text=long_text, truncation=False)["input_ids"]) > 77
+
+
+@pytest.mark.parametrize(
+    "removed, phrase",
+    [
+        (["tokenizer.json", "tokenizer_config.json"], "holds no tokenizer files (tokenizer.json"),
+        (["processor_config.json"], "holds no processor settings (processor_config.json)"),
+    ],
+)
+def test_loading_a_folder_without_tokenizer_or_settings_names_what_is_missing(tmp_path, processor, removed, phrase):
+    from transformers import AutoProcessor
+
+    import omniclip_hf  # noqa: F401  (registers the Auto classes)
+
+    processor.save_pretrained(tmp_path)
+    for name in removed:
+        (tmp_path / name).unlink()
+    for load in (OmniCLIPProcessor.from_pretrained, AutoProcessor.from_pretrained):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"model folder {tmp_path} {phrase}")):
+            load(tmp_path)
 
 
 def test_processor_round_trip(tmp_path, processor):
