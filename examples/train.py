@@ -1,6 +1,6 @@
 """Train and evaluate OmniCLIP with Accelerate: supervised, few-shot and zero-shot, on a CPU, one GPU or many.
 
-    accelerate launch --config_file examples/accelerate_configs/single.yaml examples/train.py \\
+    accelerate launch -q --config_file examples/accelerate_configs/single.yaml examples/train.py \\
         --clip openai/clip-vit-base-patch16 --train_data hmdb51/train.csv --eval_data hmdb51/test.csv \\
         --labels_file labels/hmdb51.txt --output_dir runs/hmdb51
     accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/train.py \\
