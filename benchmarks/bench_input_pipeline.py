@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from omniclip_hf.training.data import VideoClipDataset, _make_dataset, VideoClassificationData, collate_video_batch
+from omniclip_hf.training.loader import default_num_workers
 from omniclip_hf.training.loop import build_video_processor
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -70,14 +71,18 @@ def loader_clips_per_second(dataset: VideoClipDataset, workers: int, batch_size:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS, help="folder of video files")
-    parser.add_argument("--clips", type=int, default=96, help="clips per measurement")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="clips per measurement (default: 4 batches per worker of the largest --workers, at least "
+                             "96; with fewer batches than workers, the rate shows the shortage, not a ceiling)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--image_size", type=int, default=224)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=sorted({1, 2, default_num_workers()} - {0}),
+                        help="DataLoader worker counts (default: 1, 2 and train.py's default for this machine)")
     parser.add_argument("--gpu_clips_per_second", type=float, nargs="+", default=[413.0],
                         help="training rates to feed (default: the frozen B/16 + SPG encoder on one H200)")
     args = parser.parse_args()
+    args.clips = args.clips or max(96, 4 * args.batch_size * max(args.workers))
 
     dataset = training_dataset(clip_list(args.videos, args.clips), args.image_size, args.num_frames)
     cores = os.cpu_count()

@@ -1,6 +1,6 @@
 """Train and evaluate OmniCLIP with Accelerate: supervised, few-shot and zero-shot, on a CPU, one GPU or many.
 
-    accelerate launch --config_file examples/accelerate_configs/single.yaml examples/train.py \\
+    accelerate launch -q --config_file examples/accelerate_configs/single.yaml examples/train.py \\
         --clip openai/clip-vit-base-patch16 --train_data hmdb51/train.csv --eval_data hmdb51/test.csv \\
         --labels_file labels/hmdb51.txt --output_dir runs/hmdb51
     accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/train.py \\
@@ -36,6 +36,13 @@ from omniclip_hf.training.evaluation import (
 )
 from omniclip_hf.training import testing_hooks
 from omniclip_hf.training.loader import loader_settings
+from omniclip_hf.training.streaming import (
+    StreamingVideoClipDataset,
+    batches_while_every_process_has_one,
+    load_streaming_dataset,
+    stream_for_process,
+)
+from omniclip_hf.processing_omniclip import load_label_names
 from omniclip_hf.training.distributed import describe_distributed_setup
 from omniclip_hf.training.checkpoints import restore_checkpoint, write_folder_atomically
 from omniclip_hf.training.publishing import publish_model
@@ -116,7 +123,15 @@ def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: 
     return summary
 
 
-def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+def training_data(options: TrainingOptions, accelerator: Accelerator, output_dir: Path):
+    """The training split: listed (a `VideoClassificationData`) or, with --streaming, this process's stream."""
+    if options.streaming:
+        class_names = load_label_names(options.labels_file) if options.labels_file else None
+        data = load_streaming_dataset(options.train_data, class_names, options.train_split, options.video_column,
+                                      options.label_column)
+        accelerator.print(f"streaming {data.num_shards} shards of {len(data.class_names)} classes from {data.source}")
+        return stream_for_process(data, accelerator.process_index, accelerator.num_processes, options.seed,
+                                  options.shuffle_buffer)
     data = load_video_dataset(options.train_data, options.labels_file, options.train_split, options.video_column,
                               options.label_column, options.data_root)
     if options.shots:
@@ -126,25 +141,39 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                          for n, i in enumerate(chosen)]
             (output_dir / "few_shot_selection.json").write_text(json.dumps(selection, indent=2))
     accelerator.print(f"training on {len(data)} videos of {len(data.class_names)} classes from {data.source}")
+    return data
 
+
+def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+    data = training_data(options, accelerator, output_dir)
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
     # --strict is enforced here, in the main process: an error raised in a DataLoader worker would reach the user
     # wrapped in the worker's traceback.
-    dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, **video_overrides)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate_video_batch,
-        drop_last=len(dataset) > options.batch_size, **loader_settings(options.num_workers),
-    )
+    if options.streaming:
+        dataset = StreamingVideoClipDataset(data, processor.video_processor, options.batch_size, seed=options.seed,
+                                            **video_overrides)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate_video_batch,
+                                             **loader_settings(options.num_workers))
+        steps_per_epoch = None  # unknown; --max_steps and --warmup_steps say how long
+    else:
+        dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, **video_overrides)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate_video_batch,
+            drop_last=len(dataset) > options.batch_size, **loader_settings(options.num_workers),
+        )
+        batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
+        steps_per_epoch = max(1, batches_per_epoch // options.gradient_accumulation_steps)
     optimizer = build_optimizer(model, options)
-    batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
-    steps_per_epoch = max(1, batches_per_epoch // options.gradient_accumulation_steps)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
-    scheduler = build_scheduler(optimizer, options, steps_per_epoch, total_steps)
+    scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
     keep_frozen_clip_out_of_fsdp(accelerator, model)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if options.streaming:  # each process already reads its own shards: Accelerate must not split the batches again
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    else:
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
@@ -175,10 +204,14 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     try:
         while not finished():
             dataset.set_epoch(state["epoch"])
-            loader.set_epoch(state["epoch"])
             model.train()
             steps_before = state["global_step"]
-            epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
+            if options.streaming:  # skipped batches are read past, not decoded
+                dataset.skip_batches(state["batches_in_epoch"])
+                epoch_loader = batches_while_every_process_has_one(loader, accelerator)
+            else:
+                loader.set_epoch(state["epoch"])
+                epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
             batches_this_pass = 0
             for batch in epoch_loader:
                 state["batches_in_epoch"] += 1

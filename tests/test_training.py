@@ -233,20 +233,7 @@ def test_corrupt_training_video_is_skipped_and_counted(tiny_clip_dir, motion_dat
     # --strict: tests/test_training_faults.py (one error line, with DataLoader workers too).
 
 
-def test_two_cpu_processes_split_the_data_and_write_once(tiny_clip_dir, motion_data, tmp_path):
-    output = tmp_path / "ddp"
-    command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "1", "--batch_size", "2",
-                            "--eval_data", str(motion_data / "test"))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
-    result = run(torchrun + command[1:], hooks={"record_seen_indices": True})
-    assert result.returncode == 0, result.stderr[-4000:]
-    seen = [json.loads((output / f"seen_indices_rank{rank}.json").read_text()) for rank in (0, 1)]
-    per_rank = [{index for _, batch in ranks for index in batch} for ranks in seen]
-    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]
-    assert per_rank[0] | per_rank[1] == set(range(4 * len(CLASSES)))
-    metrics = json.loads((output / "metrics.json").read_text())
-    assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)  # gathered once, no duplicates
-    assert [path.name for path in (output / "checkpoints").iterdir()] == ["step_00000004"]
+# Two processes (two torchrun "nodes" of one process each): tests/test_training_multinode.py.
 
 
 def test_adapter_only_checkpoint_loads_on_a_local_base_clip(tiny_clip_dir, motion_data, tmp_path):

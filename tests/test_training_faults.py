@@ -129,6 +129,19 @@ def test_sigkill_at_random_moments_and_in_checkpoint_writes_resumes_to_the_unint
     for name in expected:
         assert torch.equal(final_model[name], expected[name]), name
 
+    # A damaged latest checkpoint (truncated weights): the run warns, falls back to the one before, and redoes the
+    # last step to the same weights.
+    last = output / "checkpoints" / f"step_{TOTAL_STEPS:08d}"
+    weights = last / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    again = run(command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{last} is damaged" in again.stderr and "falling back" in again.stderr, again.stderr[-3000:]
+    assert f"at step {TOTAL_STEPS - 1} " in again.stdout
+    redone = trainable_weights(last)
+    for name in expected:
+        assert torch.equal(redone[name], expected[name]), name
+
 
 # ---------------------------------------------------------------------------------------------- damaged checkpoints
 class FakeAccelerator:

@@ -1,5 +1,6 @@
 """Two "nodes" on this machine: two torchrun launches (--nnodes 2, one process each, rendezvous on 127.0.0.1)
-through examples/train.py; one checkpoint folder and one metrics.json, which records the distributed set-up."""
+through examples/train.py: the processes split each epoch, and one checkpoint folder and one metrics.json are written,
+which records the distributed set-up."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import socket
 import subprocess
 import sys
+
+from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
 
 from .conftest import REPO_ROOT
 from .test_training import CLASSES, motion_data, train_command  # noqa: F401 (fixture)
@@ -29,11 +32,16 @@ def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_dat
     for node_rank in (0, 1):
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node_rank),
                     "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port)]
-        nodes.append(subprocess.Popen(torchrun + command[1:], cwd=REPO_ROOT, env=environment, text=True,
+        nodes.append(subprocess.Popen(torchrun + command[1:], cwd=REPO_ROOT, text=True,
+                                      env={**environment, ENVIRONMENT_VARIABLE: json.dumps({"record_seen_indices": True})},
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     logs = [node.communicate(timeout=600)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
 
+    seen = [json.loads((output / f"seen_indices_rank{rank}.json").read_text()) for rank in (0, 1)]
+    per_rank = [{index for _, batch in ranks for index in batch} for ranks in seen]
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]  # each process its own part of the epoch
+    assert per_rank[0] | per_rank[1] == set(range(4 * len(CLASSES)))  # and together all of it
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["distributed"]["type"] == "MULTI_CPU"
     assert metrics["distributed"]["processes"] == 2 and metrics["distributed"]["nodes"] == 2

@@ -37,9 +37,18 @@ def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(tmp_path, monkeypatch
         load_video_dataset("data/nothere")
 
 
-def test_a_recipe_with_missing_data_fails_before_the_model_loads(tiny_clip_dir):
+@pytest.mark.parametrize("launcher", ["python", "accelerate launch -q"])
+def test_a_recipe_with_missing_data_fails_before_the_model_loads(tiny_clip_dir, launcher):
     recipe = REPO_ROOT / "examples" / "configs" / "hmdb51_supervised.yaml"
-    line = one_error_line(run(TRAIN + ["--config", str(recipe), "--clip", str(tiny_clip_dir)]))
+    command = TRAIN + ["--config", str(recipe), "--clip", str(tiny_clip_dir)]
+    if launcher != "python":  # -q: the launcher adds no traceback of its own to the script's exit status
+        command = [sys.executable, "-m", "accelerate.commands.launch", "-q", "--config_file",
+                   str(REPO_ROOT / "examples" / "accelerate_configs" / "single.yaml")] + command[1:]
+    result = run(command)
+    if launcher != "python":
+        assert result.returncode == 1  # accelerate's launcher turns any failure into 1
+        result.returncode = 2
+    line = one_error_line(result)
     assert "--train_data" in line and "no such file or folder" in line and "hmdb51_supervised.yaml" in line
 
 

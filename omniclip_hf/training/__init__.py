@@ -3,7 +3,12 @@
 
 - `data`: video classification data sets (class folders, annotation files, Hub datasets), few-shot subsets, the
   clip dataset and its collator;
-- `loop`: options, optimizer, schedule, mixing, checkpoints;
+- `loop`: options, optimizer, schedule, mixing;
+- `checkpoints`: checkpoints and output folders never written half, resumption with fall-back;
+- `loader`: DataLoader settings from the input-pipeline measurement;
+- `streaming`: training from WebDataset tar shards or a streamed Hub dataset;
+- `distributed`: the run's distributed set-up, for `metrics.json`;
+- `testing_hooks`: fault injection for the tests, through an environment variable;
 - `evaluation`: multi-view prediction and metrics;
 - `publishing`: model cards and the Hub upload.
 """

@@ -45,6 +45,9 @@ class TrainingOptions:
     eval_split: str = "test"
     num_frames: int = 8
     shots: int | None = field(default=None, metadata={"help": "Few-shot: exactly K training videos per class."})
+    streaming: bool = field(default=False, metadata={"help": "Stream --train_data (a folder of WebDataset *.tar "
+                            "shards, or a Hub dataset) instead of listing it; needs --max_steps (docs/training.md)."})
+    shuffle_buffer: int = field(default=256, metadata={"help": "With --streaming: examples in the shuffle buffer."})
     text_template: str | None = field(default=None, metadata={"help": "Defaults to the model's ('a video of {} action')."})
     # Optimisation (the paper's Table 1 for HMDB51/UCF101)
     seed: int = 42
@@ -55,6 +58,8 @@ class TrainingOptions:
     lr: float = 2e-3
     min_lr: float = 2e-5
     warmup_epochs: float = 5.0
+    warmup_steps: int | None = field(default=None, metadata={"help": "Warm-up in optimizer steps; overrides "
+                                     "--warmup_epochs (needed with --streaming, whose epoch length is unknown)."})
     weight_decay: float = 0.003
     prompt_lr_scale: float = field(
         default=1.0,
@@ -105,6 +110,13 @@ class TrainingOptions:
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is invalid: use no, fp16 or bf16.")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/omniclip-b16-hmdb51).")
+        if self.streaming and not self.max_steps:
+            raise ValueError("--streaming needs --max_steps: a stream's length is not known in advance.")
+        if self.streaming and self.warmup_epochs and self.warmup_steps is None:
+            raise ValueError("--streaming: set --warmup_steps (or --warmup_epochs 0): a stream's epoch length is not "
+                             "known in advance.")
+        if self.streaming and self.shots:
+            raise ValueError("--shots picks K videos per class from a listed dataset; it does not work with --streaming.")
         if self.eval_labels_file and self.eval_data and len(self.eval_labels_file) not in (1, len(self.eval_data)):
             raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
 
@@ -189,7 +201,8 @@ def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.o
 
 
 def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, total_steps: int):
-    warmup_steps = min(int(round(options.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
+    wanted = options.warmup_steps if options.warmup_steps is not None else options.warmup_epochs * steps_per_epoch
+    warmup_steps = min(int(round(wanted)), max(total_steps - 1, 0))
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps, min_lr=options.min_lr
     )

@@ -1,0 +1,101 @@
+"""Training from a stream: WebDataset tar shards of the shared clips (built in a temporary folder, never copied
+into the repository), read with datasets' `webdataset` builder; processes read disjoint shards; the order does
+not depend on the DataLoader workers; a killed streaming run resumes mid-epoch to the uninterrupted weights."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from omniclip_hf.training.streaming import StreamingVideoClipDataset, load_streaming_dataset, stream_for_process
+
+from .conftest import REPO_ROOT, SHARED_DIR
+from .test_training import run, trainable_weights
+
+CLIPS = sorted((SHARED_DIR / "videos").glob("*.mp4"))[:8]
+CLASS_NAMES = ["first half", "second half"]
+NUM_SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """4 shards of 2 samples: `<key>.mp4` (a shared clip) and `<key>.cls` (its class index)."""
+    if len(CLIPS) < 8:
+        pytest.skip(f"needs 8 mp4 clips in {SHARED_DIR / 'videos'}")
+    folder = tmp_path_factory.mktemp("shards")
+    for shard in range(NUM_SHARDS):
+        with tarfile.open(folder / f"train-{shard:05d}.tar", "w") as archive:
+            for position in range(2):
+                number = shard * 2 + position
+                key = f"clip{number:03d}"
+                archive.add(CLIPS[number], arcname=f"{key}.mp4")
+                label = str(number * 2 // len(CLIPS)).encode()
+                info = tarfile.TarInfo(f"{key}.cls")
+                info.size = len(label)
+                archive.addfile(info, io.BytesIO(label))
+    (folder.parent / f"{folder.name}-labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    return folder
+
+
+class FileSize:
+    """A stand-in video processor: the clip's byte count, so the order tests decode nothing."""
+
+    def __call__(self, video, train, generator, return_tensors, **kwargs):
+        return {"pixel_values_videos": torch.tensor([[float(len(video))]])}
+
+
+def streamed(dataset, workers: int) -> list[tuple[int, float]]:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=workers)
+    return [(int(i), float(p)) for batch in loader for i, p in zip(batch["index"], batch["pixel_values_videos"][:, 0])]
+
+
+def test_processes_read_disjoint_shards_in_an_order_independent_of_workers(shards):
+    data = load_streaming_dataset(shards, CLASS_NAMES)
+    assert data.num_shards == NUM_SHARDS
+    sizes = {float(path.stat().st_size) for path in CLIPS}
+    per_rank, reshuffled = [], []
+    for rank in (0, 1):
+        dataset = StreamingVideoClipDataset(stream_for_process(data, rank, 2, seed=3), FileSize(), batch_size=2)
+        order = streamed(dataset, workers=0)
+        assert streamed(dataset, workers=2) == order  # the workers change nothing
+        dataset.skip_batches(1)
+        assert streamed(dataset, workers=2) == order[2:]  # resumption: the rest of the epoch, in order
+        dataset.skip_batches(0)
+        dataset.set_epoch(1)
+        next_epoch = streamed(dataset, workers=0)
+        assert sorted(size for _, size in next_epoch) == sorted(size for _, size in order)  # the same shards
+        reshuffled.append(next_epoch != order)
+        per_rank.append({size for _, size in order})
+    assert any(reshuffled)  # set_epoch reshuffles (seed 3: deterministic)
+    assert per_rank[0] and per_rank[1] and not per_rank[0] & per_rank[1]  # disjoint
+    assert per_rank[0] | per_rank[1] == sizes  # and complete
+
+
+def test_a_killed_streaming_run_resumes_mid_epoch_to_the_uninterrupted_weights(tiny_clip_dir, shards, tmp_path):
+    def command(output: Path, *extra: str) -> list[str]:
+        return [sys.executable, str(REPO_ROOT / "examples" / "train.py"), "--clip", str(tiny_clip_dir),
+                "--streaming", "--train_data", str(shards),
+                "--labels_file", str(shards.parent / f"{shards.name}-labels.txt"), "--output_dir", str(output),
+                "--num_frames", "2", "--batch_size", "2", "--num_workers", "0", "--max_steps", "6",
+                "--warmup_steps", "0", "--lr", "1e-2", "--checkpointing_steps", "1", *extra]
+
+    straight = run(command(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    killed = run(command(tmp_path / "killed"), hooks={"kill_after_steps": 3})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run(command(tmp_path / "killed", "--resume_from_checkpoint", "latest"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at step 3 (epoch 0, batch 3)" in resumed.stdout  # mid-epoch: 4 batches an epoch
+    expected = trainable_weights(tmp_path / "straight" / "checkpoints" / "step_00000006")
+    got = trainable_weights(tmp_path / "killed" / "checkpoints" / "step_00000006")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert metrics["global_step"] == 6 and metrics["skipped_videos"] == 0
