@@ -7,13 +7,15 @@
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
 (pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
-lr 3e-3; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
+lr 2e-3, 3 warm-up epochs; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
 over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 
 - Table 7: `full` (PTA + SPG), `pta_only`, `spg_only`, `neither` (temporal embedding + video head only)
 - Table 8: `ratio_1/8`, `ratio_1/4` (= full), `ratio_1/2`, `ratio_1`
 - Table 10: PTA in layer groups of the 4-layer tiny ViT: `layers_0`, `layers_0-1`, `layers_0-2`, all (= full)
-- Table 11: `cascade`, `attention_parallel`, `parallel` (= full)
+- Table 11: `cascade` (ST-Adapter before the layer), `attention_parallel`, `parallel` (= full), and
+  `cascade_attention` (the attention adapter after the layer: this package's `cascade` before issue 15)
+- Table 9 / eq. 6: `spg_residual` (prompts `pooled + MLP(pooled)` instead of eq. 6's `Projector(Avg(V))`)
 - `head_only`: video head only (no temporal embedding, PTA or SPG)
 
 A run whose folder (`<work_dir>/runs/<row>/seed<seed>`) already holds a trained model with the same training
@@ -57,7 +59,9 @@ ROWS = {
     "layers_0-1": {"pta_layers": [0, 1]},
     "layers_0-2": {"pta_layers": [0, 1, 2]},
     "cascade": {"pta_mode": "cascade"},
+    "cascade_attention": {"pta_mode": "cascade_attention"},
     "attention_parallel": {"pta_mode": "attention_parallel"},
+    "spg_residual": {"spg_residual": True},
     "head_only": {"use_pta": False, "use_spg": False, "use_temporal_embedding": False},
 }
 
@@ -150,12 +154,12 @@ def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str
     run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
     expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
                 "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
-                "model_overrides": ROWS[row]}
+                "warmup_epochs": min(args.warmup_epochs, args.epochs / 4), "model_overrides": ROWS[row]}
     reused = not args.retrain and finished_run(run_dir, expected)
     scores = recorded_scores(load_results(results_path), row, seed) if reused else None
     if not reused:
         train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames, seed=seed, lr=args.lr,
-                       model_overrides=ROWS[row])
+                       warmup_epochs=args.warmup_epochs, model_overrides=ROWS[row])
     if scores is None:
         scores = omniclip_scores(run_dir / "model", test)
         losses = json.loads((run_dir / "metrics.json").read_text())["train_losses"]

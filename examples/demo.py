@@ -48,7 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="explicit class names instead of --pairs (each with its time-reversed partner)")
     parser.add_argument("--frame_size", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--pretrain_seconds", type=float, default=150.0)
+    parser.add_argument("--pretrain_seconds", type=float, default=None,
+                        help="stop the tiny CLIP's pretraining after this many seconds (default: no limit, so the "
+                             "stand-in, and the result, are the same on a fast and a slow machine)")
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -121,7 +123,8 @@ def main(argv=None) -> list[dict]:
 
     run_dir = output / "omniclip_run"
     metrics = train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames,
-                             batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+                             batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             warmup_epochs=args.warmup_epochs)
     log(f"3. trained OmniCLIP ({metrics['global_step']} steps) with accelerate launch examples/train.py", start)
 
     test, train = load_split(data_dir, "test"), load_split(data_dir, "train")

@@ -19,12 +19,12 @@ def load_bench_ablation():
     return module
 
 
-def write_run(run_dir, clip, train_data, lr=3e-3, seed=0, model_overrides=None):
+def write_run(run_dir, clip, train_data, lr=2e-3, seed=0, model_overrides=None):
     """A run folder as `examples/train.py` leaves it, with `metrics.json["options"]` as the script records them."""
     (run_dir / "model").mkdir(parents=True)
     (run_dir / "model" / "model.safetensors").write_bytes(b"")
     options = {"clip": str(clip), "train_data": str(train_data), "epochs": 12, "num_frames": 8, "seed": seed,
-               "lr": lr, "model_overrides": json.dumps(model_overrides) if model_overrides else None}
+               "lr": lr, "warmup_epochs": 3.0, "model_overrides": json.dumps(model_overrides) if model_overrides else None}
     (run_dir / "metrics.json").write_text(json.dumps({"options": options, "top1": 0.9}))
 
 
@@ -35,7 +35,7 @@ def bench():
 
 def expected_options(tmp_path, **changes):
     options = {"clip": str(tmp_path / "tiny_clip"), "train_data": str(tmp_path / "motion_data" / "train"),
-               "epochs": 12, "num_frames": 8, "seed": 0, "lr": 3e-3, "model_overrides": {}}
+               "epochs": 12, "num_frames": 8, "seed": 0, "lr": 2e-3, "warmup_epochs": 3.0, "model_overrides": {}}
     return {**options, **changes}
 
 
@@ -46,7 +46,7 @@ def test_a_run_is_reused_only_with_the_same_training_options(bench, tmp_path):
     assert bench.finished_run(run_dir, expected_options(tmp_path, model_overrides={"pta_ratio": 0.125}))
     assert not bench.finished_run(tmp_path / "runs" / "full" / "seed0", expected_options(tmp_path))
     # A run made with other options is neither reused nor silently replaced.
-    for changed in ({"model_overrides": {"pta_ratio": 0.5}}, {"lr": 2e-3}, {"seed": 1}):
+    for changed in ({"model_overrides": {"pta_ratio": 0.5}}, {"lr": 3e-3}, {"warmup_epochs": 1.0}, {"seed": 1}):
         options = expected_options(tmp_path, **{"model_overrides": {"pta_ratio": 0.125}, **changed})
         with pytest.raises(FileExistsError, match="holds a run trained with other options"):
             bench.finished_run(run_dir, options)
