@@ -231,3 +231,16 @@ def test_pipeline_scores_float_frames_like_the_same_uint8_frames(tiny_omniclip_d
             for label in labels:
                 assert as_dict(got_scores)[label] == pytest.approx(as_dict(expected_scores)[label], abs=1e-5)
             assert max(abs(as_dict(got_scores)[l] - as_dict(black_scores)[l]) for l in labels) > 1e-4
+
+
+@needs_videos
+def test_pipeline_windows_cover_an_undercounted_avi(tiny_omniclip_dir, tmp_path):
+    from transformers import pipeline
+
+    import omniclip_hf  # noqa: F401  (registers the pipeline)
+
+    path = _with_avi_frame_count(AVI_CLIP, tmp_path / "undercounted.avi", 10)
+    classifier = pipeline("zero-shot-video-classification", model=str(tiny_omniclip_dir))
+    windows = classifier(str(path), candidate_labels=["archery", "yoga"], segment_seconds=2.0)
+    assert [window["start"] for window in windows] == pytest.approx([0.0, 2.0, 4.0, 6.0])
+    assert windows[-1]["end"] == pytest.approx(164 / 25)  # 6.56 s, not the 0.4 s the header implies
