@@ -51,6 +51,12 @@ def _guess_why_unreadable(source: Any) -> str:
     return ""
 
 
+def _mode_text(source: Any) -> str:
+    # A file object's `mode` is a string like "rb"; some (gzip) use ints and BytesIO has none: binary then.
+    mode = getattr(source, "mode", "b")
+    return mode if isinstance(mode, str) else "b"
+
+
 def read_head(source: Any, num_bytes: int) -> bytes:
     """The first bytes of a path, bytes or seekable binary file object (left where it was); b"" if unreadable."""
     try:
@@ -156,7 +162,7 @@ def open_video_container(source: Any) -> Iterator[Any]:
         if len(source) == 0:
             raise ValueError("Video bytes are empty (0 bytes); pass the content of a video file.")
         target = io.BytesIO(bytes(source))
-    elif isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
+    elif isinstance(source, io.TextIOBase) or "b" not in _mode_text(source):
         raise ValueError(
             f"Video {label} is a file opened in text mode; open it in binary mode: open(path, 'rb')."
         )
