@@ -27,7 +27,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
+from .video_decoding import is_torchcodec_decoder
 from .video_processing_omniclip import read_video_pyav, read_video_torchcodec, sample_clip_indices, video_to_tensor
+from .video_sources import resolve_video_source, to_pixel_scale
 
 
 logger = logging.get_logger(__name__)
@@ -186,13 +188,16 @@ class _FrameSource:
     def __init__(self, video: Any, backend: str, video_fps: float | None):
         self.video = video
         self.frames: torch.Tensor | None = None
-        if _is_file_source(video):
-            self.reader = read_video_torchcodec if backend == "torchcodec" else read_video_pyav
+        if _is_file_source(video) or is_torchcodec_decoder(video):
+            torchcodec = backend == "torchcodec" or is_torchcodec_decoder(video)
+            self.reader = read_video_torchcodec if torchcodec else read_video_pyav
             _, _, _, info = self._read(lambda num_total: [0])
             self.num_total = int(info["total_num_frames"])
             self.fps = video_fps or info["fps"]
         else:
-            self.frames = video_to_tensor(video, "given as " + type(video).__name__)
+            label = "given as " + type(video).__name__
+            # The pixel scale is judged on the whole video (uint8, or floats in [0, 1]), not window by window.
+            self.frames = to_pixel_scale(video_to_tensor(video, label), label)
             self.num_total = int(self.frames.shape[0])
             self.fps = video_fps
         if not self.fps:
@@ -370,6 +375,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
     ) -> Iterator[dict[str, Any]]:
         if video is None:
             raise ValueError("video is missing: pass a path, bytes, an array or a list of frames.")
+        video = resolve_video_source(video)  # datasets Video cells, URLs
         if segment_seconds is None:
             yield {"pixel_values_videos": self._process(video), "is_last": True}
             return

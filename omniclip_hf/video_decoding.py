@@ -8,20 +8,33 @@ Frame `i` always means the `i`-th frame a full sequential decode of the file ret
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from transformers.utils import logging
 
-from .video_sources import _ffmpeg_message, describe_source, open_video_container
+from .video_sources import _ffmpeg_message, describe_source, is_avi, open_video_container
 
 
 DECODER_BACKENDS = ("pyav", "torchcodec")
 # Containers whose packet timestamps are real presentation times, so frame i is the packet with the i-th smallest
 # pts. AVI stores decode-order timestamps only: frames there are counted in decoder output order instead.
 _PTS_INDEXED_FORMATS = ("mov", "mp4", "matroska", "webm")
+
+logger = logging.get_logger(__name__)
+
+# Still-image demuxers: FFmpeg opens a PNG or JPEG as a one-frame "video". OmniCLIP models motion, so such files are
+# refused; a caller who wants a still scored anyway passes its frames in memory ([PIL.Image.open(path)]).
+_IMAGE_FORMAT_SUFFIX = "_pipe"
+_IMAGE_FORMATS = ("image2", "image2pipe")
+# One rule for every container: a file holding under this share of the frames its header announces was cut.
+# Headers are sometimes a frame or two off, never a tenth.
+MIN_PRESENT_SHARE = 0.9
+
 
 @dataclass
 class VideoStreamIndex:
@@ -34,7 +47,7 @@ class VideoStreamIndex:
     width: int
     height: int
     pts_indexed: bool  # frame i is the packet with the i-th smallest pts
-    from_header: bool = False  # num_frames read from the container header, no demuxing pass made
+    num_announced: int | None = None  # what the header says (a frame count, or duration x fps), None if nothing
 
     @property
     def sorted_pts(self) -> list[int]:
@@ -47,6 +60,12 @@ def _first_video_stream(container: Any, label: str) -> Any:
         raise ValueError(
             f"Video {label} has no video stream (its streams: {', '.join(kinds)}); pass a file with video in it."
         )
+    format_names = container.format.name.split(",")
+    if any(name.endswith(_IMAGE_FORMAT_SUFFIX) or name in _IMAGE_FORMATS for name in format_names):
+        raise ValueError(
+            f"Video {label} is a still image ({container.format.name.replace('_pipe', '')}), not a video: OmniCLIP "
+            "models motion. To score a still anyway, pass its frames in memory, e.g. [PIL.Image.open(path)]."
+        )
     return container.streams.video[0]
 
 
@@ -54,22 +73,39 @@ def _has_presentation_timestamps(container: Any) -> bool:
     return any(name in _PTS_INDEXED_FORMATS for name in container.format.name.split(","))
 
 
-def _index_from_header(stream: Any) -> VideoStreamIndex:
-    rate = stream.average_rate or stream.guessed_rate
-    return VideoStreamIndex(
-        packet_pts=[],
-        keyframe_pts=[],
-        num_frames=stream.frames,
-        fps=float(rate) if rate else None,
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
-        pts_indexed=False,
-        from_header=True,
-    )
+def announced_frame_count(container: Any, stream: Any, fps: float | None) -> int | None:
+    """The frame count the header announces: its frame count, else its duration times the frame rate."""
+    if stream.frames:
+        return int(stream.frames)
+    if not fps:
+        return None
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
+    else:
+        return None
+    return round(duration * fps)
+
+
+def check_against_header(label: str, num_announced: int | None, num_present: int) -> None:
+    """
+    Raises `ValueError` when the file holds fewer than `MIN_PRESENT_SHARE` of the frames its header announced, the
+    same rule for every container. Demuxers and decoders stop silently at a cut, so this is where a truncated file
+    shows. More frames than announced (a header that under-counts) are fine: what is in the file counts.
+    """
+    if num_announced and num_present < MIN_PRESENT_SHARE * num_announced:
+        raise ValueError(
+            f"Video {label} is truncated: its header announces {num_announced} frames but only {num_present} are in "
+            "the file. Re-download or re-encode it."
+        )
 
 
 def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIndex:
-    """Demuxes the stream once, without decoding, to count frames and find timestamps and key frames."""
+    """
+    Demuxes the stream once, without decoding, to count frames and find timestamps and key frames. The count is
+    what the file holds, checked against the header; the header's own count is never used for sampling.
+    """
     import av
 
     packet_pts: list[int | None] = []
@@ -89,7 +125,15 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
     if not packet_pts:
         raise ValueError(f"Video {label} has a video stream with no frames in it (truncated or empty file).")
     rate = stream.average_rate or stream.guessed_rate
-    _check_not_truncated(container, stream, len(packet_pts), float(rate) if rate else None, label)
+    fps = float(rate) if rate else None
+    num_announced = announced_frame_count(container, stream, fps)
+    check_against_header(label, num_announced, len(packet_pts))
+    if num_announced and len(packet_pts) > num_announced + 1 and stream.frames:
+        # The header under-counts (an AVI whose header says 10 frames holding 164): trust what is in the file.
+        logger.warning_once(
+            f"Video {label}: its header announces {num_announced} frames but the file holds {len(packet_pts)}; "
+            "sampling from the frames in the file."
+        )
     pts_indexed = (
         _has_presentation_timestamps(container)
         and None not in packet_pts
@@ -99,63 +143,58 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
         packet_pts=packet_pts,
         keyframe_pts=sorted(keyframe_pts),
         num_frames=len(packet_pts),
-        fps=float(rate) if rate else None,
+        fps=fps,
         width=stream.codec_context.width,
         height=stream.codec_context.height,
         pts_indexed=pts_indexed,
+        num_announced=num_announced,
     )
 
 
-def _looks_truncated(num_present: int, num_announced: int) -> bool:
-    # Headers are sometimes a frame or two off; a file missing over a tenth of its frames was cut.
-    return num_present < 0.9 * num_announced
+# ---------------------------------------------------------------------------------------------------------------------
+# Orientation
+# ---------------------------------------------------------------------------------------------------------------------
 
 
-def _truncated_message(label: str, num_announced: int, num_present: int) -> str:
-    return (
-        f"Video {label} is truncated: its header announces {num_announced} frames but only {num_present} are in "
-        "the file. Re-download or re-encode it."
-    )
-
-
-def _check_not_truncated(container: Any, stream: Any, num_packets: int, fps: float | None, label: str) -> None:
+def quarter_turns(rotation: float | None, label: str) -> int:
     """
-    Raises `ValueError` when the file holds clearly fewer frames than its header announces: under 90% of a frame
-    count (mp4, avi), or (containers without a count, e.g. webm) under 3/4 of the frames its duration implies.
-    Demuxers stop silently at a cut, so this is where a truncated file shows.
+    Counter-clockwise quarter turns (0-3) that show a frame upright, from FFmpeg's display-matrix angle (degrees,
+    counter-clockwise; phones store portrait clips with -90). Angles between multiples of 90 take the nearest one,
+    said once in the log.
     """
-    announced = stream.frames
-    if announced and _looks_truncated(num_packets, announced):
-        raise ValueError(_truncated_message(label, announced, num_packets))
-    if announced or not fps:
-        return
-    if stream.duration is not None and stream.time_base:
-        duration = float(stream.duration * stream.time_base)
-    elif container.duration:
-        duration = container.duration / 1_000_000  # AV_TIME_BASE
-    else:
-        return
-    expected = duration * fps
-    if num_packets < 0.75 * expected - 2:
-        raise ValueError(
-            f"Video {label} looks truncated: its duration of {duration:.2f} s at {fps:.2f} fps implies about "
-            f"{expected:.0f} frames but only {num_packets} are in the file. Re-download or re-encode it."
+    if not rotation:
+        return 0
+    turns = round(rotation / 90)
+    if abs(rotation - 90 * turns) > 1e-3:
+        logger.warning_once(
+            f"Video {label} asks for a display rotation of {rotation:g} degrees; frames are turned by the nearest "
+            f"multiple of 90 ({90 * turns} degrees) instead."
         )
+    return turns % 4
+
+
+def turn_upright(rgb: np.ndarray, turns: int) -> np.ndarray:
+    """Turns an `(H, W, 3)` frame `turns` quarter turns counter-clockwise (a view; no copy)."""
+    return np.rot90(rgb, k=turns, axes=(0, 1)) if turns else rgb
 
 
 class _RGBConverter:
     """
-    Converts decoded frames to `(H, W, 3)` uint8 arrays with one swscale context reused across frames (PyAV's
-    `frame.to_ndarray` sets up a new one per frame), giving the same pixels as `frame.to_ndarray(format="rgb24")`.
+    Converts decoded frames to upright `(H, W, 3)` uint8 arrays: one swscale context reused across frames (PyAV's
+    `frame.to_ndarray` sets up a new one per frame), giving the same pixels as `frame.to_ndarray(format="rgb24")`,
+    then turned as the frame's display matrix says, so frames come out as a player shows them.
     """
 
-    def __init__(self):
+    def __init__(self, label: str):
         from av.video.reformatter import VideoReformatter
 
         self._reformatter = VideoReformatter()
+        self._label = label
+        self.turns = 0
 
     def __call__(self, frame: Any) -> np.ndarray:
-        return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
+        self.turns = quarter_turns(frame.rotation, self._label)
+        return turn_upright(self._reformatter.reformat(frame, format="rgb24").to_ndarray(), self.turns)
 
 
 # Frame threading pays for itself from about VGA size up; below, decoding a frame is cheaper than handing it over.
@@ -169,7 +208,9 @@ def _configure_threads(stream: Any, threading: bool) -> None:
         stream.thread_type = "AUTO"
 
 
-def _decode_by_pts(container: Any, stream: Any, index: VideoStreamIndex, wanted: list[int]) -> dict[int, Any]:
+def _decode_by_pts(
+    container: Any, stream: Any, index: VideoStreamIndex, wanted: list[int], to_rgb: _RGBConverter
+) -> dict[int, Any]:
     """
     Decodes the frames `wanted` (sorted unique indices) of a pts-indexed stream: seeks to the key frame before the
     first one, tells the decoder to skip non-reference frames that are not wanted, converts only wanted frames to RGB
@@ -186,12 +227,12 @@ def _decode_by_pts(container: Any, stream: Any, index: VideoStreamIndex, wanted:
 
     frames: dict[int, Any] = {}
     codec = stream.codec_context
-    to_rgb = _RGBConverter()
 
     def collect(decoded_frames: list) -> bool:
         for frame in decoded_frames:
             if frame.pts in wanted_pts and index_of_pts[frame.pts] not in frames:
-                frames[index_of_pts[frame.pts]] = (to_rgb(frame), frame.time)
+                # From the stream time base: frames flushed at the end carry no time base of their own.
+                frames[index_of_pts[frame.pts]] = (to_rgb(frame), float(frame.pts * stream.time_base))
         return len(frames) == len(wanted)
 
     skip_mode = None
@@ -208,13 +249,14 @@ def _decode_by_pts(container: Any, stream: Any, index: VideoStreamIndex, wanted:
     return frames
 
 
-def _decode_in_order(container: Any, stream: Any, wanted: list[int]) -> tuple[dict[int, Any], int]:
+def _decode_in_order(
+    container: Any, stream: Any, wanted: list[int], to_rgb: _RGBConverter
+) -> tuple[dict[int, Any], int]:
     """Decodes from the start, counting frames in output order; converts only the wanted ones, stops after the last."""
     wanted_set = set(wanted)
     last = wanted[-1]
     frames: dict[int, Any] = {}
     count = 0
-    to_rgb = _RGBConverter()
     for frame in container.decode(stream):
         if count in wanted_set:
             # Containers like AVI carry decode-order timestamps, so the time is left to index / fps.
@@ -237,50 +279,43 @@ def read_video_pyav(
         source (`str`, `os.PathLike`, `bytes` or binary file object):
             The video file.
         sample_indices_fn (`Callable[[int], list[int]]`):
-            Maps the number of frames in the video to the frame indices wanted (any order, repeats allowed).
+            Maps the number of frames in the video to the frame indices wanted (any order, repeats allowed). A function
+            with an `fps` keyword also gets the video's frame rate (None where the file states none).
         threading (`bool`, *optional*, defaults to `True`):
             Frame-threaded decoding for frames of VGA size and up; turn off where every core is already busy
             (e.g. inside many DataLoader workers).
 
     Returns:
-        `tuple`: the frames `(N, H, W, 3)` uint8 in the order of the indices, their timestamps in seconds, the
-        indices, and a dict with `total_num_frames`, `fps`, `width`, `height`, `duration`.
+        `tuple`: the frames `(N, H, W, 3)` uint8 in the order of the indices, turned upright by the display matrix,
+        their timestamps in seconds, the indices, and a dict with `total_num_frames`, `fps`, `width` and `height`
+        (as displayed), `duration` and `rotation` (the counter-clockwise turn applied, in degrees).
     """
     import av
 
     label = describe_source(source)
+    to_rgb = _RGBConverter(label)
     try:
         with open_video_container(source) as container:
             stream = _first_video_stream(container, label)
             _configure_threads(stream, threading)
-            if _has_presentation_timestamps(container) or not stream.frames:
-                index = index_video_stream(container, stream, label)
-            else:
-                # AVI and the like: the header's frame count is all sampling needs, and the decode below counts
-                # frames in output order itself, so no separate demuxing pass.
-                index = _index_from_header(stream)
-            indices = _checked_indices(sample_indices_fn(index.num_frames), index.num_frames, label)
+            index = index_video_stream(container, stream, label)
+            indices = _checked_indices(_ask_sampler(sample_indices_fn, index.num_frames, index.fps), index.num_frames, label)
             wanted = sorted(set(indices))
-            if index.pts_indexed:
-                frames = _decode_by_pts(container, stream, index, wanted)
-            elif index.from_header:
-                frames, num_decoded = _decode_in_order(container, stream, wanted)
-                if len(frames) < len(wanted) and _looks_truncated(num_decoded, index.num_frames):
-                    raise ValueError(_truncated_message(label, index.num_frames, num_decoded))
-            else:
-                frames = {}
+            frames = _decode_by_pts(container, stream, index, wanted, to_rgb) if index.pts_indexed else {}
         if len(frames) < len(wanted):
-            # Timestamps that do not describe the decoder's output, or a header a little off: count frames in
-            # decoder output order, which is what a full sequential decode numbers them by.
-            frames, num_decoded = _decode_in_order_from_start(source, wanted, threading)
+            # AVI and the like (decode-order timestamps), or timestamps that do not describe the decoder's output:
+            # count frames in decoder output order, which is what a full sequential decode numbers them by.
+            frames, num_decoded = _decode_in_order_from_start(source, wanted, threading, to_rgb)
             if len(frames) < len(wanted):
-                # Fewer frames decode than the file announces: sample again from the real count.
+                # Fewer frames decode than the file holds packets for: check the real count against the header
+                # (the same rule as for packets), then sample again from it.
                 if num_decoded == 0:
                     raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
+                check_against_header(label, index.num_announced, num_decoded)
                 index.num_frames = num_decoded
-                indices = _checked_indices(sample_indices_fn(num_decoded), num_decoded, label)
+                indices = _checked_indices(_ask_sampler(sample_indices_fn, num_decoded, index.fps), num_decoded, label)
                 wanted = sorted(set(indices))
-                frames, _ = _decode_in_order_from_start(source, wanted, threading)
+                frames, _ = _decode_in_order_from_start(source, wanted, threading, to_rgb)
     except av.error.FFmpegError as error:
         raise ValueError(
             f"Video {label} is corrupt or truncated: decoding failed with '{_ffmpeg_message(error)}'."
@@ -290,11 +325,22 @@ def read_video_pyav(
     info = {
         "total_num_frames": index.num_frames,
         "fps": index.fps,
-        "width": index.width,
-        "height": index.height,
+        # As displayed: a clip stored 568x320 with a 90-degree display matrix is 320 wide and 568 high.
+        "width": int(rgb.shape[2]),
+        "height": int(rgb.shape[1]),
         "duration": index.num_frames / index.fps if index.fps else None,
+        "rotation": 90 * to_rgb.turns,
     }
     return rgb, times, indices, info
+
+
+def _ask_sampler(sample_indices_fn, num_frames: int, fps: float | None) -> Sequence[int]:
+    """Calls the sampling function with the frame count, and the frame rate too where it takes an `fps` keyword."""
+    try:
+        takes_fps = "fps" in inspect.signature(sample_indices_fn).parameters
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        takes_fps = False
+    return sample_indices_fn(num_frames, fps=fps) if takes_fps else sample_indices_fn(num_frames)
 
 
 def _checked_indices(indices: Sequence[int], num_frames: int, label: str) -> list[int]:
@@ -309,13 +355,20 @@ def _checked_indices(indices: Sequence[int], num_frames: int, label: str) -> lis
     return indices
 
 
-def _decode_in_order_from_start(source: Any, wanted: list[int], threading: bool) -> tuple[dict[int, Any], int]:
+def _decode_in_order_from_start(
+    source: Any, wanted: list[int], threading: bool, to_rgb: _RGBConverter
+) -> tuple[dict[int, Any], int]:
     if hasattr(source, "seek"):
         source.seek(0)
     with open_video_container(source) as container:
         stream = container.streams.video[0]
         _configure_threads(stream, threading)
-        return _decode_in_order(container, stream, wanted)
+        return _decode_in_order(container, stream, wanted, to_rgb)
+
+
+def is_torchcodec_decoder(value: Any) -> bool:
+    """A torchcodec `VideoDecoder` (what datasets' `Video` feature yields), recognised without importing torchcodec."""
+    return type(value).__name__ == "VideoDecoder" and type(value).__module__.startswith("torchcodec")
 
 
 def read_video_torchcodec(
@@ -325,14 +378,49 @@ def read_video_torchcodec(
 ) -> tuple[np.ndarray, list[float | None], list[int], dict[str, Any]]:
     """
     Same contract as [`read_video_pyav`], decoding with torchcodec's exact-seek `VideoDecoder` (which manages its
-    own threads: `threading` is accepted for a common signature and ignored).
+    own threads: `threading` is accepted for a common signature and ignored). `source` may also be a `VideoDecoder`
+    (datasets' `Video` cells). torchcodec turns frames upright by the display matrix itself, so nothing is turned
+    here; `info["rotation"]` reports the turn it applied.
     """
+    if is_torchcodec_decoder(source):
+        decoder, label = source, "<torchcodec VideoDecoder>"
+    elif is_avi(source):
+        # torchcodec seeks AVI by its decode-order timestamps and lands on other frames than a sequential decode
+        # numbers (measured on the shared AVI clips: 21% of sampled pixels differ). PyAV counts frames exactly.
+        logger.warning_once(
+            "video_backend='torchcodec' does not seek AVI files exactly; AVI files are decoded with PyAV instead."
+        )
+        return read_video_pyav(source, sample_indices_fn, threading)
+    else:
+        decoder, label = _open_torchcodec_decoder(source)
+    metadata = decoder.metadata
+    try:
+        num_total = len(decoder)
+        check_against_header(label, metadata.num_frames_from_header, num_total)
+        indices = _checked_indices(_ask_sampler(sample_indices_fn, num_total, metadata.average_fps), num_total, label)
+        batch = decoder.get_frames_at(indices=indices)
+    except RuntimeError as error:
+        raise ValueError(f"torchcodec could not decode video {label}: {error}") from None
+    rgb = batch.data.permute(0, 2, 3, 1).numpy()
+    fps = metadata.average_fps
+    info = {
+        "total_num_frames": num_total,
+        "fps": fps,
+        "width": int(rgb.shape[2]),
+        "height": int(rgb.shape[1]),
+        "duration": num_total / fps if fps else None,
+        "rotation": 90 * quarter_turns(getattr(metadata, "rotation", None), label),
+    }
+    return rgb, batch.pts_seconds.tolist(), indices, info
+
+
+def _open_torchcodec_decoder(source: Any) -> tuple[Any, str]:
     try:
         from torchcodec.decoders import VideoDecoder
-    except ImportError:
+    except (ImportError, RuntimeError):  # RuntimeError: torchcodec present but FFmpeg's libraries are not
         raise ImportError(
-            "video_backend='torchcodec' needs the torchcodec package: `pip install torchcodec`, or use "
-            "video_backend='pyav' (the default)."
+            "video_backend='torchcodec' needs the torchcodec package and FFmpeg's shared libraries: `make install` "
+            "(or `pip install torchcodec` plus your system's FFmpeg 4-7 libraries), or use video_backend='pyav'."
         ) from None
     label = describe_source(source)
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
@@ -340,21 +428,8 @@ def read_video_torchcodec(
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = bytes(source)
     try:
-        decoder = VideoDecoder(str(source) if isinstance(source, os.PathLike) else source, seek_mode="exact")
-        num_total = decoder.metadata.num_frames
-        indices = list(sample_indices_fn(num_total))
-        batch = decoder.get_frames_at(indices=indices)
+        return VideoDecoder(str(source) if isinstance(source, os.PathLike) else source, seek_mode="exact"), label
     except (RuntimeError, ValueError) as error:
-        raise ValueError(f"torchcodec could not decode video {label}: {error}") from None
-    rgb = batch.data.permute(0, 2, 3, 1).numpy()
-    fps = decoder.metadata.average_fps
-    info = {
-        "total_num_frames": num_total,
-        "fps": fps,
-        "width": decoder.metadata.width,
-        "height": decoder.metadata.height,
-        "duration": num_total / fps if fps else None,
-    }
-    return rgb, batch.pts_seconds.tolist(), indices, info
+        raise ValueError(f"torchcodec could not open video {label}: {error}") from None
 
 

@@ -20,15 +20,26 @@ from transformers.utils import logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
-from .video_decoding import DECODER_BACKENDS, read_video_pyav, read_video_torchcodec
+from .video_decoding import DECODER_BACKENDS, is_torchcodec_decoder, read_video_pyav, read_video_torchcodec
 from .video_sampling import SAMPLING_STRATEGIES, sample_clip_indices
-from .video_sources import VIDEO_FILE_EXTENSIONS, _is_file_source, describe_source, split_video_batch, video_to_tensor
+from .video_sources import (
+    VIDEO_FILE_EXTENSIONS,
+    _is_file_source,
+    describe_source,
+    is_url,
+    resolve_video_source,
+    split_video_batch,
+    to_pixel_scale,
+    video_to_tensor,
+)
 from .video_transforms import (
+    MAX_ASPECT_BEFORE_CROP,
     _as_size_dict,
     _interpolation,
     _size_get,
     augment_clip,
     build_augmentation,
+    cut_to_aspect,
     resize_short_side,
     spatial_crops,
 )
@@ -53,7 +64,8 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
         Training mode: random sampling and the paper's augmentations (random resized crop, horizontal flip,
         colour jitter, grayscale), drawn once per clip and applied to every frame of it.
     video_backend (`str`, *optional*, defaults to `"pyav"`):
-        Decoder for files and bytes: `"pyav"` or `"torchcodec"` (when installed).
+        Decoder for files and bytes: `"pyav"` or `"torchcodec"` (when installed; AVI files still go to PyAV, which
+        alone counts their frames exactly).
     decoder_threading (`bool`, *optional*, defaults to `True`):
         Frame-threaded PyAV decoding for frames of VGA size and up. Turn off where every core is already busy,
         e.g. in DataLoader workers: FFmpeg's default (slice threads only) then applies.
@@ -122,13 +134,72 @@ class OmniCLIPVideoMetadata(VideoMetadata):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _metadata_per_video(video_metadata: Any, num_videos: int) -> list[dict[str, Any]]:
+    """
+    The `video_metadata` argument as one dict per video: None, one metadata (dict or `VideoMetadata`) for a single
+    video, or a list of them. Used for in-memory videos (their frame rate); files state their own.
+    """
+    if video_metadata is None:
+        return [{}] * num_videos
+    if not isinstance(video_metadata, (list, tuple)):
+        video_metadata = [video_metadata]
+    if len(video_metadata) != num_videos:
+        raise ValueError(f"video_metadata has {len(video_metadata)} entries for {num_videos} videos; give one per video.")
+    as_dicts = []
+    for entry in video_metadata:
+        if entry is None:
+            as_dicts.append({})
+        elif isinstance(entry, dict):
+            as_dicts.append(dict(entry))
+        else:
+            as_dicts.append({"fps": getattr(entry, "fps", None)})
+    return as_dicts
+
+
+def _frames_to_sample(settings: dict[str, Any], num_total: int, video_fps: float | None) -> int:
+    """`num_frames`, or with `fps` set, that many frames per second of the video (at least 1, at most all)."""
+    fps = settings["fps"]
+    if fps is None:
+        return settings["num_frames"]
+    if not video_fps:
+        raise ValueError(
+            f"fps={fps} sampling needs the video's frame rate and none is known: pass video_metadata={{'fps': ...}} "
+            "for in-memory frames, or num_frames instead."
+        )
+    return max(1, min(num_total, int(num_total / video_fps * fps)))
+
+
+def _source_name(given: Any, resolved: Any) -> str | None:
+    """Where a video came from, for metadata: its path or URL, the path of a datasets cell, or a short description."""
+    if is_url(given):
+        return given
+    if isinstance(given, dict) and given.get("path") is not None:
+        return str(given["path"])
+    if is_torchcodec_decoder(resolved):
+        return "<torchcodec VideoDecoder>"
+    return describe_source(resolved) if _is_file_source(resolved) else None
+
+
+def _check_size(name: str, size: Any) -> None:
+    """Raises `ValueError` unless every side given in a size dict is a positive integer."""
+    if size is None:
+        return
+    for key in ("shortest_edge", "longest_edge", "height", "width"):
+        value = size.get(key) if hasattr(size, "get") else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
+
+
 class OmniCLIPVideoProcessor(BaseVideoProcessor):
     r"""
     Turns videos into OmniCLIP's `pixel_values_videos`: decodes files (PyAV, or torchcodec), samples `num_frames`
     frames per clip, resizes the short side, crops, rescales and normalises with CLIP's mean and std.
 
-    Videos can be paths (mp4, avi, webm, mkv, mov, ...), `bytes`, binary file objects, numpy arrays `(T, H, W, C)`,
-    torch tensors `(T, C, H, W)` or lists of PIL images; a list of these is a batch.
+    Videos can be paths (mp4, avi, webm, mkv, mov, ...), http(s) URLs, `bytes`, binary file objects, datasets `Video`
+    cells (`{"bytes", "path"}`) or torchcodec decoders, numpy arrays `(T, H, W, C)`, torch tensors `(T, C, H, W)` or
+    lists of PIL images; a list of these is a batch. Still-image files are refused (pass `[PIL.Image.open(path)]` to
+    score a still anyway). In-memory pixel scales are judged by dtype and range: floats in [0, 1] are not rescaled
+    again (see `docs/video_processing.md`).
 
     Output `pixel_values_videos` is `(B, T, 3, H, W)`, or `(B, V, T, 3, H, W)` with
     `V = num_temporal_clips * num_spatial_crops` views (clip-major: the crops of clip 0 first) when `V > 1`.
@@ -235,8 +306,11 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             raise ValueError(
                 f"video_backend={settings.get('video_backend')!r} is invalid: use one of {DECODER_BACKENDS}."
             )
-        if settings.get("fps") is not None:
-            raise ValueError("fps-based sampling is not supported by OmniCLIPVideoProcessor; set num_frames instead.")
+        for name in ("size", "crop_size"):
+            _check_size(name, settings.get(name))
+        fps = settings.get("fps")
+        if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+            raise ValueError(f"fps={fps!r} is invalid: it must be a number > 0 (frames sampled per second of video).")
 
     def _resolve_call_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if "backend" in kwargs:
@@ -246,6 +320,10 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__) - set(_CALL_ONLY_KWARGS))
         if unknown:
             raise TypeError(f"OmniCLIPVideoProcessor got unexpected keyword arguments {unknown}.")
+        if kwargs.get("fps") is not None and kwargs.get("num_frames") is not None:
+            raise ValueError("num_frames and fps are mutually exclusive (as in transformers); pass only one.")
+        if kwargs.get("num_frames") is not None:
+            kwargs["fps"] = None  # a call's num_frames overrides a saved fps
         settings = {key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__}
         for key in _CALL_ONLY_KWARGS:
             settings[key] = kwargs.get(key)
@@ -260,9 +338,11 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
     def preprocess(self, videos: Any, **kwargs) -> BatchFeature:
         r"""
         Args:
-            videos (`str`, `os.PathLike`, `bytes`, file object, `np.ndarray`, `torch.Tensor`, list of PIL images, or a
-                list of these):
-                One video or a batch.
+            videos (`str`, `os.PathLike`, URL, `bytes`, binary file object, datasets `Video` cell, torchcodec
+                `VideoDecoder`, `np.ndarray`, `torch.Tensor`, list of PIL images, or a list of these):
+                One video or a batch. Frames from files are turned upright by the container's display matrix.
+            video_metadata (`VideoMetadata`, `dict` or a list of them, *optional*):
+                Per video; its `fps` gives in-memory frames a frame rate (for `fps=` sampling and timestamps).
             train (`bool`, *optional*):
                 Alias of `do_augment`.
             generator (`torch.Generator`, *optional*):
@@ -281,10 +361,11 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         """
         settings = self._resolve_call_settings(dict(kwargs))
         items = split_video_batch(videos)
+        given_metadata = _metadata_per_video(settings["video_metadata"], len(items))
         outputs, metadata = [], []
         for item_index, video in enumerate(items):
             try:
-                pixels, video_metadata = self._process_one(video, settings)
+                pixels, video_metadata = self._process_one(video, settings, given_metadata[item_index])
             except (ValueError, FileNotFoundError, ImportError) as error:
                 if len(items) == 1:
                     raise
@@ -306,17 +387,19 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         return batch
 
     # ------------------------------------------------------------------ one video
-    def _process_one(self, video: Any, settings: dict[str, Any]) -> tuple[torch.Tensor, OmniCLIPVideoMetadata]:
+    def _process_one(
+        self, video: Any, settings: dict[str, Any], given_metadata: dict[str, Any]
+    ) -> tuple[torch.Tensor, OmniCLIPVideoMetadata]:
         train = bool(settings["do_augment"])
         generator = settings["generator"]
         num_clips = settings["num_temporal_clips"]
 
-        def clip_indices(num_total: int) -> list[list[int]]:
+        def clip_indices(num_total: int, video_fps: float | None) -> list[list[int]]:
             if not settings["do_sample_frames"]:
                 return [list(range(num_total))] * num_clips
             return sample_clip_indices(
                 num_total,
-                settings["num_frames"],
+                _frames_to_sample(settings, num_total, video_fps),
                 settings["sampling"],
                 settings["frame_stride"],
                 num_clips,
@@ -327,24 +410,35 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         clips_indices: list[list[int]] = []
         unique_indices: list[int] = []
 
-        def indices_to_decode(num_total: int) -> list[int]:
+        def indices_to_decode(num_total: int, fps: float | None = None) -> list[int]:
             # The decoder calls this once it knows the frame count (again if fewer frames decode than announced).
             # Each distinct frame is decoded and resized once, however many clips or repeats use it.
-            clips_indices[:] = clip_indices(num_total)
+            clips_indices[:] = clip_indices(num_total, fps)
             unique_indices[:] = sorted({index for clip in clips_indices for index in clip})
             return unique_indices
 
-        if _is_file_source(video):
-            reader = read_video_torchcodec if settings["video_backend"] == "torchcodec" else read_video_pyav
+        given = video
+        video = resolve_video_source(video)
+        if _is_file_source(video) or is_torchcodec_decoder(video):
+            backend = "torchcodec" if is_torchcodec_decoder(video) else settings["video_backend"]
+            reader = read_video_torchcodec if backend == "torchcodec" else read_video_pyav
             rgb, unique_times, _, info = reader(video, indices_to_decode, bool(settings["decoder_threading"]))
             frames = torch.from_numpy(rgb).permute(0, 3, 1, 2)
-            backend = settings["video_backend"]
         else:
-            all_frames = video_to_tensor(video, "given as " + type(video).__name__)
-            frames = all_frames[indices_to_decode(all_frames.shape[0])]
+            label = "given as " + type(video).__name__
+            # The scale is judged on the whole video, so a dark stretch of a 0-255 float video is not taken as 0-1.
+            all_frames = to_pixel_scale(video_to_tensor(video, label), label)
+            video_fps = given_metadata.get("fps")  # arrays carry no frame rate; video_metadata can give one
+            frames = all_frames[indices_to_decode(all_frames.shape[0], video_fps)]
             unique_times = [None] * len(unique_indices)
             height, width = all_frames.shape[-2:]
-            info = {"total_num_frames": all_frames.shape[0], "fps": None, "width": width, "height": height}
+            info = {
+                "total_num_frames": all_frames.shape[0],
+                "fps": video_fps,
+                "width": width,
+                "height": height,
+                "duration": all_frames.shape[0] / video_fps if video_fps else None,
+            }
             backend = None
 
         position = {index: row for row, index in enumerate(unique_indices)}
@@ -365,7 +459,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             duration=info.get("duration"),
             video_backend=backend,
             frames_indices=clips_indices,
-            source=describe_source(video) if _is_file_source(video) else None,
+            source=_source_name(given, video),
             frames_timestamps=frame_times,
         )
         return pixels, metadata
@@ -410,6 +504,9 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
                     views.append(augment_clip(frames[rows], augmentation, generator))
         else:
             if settings["do_resize"]:
+                if settings["do_center_crop"] and crop_size is not None:
+                    # Memory follows the output: a 2x8192 frame would be 224x917504 after resizing its short side.
+                    frames = cut_to_aspect(frames, MAX_ASPECT_BEFORE_CROP)
                 frames = resize_short_side(frames, settings["size"], interpolation)
             for rows in clip_rows:
                 clip = frames[rows]
@@ -424,8 +521,10 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
 
     @staticmethod
     def _rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+        # uint8 frames hold 0-255; float frames (from in-memory float or uint16 input) are already in [0, 1].
+        already_rescaled = view.is_floating_point()
         view = view.to(torch.float32)
-        if settings["do_rescale"]:
+        if settings["do_rescale"] and not already_rescaled:
             view = view * settings["rescale_factor"]
         if settings["do_normalize"]:
             view = tvF.normalize(view, mean=list(settings["image_mean"]), std=list(settings["image_std"]))

@@ -51,6 +51,92 @@ def _guess_why_unreadable(source: Any) -> str:
     return ""
 
 
+def _mode_text(source: Any) -> str:
+    # A file object's `mode` is a string like "rb"; some (gzip) use ints and BytesIO has none: binary then.
+    mode = getattr(source, "mode", "b")
+    return mode if isinstance(mode, str) else "b"
+
+
+def read_head(source: Any, num_bytes: int) -> bytes:
+    """The first bytes of a path, bytes or seekable binary file object (left where it was); b"" if unreadable."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                return handle.read(num_bytes)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return bytes(source[:num_bytes])
+        if hasattr(source, "seek") and hasattr(source, "tell"):
+            position = source.tell()
+            head = source.read(num_bytes)
+            source.seek(position)
+            return head if isinstance(head, bytes) else b""
+    except OSError:
+        pass
+    return b""
+
+
+def is_avi(source: Any) -> bool:
+    """Whether the source is an AVI file (RIFF header with form type AVI)."""
+    head = read_head(source, 12)
+    return head[:4] == b"RIFF" and head[8:12] == b"AVI "
+
+
+URL_DOWNLOAD_TIMEOUT_S = 30
+
+
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def download_video(url: str) -> bytes:
+    """
+    The content at an http(s) URL, for decoding from memory.
+
+    Raises:
+        `ValueError`: the server does not answer, answers with an error, or sends nothing.
+    """
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=URL_DOWNLOAD_TIMEOUT_S) as response:
+            content = response.read()
+    except urllib.error.HTTPError as error:
+        raise ValueError(f"Could not download video {url}: the server answered {error.code} {error.reason}.") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ValueError(
+            f"Could not download video {url}: {reason}. Check the address, or download the file and pass its path."
+        ) from None
+    if not content:
+        raise ValueError(f"Could not download video {url}: the server sent 0 bytes.")
+    return content
+
+
+def resolve_video_source(video: Any) -> Any:
+    """
+    Turns the sources transformers and datasets hand around into what the decoders read: a datasets `Video` cell
+    (`{"bytes": ..., "path": ...}`, bytes preferred) into its bytes or path, an http(s) URL into the downloaded
+    bytes. Everything else is returned as it is (torchcodec `VideoDecoder`s, which datasets' `Video` feature yields
+    when decoding, go to the torchcodec backend).
+
+    Raises:
+        `ValueError`: a cell with neither bytes nor path, or a URL that cannot be downloaded.
+    """
+    if isinstance(video, dict):
+        if video.get("bytes") is not None:
+            return video["bytes"]
+        if video.get("path") is not None:
+            return resolve_video_source(video["path"])
+        raise ValueError(
+            f"Video cell {sorted(video)!r} has neither 'bytes' nor 'path'; a datasets Video cell needs one of them "
+            "(cast the column with datasets.Video(decode=False) to get such cells)."
+        )
+    if is_url(video):
+        return download_video(video)
+    return video
+
+
 @contextmanager
 def open_video_container(source: Any) -> Iterator[Any]:
     """
@@ -76,6 +162,10 @@ def open_video_container(source: Any) -> Iterator[Any]:
         if len(source) == 0:
             raise ValueError("Video bytes are empty (0 bytes); pass the content of a video file.")
         target = io.BytesIO(bytes(source))
+    elif isinstance(source, io.TextIOBase) or "b" not in _mode_text(source):
+        raise ValueError(
+            f"Video {label} is a file opened in text mode; open it in binary mode: open(path, 'rb')."
+        )
     elif hasattr(source, "read"):
         target = source
     else:
@@ -169,8 +259,48 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
         )
     if video.shape[0] < 1:
         raise ValueError(f"Video {label} has no frames.")
+    if video.shape[-2] < 1 or video.shape[-1] < 1:
+        raise ValueError(
+            f"Video {label} has empty frames ({video.shape[-2]}x{video.shape[-1]} pixels); every frame needs at "
+            "least one pixel."
+        )
     if video.shape[1] == 1:
         video = video.expand(-1, 3, -1, -1)
     return video
 
 
+def to_pixel_scale(video: torch.Tensor, label: str) -> torch.Tensor:
+    """
+    Brings in-memory frames to uint8 (0-255) or float32 in [0, 1], judging the scale by dtype and range as
+    transformers' processors do: floats in [0, 1] are taken as already rescaled (never divided by 255 again), floats
+    in (1, 255] as 0-255 pixel values, uint16 as 16-bit video, bool as black and white, other integers must hold
+    0-255.
+
+    Raises:
+        `ValueError`: NaN or inf, or values no scale explains (negative values: frames already normalised;
+        integers above 255 that are not uint16).
+    """
+    if video.dtype == torch.uint8:
+        return video
+    if video.dtype == torch.bool:
+        return video.to(torch.uint8) * 255
+    if video.dtype == torch.uint16:
+        return video.to(torch.float32) / 65535.0
+    if not video.is_floating_point():
+        low, high = int(video.min()), int(video.max())
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"Video {label}: {str(video.dtype).replace('torch.', '')} frames hold values {low}..{high}; integer "
+                "frames must hold 0..255 (uint8), or be uint16 for 16-bit video."
+            )
+        return video.to(torch.uint8)
+    if not bool(torch.isfinite(video).all()):
+        raise ValueError(f"Video {label} holds NaN or infinite values; pass finite pixel values.")
+    video = video.to(torch.float32)
+    low, high = float(video.min()), float(video.max())
+    if low < 0 or high > 255:
+        raise ValueError(
+            f"Video {label}: float frames hold values {low:.3g}..{high:.3g}; pass pixels in [0, 1] or [0, 255] "
+            "(negative values suggest frames already normalised: pass them before normalisation)."
+        )
+    return video if high <= 1.0 else video / 255.0

@@ -42,6 +42,22 @@ def _interpolation(resample: Any) -> tvF.InterpolationMode:
         ) from None
 
 
+# Evaluation crops come from the centre of the resized frame; a frame longer than this many times its short side is
+# cut to its central part first, so preprocessing memory follows the output size, not the input's shape. Real videos
+# (up to 21:9) are never cut.
+MAX_ASPECT_BEFORE_CROP = 4
+
+
+def cut_to_aspect(video: torch.Tensor, max_aspect: float) -> torch.Tensor:
+    """Centre-cuts the long side of `(..., H, W)` frames to at most `max_aspect` times the short side."""
+    height, width = video.shape[-2:]
+    short = min(height, width)
+    limit = max(1, int(short * max_aspect))
+    if max(height, width) <= limit:
+        return video
+    return tvF.center_crop(video, [min(height, limit), min(width, limit)])
+
+
 def resize_short_side(video: torch.Tensor, size: Any, interpolation: tvF.InterpolationMode) -> torch.Tensor:
     """Resizes `(..., H, W)` so its short side is `size["shortest_edge"]`, or to `size["height"] x size["width"]`."""
     shortest_edge = _size_get(size, "shortest_edge")

@@ -80,22 +80,42 @@ def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
 
 
 def load_folder(root: str | Path, class_names: list[str] | None = None) -> VideoClassificationData:
-    """A folder of class sub-folders of videos. Without `class_names`, the sorted sub-folder names are the classes."""
+    """
+    A folder of class sub-folders of videos, read with datasets' `videofolder` builder (labels from the sub-folder
+    names, as a `ClassLabel`). Without `class_names`, the sorted sub-folder names are the classes.
+    """
     root = Path(root)
     folders = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not folders:
         raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class name>/<video files>.")
     names = class_names or [folder.name for folder in folders]
     lookup = _name_lookup(names)
-    videos, labels = [], []
-    for folder in folders:
-        label = _class_index(folder.name, names, lookup, where=str(folder))
-        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
-        videos += [str(path) for path in files]
-        labels += [label] * len(files)
+    label_of_folder = {folder.name: _class_index(folder.name, names, lookup, where=str(folder)) for folder in folders}
+    videos = [
+        str(path)
+        for folder in folders
+        for path in sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
+    ]
     if not videos:
         raise ValueError(f"{root}: the class sub-folders hold no video files ({', '.join(VIDEO_EXTENSIONS)}).")
+    folder_of_video = _videofolder_labels(videos)
+    # datasets' videofolder skips some extensions (.webm, .m4v, .mpg): those files take their folder's label too.
+    labels = [label_of_folder[folder_of_video.get(video, Path(video).parent.name)] for video in videos]
     return VideoClassificationData(_make_dataset(videos, labels, names), list(names), str(root))
+
+
+def _videofolder_labels(videos: list[str]) -> dict[str, str]:
+    """The class (sub-folder name) datasets' `videofolder` builder gives each file it reads."""
+    from datasets import Video, load_dataset
+    from datasets.packaged_modules.videofolder.videofolder import VideoFolder
+
+    readable = [video for video in videos if Path(video).suffix.lower() in VideoFolder.EXTENSIONS]
+    if not readable:
+        return {}
+    dataset = load_dataset("videofolder", data_files={"train": readable}, drop_labels=False, split="train")
+    dataset = dataset.cast_column("video", Video(decode=False))  # paths; decoding happens in our workers
+    folder_names = dataset.features["label"].names
+    return {cell["path"]: folder_names[label] for cell, label in zip(dataset["video"], dataset["label"])}
 
 
 def _read_annotation_rows(path: Path) -> list[tuple[str, str]]:
