@@ -107,6 +107,21 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
     return config_dict
 
 
+def check_config_fields(method: str, overrides: dict[str, Any]) -> None:
+    """One line naming keywords that are neither loading keywords nor configuration fields (a typo would otherwise
+    become a silent extra config attribute)."""
+    from transformers import PretrainedConfig
+
+    known = set(inspect.signature(OmniCLIPConfig.__init__).parameters) | set(LOADING_KWARGS)
+    known |= set(getattr(PretrainedConfig, "__dataclass_fields__", {})) | set(PretrainedConfig().to_dict())
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(
+            f"{method} got unknown arguments {unknown}: pass OmniCLIPConfig fields (num_frames, pta_ratio, use_spg, "
+            "...) or from_pretrained's loading keywords (dtype, device_map, revision, ...)."
+        )
+
+
 def check_weight_files(folder: str) -> None:
     """Opens the headers of a local folder's safetensors files, so a truncated or corrupt file is named in one line
     instead of failing deep inside safetensors (a truncated file's header no longer matches its size)."""
@@ -747,9 +762,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None or kwargs.get("gguf_file"):
             return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
         config = kwargs.get("config")
-        if isinstance(config, OmniCLIPConfig):
-            return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
-        config_dict = read_checkpoint_config(pretrained_model_name_or_path, kwargs)
+        if isinstance(config, OmniCLIPConfig):  # AutoModel passes the config it read
+            config_dict = config.to_dict()
+        else:
+            config_dict = read_checkpoint_config(pretrained_model_name_or_path, kwargs)
         model_type = config_dict.get("model_type")
         if model_type == "clip":
             return cls._wrap_clip_checkpoint(pretrained_model_name_or_path, kwargs)
@@ -778,7 +794,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
     def _wrap_clip_checkpoint(cls, name_or_path, kwargs: dict[str, Any]):
         output_loading_info = kwargs.pop("output_loading_info", False)
         loading, overrides = split_loading_kwargs(kwargs)
-        overrides.pop("base_clip", None)
+        # What callers such as pipeline() pass about the call itself, not about the model.
+        for name in ("base_clip", "config", "trust_remote_code", "code_revision", "adapter_kwargs"):
+            overrides.pop(name, None)
+        overrides = {name: value for name, value in overrides.items() if not name.startswith("_")}
         logger.warning(
             f"{name_or_path} is a plain CLIP checkpoint: wrapped as OmniCLIP with every new module at the identity, "
             "so it scores videos as frame-averaged CLIP (train it, or save it with `omniclip init`)."
@@ -929,6 +948,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 f"got {type(clip).__name__}."
             )
         config_overrides.setdefault("base_clip_name_or_path", source)
+        check_config_fields("from_clip", config_overrides)
         config = OmniCLIPConfig.from_clip_config(clip_model.config, **config_overrides)
         config._attn_implementation = clip_model.config._attn_implementation
         clip_parameter = next(clip_model.parameters())

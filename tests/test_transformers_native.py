@@ -448,3 +448,38 @@ def test_model_card_is_data_with_metrics_and_names_no_local_path(tmp_path):
     card = build_model_card(tmp_path, SimpleNamespace(train_data=str(local_data)), {"top1": 0.5})
     assert card.data.base_model is None and str(tmp_path) not in str(card)
     assert "secret-data-folder" not in str(card)
+
+
+def test_unknown_keyword_to_from_clip_is_one_line(tiny_clip, tiny_clip_dir):
+    from omniclip_hf import OmniCLIPModel
+
+    with pytest.raises(ValueError, match=r"from_clip got unknown arguments \['num_frame'\]"):
+        OmniCLIPModel.from_clip(tiny_clip, num_frame=4)
+    with pytest.raises(ValueError, match=r"unknown arguments \['pta_rato'\]"):
+        OmniCLIPModel.from_pretrained(tiny_clip_dir, pta_rato=0.5)
+
+
+def test_from_clip_honours_dtype_and_its_alias_and_the_config_records_it(tiny_clip_dir):
+    from omniclip_hf import OmniCLIPModel
+
+    for keyword in ("dtype", "torch_dtype"):
+        model = OmniCLIPModel.from_clip(tiny_clip_dir, **{keyword: torch.bfloat16})
+        assert {parameter.dtype for parameter in model.parameters()} == {torch.bfloat16}
+        assert model.config.dtype == torch.bfloat16
+    model = OmniCLIPModel.from_clip(tiny_clip_dir, attn_implementation="eager")
+    assert model.clip.config._attn_implementation == "eager"
+    assert model.clip.vision_model.config._attn_implementation == "eager"
+
+
+def test_adapter_only_checkpoint_loads_with_loading_keywords(tiny_clip_dir, tmp_path):
+    from omniclip_hf import OmniCLIPModel
+
+    model = OmniCLIPModel.from_clip(tiny_clip_dir, num_frames=4)
+    model.save_adapter(tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "config.json").read_text())["checkpoint_format"] == "adapter"
+    loaded = OmniCLIPModel.from_pretrained(tmp_path / "adapter", dtype=torch.bfloat16, local_files_only=True)
+    assert {parameter.dtype for parameter in loaded.parameters()} == {torch.bfloat16}
+    loaded, info = OmniCLIPModel.from_pretrained(tmp_path / "adapter", output_loading_info=True)
+    assert info["missing_keys"] == [] and info["unexpected_keys"] == []
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, atol=0, rtol=0)
