@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,16 @@ def run(command: list[str], timeout: int = 600, hooks: dict | None = None) -> su
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     if hooks:
         environment[ENVIRONMENT_VARIABLE] = json.dumps(hooks)
-    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=environment, timeout=timeout)
+    # A session of its own: on a timeout the whole group goes (torchrun's workers too, not only torchrun).
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def assert_remote_code_gives(folder: Path, inputs: dict, expected: torch.Tensor, tmp_path: Path) -> None:

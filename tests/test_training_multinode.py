@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,8 +35,13 @@ def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_dat
                     "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port)]
         nodes.append(subprocess.Popen(torchrun + command[1:], cwd=REPO_ROOT, text=True,
                                       env={**environment, ENVIRONMENT_VARIABLE: json.dumps({"record_seen_indices": True})},
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    logs = [node.communicate(timeout=600)[0] for node in nodes]
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        logs = [node.communicate(timeout=600)[0] for node in nodes]
+    finally:  # a hung rendezvous or collective: take each launch down with its worker
+        for node in nodes:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
 
     seen = [json.loads((output / f"seen_indices_rank{rank}.json").read_text()) for rank in (0, 1)]

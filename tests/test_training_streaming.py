@@ -16,7 +16,7 @@ import torch
 from omniclip_hf.training.streaming import StreamingVideoClipDataset, load_streaming_dataset, stream_for_process
 
 from .conftest import REPO_ROOT, SHARED_DIR
-from .test_training import run, trainable_weights
+from .test_training import motion_data, run, trainable_weights  # noqa: F401 (fixture)
 
 CLIPS = sorted((SHARED_DIR / "videos").glob("*.mp4"))[:8]
 CLASS_NAMES = ["first half", "second half"]
@@ -99,3 +99,34 @@ def test_a_killed_streaming_run_resumes_mid_epoch_to_the_uninterrupted_weights(t
         assert torch.equal(expected[name], got[name]), name
     metrics = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert metrics["global_step"] == 6 and metrics["skipped_videos"] == 0
+
+
+def test_two_processes_with_unequal_shards_end_each_epoch_together(tiny_clip_dir, motion_data, tmp_path):
+    """Rank 0 gets shards of 1 + 2 clips, rank 1 of 2 + 3: both leave each epoch after rank 0's 2 batches, so no
+    process waits alone in the all-reduce (the run would hang)."""
+    videos = sorted((motion_data / "train").rglob("*.mp4"))[:8]
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    first = 0
+    for shard, size in enumerate((1, 2, 2, 3)):
+        with tarfile.open(folder / f"train-{shard:05d}.tar", "w") as archive:
+            for number in range(first, first + size):
+                archive.add(videos[number], arcname=f"clip{number:03d}.mp4")
+                label = str(number % 2).encode()
+                info = tarfile.TarInfo(f"clip{number:03d}.cls")
+                info.size = len(label)
+                archive.addfile(info, io.BytesIO(label))
+        first += size
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+               str(REPO_ROOT / "examples" / "train.py"), "--clip", str(tiny_clip_dir), "--streaming",
+               "--train_data", str(folder), "--labels_file", str(tmp_path / "labels.txt"),
+               "--output_dir", str(tmp_path / "run"), "--num_frames", "2", "--batch_size", "2", "--num_workers", "0",
+               "--max_steps", "5", "--warmup_steps", "0", "--shuffle_buffer", "1"]
+    result = run(command, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["global_step"] == 5 and metrics["distributed"]["processes"] == 2
+    # 2 steps an epoch (rank 0's batches): steps 1-2, 3-4, then step 5 in the third epoch
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_00000005" / "trainer_state.json").read_text())
+    assert (state["epoch"], state["batches_in_epoch"]) == (2, 1)
