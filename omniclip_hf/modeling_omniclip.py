@@ -735,6 +735,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self.clip.eval()
         return self
 
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs) -> None:
+        """Sets the frozen CLIP's attention kind (the only attention with a choice: the new modules' small
+        attentions always run SDPA and return no weights) and records it in this config."""
+        self.clip.set_attn_implementation(attn_implementation, **kwargs)
+        self.config._attn_implementation = self.clip.config._attn_implementation
+
     def get_input_embeddings(self) -> nn.Module:
         """The frozen CLIP text encoder's token embedding (the model's only vocabulary input), as `CLIPTextModel`."""
         return self.clip.text_model.embeddings.token_embedding

@@ -483,3 +483,16 @@ def test_adapter_only_checkpoint_loads_with_loading_keywords(tiny_clip_dir, tmp_
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
     for name, tensor in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[name], tensor, atol=0, rtol=0)
+
+
+def test_set_attn_implementation_on_the_model_reaches_the_frozen_clip(tiny_clip_dir, tmp_path):
+    from omniclip_hf import OmniCLIPModel
+
+    model = OmniCLIPModel.from_clip(tiny_clip_dir, num_frames=4)
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == model.clip.vision_model.config._attn_implementation == "eager"
+    with torch.no_grad():
+        assert len(model.get_video_features(videos(batch=1), output_attentions=True).attentions) == 3
+    model.save_pretrained(tmp_path)
+    reloaded = OmniCLIPModel.from_pretrained(tmp_path, attn_implementation="eager")
+    assert reloaded.clip.text_model.config._attn_implementation == "eager"
