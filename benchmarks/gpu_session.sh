@@ -74,4 +74,12 @@ for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
     ls "$WORK/run_$name" "$WORK/run_$name/checkpoints" 2>&1 | tee -a "$OUT/train_$name.txt"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m.get(k) for k in ('global_step','top1','train_losses')})" \
         "$WORK/run_$name/metrics.json" 2>&1 | tee -a "$OUT/train_$name.txt"
+    # Resume under the same config: 6 -> 9 steps from checkpoints/step_00000006 (FSDP: accelerate's load_fsdp_model).
+    timeout 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
+        examples/train.py --clip "$WORK/clip_b16" --train_data "$WORK/motion/train" \
+        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps 9 --batch_size 32 \
+        --mixed_precision bf16 --num_workers 12 --checkpointing_steps 3 --warmup_epochs 0 \
+        --resume_from_checkpoint latest 2>&1 | tr '\r' '\n' | grep -v "^training: *[0-9]*%.*it/s\]$" \
+        | tee "$OUT/train_${name}_resume.txt" | tail -8
+    echo "exit status $name resume: ${PIPESTATUS[0]}"
 done

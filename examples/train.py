@@ -16,262 +16,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
-from tqdm.auto import tqdm
 
-from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
-from omniclip_hf.training.data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
-from omniclip_hf.training.evaluation import (
-    class_text_embeddings,
-    classification_metrics,
-    mean_and_std,
-    predict,
-    write_confusion_matrix_png,
-    write_metrics,
-)
-from omniclip_hf.training import testing_hooks
-from omniclip_hf.training.loader import loader_settings
-from omniclip_hf.training.streaming import (
-    StreamingVideoClipDataset,
-    batches_while_every_process_has_one,
-    load_streaming_dataset,
-    stream_for_process,
-)
-from omniclip_hf.processing_omniclip import load_label_names
 from omniclip_hf.training.distributed import describe_distributed_setup
-from omniclip_hf.training.checkpoints import restore_checkpoint, write_folder_atomically
-from omniclip_hf.training.publishing import publish_model
+from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import (
-    TrainingOptions,
-    VideoMixer,
-    build_optimizer,
-    build_processor,
-    build_scheduler,
     check_inputs_exist,
-    keep_frozen_clip_out_of_fsdp,
     parse_training_options,
     register_trainable_only_state_hooks,
     run_script,
-    save_checkpoint,
 )
+from omniclip_hf.training.publishing import publish_model
+from omniclip_hf.training.run import evaluate_all, load_eval_sets, load_model_and_processor, save_final_model, train
 
 
 logger = logging.getLogger("omniclip.train")
-
-
-def load_model_and_processor(options: TrainingOptions):
-    overrides = json.loads(options.model_overrides) if options.model_overrides else {}
-    if options.text_template:
-        overrides["text_template"] = options.text_template
-    if options.clip:
-        model = OmniCLIPModel.from_clip(
-            options.clip, num_frames=options.num_frames, label_smoothing=options.label_smoothing, **overrides
-        )
-        processor = build_processor(options.clip, options.num_frames)
-    else:
-        model = OmniCLIPModel.from_pretrained(options.model)
-        for key, value in {"label_smoothing": options.label_smoothing, **overrides}.items():
-            setattr(model.config, key, value)
-        processor = OmniCLIPProcessor.from_pretrained(options.model)
-        processor.video_processor.num_frames = options.num_frames
-    return model, processor
-
-
-def load_eval_sets(options: TrainingOptions):
-    sets = []
-    label_files = options.eval_labels_file or [options.labels_file]
-    for index, source in enumerate(options.eval_data or []):
-        labels_file = label_files[index] if len(label_files) > 1 else label_files[0]
-        sets.append(load_video_dataset(source, labels_file, options.eval_split, options.video_column,
-                                       options.label_column, options.eval_data_root or options.data_root))
-    return sets
-
-
-def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: Path) -> dict:
-    """Multi-view evaluation of every eval set; zero-shot runs with several sets also get mean and std."""
-    unwrapped = accelerator.unwrap_model(model)
-    results = {}
-    for data in eval_sets:
-        text_embeds = class_text_embeddings(unwrapped, processor.tokenizer, data.class_names)
-        logits, labels, errors = predict(
-            model, processor.video_processor, data, text_embeds, accelerator,
-            batch_size=options.eval_batch_size or options.batch_size, num_workers=options.num_workers,
-            num_temporal_clips=options.eval_num_clips, num_spatial_crops=options.eval_num_crops,
-        )
-        metrics = classification_metrics(logits, labels, data.class_names)
-        metrics["failed_videos"] = errors
-        name = Path(str(data.source)).stem if len(eval_sets) > 1 else "eval"
-        if accelerator.is_main_process:
-            write_confusion_matrix_png(metrics["confusion_matrix"], data.class_names,
-                                       output_dir / f"confusion_matrix_{name}.png")
-        results[name] = metrics
-    summary = {}
-    if len(results) == 1:
-        only = next(iter(results.values()))
-        summary = {"top1": only["top1"], "top5": only["top5"], "eval": only}
-    elif results:
-        summary = {
-            "top1": mean_and_std([m["top1"] for m in results.values()]),
-            "top5": mean_and_std([m["top5"] for m in results.values()]),
-            "eval_sets": results,
-        }
-    return summary
-
-
-def training_data(options: TrainingOptions, accelerator: Accelerator, output_dir: Path):
-    """The training split: listed (a `VideoClassificationData`) or, with --streaming, this process's stream."""
-    if options.streaming:
-        class_names = load_label_names(options.labels_file) if options.labels_file else None
-        data = load_streaming_dataset(options.train_data, class_names, options.train_split, options.video_column,
-                                      options.label_column)
-        accelerator.print(f"streaming {data.num_shards} shards of {len(data.class_names)} classes from {data.source}")
-        return stream_for_process(data, accelerator.process_index, accelerator.num_processes, options.seed,
-                                  options.shuffle_buffer)
-    data = load_video_dataset(options.train_data, options.labels_file, options.train_split, options.video_column,
-                              options.label_column, options.data_root)
-    if options.shots:
-        data, chosen = few_shot_subset(data, options.shots, options.seed)
-        if accelerator.is_main_process:
-            selection = [{"index": i, "video": data.dataset[n]["video"], "label": data.class_names[data.dataset[n]["label"]]}
-                         for n, i in enumerate(chosen)]
-            (output_dir / "few_shot_selection.json").write_text(json.dumps(selection, indent=2))
-    accelerator.print(f"training on {len(data)} videos of {len(data.class_names)} classes from {data.source}")
-    return data
-
-
-def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
-    data = training_data(options, accelerator, output_dir)
-    if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
-    video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
-    # --strict is enforced here, in the main process: an error raised in a DataLoader worker would reach the user
-    # wrapped in the worker's traceback.
-    if options.streaming:
-        dataset = StreamingVideoClipDataset(data, processor.video_processor, options.batch_size, seed=options.seed,
-                                            **video_overrides)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate_video_batch,
-                                             **loader_settings(options.num_workers))
-        steps_per_epoch = None  # unknown; --max_steps and --warmup_steps say how long
-    else:
-        dataset = VideoClipDataset(data, processor.video_processor, train=True, seed=options.seed, **video_overrides)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate_video_batch,
-            drop_last=len(dataset) > options.batch_size, **loader_settings(options.num_workers),
-        )
-        batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
-        steps_per_epoch = max(1, batches_per_epoch // options.gradient_accumulation_steps)
-    optimizer = build_optimizer(model, options)
-    total_steps = options.max_steps or options.epochs * steps_per_epoch
-    scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
-    keep_frozen_clip_out_of_fsdp(accelerator, model)
-    if options.streaming:  # each process already reads its own shards: Accelerate must not split the batches again
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    else:
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
-
-    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
-    if options.resume_from_checkpoint:
-        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir)
-        if restored is not None:
-            checkpoint, state = restored
-            accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
-                              f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
-
-    saved_at = {"step": None}
-
-    def checkpoint_now():
-        if saved_at["step"] == state["global_step"]:
-            return  # the step checkpoint of the last batch already holds this position
-        saved_at["step"] = state["global_step"]
-        save_checkpoint(accelerator, output_dir, state["global_step"], state, options.checkpoints_total_limit)
-
-    progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
-                    disable=not accelerator.is_local_main_process)
-    last_good_batch = None
-    seen_indices: list = []
-    record_seen_indices = testing_hooks.records_seen_indices()
-
-    def finished() -> bool:
-        return state["global_step"] >= total_steps or (not options.max_steps and state["epoch"] >= options.epochs)
-
-    try:
-        while not finished():
-            dataset.set_epoch(state["epoch"])
-            model.train()
-            steps_before = state["global_step"]
-            if options.streaming:  # skipped batches are read past, not decoded
-                dataset.skip_batches(state["batches_in_epoch"])
-                epoch_loader = batches_while_every_process_has_one(loader, accelerator)
-            else:
-                loader.set_epoch(state["epoch"])
-                epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
-            batches_this_pass = 0
-            for batch in epoch_loader:
-                state["batches_in_epoch"] += 1
-                batches_this_pass += 1
-                if options.strict and batch["errors"]:
-                    raise ValueError(f"{batch['errors'][0]} (run without --strict to skip it)")
-                for error in batch["errors"]:
-                    logger.warning("skipped an undecodable training video: %s", error)
-                state["skipped_videos"] += len(batch["errors"])
-                weight = 1.0
-                if "pixel_values_videos" not in batch:
-                    if accelerator.num_processes == 1 or last_good_batch is None:
-                        continue
-                    batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
-                last_good_batch = batch
-                if record_seen_indices and weight:
-                    seen_indices.append([state["epoch"], batch["indices"].tolist()])
-                with accelerator.accumulate(model):
-                    videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
-                    # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
-                    # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
-                    with accelerator.autocast():
-                        loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and options.max_grad_norm:
-                        accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if not accelerator.sync_gradients:
-                    continue
-                state["global_step"] += 1
-                progress.update(1)
-                mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
-                state["losses"].append(round(mean_loss, 6))
-                if state["global_step"] % options.logging_steps == 0:
-                    accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
-                    progress.set_postfix(loss=f"{mean_loss:.4f}")
-                if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
-                    checkpoint_now()
-                testing_hooks.after_optimizer_step(state["global_step"])
-                if state["global_step"] >= total_steps:
-                    break
-            else:  # the epoch ran to its end
-                if state["global_step"] == steps_before and batches_this_pass:
-                    raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
-                state["epoch"] += 1
-                state["batches_in_epoch"] = 0
-                checkpoint_now()
-                continue
-            checkpoint_now()  # stopped by max_steps in the middle of an epoch
-            break
-    finally:
-        progress.close()  # before any error line, so it does not share the bar's line
-    if record_seen_indices:
-        (output_dir / f"seen_indices_rank{accelerator.process_index}.json").write_text(json.dumps(seen_indices))
-    skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
-    accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
-    return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
-            "class_names": data.class_names, "model": model}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -329,25 +92,6 @@ def main(argv: list[str] | None = None) -> None:
                 accelerator.print(f"dry run: wrote what --push_to_hub would upload to {output_dir / 'hub_upload'}; "
                                   "nothing was uploaded")
     accelerator.end_training()
-
-
-def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
-                     state_dict: dict | None = None) -> None:
-    """`state_dict`: the full weights gathered from the training model (under FSDP its parameters are shards).
-
-    Written under a temporary name and renamed when complete: a full disk or a kill never leaves a `model/` with a
-    config and no weights.
-    """
-
-    def write(partial: Path) -> None:
-        if options.adapter_only:
-            model.save_adapter(partial, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path,
-                               state_dict=state_dict)
-        else:
-            model.save_pretrained(partial, state_dict=state_dict)
-        processor.save_pretrained(partial)
-
-    write_folder_atomically(folder, write)
 
 
 if __name__ == "__main__":

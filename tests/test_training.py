@@ -214,6 +214,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
         assert torch.equal(state[name], tensor), name
 
     upload = output / "hub_upload"
+    assert f"dry run: wrote what --push_to_hub would upload to {upload}; nothing was uploaded" in result.stdout
     card = (upload / "README.md").read_text()
     assert "Measured results" in card and f"{100 * metrics['top1']:.2f}" in card and str(tiny_clip_dir) not in card
     assert {"config.json", "model.safetensors", "modeling_omniclip.py", "configuration_omniclip.py"} <= {

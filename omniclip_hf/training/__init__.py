@@ -1,6 +1,7 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
 """The training side of omniclip-hf, used by `examples/train.py`, `examples/evaluate.py` and `examples/push_to_hub.py`.
 
+- `run`: the training run of `examples/train.py` (data, loop, evaluation, final save);
 - `data`: video classification data sets (class folders, annotation files, Hub datasets), few-shot subsets, the
   clip dataset and its collator;
 - `loop`: options, optimizer, schedule, mixing;

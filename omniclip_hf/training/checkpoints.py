@@ -96,6 +96,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
+    failure = None
     try:
         accelerator.save_state(str(partial))
         if accelerator.is_main_process:
@@ -103,15 +104,28 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
             (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
             _fsync_tree(partial)
     except OSError as error:
+        failure = error
+    if _any_process_failed(accelerator, failure is not None):  # every rank stops, none waits alone at a barrier
         if accelerator.is_main_process:
             shutil.rmtree(partial, ignore_errors=True)
-        raise OSError(_no_space_message(final, error)) from error
+        if failure is None:
+            raise OSError(f"{final}: another process could not write its part of the checkpoint; nothing was written.")
+        raise OSError(_no_space_message(final, failure)) from failure
     if accelerator.is_main_process:
         _replace_folder(partial, final)
         if total_limit:
             _prune_checkpoints(output_dir, total_limit)
     accelerator.wait_for_everyone()
     return final
+
+
+def _any_process_failed(accelerator, failed: bool) -> bool:
+    if getattr(accelerator, "num_processes", 1) <= 1:
+        return failed
+    import torch
+
+    flags = accelerator.reduce(torch.tensor([int(failed)], device=accelerator.device), reduction="sum")
+    return bool(flags.item())
 
 
 def _fsync_tree(folder: Path) -> None:
