@@ -254,7 +254,9 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
     # Optional: a plain CLIP checkpoint has no video processor; one matching its image processor is made below.
     _load_video_processor = None
     _load_feature_extractor = False
-    _load_tokenizer = True
+    # Optional for transformers' loader, so that a folder without tokenizer files reaches __init__, which names the
+    # folder and the missing files (transformers would suggest installing sentencepiece).
+    _load_tokenizer = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -263,6 +265,8 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         if self.tokenizer is None and self.processor is not None:
             self.tokenizer = getattr(self.processor, "tokenizer", None)
         self._complete_components_of_wrapped_clip()
+        if self.video_processor is None or self.tokenizer is None:
+            self._check_model_folder_files()
         if self.video_processor is None:
             raise ValueError(
                 "The zero-shot-video-classification pipeline needs a video processor: save an OmniCLIPProcessor (or "
@@ -280,6 +284,17 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                     f"{type(self.model).__name__} has no {method}()."
                 )
         self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def _check_model_folder_files(self) -> None:
+        """A local model folder without tokenizer files or processor settings: one error naming what is missing."""
+        folder = getattr(self.model, "name_or_path", None)
+        if not folder or not os.path.isdir(folder):
+            return
+        try:  # an absolute import keeps remote copies of this file self-contained
+            from omniclip_hf.processing_omniclip import check_processor_folder
+        except ImportError:
+            return
+        check_processor_folder(folder)
 
     def _complete_components_of_wrapped_clip(self) -> None:
         """A plain CLIP checkpoint (wrapped by OmniCLIPModel.from_pretrained) comes with an image processor, not a

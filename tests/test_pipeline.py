@@ -339,3 +339,24 @@ def test_readme_zero_shot_example_runs(tiny_omniclip_dir, tiny_clip_dir, tmp_pat
     monkeypatch.chdir(tmp_path)
     out = run_example(blocks, example_substitutions(model_folder, tiny_clip_dir), capsys)
     assert out.strip()
+
+
+@pytest.mark.parametrize("missing", ["tokenizer", "processor"])
+def test_model_folder_without_tokenizer_or_processor_names_what_is_missing(tiny_omniclip_dir, tmp_path, missing):
+    """transformers.pipeline on a folder lacking the tokenizer (or the processor settings) says which files are
+    missing in which folder, instead of transformers' advice to install sentencepiece."""
+    import shutil
+
+    from transformers import pipeline
+
+    tokenizer_files = {"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json"}
+    processor_files = {"processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json"}
+    dropped = tokenizer_files if missing == "tokenizer" else processor_files
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path in tiny_omniclip_dir.iterdir():
+        if path.is_file() and path.name not in dropped:
+            shutil.copy(path, folder / path.name)
+    expected = "holds no tokenizer files" if missing == "tokenizer" else "holds no processor settings"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(folder)) + ".*" + expected):
+        pipeline("zero-shot-video-classification", model=str(folder))
