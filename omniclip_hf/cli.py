@@ -152,10 +152,7 @@ def check_local_model_files(path: Path | None) -> None:
         model_type = json.loads((path / "config.json").read_text()).get("model_type")
     except (OSError, ValueError):
         model_type = None  # unreadable config: loading reports it with the file's name
-    if model_type == "omniclip":
-        check_processor_files(path)
-    elif not any(all((path / name).is_file() for name in names) for names in TOKENIZER_FILES):
-        check_processor_files(path)  # names the missing tokenizer files
+    check_processor_files(path, needs_processor_settings=model_type == "omniclip")
 
 
 def check_model_folder(model: str) -> Path:
@@ -205,12 +202,12 @@ def still_image_format(path: str) -> str | None:
     return next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
 
 
-def check_processor_files(path: Path) -> None:
+def check_processor_files(path: Path, needs_processor_settings: bool = True) -> None:
     """A local model folder must hold the tokenizer and the processor the pipeline loads beside the weights."""
     from .processing_omniclip import check_processor_folder
 
     try:
-        check_processor_folder(path)
+        check_processor_folder(path, needs_processor_settings)
     except FileNotFoundError as error:
         raise CommandError(one_line(error)) from None
 

@@ -95,11 +95,12 @@ def _read_label_text(path: Path) -> str:
     return text
 
 
-def check_processor_folder(folder: str | os.PathLike) -> None:
+def check_processor_folder(folder: str | os.PathLike, needs_processor_settings: bool = True) -> None:
     """
     Raises `FileNotFoundError` naming the folder and what it lacks when a local folder has no tokenizer files or no
     processor settings (transformers would instead suggest installing sentencepiece, or ask for a
-    `video_preprocessor_config.json` this package never writes).
+    `video_preprocessor_config.json` this package never writes). A plain CLIP folder needs no processor settings
+    (`needs_processor_settings=False`): its video processor is made from the CLIP's image size when it is wrapped.
     """
     folder = Path(folder)
     if not any(all((folder / name).is_file() for name in names) for names in TOKENIZER_FILE_SETS):
@@ -107,7 +108,7 @@ def check_processor_folder(folder: str | os.PathLike) -> None:
             f"model folder {folder} holds no tokenizer files (tokenizer.json, or vocab.json and merges.txt): save "
             f"CLIP's tokenizer there, e.g. processor.save_pretrained('{folder}') with an OmniCLIPProcessor."
         )
-    if not any((folder / name).is_file() for name in PROCESSOR_CONFIG_FILES):
+    if needs_processor_settings and not any((folder / name).is_file() for name in PROCESSOR_CONFIG_FILES):
         raise FileNotFoundError(
             f"model folder {folder} holds no processor settings (processor_config.json): save the processor there, "
             f"e.g. OmniCLIPProcessor(OmniCLIPVideoProcessor(), tokenizer).save_pretrained('{folder}')."
