@@ -7,7 +7,7 @@
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
 (pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
-lr 2e-3, 3 warm-up epochs; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
+lr 2e-3, 1 warm-up epoch; the demo itself also sets `spg_residual`, its row here; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
 over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 
 - Table 7: `full` (PTA + SPG), `pta_only`, `spg_only`, `neither` (temporal embedding + video head only)

@@ -7,8 +7,11 @@ A loss of ln(C) is the loss of a uniform guess: every class scores the same for 
 checkpoint that `examples/train.py` saved in `<run>/checkpoints` (and the final model), on training clips seen
 without augmentation, the table gives the loss, top-1, the spread of the logits over classes, how alike the class
 texts are once the video-specific prompts are added (mean cosine between two classes' text embeddings, per clip),
-and how much of the video embedding is the same for every clip (the squared norm of the mean unit embedding).
-A value near 1 in the last two columns says that side of the similarity no longer depends on the class, or on the
+and how much of the video embedding is the same for every clip (the squared norm of the mean unit embedding);
+then what the new modules add to each side, relative to CLIP's own embedding: the video head's output minus the
+frame mean (and how much of that offset every clip shares), and the video-specific prompts' addition to the class
+text embeddings.
+A value near 1 in the cosine and "shared" columns says that side of the similarity no longer depends on the class, or on the
 video. The untrained model (from the run's base CLIP) is the first row.
 """
 
@@ -43,13 +46,24 @@ def shared_fraction(embeds: torch.Tensor) -> float:
 def probe(model: OmniCLIPModel, text_embeds: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor) -> dict:
     output = model(pixel_values_videos=videos, text_embeds=text_embeds, labels=labels)
     logits = output.logits_per_video
-    return {
+    # What each side's new modules add, against what CLIP gives: the video head's output minus the frame mean,
+    # and the video-specific prompts (prompted minus plain class embedding), as norms relative to CLIP's.
+    frame_mean = output.vision_model_output.frame_embeds.mean(dim=1)
+    head_offset = output.video_embeds - frame_mean
+    row = {
         "loss": output.loss.item(),
         "top1": (logits.argmax(dim=1) == labels).float().mean().item(),
         "logit_std": logits.std(dim=1).mean().item(),
         "class_text_cosine": mean_pairwise_cosine(output.text_embeds),
         "video_shared": shared_fraction(output.video_embeds),
+        "head_offset": (head_offset.norm(dim=-1).mean() / frame_mean.norm(dim=-1).mean()).item(),
+        "head_offset_shared": shared_fraction(head_offset),
+        "prompt_delta": float("nan"),
     }
+    if output.text_embeds.dim() == 3:  # video-specific prompts on
+        delta = output.text_embeds - text_embeds
+        row["prompt_delta"] = (delta.norm(dim=-1).mean() / text_embeds.norm(dim=-1).mean()).item()
+    return row
 
 
 def main(argv=None) -> None:
@@ -72,8 +86,9 @@ def main(argv=None) -> None:
     untrained.clip.load_state_dict(model.clip.state_dict())
 
     print(f"{args.run}: {len(labels)} training clips, ln C = {torch.tensor(float(len(data.class_names))).log():.3f}")
-    print("| checkpoint | loss | top-1 | logit std over classes | cosine between class texts | video shared by clips |")
-    print("|---|---|---|---|---|---|")
+    print("| checkpoint | loss | top-1 | logit std over classes | cosine between class texts | video shared by clips | "
+          "head offset / frame mean (shared) | prompts / class text |")
+    print("|---|---|---|---|---|---|---|---|")
     checkpoints = [("untrained", None)] + [(path.name, path / "model.safetensors")
                                            for path in sorted((args.run / "checkpoints").glob("step_*"))]
     # The text encoder is frozen CLIP: the class embeddings are the same for every checkpoint.
@@ -85,7 +100,8 @@ def main(argv=None) -> None:
                 raise SystemExit(f"{weights} does not match the model: unexpected {unexpected[:3]}")
         row = probe(untrained.eval() if weights is None else model, text_embeds, videos, labels)
         print(f"| {name} | {row['loss']:.3f} | {100 * row['top1']:.1f}% | {row['logit_std']:.3f} | "
-              f"{row['class_text_cosine']:.3f} | {row['video_shared']:.3f} |", flush=True)
+              f"{row['class_text_cosine']:.3f} | {row['video_shared']:.3f} | {row['head_offset']:.2f} "
+              f"({row['head_offset_shared']:.3f}) | {row['prompt_delta']:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from omniclip_hf.motion_benchmark.runner import (
+    DEMO_MODEL_OVERRIDES,
     add_demo_recipe_arguments,
     first_pairs_classes,
     frame_average_baseline,
@@ -124,7 +125,7 @@ def main(argv=None) -> list[dict]:
     run_dir = output / "omniclip_run"
     metrics = train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames,
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             warmup_epochs=args.warmup_epochs)
+                             warmup_epochs=args.warmup_epochs, model_overrides=DEMO_MODEL_OVERRIDES)
     log(f"3. trained OmniCLIP ({metrics['global_step']} steps) with accelerate launch examples/train.py", start)
 
     test, train = load_split(data_dir, "test"), load_split(data_dir, "train")

@@ -385,7 +385,7 @@ class OmniCLIPTemporalAdapter(nn.Module):
         # A one-element vector, not a 0-dim scalar: FSDP2's fully_shard cannot shard 0-dim parameters.
         self.alpha = nn.Parameter(torch.full((1,), float(config.pta_alpha_init)))
 
-    def forward(self, hidden_states: torch.Tensor, num_frames: int, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
         frames, num_tokens, _ = hidden_states.shape
         reduced = self.down(self.layer_norm(hidden_states))
         reduced = reduced.view(frames // num_frames, num_frames, num_tokens, -1)
