@@ -252,13 +252,17 @@ def interpolate_along_time(table: torch.Tensor, length: int) -> torch.Tensor:
     return resized.squeeze(0).T
 
 
-class OmniCLIPAttention(nn.Module):
-    """Multi-head attention along dim 1 of `(batch, length, *positions, width)` tensors.
+class OmniCLIPHeadsAlongDimOne(nn.Module):
+    """Query and key projections and the head layout shared by the package's attention modules.
 
-    Every position of the extra dims attends on its own, so the PTA's attention across the T frames of each
-    token position needs no transpose of the big token tensor: `(B, T, N, d')` is viewed as `(B, T, N * heads,
-    head_dim)` and transposed (a stride change, not a copy) to SDPA's `(B, N * heads, T, head_dim)` layout.
-    The same module serves the video head (`positions` empty) and the prompt cross-attention.
+    Attention runs along dim 1 of `(batch, length, *positions, width)` tensors; every position of the extra dims
+    attends on its own, so the PTA's attention across the T frames of each token position needs no transpose of the
+    big token tensor: `(B, T, N, d')` is viewed as `(B, T, N * heads, head_dim)` and transposed (a stride change,
+    not a copy) to SDPA's `(B, N * heads, T, head_dim)` layout.
+
+    The key projection has no bias: a bias on the keys adds the same `q . b` to every logit of a query's row, which
+    the softmax removes, so its gradient is exactly zero and an optimizer like AdamW would only turn rounding noise
+    into steps of the learning rate's size (why Whisper's key projections have none either).
     """
 
     def __init__(self, embed_dim: int, num_heads: int):
@@ -269,14 +273,22 @@ class OmniCLIPAttention(nn.Module):
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-        self.v_proj = nn.Linear(embed_dim, embed_dim)
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=False)
 
     def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
         batch, length = states.shape[:2]
         # (B, L, *P, d) -> (B, L, prod(P) * heads, head_dim) -> (B, prod(P) * heads, L, head_dim): views only.
         return states.view(batch, length, -1, self.head_dim).transpose(1, 2)
+
+
+class OmniCLIPAttention(OmniCLIPHeadsAlongDimOne):
+    """Multi-head attention along dim 1 (see `OmniCLIPHeadsAlongDimOne`) with value and output projections: the
+    video head's self-attention and the prompt generator's cross-attention."""
+
+    def __init__(self, embed_dim: int, num_heads: int):
+        super().__init__(embed_dim, num_heads)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
 
     def forward(self, hidden_states: torch.Tensor, key_value_states: torch.Tensor | None = None) -> torch.Tensor:
         key_value_states = hidden_states if key_value_states is None else key_value_states
@@ -331,7 +343,7 @@ class OmniCLIPSelfPromptGenerator(nn.Module):
         return pooled + projected if self.residual else projected
 
 
-class OmniCLIPTemporalAttention(nn.Module):
+class OmniCLIPTemporalAttention(OmniCLIPHeadsAlongDimOne):
     """Self-attention across the T frames of every token position, without value and output projections.
 
     Inside the adapter the value projection would follow Down and the output projection would precede Up: both are
@@ -340,23 +352,8 @@ class OmniCLIPTemporalAttention(nn.Module):
     them keeps the function class and saves `2 d'^2` multiply-adds per token. The query and key projections stay:
     their product is a rank-`head_dim` bilinear form per head that no Linear outside the softmax can absorb.
 
-    `(B, T, N, d')` is viewed as `(B, T, N * heads, head_dim)` and transposed (a stride change, not a copy) to SDPA's
-    `(B, N * heads, T, head_dim)` layout, so attention runs where the tokens lie.
+    The head layout (`OmniCLIPHeadsAlongDimOne`) lets attention run where the tokens lie, with no copy.
     """
-
-    def __init__(self, embed_dim: int, num_heads: int):
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
-        self.embed_dim = embed_dim
-        self.num_heads = num_heads
-        self.head_dim = embed_dim // num_heads
-        self.q_proj = nn.Linear(embed_dim, embed_dim)
-        self.k_proj = nn.Linear(embed_dim, embed_dim)
-
-    def _split_heads(self, states: torch.Tensor) -> torch.Tensor:
-        batch, length = states.shape[:2]
-        return states.view(batch, length, -1, self.head_dim).transpose(1, 2)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         query = self._split_heads(self.q_proj(hidden_states))

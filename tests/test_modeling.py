@@ -148,14 +148,16 @@ def expected_trainable_parameters(config: OmniCLIPConfig, num_adapter_layers: in
     d, D = config.vision_config.hidden_size, config.projection_dim
     bottleneck = round(d * config.pta_ratio)
     linear = lambda fan_in, fan_out, bias=True: fan_in * fan_out + (fan_out if bias else 0)  # noqa: E731
-    attention = lambda width: 4 * linear(width, width)  # noqa: E731
+    # query, key (no bias: a key bias only shifts each softmax row), value and output projections
+    attention = lambda width: 4 * linear(width, width) - width  # noqa: E731
     mlp = lambda width: linear(width, 4 * width) + linear(4 * width, width)  # noqa: E731
     total = 0
     if config.use_temporal_embedding:
         total += config.num_frames * d
     if config.use_pta:
-        # LayerNorm, Down, query and key projections (no value or output projection), Up, alpha
-        per_layer = 2 * d + linear(d, bottleneck) + 2 * linear(bottleneck, bottleneck) + linear(bottleneck, d) + 1
+        # LayerNorm, Down, query and key (no bias) projections (no value or output projection), Up, alpha
+        per_layer = (2 * d + linear(d, bottleneck) + linear(bottleneck, bottleneck)
+                     + linear(bottleneck, bottleneck, bias=False) + linear(bottleneck, d) + 1)
         if config.pta_mode == "cascade":  # ST-Adapter: Down, depth-wise 3x3x3 convolution, Up, alpha
             per_layer = linear(d, bottleneck) + bottleneck * 27 + bottleneck + linear(bottleneck, d) + 1
         total += num_adapter_layers * per_layer

@@ -201,7 +201,8 @@ def test_pta_without_value_and_output_projections_represents_the_old_adapter(tin
         adapter.down.bias.copy_(old["v"] @ down_b + old_bias["v"])
         for name, projection in (("q", adapter.attention.q_proj), ("k", adapter.attention.k_proj)):
             projection.weight.copy_(old[name] @ value_inverse)
-            projection.bias.copy_(old_bias[name] - old[name] @ value_inverse @ old_bias["v"])
+            if projection.bias is not None:  # the key projection has none: a key bias only shifts softmax rows
+                projection.bias.copy_(old_bias[name] - old[name] @ value_inverse @ old_bias["v"])
         adapter.up.weight.copy_(up_w @ old["o"])
         adapter.up.bias.copy_(up_w @ old_bias["o"] + up_b)
         torch.testing.assert_close(adapter(tokens, FRAMES), old_adapter(tokens), atol=1e-9, rtol=1e-9)
