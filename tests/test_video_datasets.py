@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import re
 import shutil
 import socket
 import threading
@@ -80,6 +81,14 @@ def shared_clip_folder(tmp_path_factory):
             shutil.copy(clip, root / class_name / clip.name)
     (root / "labels.txt").write_text("pool\nmakeup\n")
     return root
+
+
+def test_an_empty_class_folder_is_an_error_naming_it(shared_clip_folder, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shared_clip_folder, root)
+    (root / "yoga").mkdir()
+    with pytest.raises(ValueError, match=re.escape(str(root / "yoga")) + ": this class folder holds no video files"):
+        load_folder(root)
 
 
 def test_folder_loads_through_videofolder_with_class_labels(shared_clip_folder):

@@ -98,10 +98,19 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Video
     ]
     if not videos:
         raise ValueError(f"{root}: the class sub-folders hold no video files ({', '.join(VIDEO_EXTENSIONS)}).")
+    _check_no_empty_class_folder(folders)
     folder_of_video = _videofolder_labels(videos)
     # datasets' videofolder skips some extensions (.webm, .m4v, .mpg): those files take their folder's label too.
     labels = [label_of_folder[folder_of_video.get(video, Path(video).parent.name)] for video in videos]
     return VideoClassificationData(_make_dataset(videos, labels, names), list(names), str(root))
+
+
+def _check_no_empty_class_folder(folders: list[Path]) -> None:
+    """A class sub-folder without videos is a mistake (a failed copy, a typo), not a class with no examples."""
+    empty = [folder for folder in folders if not any(path.suffix.lower() in VIDEO_EXTENSIONS for path in folder.iterdir())]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise ValueError(f"{empty[0]}: this class folder holds no video files{more}; add its videos or remove it.")
 
 
 def _videofolder_labels(videos: list[str]) -> dict[str, str]:
