@@ -96,3 +96,14 @@ def tiny_omniclip_dir(tmp_path_factory, tiny_clip):
     tokenizer = CLIPTokenizer.from_pretrained(TOKENIZER_DIR)
     OmniCLIPProcessor(video_processor, tokenizer, text_template=model.config.text_template).save_pretrained(folder)
     return folder
+
+
+def frame_order_clips(num_frames: int, clips_per_class: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class 0: clips that brighten over time; class 1: the same frames reversed (darkening). Each pair has the
+    same frames, so the same frame average: only the order tells the classes apart. 32 px, CLIP-normalised scale."""
+    generator = torch.Generator().manual_seed(0)
+    content = 0.5 * torch.randn(clips_per_class, 1, 3, 32, 32, generator=generator)
+    brightening = content + torch.linspace(-1, 1, num_frames).view(1, num_frames, 1, 1, 1)
+    pixel_values = torch.cat([brightening, brightening.flip(1)])
+    labels = torch.cat([torch.zeros(clips_per_class, dtype=torch.long), torch.ones(clips_per_class, dtype=torch.long)])
+    return pixel_values, labels

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, CLIPModel
 
 from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
 
-from .conftest import REPO_ROOT, build_tiny_clip, tiny_clip_config
+from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips, tiny_clip_config
 
 FRAMES = 4
 ALL_OFF = dict(use_pta=False, use_spg=False, use_video_specific_prompts=False)
@@ -260,11 +260,7 @@ def test_model_learns_frame_order_that_frame_averaging_cannot(tiny_clip, clip_to
 
     Each pair has the same frames, so the same frame average: only the order tells the classes apart.
     """
-    generator = torch.Generator().manual_seed(0)
-    content = 0.5 * torch.randn(12, 1, 3, 32, 32, generator=generator)
-    brightening = content + torch.linspace(-1, 1, FRAMES).view(1, FRAMES, 1, 1, 1)
-    pixel_values = torch.cat([brightening, brightening.flip(1)])
-    labels = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(12, dtype=torch.long)])
+    pixel_values, labels = frame_order_clips(FRAMES)
     inputs = class_texts(clip_tokenizer, names=("forward", "backward"))
 
     def final_training_loss(**overrides):

@@ -21,7 +21,7 @@ from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
 from omniclip_hf.modeling_omniclip import run_frozen_layer
 from omniclip_hf.training.loop import parse_training_options
 
-from .conftest import REPO_ROOT, build_tiny_clip
+from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips
 
 FRAMES = 4
 NO_PROMPTS = dict(use_video_specific_prompts=False)
@@ -247,11 +247,7 @@ def test_ssv2_recipe_trains_against_a_fixed_classifier(tiny_clip, clip_tokenizer
 def test_frame_order_is_learnt_with_the_video_head_reduced_to_a_mean(tiny_clip, clip_tokenizer):
     """Brightening vs the same frames darkening, as in test_modeling, but the head is a plain mean over frames:
     order must come through the temporal embedding and the adapters, inside the frozen layers."""
-    generator = torch.Generator().manual_seed(0)
-    content = 0.5 * torch.randn(12, 1, 3, 32, 32, generator=generator)
-    brightening = content + torch.linspace(-1, 1, FRAMES).view(1, FRAMES, 1, 1, 1)
-    pixel_values = torch.cat([brightening, brightening.flip(1)])
-    labels = torch.cat([torch.zeros(12, dtype=torch.long), torch.ones(12, dtype=torch.long)])
+    pixel_values, labels = frame_order_clips(FRAMES)
     inputs = class_texts(clip_tokenizer, names=("forward", "backward"))
 
     def final_training_loss(**overrides):
