@@ -20,12 +20,17 @@ from pathlib import Path
 
 import torch
 
-from omniclip_hf.training.data import VideoClipDataset, _make_dataset, VideoClassificationData, collate_video_batch
-from omniclip_hf.training.loader import default_num_workers
+from omniclip_hf.training.data import (
+    VIDEO_EXTENSIONS,
+    VideoClassificationData,
+    VideoClipDataset,
+    _make_dataset,
+    collate_video_batch,
+)
+from omniclip_hf.training.loader import default_num_workers, loader_settings
 from omniclip_hf.training.loop import build_video_processor
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv")
 
 
 def clip_list(folder: Path, count: int) -> list[str]:
@@ -56,11 +61,12 @@ def one_core_clips_per_second(dataset: VideoClipDataset, batch_size: int) -> flo
         torch.set_num_threads(threads)
 
 
-def loader_clips_per_second(dataset: VideoClipDataset, workers: int, batch_size: int, pin_memory: bool) -> float:
-    """Clips/s of the second pass over the data: persistent workers, so start-up is paid in the first, untimed."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
-                                         collate_fn=collate_video_batch, pin_memory=pin_memory,
-                                         prefetch_factor=4 if workers else None, persistent_workers=workers > 0)
+def loader_clips_per_second(dataset: VideoClipDataset, workers: int, batch_size: int) -> float:
+    """Clips/s of the second pass over the data with training's loader settings, except that workers persist here,
+    so their start-up is paid in the first, untimed pass."""
+    settings = {**loader_settings(workers), "persistent_workers": workers > 0}
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                                         collate_fn=collate_video_batch, **settings)
     for _ in loader:  # warm-up pass
         pass
     start = time.perf_counter()
@@ -94,7 +100,7 @@ def main() -> None:
     per_core = one_core_clips_per_second(dataset, args.batch_size)
     print(f"| in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
     for workers in args.workers:
-        rate = loader_clips_per_second(dataset, workers, args.batch_size, pin_memory=torch.cuda.is_available())
+        rate = loader_clips_per_second(dataset, workers, args.batch_size)
         print(f"| DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | {rate / workers:.1f} |",
               flush=True)
     print("\ncores needed (measured one-core rate; a real run also needs a core for the training process):")
