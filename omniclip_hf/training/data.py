@@ -91,23 +91,23 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Video
     names = class_names or [folder.name for folder in folders]
     lookup = _name_lookup(names)
     label_of_folder = {folder.name: _class_index(folder.name, names, lookup, where=str(folder)) for folder in folders}
-    videos = [
-        str(path)
+    videos_of_folder = {
+        folder: sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
         for folder in folders
-        for path in sorted(path for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
-    ]
+    }
+    videos = [video for folder in folders for video in videos_of_folder[folder]]
     if not videos:
         raise ValueError(f"{root}: the class sub-folders hold no video files ({', '.join(VIDEO_EXTENSIONS)}).")
-    _check_no_empty_class_folder(folders)
+    _check_no_empty_class_folder(videos_of_folder)
     folder_of_video = _videofolder_labels(videos)
     # datasets' videofolder skips some extensions (.webm, .m4v, .mpg): those files take their folder's label too.
     labels = [label_of_folder[folder_of_video.get(video, Path(video).parent.name)] for video in videos]
     return VideoClassificationData(_make_dataset(videos, labels, names), list(names), str(root))
 
 
-def _check_no_empty_class_folder(folders: list[Path]) -> None:
+def _check_no_empty_class_folder(videos_of_folder: dict[Path, list[str]]) -> None:
     """A class sub-folder without videos is a mistake (a failed copy, a typo), not a class with no examples."""
-    empty = [folder for folder in folders if not any(path.suffix.lower() in VIDEO_EXTENSIONS for path in folder.iterdir())]
+    empty = [folder for folder, videos in videos_of_folder.items() if not videos]
     if empty:
         more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
         raise ValueError(f"{empty[0]}: this class folder holds no video files{more}; add its videos or remove it.")

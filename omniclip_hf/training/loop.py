@@ -14,12 +14,7 @@ from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_
 
 
 from .loader import default_num_workers
-from .checkpoints import (  # noqa: F401  (re-exported: the loop's checkpoint helpers live in .checkpoints)
-    latest_checkpoint,
-    load_trainer_state,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from .checkpoints import latest_checkpoint  # noqa: F401  (re-exported; the checkpoint helpers live there)
 
 
 @dataclass
@@ -321,10 +316,7 @@ __all__ = [
     "is_omniclip_folder",
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
-    "load_trainer_state",
     "parse_training_options",
     "register_trainable_only_state_hooks",
-    "resolve_checkpoint",
     "run_script",
-    "save_checkpoint",
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from accelerate.utils import send_to_device
 
 from .data import _class_index, _describe, _name_lookup, _video_source, example_seed
 
@@ -103,6 +104,7 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
         self.processor_kwargs = processor_kwargs
         self.epoch = 0
         self.batches_to_skip = 0
+        self._name_lookup = _name_lookup(data.class_names)  # once, not per video in the workers
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -141,7 +143,7 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
             if not 0 <= label < len(self.data.class_names):
                 raise ValueError(f"label index {label} is out of range for {len(self.data.class_names)} classes")
             return label
-        return _class_index(str(label), self.data.class_names, _name_lookup(self.data.class_names), self.data.source)
+        return _class_index(str(label), self.data.class_names, self._name_lookup, self.data.source)
 
 
 __all__ = ["StreamingVideoClipDataset", "StreamingVideoData", "load_streaming_dataset", "stream_for_process"]
@@ -159,8 +161,7 @@ def batches_while_every_process_has_one(loader, accelerator) -> Iterator[dict[st
                 return
         elif batch is None:
             return
-        yield {key: value.to(accelerator.device) if isinstance(value, torch.Tensor) else value
-               for key, value in batch.items()}
+        yield send_to_device(batch, accelerator.device)
 
 
 __all__ += ["batches_while_every_process_has_one"]
