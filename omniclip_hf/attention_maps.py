@@ -49,15 +49,15 @@ def cls_attention_over_patches(attentions: torch.Tensor, num_patches: int) -> to
 @contextmanager
 def eager_attention(model: nn.Module) -> Iterator[None]:
     """Runs the frozen CLIP with eager attention (the only kind that returns its weights), then restores it."""
-    clip = model.clip
-    previous = clip.config._attn_implementation
+    # Through the model's own setter, which keeps its config in step with the frozen CLIP's.
+    previous = model.clip.config._attn_implementation
     if previous != "eager":
-        clip.set_attn_implementation("eager")
+        model.set_attn_implementation("eager")
     try:
         yield
     finally:
         if previous != "eager":
-            clip.set_attn_implementation(previous)
+            model.set_attn_implementation(previous)
 
 
 def _patch_grid(pixel_values_videos: torch.Tensor, patch_size: int) -> tuple[int, int]:

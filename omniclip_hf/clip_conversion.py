@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers.utils import logging
 
-from .modeling_omniclip import HUB_KWARGS, OmniCLIPModel, read_checkpoint_config
+from .modeling_omniclip import OmniCLIPModel, hub_kwargs_of, read_checkpoint_config
 from .processing_omniclip import OmniCLIPProcessor
 from .video_processing_omniclip import OmniCLIPVideoProcessor
 
@@ -30,7 +30,7 @@ def _clip_image_settings(clip_name_or_path: str, hub_kwargs: dict[str, Any]) -> 
 
     try:
         settings, _ = ImageProcessingMixin.get_image_processor_dict(
-            clip_name_or_path, **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS}
+            clip_name_or_path, **hub_kwargs_of(hub_kwargs)
         )
     except (OSError, ValueError):  # no preprocessor_config.json: the vision config's image size decides
         return {}
@@ -63,7 +63,7 @@ def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, **hub_kwargs: Any):
 
     try:
         return AutoTokenizer.from_pretrained(
-            os.fspath(clip_name_or_path), **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS}
+            os.fspath(clip_name_or_path), **hub_kwargs_of(hub_kwargs)
         )
     except (OSError, ValueError, TypeError):
         logger.warning(f"{clip_name_or_path} has no tokenizer: using CLIP's BPE tokenizer shipped with omniclip_hf.")

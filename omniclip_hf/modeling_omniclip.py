@@ -52,6 +52,13 @@ ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
 # Keywords of `from_pretrained` that say where files come from, and those that say how weights are loaded; the
 # CLIP inside `from_clip` and the adapter-only path take both, as `from_pretrained` would.
 HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder")
+
+
+def hub_kwargs_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of `kwargs` that say where a checkpoint's files come from (`HUB_KWARGS`)."""
+    return {key: value for key, value in kwargs.items() if key in HUB_KWARGS}
+
+
 LOADING_KWARGS = HUB_KWARGS + (
     "dtype", "device_map", "attn_implementation", "max_memory", "offload_folder", "offload_state_dict",
     "use_safetensors", "key_mapping",
@@ -91,7 +98,7 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
     elif os.path.exists(name):
         raise ValueError(f"{name} is a file; pass the model folder (the one holding config.json) or a Hub id.")
     try:
-        config_dict, _ = PretrainedConfig.get_config_dict(name, **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS})
+        config_dict, _ = PretrainedConfig.get_config_dict(name, **hub_kwargs_of(hub_kwargs))
     except (OSError, ValueError) as error:
         if os.path.isdir(name):
             raise ValueError(f"{name}/config.json cannot be read: {' '.join(str(error).split())}") from None
@@ -154,7 +161,7 @@ def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: di
         return None
     from transformers.utils import cached_file
 
-    return cached_file(name, ADAPTER_WEIGHTS_NAME, **{k: v for k, v in hub_kwargs.items() if k in HUB_KWARGS})
+    return cached_file(name, ADAPTER_WEIGHTS_NAME, **hub_kwargs_of(hub_kwargs))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -864,7 +871,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         output_loading_info = kwargs.pop("output_loading_info", False)
         loading, _ = split_loading_kwargs(kwargs)
-        config = OmniCLIPConfig.from_pretrained(folder, **{k: v for k, v in loading.items() if k in HUB_KWARGS})
+        config = OmniCLIPConfig.from_pretrained(folder, **hub_kwargs_of(loading))
         base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
         if not base:
             raise ValueError(f"{folder}: adapter-only checkpoint without base_clip_name_or_path; pass base_clip=.")

@@ -18,7 +18,6 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers.pipelines import PIPELINE_REGISTRY
 
 # ChunkPipeline (one input -> several model inputs, e.g. the windows of a long video) is the base of transformers'
@@ -29,7 +28,7 @@ from transformers.utils import logging
 
 from .video_decoding import is_torchcodec_decoder
 from .video_processing_omniclip import read_video_pyav, read_video_torchcodec, sample_clip_indices, video_to_tensor
-from .video_sources import resolve_video_source, to_pixel_scale
+from .video_sources import _is_file_source, _is_frame, resolve_video_source, to_pixel_scale
 
 
 logger = logging.get_logger(__name__)
@@ -172,14 +171,6 @@ def plan_windows(num_total: int, fps: float, segment_seconds: float) -> list[tup
             windows.append((start, end))
         index += 1
     return windows
-
-
-def _is_single_frame(value: Any) -> bool:
-    return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 3)
-
-
-def _is_file_source(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(value, "read")
 
 
 class _FrameSource:
@@ -340,7 +331,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             to 1). With `segment_seconds`, a list of `{"start": float, "end": float, "labels": [...]}`, one per
             window, with times in seconds. For a list of videos, a list of those.
         """
-        if isinstance(videos, list) and videos and all(_is_single_frame(frame) for frame in videos):
+        if isinstance(videos, list) and videos and all(_is_frame(frame) for frame in videos):
             videos = tuple(videos)  # a list of frames is one video, not a batch of videos
         elif isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
             videos = list(videos)

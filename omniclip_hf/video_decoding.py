@@ -44,8 +44,6 @@ class VideoStreamIndex:
     keyframe_pts: list[int]
     num_frames: int
     fps: float | None
-    width: int
-    height: int
     pts_indexed: bool  # frame i is the packet with the i-th smallest pts
     num_announced: int | None = None  # what the header says (a frame count, or duration x fps), None if nothing
 
@@ -144,8 +142,6 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
         keyframe_pts=sorted(keyframe_pts),
         num_frames=len(packet_pts),
         fps=fps,
-        width=stream.codec_context.width,
-        height=stream.codec_context.height,
         pts_indexed=pts_indexed,
         num_announced=num_announced,
     )

@@ -32,13 +32,9 @@ def _ffmpeg_message(error: Exception) -> str:
 
 def _guess_why_unreadable(source: Any) -> str:
     """A hint for a file FFmpeg cannot open: text renamed to a video extension is a common mistake."""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as handle:
-            head = handle.read(512)
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        head = bytes(source[:512])
-    else:
+    if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
         return ""
+    head = read_head(source, 512)
     text = ""
     for cut in range(4):  # the 512-byte window may end inside a multi-byte character
         try:
