@@ -309,20 +309,28 @@ class VideoClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.data.dataset[int(index)]
-        generator = torch.Generator().manual_seed(example_seed(self.seed, self.epoch, int(index)))
-        settings = dict(self.processor_kwargs)
-        if torch.utils.data.get_worker_info() is not None:
-            # The DataLoader's workers already use the cores; PyAV's frame threads on top only add overhead.
-            settings.setdefault("decoder_threading", False)
         try:
-            pixels = self.video_processor(
-                _video_source(row["video"]), train=self.train, generator=generator, return_tensors="pt", **settings
-            )["pixel_values_videos"][0]
+            pixels = process_training_clip(self.video_processor, row["video"], self.train, self.seed, self.epoch,
+                                           int(index), self.processor_kwargs)
         except (ValueError, FileNotFoundError, OSError) as error:
             if self.strict:
                 raise ValueError(f"{_describe(row['video'])}: {error} (run without --strict to skip it)") from error
             return {"index": int(index), "error": f"{_describe(row['video'])}: {error}"}
         return {"index": int(index), "pixel_values_videos": pixels, "labels": int(row["label"])}
+
+
+def process_training_clip(video_processor, video: Any, train: bool, seed: int, epoch: int, index: int,
+                          processor_kwargs: dict[str, Any]) -> torch.Tensor:
+    """One example's pixels `(views, frames, 3, H, W)`, augmented with the seed of `(seed, epoch, index)`: the same
+    for the map-style and the streamed datasets, whatever the workers, order or resumption."""
+    generator = torch.Generator().manual_seed(example_seed(seed, epoch, index))
+    settings = dict(processor_kwargs)
+    if torch.utils.data.get_worker_info() is not None:
+        # The DataLoader's workers already use the cores; PyAV's frame threads on top only add overhead.
+        settings.setdefault("decoder_threading", False)
+    return video_processor(
+        _video_source(video), train=train, generator=generator, return_tensors="pt", **settings
+    )["pixel_values_videos"][0]
 
 
 def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -346,4 +354,5 @@ __all__ = [
     "load_folder",
     "load_hub_dataset",
     "load_video_dataset",
+    "process_training_clip",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import torch
 from accelerate.utils import send_to_device
 
-from .data import _class_index, _describe, _name_lookup, _video_source, example_seed
+from .data import _class_index, _describe, _name_lookup, process_training_clip
 
 
 VIDEO_FIELD_EXTENSIONS = ("mp4", "avi", "webm", "mkv", "mov", "m4v")
@@ -125,15 +125,10 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
                 yield self._item(number * self.batch_size + offset, video, label)
 
     def _item(self, index: int, video: Any, label: Any) -> dict[str, Any]:
-        generator = torch.Generator().manual_seed(example_seed(self.seed, self.epoch, index))
-        settings = dict(self.processor_kwargs)
-        if torch.utils.data.get_worker_info() is not None:
-            settings.setdefault("decoder_threading", False)
         try:
             target = self._label_index(label)
-            pixels = self.video_processor(
-                _video_source(video), train=self.train, generator=generator, return_tensors="pt", **settings
-            )["pixel_values_videos"][0]
+            pixels = process_training_clip(self.video_processor, video, self.train, self.seed, self.epoch, index,
+                                           self.processor_kwargs)
         except (ValueError, FileNotFoundError, OSError) as error:
             return {"index": index, "error": f"{_describe(video)}: {error}"}
         return {"index": index, "pixel_values_videos": pixels, "labels": target}
