@@ -101,7 +101,7 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
         config_dict, _ = PretrainedConfig.get_config_dict(name, **hub_kwargs_of(hub_kwargs))
     except (OSError, ValueError) as error:
         if os.path.isdir(name):
-            raise ValueError(f"{name}/config.json cannot be read: {' '.join(str(error).split())}") from None
+            raise ValueError(f"{name}/config.json cannot be read: {one_line(error)}") from None
         if _hub_offline() or hub_kwargs.get("local_files_only"):
             raise OSError(
                 f"{name} is not a local folder and is not in the Hugging Face cache, and downloading is off "
@@ -109,7 +109,7 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
             ) from None
         raise OSError(
             f"{name} is neither a local folder nor a Hub model that could be fetched "
-            f"({' '.join(str(error).split())[:200]})."
+            f"({one_line(error)[:200]})."
         ) from None
     return config_dict
 
@@ -141,9 +141,16 @@ def check_weight_files(folder: str) -> None:
                 with safe_open(path, framework="pt") as handle:
                     handle.keys()
             except Exception as error:  # safetensors raises its own SafetensorError (or OSError)
-                raise ValueError(
-                    f"{path} is damaged or incomplete ({' '.join(str(error).split())}): save or download it again."
-                ) from None
+                raise damaged_file_error(path, error) from None
+
+
+def one_line(error: BaseException) -> str:
+    """A library's error message on one line (safetensors and huggingface_hub write several)."""
+    return " ".join(str(error).split())
+
+
+def damaged_file_error(path: str | os.PathLike, error: BaseException) -> ValueError:
+    return ValueError(f"{path} is damaged or incomplete ({one_line(error)}): save or download it again.")
 
 
 def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: dict[str, Any]) -> str | None:
@@ -307,6 +314,12 @@ class OmniCLIPAttention(OmniCLIPHeadsAlongDimOne):
         return self.out_proj(attended)
 
 
+def alpha_scaled_up(up: nn.Linear, alpha: torch.Tensor, hidden_states: torch.Tensor) -> torch.Tensor:
+    """`alpha * Up(x)` for the adapters; alpha scales the small Up weights instead of the big output, which saves one
+    pass over the `(frames, N, d)` tokens."""
+    return F.linear(hidden_states, up.weight * alpha, up.bias * alpha)
+
+
 class OmniCLIPTemporalEmbedding(nn.Module):
     """Learnable per-frame embedding `TE` (eq. 1), zero-initialised, interpolated for other frame counts."""
 
@@ -394,8 +407,7 @@ class OmniCLIPTemporalAdapter(nn.Module):
         reduced = self.down(self.layer_norm(hidden_states))
         reduced = reduced.view(frames // num_frames, num_frames, num_tokens, -1)
         attended = self.attention(reduced).view(frames, num_tokens, -1)
-        # alpha scales the small Up weights instead of the big output: one pass over (frames, N, d) saved.
-        return F.linear(attended, self.up.weight * self.alpha, self.up.bias * self.alpha)
+        return alpha_scaled_up(self.up, self.alpha, attended)
 
 
 class OmniCLIPConvolutionAdapter(nn.Module):
@@ -434,7 +446,7 @@ class OmniCLIPConvolutionAdapter(nn.Module):
         parts = [self._convolve(reduced[:, :num_patches], num_frames, grid)]
         if reduced.shape[1] > num_patches:  # SPG prompts
             parts.append(self._convolve(reduced[:, num_patches:], num_frames, (-(-grid[0] // 2), -(-grid[1] // 2))))
-        updated = F.linear(torch.cat(parts, dim=1), self.up.weight * self.alpha, self.up.bias * self.alpha)
+        updated = alpha_scaled_up(self.up, self.alpha, torch.cat(parts, dim=1))
         return torch.cat([torch.zeros_like(hidden_states[:, :1]), updated], dim=1)
 
 
@@ -885,9 +897,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         try:
             adapter_weights = load_file(adapter_file)
         except Exception as error:
-            raise ValueError(
-                f"{adapter_file} is damaged or incomplete ({' '.join(str(error).split())}): save or download it again."
-            ) from None
+            raise damaged_file_error(adapter_file, error) from None
         missing, unexpected = model.load_state_dict(adapter_weights, strict=False, assign=False)
         missing = [name for name in missing if not name.startswith("clip.")]
         if missing or unexpected:
