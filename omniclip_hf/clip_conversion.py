@@ -16,7 +16,7 @@ from typing import Any
 
 from transformers.utils import logging
 
-from .modeling_omniclip import OmniCLIPModel, hub_kwargs_of, read_checkpoint_config
+from .modeling_omniclip import CLIP_AT_IDENTITY, OmniCLIPModel, hub_kwargs_of, read_checkpoint_config
 from .processing_omniclip import OmniCLIPProcessor
 from .video_processing_omniclip import OmniCLIPVideoProcessor
 
@@ -107,7 +107,8 @@ def write_model_folder(
         raise ValueError(
             f"{name} holds a {config_dict.get('model_type')!r} checkpoint, not a CLIP model: pass a CLIP folder or Hub id."
         )
-    model = OmniCLIPModel.from_pretrained(name, num_frames=num_frames, **loading_kwargs)
+    # from_clip directly: the config is read above already, and this call is no accidental wrap to warn about.
+    model = OmniCLIPModel.from_clip(name, num_frames=num_frames, **loading_kwargs, **CLIP_AT_IDENTITY)
     processor = processor_for_clip(model, name, **loading_kwargs)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
