@@ -13,6 +13,7 @@ logger = logging.get_logger(__name__)
 
 PTA_MODES = ("parallel", "attention_parallel", "cascade", "cascade_attention")
 SPG_POOLINGS = ("avg", "max")
+SPG_PROJECTOR_INITS = ("identity", "random")
 SPG_LAYERS = ("input", "every")
 
 
@@ -73,6 +74,11 @@ class OmniCLIPConfig(PretrainedConfig):
         spg_residual (`bool`, *optional*, defaults to `False`):
             Off: prompts are `Projector(Avg(V))`, eq. 6 exactly. On: `pooled + MLP(pooled)` with the MLP's last layer
             zero-initialised, so training starts from the plain pooled tokens.
+        spg_projector_init (`str`, *optional*, defaults to `"identity"`):
+            How eq. 6's projector starts. `"identity"`: a hidden layer of width `2d` whose two Linears start as
+            `[I; -I]` and `[I, -I]`, so `Projector(x) = GELU(x) - GELU(-x) = x` exactly and the prompts start as the
+            pooled tokens (the frozen CLIP reads tokens it knows). `"random"`: a hidden layer of width `d` at the
+            library's random init (the prompts start as a random projection). Ignored with `spg_residual`.
         spg_layers (`str`, *optional*, defaults to `"input"`):
             `"input"`: prompts computed once from the embeddings and carried through every layer (section 3.1);
             `"every"`: recomputed from each layer's patch tokens, replacing the previous prompts (eq. 6's index).
@@ -133,6 +139,7 @@ class OmniCLIPConfig(PretrainedConfig):
         spg_pooling: str = "avg",
         spg_projector: bool = True,
         spg_residual: bool = False,
+        spg_projector_init: str = "identity",
         spg_layers: str = "input",
         video_head_num_layers: int = 1,
         video_head_num_heads: int | None = None,
@@ -163,6 +170,7 @@ class OmniCLIPConfig(PretrainedConfig):
         self.spg_pooling = spg_pooling
         self.spg_projector = spg_projector
         self.spg_residual = spg_residual
+        self.spg_projector_init = spg_projector_init
         self.spg_layers = spg_layers
         self.video_head_num_layers = video_head_num_layers
         self.video_head_num_heads = video_head_num_heads
@@ -253,6 +261,8 @@ class OmniCLIPConfig(PretrainedConfig):
             fail("pta_head_dim", "it must be an integer >= 1")
         if self.spg_pooling not in SPG_POOLINGS:
             fail("spg_pooling", f"allowed values are {', '.join(repr(m) for m in SPG_POOLINGS)}")
+        if self.spg_projector_init not in SPG_PROJECTOR_INITS:
+            fail("spg_projector_init", f"allowed values are {', '.join(repr(m) for m in SPG_PROJECTOR_INITS)}")
         if self.spg_layers not in SPG_LAYERS:
             fail("spg_layers", f"allowed values are {', '.join(repr(m) for m in SPG_LAYERS)}")
         if not isinstance(self.video_head_num_layers, int) or self.video_head_num_layers < 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,6 +256,16 @@ def zero_initialised(linear: nn.Linear) -> nn.Linear:
     return linear
 
 
+def split_merge_identity(kind: str, weight: torch.Tensor) -> torch.Tensor:
+    """The weight of a `d -> 2d` Linear giving `[x, -x]` (`"split"`) or of a `2d -> d` one giving `a - b` (`"merge"`).
+
+    Through a GELU in between they compose to the identity: `GELU(x) - GELU(-x) = x (Phi(x) + Phi(-x)) = x`.
+    """
+    width = min(weight.shape)
+    eye = torch.eye(width, dtype=weight.dtype, device=weight.device)
+    return torch.cat([eye, -eye], dim=0 if kind == "split" else 1)
+
+
 def interpolate_along_time(table: torch.Tensor, length: int) -> torch.Tensor:
     """Resamples a `(rows, width)` embedding table to `length` rows by linear interpolation.
 
@@ -334,8 +345,12 @@ class OmniCLIPTemporalEmbedding(nn.Module):
 class OmniCLIPSelfPromptGenerator(nn.Module):
     """Self-prompt generator (SPG, eq. 6): 2x2 pooling of the patch grid (K/4 tokens) and a 2-layer projector.
 
-    With `spg_residual` the prompts are `pooled + MLP(pooled)` and the MLP's last layer starts at zero, so the
-    prompts start as the plain pooled tokens (the paper's "Avg." row of Table 9) and training refines them.
+    The projector starts as the identity by default (`spg_projector_init="identity"`): its hidden layer is `2d` wide,
+    `fc1 = [I; -I]` and `fc2 = [I, -I]`, and `GELU(x) - GELU(-x) = x` for every x, so the prompts start as the plain
+    pooled tokens (the paper's "Avg." row of Table 9), tokens the frozen CLIP already reads, and training refines them.
+    The paper gives the projector as "two-layer MLPs" and no init; a random one makes the prompts a random projection
+    that every frame's attention reads (docs/design.md). With `spg_residual` the prompts are `pooled + MLP(pooled)`
+    and the MLP's last layer starts at zero instead.
     """
 
     def __init__(self, config: OmniCLIPConfig):
@@ -344,11 +359,16 @@ class OmniCLIPSelfPromptGenerator(nn.Module):
         self.pool = F.avg_pool2d if config.spg_pooling == "avg" else F.max_pool2d
         self.residual = config.spg_residual
         if config.spg_projector:
-            self.fc1 = nn.Linear(width, width)
+            starts_as_identity = config.spg_projector_init == "identity" and not self.residual
+            hidden = 2 * width if starts_as_identity else width
+            self.fc1 = nn.Linear(width, hidden)
             self.activation = nn.GELU()
-            self.fc2 = nn.Linear(width, width)
+            self.fc2 = nn.Linear(hidden, width)
             if self.residual:
                 zero_initialised(self.fc2)
+            elif starts_as_identity:
+                self.fc1.identity_init = "split"  # x -> [x, -x]
+                self.fc2.identity_init = "merge"  # [a, b] -> a - b
         else:
             self.fc1 = self.activation = self.fc2 = None
 
@@ -615,6 +635,28 @@ def _mark_initialised(module: nn.Module) -> None:
         tensor._is_hf_initialized = True
 
 
+# Weights that checkpoints of earlier versions hold and that this one may drop: the key biases of the package's
+# attention modules (a key bias adds a constant to each softmax row, which the softmax removes; docs/design.md).
+_DROPPABLE_WEIGHTS = re.compile(r"\.k_proj\.bias$")
+
+
+def check_loaded_weights(source, loading_info: dict[str, list]) -> None:
+    """Raises one line where a full checkpoint does not hold exactly this model's weights.
+
+    transformers only logs a report for such a checkpoint and leaves the missing modules at their initial values
+    (the identity here), so a checkpoint of another version would score videos with part of its training lost,
+    and nothing said: an adapter from before issue 15 holds value/output projections this one has folded away.
+    """
+    unexpected = [key for key in loading_info["unexpected_keys"] if not _DROPPABLE_WEIGHTS.search(key)]
+    missing = list(loading_info["missing_keys"])
+    if unexpected or missing:
+        found = ", ".join(part for part in (f"unexpected weights {unexpected[:4]}" if unexpected else "",
+                                            f"missing weights {missing[:4]}" if missing else "") if part)
+        raise ValueError(f"{source}: the checkpoint does not match this version of OmniCLIPModel ({found}); it was "
+                         "saved by another version of omniclip-hf or another model: retrain it, or load it with the "
+                         "version that saved it (docs/design.md lists the changes that break checkpoints).")
+
+
 # Keywords transformers passes to models beside the model's own arguments (Trainer's loss keywords, output flags,
 # attention-backend keywords); anything else is a misspelling.
 _TRANSFORMERS_KEYWORDS = frozenset(TransformersKwargs.__annotations__)
@@ -658,6 +700,9 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
             init.zeros_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear) and getattr(module, "identity_init", None):
+            init.copy_(module.weight, split_merge_identity(module.identity_init, module.weight))
+            init.zeros_(module.bias)
         elif isinstance(module, OmniCLIPTemporalEmbedding):
             init.zeros_(module.weight)
         elif isinstance(module, (OmniCLIPTemporalAdapter, OmniCLIPConvolutionAdapter)):
@@ -806,11 +851,13 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
     @classmethod
     def _load_full(cls, pretrained_model_name_or_path, *args, **kwargs):
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True adds a dict
+        wants_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True,
+                                                      **kwargs)
+        check_loaded_weights(pretrained_model_name_or_path, loading_info)
         # Loading replaces the parameters, which resets requires_grad: freeze CLIP again.
         model.freeze_clip()
-        return loaded
+        return (model, loading_info) if wants_loading_info else model
 
     @classmethod
     def _wrap_clip_checkpoint(cls, name_or_path, kwargs: dict[str, Any]):

@@ -61,6 +61,7 @@ SWITCHES.update({
     "spg_pooling=max": dict(spg_pooling="max"),
     "spg_projector=False": dict(spg_projector=False),
     "spg_layers=every": dict(spg_layers="every"),
+    "spg_projector_init=random": dict(spg_projector_init="random"),
     "pta_mode=cascade_attention": dict(pta_mode="cascade_attention"),
     "pta_alpha_init=0.5": dict(pta_alpha_init=0.5),
     "pta_head_dim=8": dict(pta_head_dim=8),
@@ -121,11 +122,30 @@ def test_spg_default_is_eq6_projector_of_the_average(tiny_clip):
     model = randomise_by_name(OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES))
     spg = model.self_prompt_generator
     patches = torch.randn(3, 16, 64)  # 4x4 grid of width 64
-    # Avg: mean of each 2x2 block of the row-major grid, computed without pooling ops.
-    grid = patches.view(3, 2, 2, 2, 2, 64)  # (frames, block row, row in block, block col, col in block, d)
-    average = grid.mean(dim=(2, 4)).reshape(3, 4, 64)
+    average = pooled_2x2(patches)
     expected = spg.fc2(F.gelu(spg.fc1(average)))
     torch.testing.assert_close(spg(patches, (4, 4)), expected)
+
+
+def pooled_2x2(patches: torch.Tensor) -> torch.Tensor:
+    """`(frames, 16, d)` tokens of a 4x4 grid -> the mean of each 2x2 block, computed without pooling ops."""
+    grid = patches.view(patches.shape[0], 2, 2, 2, 2, patches.shape[-1])  # (frames, block row, row, block col, col, d)
+    return grid.mean(dim=(2, 4)).reshape(patches.shape[0], 4, patches.shape[-1])
+
+
+def test_spg_projector_starts_as_the_identity_so_the_prompts_start_as_the_pooled_tokens(tiny_clip):
+    """Eq. 6 with the default init: Projector(Avg(V)) = Avg(V) before training, to float32 rounding, for tokens
+    of any size (GELU(x) - GELU(-x) = x), in a model built from a CLIP and in one built from its config."""
+    patches = torch.randn(3, 16, 64, generator=torch.Generator().manual_seed(0)) * 5
+    for model in (OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES),
+                  OmniCLIPModel(OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).config)):
+        spg = model.self_prompt_generator
+        assert spg.fc1.out_features == 2 * 64
+        with torch.no_grad():
+            torch.testing.assert_close(spg(patches, (4, 4)), pooled_2x2(patches), rtol=0, atol=1e-5)
+    randomly_started = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, spg_projector_init="random")
+    with torch.no_grad():
+        assert (randomly_started.self_prompt_generator(patches, (4, 4)) - pooled_2x2(patches)).abs().max() > 0.1
 
 
 # ------------------------------------------------------------------------------------------------ cascade

@@ -59,6 +59,10 @@ class TrainingOptions:
         default=1.0,
         metadata={"help": "Learning-rate multiplier for the video-specific prompt generator (docs/training.md)."},
     )
+    spg_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "Learning-rate multiplier for the self-prompt generator's projector (docs/training.md)."},
+    )
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     gradient_accumulation_steps: int = 1
@@ -95,8 +99,9 @@ class TrainingOptions:
             raise ValueError("pass exactly one of --clip (a CLIP checkpoint to wrap) or --model (an OmniCLIP folder).")
         if not self.train_data and not self.eval_data:
             raise ValueError("nothing to do: pass --train_data and/or --eval_data.")
-        if not self.prompt_lr_scale > 0:
-            raise ValueError(f"--prompt_lr_scale={self.prompt_lr_scale} is invalid: it must be > 0.")
+        for name in ("prompt_lr_scale", "spg_lr_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be > 0.")
         for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
@@ -176,19 +181,21 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
 def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
     """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales.
 
-    The video-specific prompt generator learns at `lr * prompt_lr_scale`, in groups of its own when the scale is not 1.
+    The video-specific prompt generator learns at `lr * prompt_lr_scale` and the self-prompt generator at
+    `lr * spg_lr_scale`, in groups of their own when a scale is not 1.
     """
-    prompt_lr = options.lr * options.prompt_lr_scale
+    module_lr = {"video_specific_prompts.": options.lr * options.prompt_lr_scale,
+                 "self_prompt_generator.": options.lr * options.spg_lr_scale}
     groups = {  # (decays, learning rate) -> parameter group, in a fixed order
         (decays, lr): {"params": [], "weight_decay": options.weight_decay if decays else 0.0, "lr": lr}
-        for lr in dict.fromkeys([options.lr, prompt_lr])
+        for lr in dict.fromkeys([options.lr, *module_lr.values()])
         for decays in (True, False)
     }
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         decays = parameter.ndim >= 2 and "embedding" not in name
-        lr = prompt_lr if name.startswith("video_specific_prompts.") else options.lr
+        lr = next((lr for prefix, lr in module_lr.items() if name.startswith(prefix)), options.lr)
         groups[decays, lr]["params"].append(parameter)
     return torch.optim.AdamW([group for group in groups.values() if group["params"]], lr=options.lr,
                              betas=(options.adam_beta1, options.adam_beta2))
