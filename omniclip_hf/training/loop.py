@@ -63,6 +63,10 @@ class TrainingOptions:
         default=1.0,
         metadata={"help": "Learning-rate multiplier for the self-prompt generator's projector (docs/training.md)."},
     )
+    video_head_lr_scale: float = field(
+        default=1.0,
+        metadata={"help": "Learning-rate multiplier for the video head (docs/training.md)."},
+    )
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     gradient_accumulation_steps: int = 1
@@ -99,7 +103,7 @@ class TrainingOptions:
             raise ValueError("pass exactly one of --clip (a CLIP checkpoint to wrap) or --model (an OmniCLIP folder).")
         if not self.train_data and not self.eval_data:
             raise ValueError("nothing to do: pass --train_data and/or --eval_data.")
-        for name in ("prompt_lr_scale", "spg_lr_scale"):
+        for name in ("prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be > 0.")
         for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
@@ -185,7 +189,8 @@ def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.o
     `lr * spg_lr_scale`, in groups of their own when a scale is not 1.
     """
     module_lr = {"video_specific_prompts.": options.lr * options.prompt_lr_scale,
-                 "self_prompt_generator.": options.lr * options.spg_lr_scale}
+                 "self_prompt_generator.": options.lr * options.spg_lr_scale,
+                 "video_head.": options.lr * options.video_head_lr_scale}
     groups = {  # (decays, learning rate) -> parameter group, in a fixed order
         (decays, lr): {"params": [], "weight_decay": options.weight_decay if decays else 0.0, "lr": lr}
         for lr in dict.fromkeys([options.lr, *module_lr.values()])
