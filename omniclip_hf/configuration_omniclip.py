@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from huggingface_hub.dataclasses import strict
 from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig, PretrainedConfig
 from transformers.utils import logging
 
@@ -311,27 +312,13 @@ class OmniCLIPConfig(PretrainedConfig):
 def _register_strict_validators(config_class: type[PretrainedConfig]) -> type[PretrainedConfig]:
     """Makes the base class's `validate()` collect this class's `validate_*` checks too.
 
-    Transformers' configs are huggingface_hub strict dataclasses: `@strict` lists the class validators of the class it
-    decorates, so a subclass must be decorated for its own checks to run. Without the mechanism (older releases),
-    `validate()` is defined here to run the `validate_*` methods.
+    Transformers' configs are huggingface_hub strict dataclasses (every supported release, 5.17 on): `@strict` lists
+    the class validators of the class it decorates, so a subclass must be decorated for its own checks to run.
     """
-    try:
-        from huggingface_hub.dataclasses import strict
-    except ImportError:
-        strict = None
-    if strict is not None and hasattr(PretrainedConfig, "__class_validators__"):
-        original_init = config_class.__init__
-        decorated = strict(config_class)
-        decorated.__init__ = original_init  # keep the keyword constructor (strict only adds validation)
-        return decorated
-
-    def validate(self) -> None:
-        for name in dir(type(self)):
-            if name.startswith("validate_") and callable(getattr(self, name)):
-                getattr(self, name)()
-
-    config_class.validate = validate
-    return config_class
+    original_init = config_class.__init__
+    decorated = strict(config_class)
+    decorated.__init__ = original_init  # keep the keyword constructor (strict only adds validation)
+    return decorated
 
 
 OmniCLIPConfig = _register_strict_validators(OmniCLIPConfig)

@@ -426,7 +426,8 @@ class OmniCLIPTemporalAdapter(nn.Module):
         frames, num_tokens, _ = hidden_states.shape
         reduced = self.down(self.layer_norm(hidden_states))
         reduced = reduced.view(frames // num_frames, num_frames, num_tokens, -1)
-        attended = self.attention(reduced).view(frames, num_tokens, -1)
+        # reshape, not view: with one head, the math SDPA backend's output is a strided view here.
+        attended = self.attention(reduced).reshape(frames, num_tokens, -1)
         return alpha_scaled_up(self.up, self.alpha, attended)
 
 
@@ -713,8 +714,15 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
             init.constant_(module.alpha, self.config.prompt_alpha)
 
     def initialize_weights(self) -> None:
-        super().initialize_weights()
         clip = getattr(self, "clip", None)
+        if isinstance(clip, CLIPModel):
+            # CLIP's own initialisation first, as CLIPModel.from_pretrained runs it. Inside a custom-code model,
+            # transformers skips the modules that hold no parameter of their own, and CLIP's scheme for its
+            # attention and MLP weights lives on such modules (CLIPAttention, CLIPMLP); the whole-model pass below
+            # would give those weights the generic initialisation instead. Whatever this pass initialises is flagged,
+            # so the pass below leaves it (and loaded weights are flagged, so neither pass touches them).
+            clip.initialize_weights()
+        super().initialize_weights()
         if isinstance(clip, CLIPModel):
             # CLIP's own _init_weights leaves its logit scale to the constructor, which a model built on the meta
             # device (from_pretrained) never ran; this module holds no parameter of its own, so transformers skips
@@ -760,11 +768,18 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         super().__init__(config)
         if clip is None:
             clip_config = config.to_clip_config()
-            clip_config._attn_implementation = config._attn_implementation
+            # CLIP's models are built on this config's own sub-configs (see below), with the attention kind each
+            # of them names (the public setter would overwrite theirs with the top-level one).
+            clip_config.text_config, clip_config.vision_config = config.text_config, config.vision_config
+            clip_config._attn_implementation_internal = config._attn_implementation
             clip = CLIPModel._from_config(clip_config)
         else:  # a loaded CLIP (from_clip): keep its weights through post_init's initialisation
             _mark_initialised(clip)
         self.clip = clip
+        # One config object per sub-model, as in transformers' composite models: this config's sub-configs are the
+        # ones CLIP's text and vision models read, so what is set on them (attention kind, output flags) reaches CLIP.
+        config.text_config = clip.config.text_config
+        config.vision_config = clip.config.vision_config
 
         vision = config.vision_config
         self.temporal_embedding = (
@@ -800,7 +815,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         """Sets the frozen CLIP's attention kind (the only attention with a choice: the new modules' small
         attentions always run SDPA and return no weights) and records it in this config."""
         self.clip.set_attn_implementation(attn_implementation, **kwargs)
-        self.config._attn_implementation = self.clip.config._attn_implementation
+        # CLIP's text and vision models read this config's own sub-configs, so they are set now; record the top-level
+        # kind only (the public setter would also overwrite the sub-configs, undoing a per-sub-config dict).
+        self.config._attn_implementation_internal = self.clip.config._attn_implementation
 
     def get_input_embeddings(self) -> nn.Module:
         """The frozen CLIP text encoder's token embedding (the model's only vocabulary input), as `CLIPTextModel`."""

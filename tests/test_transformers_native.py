@@ -146,7 +146,10 @@ def test_weights_missing_from_a_checkpoint_are_initialised(tmp_path, model):
 
     model.save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
-    dropped = [name for name in weights if name in ("clip.logit_scale", "clip.visual_projection.weight")
+    clip_weights = ("clip.logit_scale", "clip.visual_projection.weight",
+                    "clip.vision_model.encoder.layers.0.self_attn.q_proj.weight",
+                    "clip.vision_model.encoder.layers.0.mlp.fc1.weight")
+    dropped = [name for name in weights if name in clip_weights
                or name.startswith("video_head.") or ".temporal_adapter." in name]
     for name in dropped:
         del weights[name]
@@ -156,6 +159,10 @@ def test_weights_missing_from_a_checkpoint_are_initialised(tmp_path, model):
     assert loaded.clip.logit_scale.item() == pytest.approx(model.config.logit_scale_init_value)
     projection_std = loaded.clip.visual_projection.weight.std().item()
     assert 0.5 * 64**-0.5 < projection_std < 2 * 64**-0.5  # CLIP's own init: vision width ** -0.5
+    # CLIP's scheme for its attention and MLP weights (width 64, 3 layers), not the generic std 0.02.
+    vision_layer = loaded.clip.vision_model.encoder.layers[0]
+    assert vision_layer.self_attn.q_proj.weight.std().item() == pytest.approx(64**-0.5 * 6**-0.5, rel=0.1)
+    assert vision_layer.mlp.fc1.weight.std().item() == pytest.approx(128**-0.5, rel=0.1)
     assert float(loaded.blocks[0].temporal_adapter.up.weight.detach().abs().max()) == 0.0  # zero-initialised Up
     assert not any(parameter.requires_grad for parameter in loaded.clip.parameters())
 
@@ -496,3 +503,39 @@ def test_set_attn_implementation_on_the_model_reaches_the_frozen_clip(tiny_clip_
     model.save_pretrained(tmp_path)
     reloaded = OmniCLIPModel.from_pretrained(tmp_path, attn_implementation="eager")
     assert reloaded.clip.text_model.config._attn_implementation == "eager"
+
+
+def test_attention_kind_per_sub_config_reaches_clips_encoders_and_the_config_tells_the_truth():
+    from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
+    from tests.conftest import tiny_clip_config
+
+    config = OmniCLIPConfig.from_clip_config(tiny_clip_config(), num_frames=4)
+    config.text_config._attn_implementation = "eager"
+    model = OmniCLIPModel(config)
+    # The model's sub-configs are the ones CLIP's encoders run with.
+    assert model.config.text_config is model.clip.text_model.config
+    assert model.config.vision_config is model.clip.vision_model.config
+    assert model.clip.text_model.config._attn_implementation == "eager"
+    assert model.clip.vision_model.config._attn_implementation == "sdpa"
+    # A dict names sub-configs; the others keep their kind.
+    model.set_attn_implementation({"vision_config": "eager", "text_config": "sdpa"})
+    assert model.clip.vision_model.config._attn_implementation == "eager"
+    assert model.clip.text_model.config._attn_implementation == "sdpa"
+    model.set_attn_implementation({"": "eager"})
+    assert model.clip.text_model.config._attn_implementation == "sdpa"
+
+
+def test_single_head_adapters_run_under_the_math_sdpa_backend(tiny_clip):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from omniclip_hf import OmniCLIPModel
+
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4).eval()
+    assert model.config.pta_num_heads == 1  # the case whose math-backend output is a strided view
+    with torch.no_grad():
+        for parameter in model.trainable_parameters():  # adapters off zero, so their attention counts
+            parameter.add_(0.05 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(1)))
+        expected = model.get_video_features(videos()).pooler_output
+        with sdpa_kernel(SDPBackend.MATH):
+            actual = model.get_video_features(videos()).pooler_output
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
