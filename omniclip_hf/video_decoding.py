@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -408,6 +409,16 @@ def read_video_torchcodec(
         "rotation": 90 * quarter_turns(getattr(metadata, "rotation", None), label),
     }
     return rgb, batch.pts_seconds.tolist(), indices, info
+
+
+def select_video_reader(source: Any, backend: str) -> tuple[str, Callable]:
+    """
+    The backend that decodes a file source and its reader (same contract for both): a torchcodec `VideoDecoder`
+    (datasets' decoding `Video` cells) is read by torchcodec whatever was asked; otherwise `backend`.
+    """
+    if is_torchcodec_decoder(source) or backend == "torchcodec":
+        return "torchcodec", read_video_torchcodec
+    return "pyav", read_video_pyav
 
 
 def _open_torchcodec_decoder(source: Any) -> tuple[Any, str]:
