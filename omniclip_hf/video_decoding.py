@@ -382,20 +382,23 @@ def read_video_pyav(
             indices = _checked_indices(_ask_sampler(sample_indices_fn, index.num_frames, index.fps), index.num_frames, label)
             wanted = sorted(set(indices))
             frames = _decode_by_pts(container, stream, index, wanted, to_rgb) if index.pts_indexed else {}
-        if len(frames) < len(wanted):
-            # AVI and the like (decode-order timestamps), or timestamps that do not describe the decoder's output:
-            # count frames in decoder output order, which is what a full sequential decode numbers them by.
-            frames, num_decoded = _decode_in_order_from_start(source, wanted, threading, to_rgb)
             if len(frames) < len(wanted):
-                # Fewer frames decode than the file holds packets for: check the real count against the header
-                # (the same rule as for packets), then sample again from it.
-                if num_decoded == 0:
-                    raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
-                check_against_header(label, index.num_announced, num_decoded)
-                index.num_frames = num_decoded
-                indices = _checked_indices(_ask_sampler(sample_indices_fn, num_decoded, index.fps), num_decoded, label)
-                wanted = sorted(set(indices))
-                frames, _ = _decode_in_order_from_start(source, wanted, threading, to_rgb)
+                # AVI and the like (decode-order timestamps), or timestamps that do not describe the decoder's
+                # output: count frames in decoder output order, which is what a full sequential decode numbers them
+                # by. The file stays open: the container is rewound, not opened a second time.
+                frames, num_decoded = _decode_in_order_from_start(container, stream, source, wanted, to_rgb)
+                if len(frames) < len(wanted):
+                    # Fewer frames decode than the file holds packets for: check the real count against the header
+                    # (the same rule as for packets), then sample again from it.
+                    if num_decoded == 0:
+                        raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
+                    check_against_header(label, index.num_announced, num_decoded)
+                    index.num_frames = num_decoded
+                    indices = _checked_indices(
+                        _ask_sampler(sample_indices_fn, num_decoded, index.fps), num_decoded, label
+                    )
+                    wanted = sorted(set(indices))
+                    frames, _ = _decode_in_order_from_start(container, stream, source, wanted, to_rgb)
     except av.error.FFmpegError as error:
         raise ValueError(
             f"Video {label} is corrupt or truncated: decoding failed with '{_ffmpeg_message(error)}'."
@@ -437,14 +440,26 @@ def _checked_indices(indices: Sequence[int], num_frames: int, label: str) -> lis
 
 
 def _decode_in_order_from_start(
-    source: Any, wanted: list[int], threading: bool, to_rgb: _RGBConverter
+    container: Any, stream: Any, source: Any, wanted: list[int], to_rgb: _RGBConverter
 ) -> tuple[dict[int, Any], int]:
-    if hasattr(source, "seek"):
-        source.seek(0)
-    with open_video_container(source) as container:
-        stream = container.streams.video[0]
-        _configure_threads(stream, threading)
-        return _decode_in_order(container, stream, wanted, to_rgb)
+    """
+    Decodes `wanted` frames in output order from the start of the open container, rewound by a seek to its first
+    packet (the seek also flushes the decoder). Where the demuxer cannot seek (FFmpeg refuses), the file is opened
+    again instead.
+    """
+    import av
+
+    try:
+        container.seek(0, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with open_video_container(source) as reopened:
+            restream = reopened.streams.video[0]
+            restream.thread_type = stream.thread_type
+            return _decode_in_order(reopened, restream, wanted, to_rgb)
+    stream.codec_context.skip_frame = "DEFAULT"  # a pts-ordered attempt may have left the decoder skipping frames
+    return _decode_in_order(container, stream, wanted, to_rgb)
 
 
 def is_torchcodec_decoder(value: Any) -> bool:

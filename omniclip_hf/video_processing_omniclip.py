@@ -38,7 +38,7 @@ from .video_sources import (
     is_url,
     resolve_video_source,
     split_video_batch,
-    to_pixel_scale,
+    pixel_scale_of,
     video_to_tensor,
 )
 from .video_transforms import (
@@ -498,10 +498,12 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             frames = torch.from_numpy(rgb).permute(0, 3, 1, 2)
         else:
             label = "given as " + type(video).__name__
-            # The scale is judged on the whole video, so a dark stretch of a 0-255 float video is not taken as 0-1.
-            all_frames = to_pixel_scale(video_to_tensor(video, label), label)
+            all_frames = video_to_tensor(video, label)
+            # The scale is judged on the whole video, so a dark stretch of a 0-255 float video is not taken as 0-1;
+            # only the sampled frames are converted.
+            to_scale = pixel_scale_of(all_frames, label)
             video_fps = given_metadata.get("fps")  # arrays carry no frame rate; video_metadata can give one
-            frames = all_frames[indices_to_decode(all_frames.shape[0], video_fps)]
+            frames = to_scale(all_frames[indices_to_decode(all_frames.shape[0], video_fps)])
             unique_times = [None] * len(unique_indices)
             height, width = all_frames.shape[-2:]
             info = {
