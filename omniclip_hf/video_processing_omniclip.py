@@ -15,7 +15,6 @@ from typing import Any, Unpack
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as tvF
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 from transformers.processing_utils import VideosKwargs
@@ -41,17 +40,7 @@ from .video_sources import (
     pixel_scale_of,
     video_to_tensor,
 )
-from .video_transforms import (
-    MAX_ASPECT_BEFORE_CROP,
-    _as_size_dict,
-    _interpolation,
-    _size_get,
-    augment_clip,
-    build_augmentation,
-    cut_to_aspect,
-    resize_short_side,
-    spatial_crops,
-)
+from .video_transforms import check_size, make_views
 
 
 logger = logging.get_logger(__name__)
@@ -198,16 +187,6 @@ def _source_name(given: Any, resolved: Any) -> str | None:
     return describe_source(resolved) if _is_file_source(resolved) else None
 
 
-def _check_size(name: str, size: Any) -> None:
-    """Raises `ValueError` unless every side given in a size dict is a positive integer."""
-    if size is None:
-        return
-    for key in ("shortest_edge", "longest_edge", "height", "width"):
-        value = size.get(key) if hasattr(size, "get") else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
-
-
 class OmniCLIPVideoProcessor(BaseVideoProcessor):
     r"""
     Turns videos into OmniCLIP's `pixel_values_videos`: decodes files (PyAV, or torchcodec), samples `num_frames`
@@ -325,7 +304,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
                 f"video_backend={settings.get('video_backend')!r} is invalid: use one of {DECODER_BACKENDS}."
             )
         for name in ("size", "crop_size"):
-            _check_size(name, settings.get(name))
+            check_size(name, settings.get(name))
         fps = settings.get("fps")
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
             raise ValueError(f"fps={fps!r} is invalid: it must be a number > 0 (frames sampled per second of video).")
@@ -551,7 +530,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         train = bool(settings["do_augment"])
         outputs = []
         for video in videos:
-            views = self._make_views(video.frames, video.clip_rows, settings, train, settings["generator"])
+            views = make_views(video.frames, video.clip_rows, settings, train, settings["generator"])
             outputs.append(torch.stack(views) if len(views) > 1 else views[0])
         if return_tensors is not None:
             shapes = {tuple(output.shape) for output in outputs}
@@ -561,72 +540,6 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         else:
             data = {"pixel_values_videos": outputs}
         return BatchFeature(data=data, tensor_type=return_tensors)
-
-    def _make_views(
-        self,
-        frames: torch.Tensor,
-        clip_rows: torch.Tensor,
-        settings: dict[str, Any],
-        train: bool,
-        generator: torch.Generator | None,
-    ) -> list[torch.Tensor]:
-        """
-        Spatial views of every clip as normalised float `(T, 3, h, w)` tensors, clip-major.
-
-        Args:
-            frames (`torch.Tensor`): the distinct decoded frames, `(U, 3, H, W)` uint8.
-            clip_rows (`torch.Tensor`): `(K, T)` rows of `frames` making up each clip.
-        """
-        crop_size = settings["crop_size"]
-        interpolation = _interpolation(settings["resample"])
-        views = []
-        if train:
-            if crop_size is None:
-                raise ValueError("Training augmentation needs crop_size (the output frame size).")
-            augmentation = build_augmentation(
-                int(_size_get(crop_size, "height")),
-                int(_size_get(crop_size, "width")),
-                interpolation,
-                settings["augment_crop_scale"],
-                settings["augment_crop_ratio"],
-                settings["flip_prob"],
-                settings["color_jitter_prob"],
-                settings["color_jitter"],
-                settings["grayscale_prob"],
-            )
-            resize_to = settings["augment_resize_shortest_edge"]
-            if resize_to and min(frames.shape[-2:]) > resize_to:  # 0 (or None in a call): crop at full size
-                frames = tvF.resize(frames, [int(resize_to)], interpolation=interpolation, antialias=True)
-            for rows in clip_rows:
-                for _ in range(settings["num_spatial_crops"]):
-                    views.append(augment_clip(frames[rows], augmentation, generator))
-        else:
-            if settings["do_resize"]:
-                if settings["do_center_crop"] and crop_size is not None:
-                    # Memory follows the output: a 2x8192 frame would be 224x917504 after resizing its short side.
-                    frames = cut_to_aspect(frames, MAX_ASPECT_BEFORE_CROP)
-                frames = resize_short_side(frames, settings["size"], interpolation)
-            for rows in clip_rows:
-                clip = frames[rows]
-                if settings["do_center_crop"] and crop_size is not None:
-                    height, width = int(_size_get(crop_size, "height")), int(_size_get(crop_size, "width"))
-                    views.extend(spatial_crops(clip, height, width, settings["num_spatial_crops"]))
-                elif settings["num_spatial_crops"] == 1:
-                    views.append(clip)
-                else:
-                    raise ValueError("num_spatial_crops=3 needs do_center_crop=True and a crop_size.")
-        return [self._rescale_and_normalize(view, settings) for view in views]
-
-    @staticmethod
-    def _rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
-        # uint8 frames hold 0-255; float frames (from in-memory float or uint16 input) are already in [0, 1].
-        already_rescaled = view.is_floating_point()
-        view = view.to(torch.float32)
-        if settings["do_rescale"] and not already_rescaled:
-            view = view * settings["rescale_factor"]
-        if settings["do_normalize"]:
-            view = tvF.normalize(view, mean=list(settings["image_mean"]), std=list(settings["image_std"]))
-        return view
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
