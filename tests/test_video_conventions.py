@@ -99,3 +99,14 @@ def test_decode_and_sample_hook_outside_a_call_uses_the_processors_settings():
     assert metadata[0].frames_indices == [list(range(20))] * 2
     assert sampled[0].clip_rows.tolist() == [list(range(20))] * 2
     np.testing.assert_array_equal(sampled[0].frames.permute(0, 2, 3, 1).numpy(), frames)
+
+
+def test_device_is_where_the_frames_are_processed():
+    # transformers' convention: `_prepare_input_videos` moves the sampled frames, the transforms run there. The
+    # meta device runs every transform on shapes only, so this needs no accelerator.
+    frames = np.random.default_rng(2).integers(0, 256, size=(10, 32, 48, 3), dtype=np.uint8)
+    processor = OmniCLIPVideoProcessor(num_frames=4)
+    output = processor(frames, device="meta", return_tensors="pt")["pixel_values_videos"]
+    assert output.device.type == "meta" and output.shape == (1, 4, 3, 224, 224)
+    sampled, _ = processor._decode_and_sample_videos(frames, sample_indices_fn=None)
+    assert processor._prepare_input_videos(sampled, device="meta")[0].frames.device.type == "meta"
