@@ -206,7 +206,7 @@ def orientation_from_display_matrix(matrix: Sequence[int] | None, label: str) ->
         return UPRIGHT
     a, b, c, d = (float(matrix[i]) for i in (0, 1, 3, 4))
     if not math.hypot(a, c) or not math.hypot(b, d):
-        return UPRIGHT  # a degenerate matrix shows nothing sensible; FFmpeg's players ignore it too
+        return UPRIGHT  # a degenerate matrix (a zero column) has no orientation: frames are taken as stored
     mirrored = a * d - b * c < 0
     if mirrored:  # M = F R with F the horizontal mirror diag(-1, 1): R = F M negates M's first row
         a, b = -a, -b
