@@ -194,3 +194,17 @@ def test_mirror_is_applied_before_resizing_and_cropping(tmp_path):
 def test_unrotated_clip_reports_no_mirror():
     _, _, _, info = read_video_pyav(str(SMALL_CLIP), lambda total: [0])
     assert (info["rotation"], info["mirrored"]) == (0, False)
+
+
+def test_mirror_with_an_angle_between_quarter_turns_keeps_the_mirror(tmp_path, caplog):
+    # A horizontal mirror followed by a 100-degree clockwise turn: mirrored, then turned by the nearest quarter (90).
+    theta = math.radians(-100)
+    path = with_display_matrix(
+        SMALL_CLIP, tmp_path / "mirrored_tilted.mp4", -math.cos(theta), math.sin(theta), math.sin(theta), math.cos(theta)
+    )
+    reference, _ = stored_frames(path, {0})
+    with caplog.at_level(logging.WARNING):
+        frames, _, _, info = read_video_pyav(str(path), lambda total: [0])
+    np.testing.assert_array_equal(frames[0], np.rot90(reference[0][:, ::-1], k=-1))
+    assert (info["rotation"], info["mirrored"]) == (270, True)
+    assert any("rotation of -100 degrees" in record.getMessage() for record in caplog.records)
