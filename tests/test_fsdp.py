@@ -1,17 +1,19 @@
 """FSDP2 with the shipped config's wrapping, on two CPU processes (gloo), against DDP; checkpoint and resume under it.
 
 Accelerate does not place FSDP on a CPU (it turns `cpu=True` into a plain multi-CPU group), so this drives the
-pieces `accelerator.prepare` and `accelerator.save_state`/`load_state` run under FSDP directly: our
-`keep_frozen_clip_out_of_fsdp`, then accelerate's own `fsdp2_prepare_model` (fully_shard on each
-`OmniCLIPSpatialTemporalBlock`, on the input embedding and on the root, the frozen CLIP as ignored params), and
-accelerate's `save_fsdp_model`/`save_fsdp_optimizer`/`load_fsdp_*` for the checkpoint, with the plugin built from
-`examples/accelerate_configs/fsdp.yaml`.
+pieces `accelerator.prepare` runs under FSDP directly: our `keep_frozen_clip_out_of_fsdp`, then accelerate's own
+`fsdp2_prepare_model` (fully_shard on each `OmniCLIPSpatialTemporalBlock`, on the input embedding and on the root,
+the frozen CLIP as ignored params), with the plugin built from `examples/accelerate_configs/fsdp.yaml`. Checkpoints
+go through the training loop's own `save_checkpoint`/`restore_checkpoint` and accelerate's own
+`Accelerator.save_state`/`load_state` (their FSDP branches: `save_fsdp_model`, `save_fsdp_optimizer`, ...).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import warnings
+from collections import OrderedDict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,11 +52,35 @@ def fsdp_accelerator(rank: int):
     from accelerate.utils import DistributedType
 
     return SimpleNamespace(
-        state=SimpleNamespace(fsdp_plugin=fsdp_plugin_from_shipped_config()), distributed_type=DistributedType.FSDP,
-        device=torch.device("cpu"), mixed_precision="no", torch_device_mesh=None, parallelism_config=None,
-        is_main_process=rank == 0, process_index=rank, num_processes=WORLD_SIZE, is_fsdp2=True,
-        wait_for_everyone=dist.barrier,
+        state=SimpleNamespace(fsdp_plugin=fsdp_plugin_from_shipped_config(), process_index=rank),
+        distributed_type=DistributedType.FSDP, device=torch.device("cpu"), mixed_precision="no",
+        torch_device_mesh=None, parallelism_config=None, is_main_process=rank == 0, process_index=rank,
+        num_processes=WORLD_SIZE, is_fsdp2=True, wait_for_everyone=dist.barrier,
     )
+
+
+class CheckpointingFSDPAccelerator:
+    """An FSDP `Accelerator` on a CPU group for checkpoints: accelerate's own `save_state`, `load_state`, `reduce`
+    and state hooks, over the attributes they read (those of `fsdp_accelerator`, and the prepared objects)."""
+
+    from accelerate import Accelerator
+
+    save_state = Accelerator.save_state
+    load_state = Accelerator.load_state
+    reduce = Accelerator.reduce
+    register_save_state_pre_hook = Accelerator.register_save_state_pre_hook
+    register_load_state_pre_hook = Accelerator.register_load_state_pre_hook
+    del Accelerator
+
+    def __init__(self, prepared: SimpleNamespace, model, optimizer, scheduler):
+        from accelerate.utils import ProjectConfiguration
+
+        self.__dict__.update(vars(prepared))
+        self._models, self._optimizers, self._schedulers = [model], [optimizer], [scheduler]
+        self._dataloaders, self._custom_objects = [], []
+        self._save_model_state_pre_hook, self._load_model_state_pre_hook = OrderedDict(), OrderedDict()
+        self.project_configuration, self.project_dir = ProjectConfiguration(), None
+        self.step, self.scaler, self.multi_device = 0, None, False
 
 
 def build_model(clip_dir: str):
@@ -64,10 +90,13 @@ def build_model(clip_dir: str):
     return OmniCLIPModel.from_clip(clip_dir, num_frames=4).train()
 
 
-def build_optimizer(model):
-    from omniclip_hf.training.loop import build_optimizer as build, parse_training_options
+def build_optimizer_and_scheduler(model):
+    """AdamW and the warm-up + cosine schedule of examples/train.py (a learning rate that changes every step)."""
+    from omniclip_hf.training.loop import build_optimizer, build_scheduler, parse_training_options
 
-    return build(model, parse_training_options(["--clip", "x", "--train_data", "y", "--lr", "1e-2"]))
+    options = parse_training_options(["--clip", "x", "--train_data", "y", "--lr", "1e-2", "--warmup_steps", "1"])
+    optimizer = build_optimizer(model, options)
+    return optimizer, build_scheduler(optimizer, options, steps_per_epoch=STEPS, total_steps=STEPS + 1)
 
 
 def step_batch(step: int, rank: int, projection_dim: int):
@@ -80,7 +109,7 @@ def step_batch(step: int, rank: int, projection_dim: int):
     return videos[mine], labels[mine], texts
 
 
-def train_steps(model, optimizer, steps: range, rank: int, projection_dim: int) -> None:
+def train_steps(model, optimizer, scheduler, steps: range, rank: int, projection_dim: int) -> None:
     """The loop of examples/train.py: forward, backward, clip the global gradient norm, step."""
     for step in steps:
         videos, labels, texts = step_batch(step, rank, projection_dim)
@@ -88,6 +117,7 @@ def train_steps(model, optimizer, steps: range, rank: int, projection_dim: int) 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
 
@@ -111,6 +141,19 @@ def shard(model, rank: int):
     return fsdp2_prepare_model(accelerator, model), accelerator
 
 
+def checkpointing_fsdp_run(clip_dir: str, rank: int, seed: int):
+    """A sharded model with its optimizer and schedule, behind an accelerator whose save_state is accelerate's."""
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.loop import register_trainable_only_state_hooks
+
+    torch.manual_seed(seed)
+    model, prepared = shard(OmniCLIPModel.from_clip(clip_dir, num_frames=4).train(), rank)
+    optimizer, scheduler = build_optimizer_and_scheduler(model)
+    accelerator = CheckpointingFSDPAccelerator(prepared, model, optimizer, scheduler)
+    register_trainable_only_state_hooks(accelerator)  # as examples/train.py does; FSDP's save never calls it
+    return model, optimizer, scheduler, accelerator
+
+
 def run_rank(rank: int, port: int, clip_dir: str, output: str) -> None:
     from accelerate import PartialState
 
@@ -119,15 +162,15 @@ def run_rank(rank: int, port: int, clip_dir: str, output: str) -> None:
     torch.set_num_threads(1)
     PartialState(cpu=True)  # the gloo group, and the state accelerate's FSDP helpers log through
     try:
-        from accelerate.utils.fsdp_utils import load_fsdp_model, load_fsdp_optimizer, save_fsdp_model, save_fsdp_optimizer
         from torch.distributed.fsdp import FSDPModule
         from torch.nn.parallel import DistributedDataParallel
+
+        from omniclip_hf.training.checkpoints import restore_checkpoint, save_checkpoint
 
         results = {"initial": trainable_full_weights(build_model(clip_dir))}
         ddp = DistributedDataParallel(build_model(clip_dir))
         projection_dim = ddp.module.config.projection_dim
-        optimizer = build_optimizer(ddp.module)
-        train_steps(ddp, optimizer, range(STEPS), rank, projection_dim)
+        train_steps(ddp, *build_optimizer_and_scheduler(ddp.module), range(STEPS), rank, projection_dim)
         results["ddp"] = trainable_full_weights(ddp)
 
         model, accelerator = shard(build_model(clip_dir), rank)
@@ -137,28 +180,30 @@ def run_rank(rank: int, port: int, clip_dir: str, output: str) -> None:
         results["clip_sharded"] = any(hasattr(p, "full_tensor") for p in model.clip.parameters())
         results["block_sharded"] = all(hasattr(p, "full_tensor") for name, p in model.named_parameters()
                                        if p.requires_grad)
-        optimizer = build_optimizer(model)
-        train_steps(model, optimizer, range(STEPS), rank, projection_dim)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train_steps(model, *build_optimizer_and_scheduler(model), range(STEPS), rank, projection_dim)
+        results["fsdp_warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
         results["fsdp"] = trainable_full_weights(model)
+        # Outside a checkpoint the model's state dict stays whole (the final model/ is saved from it).
+        results["state_dict_keys"] = set(model.state_dict())
 
-        # Checkpoint after one step the way accelerator.save_state does under FSDP, resume in a fresh model.
-        plugin = accelerator.state.fsdp_plugin
-        model, accelerator = shard(build_model(clip_dir), rank)
-        optimizer = build_optimizer(model)
-        train_steps(model, optimizer, range(1), rank, projection_dim)
-        save_fsdp_model(plugin, accelerator, model, output)
-        save_fsdp_optimizer(plugin, accelerator, optimizer, model, output)
-        dist.barrier()
-        del model, optimizer
-        torch.manual_seed(123)  # a different start: everything trainable must come from the checkpoint
-        from omniclip_hf import OmniCLIPModel
+        # Checkpoint after one step through the loop's save_checkpoint (accelerate's save_state under FSDP), then
+        # resume in a freshly initialised model through restore_checkpoint, and train on to step 3.
+        model, optimizer, scheduler, accelerator = checkpointing_fsdp_run(clip_dir, rank, seed=0)
+        results["trainable_names"] = {name for name, p in model.named_parameters() if p.requires_grad}
+        results["frozen_names"] = {name for name, p in model.named_parameters() if not p.requires_grad}
+        results["trainable_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+        results["frozen_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+        train_steps(model, optimizer, scheduler, range(1), rank, projection_dim)
+        checkpoint = save_checkpoint(accelerator, output, 1, {"global_step": 1, "epoch": 0, "batches_in_epoch": 1})
+        results["checkpoint"] = str(checkpoint)
+        del model, optimizer, scheduler, accelerator
 
-        fresh = OmniCLIPModel.from_clip(clip_dir, num_frames=4).train()
-        model, accelerator = shard(fresh, rank)
-        optimizer = build_optimizer(model)
-        load_fsdp_model(accelerator.state.fsdp_plugin, accelerator, model, output)
-        load_fsdp_optimizer(accelerator.state.fsdp_plugin, accelerator, optimizer, model, output)
-        train_steps(model, optimizer, range(1, STEPS), rank, projection_dim)
+        model, optimizer, scheduler, accelerator = checkpointing_fsdp_run(clip_dir, rank, seed=123)  # another start
+        checkpoint, state = restore_checkpoint(accelerator, "latest", output)
+        results["restored"] = (str(checkpoint), state)
+        train_steps(model, optimizer, scheduler, range(1, STEPS), rank, projection_dim)
         results["fsdp_resumed"] = trainable_full_weights(model)
         torch.save(results, Path(output) / f"results_rank{rank}.pt")
     finally:
@@ -207,3 +252,29 @@ def test_fsdp_checkpoint_resume_gives_the_weights_of_an_uninterrupted_run(fsdp_r
         assert straight.keys() == resumed.keys()
         for name in straight:
             torch.testing.assert_close(resumed[name], straight[name], rtol=1e-6, atol=1e-7, msg=lambda m: f"{name}: {m}")
+
+
+def test_fsdp_checkpoint_holds_only_the_trainable_weights(fsdp_results):
+    results = fsdp_results[0]
+    checkpoint = Path(results["checkpoint"])
+    assert checkpoint.name == "step_00000001" and checkpoint.is_dir()
+    assert not list(checkpoint.parent.glob(".partial-*"))  # written under a temporary name, renamed when complete
+    from accelerate.utils.constants import FSDP_MODEL_NAME
+
+    weights_file = checkpoint / f"{FSDP_MODEL_NAME}.bin"  # FULL_STATE_DICT, as fsdp.yaml asks: rank 0 writes it
+    weights = torch.load(weights_file, weights_only=True)
+    assert set(weights) == results["trainable_names"] and not any(name.startswith("clip.") for name in weights)
+    assert results["frozen_bytes"] > results["trainable_bytes"] // 2  # the size check below can tell them apart
+    assert weights_file.stat().st_size < results["trainable_bytes"] + 200_000  # tensors plus pickle's bookkeeping
+    # The optimizer and schedule are there too, and no file holds a frozen weight.
+    assert (checkpoint / "optimizer.bin").is_file() and (checkpoint / "scheduler.bin").is_file()
+    total = sum(path.stat().st_size for path in checkpoint.rglob("*") if path.is_file())
+    assert total < 3 * results["trainable_bytes"] + 400_000  # weights, AdamW's two moments, small state files
+    # Outside a checkpoint the model's state dict is whole: the final model/ is gathered from it.
+    assert results["frozen_names"] <= fsdp_results[0]["state_dict_keys"]
+
+
+def test_fsdp_checkpoint_resumes_at_its_step(fsdp_results):
+    for rank in range(WORLD_SIZE):
+        checkpoint, state = fsdp_results[rank]["restored"]
+        assert Path(checkpoint).name == "step_00000001" and state["global_step"] == 1
