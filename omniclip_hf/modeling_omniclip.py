@@ -1127,17 +1127,18 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         class_tokens = vision.post_layernorm(hidden_states[:, 0]).unflatten(0, (batch_size, num_frames))
         # Projected after the unflatten: the bias-free projection then returns a tensor of its own, not a view.
-        frame_embeds = own_storage_if_tracked(self.clip.visual_projection(class_tokens))
+        frame_embeds = self.clip.visual_projection(class_tokens)
         video_embeds = self.video_head(frame_embeds)
-        last_hidden_state = own_storage_if_tracked(hidden_states.unflatten(0, (batch_size, num_frames)))
+        last_hidden_state = hidden_states.unflatten(0, (batch_size, num_frames))
         video_context = None
         if self.video_specific_prompts is not None:
             video_context = self.video_specific_prompts.video_context(last_hidden_state[:, :, 1 : 1 + num_patches])
 
         output = OmniCLIPVideoOutput(
-            last_hidden_state=last_hidden_state,
+            # Copied (in training only) after every use above: nothing saved for backward holds on to the copy.
+            last_hidden_state=own_storage_if_tracked(last_hidden_state),
             pooler_output=video_embeds,
-            frame_embeds=frame_embeds,
+            frame_embeds=own_storage_if_tracked(frame_embeds),
             video_context=video_context,
             hidden_states=all_hidden_states,
         )

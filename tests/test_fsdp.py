@@ -284,3 +284,33 @@ def test_fsdp_checkpoint_resumes_at_its_step(fsdp_results):
     for rank in range(WORLD_SIZE):
         checkpoint, state = fsdp_results[rank]["restored"]
         assert Path(checkpoint).name == "step_00000001" and state["global_step"] == 1
+
+
+def grad_tracked_tensors(output, name="output"):
+    """(name, tensor) of every grad-requiring tensor in a nested model output, as FSDP2 collects them."""
+    if isinstance(output, torch.Tensor):
+        return [(name, output)] if output.requires_grad else []
+    if isinstance(output, dict):
+        return [item for key, value in output.items() for item in grad_tracked_tensors(value, f"{name}.{key}")]
+    if isinstance(output, (tuple, list)):
+        return [item for index, value in enumerate(output) for item in grad_tracked_tensors(value, f"{name}[{index}]")]
+    return []
+
+
+@pytest.mark.parametrize("views", [None, 2])
+def test_outputs_fsdp_hooks_are_no_views_and_their_copies_are_not_kept_for_backward(tiny_clip, views):
+    from omniclip_hf import OmniCLIPModel
+
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4).train()
+    shape = (2, 4, 3, 32, 32) if views is None else (2, views, 4, 3, 32, 32)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda tensor: saved.append(tensor) or tensor, lambda tensor: tensor):
+        output = model(text_embeds=torch.randn(NUM_CLASSES, model.config.projection_dim),
+                       pixel_values_videos=torch.randn(shape), labels=torch.tensor([0, 2]))
+    tracked = grad_tracked_tensors(output)
+    assert len(tracked) >= 8
+    assert [name for name, tensor in tracked if tensor._base is not None] == []
+    # The copies live only in the output: the saved activations (what backward keeps) hold none of them.
+    copies = {output.vision_model_output.last_hidden_state.untyped_storage().data_ptr(),
+              output.logits_per_text.untyped_storage().data_ptr()}
+    assert not [t.shape for t in saved if t.untyped_storage().data_ptr() in copies]
