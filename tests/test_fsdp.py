@@ -31,8 +31,9 @@ PER_RANK_BATCH = 2
 NUM_CLASSES = 3
 
 
-def fsdp_plugin_from_shipped_config():
-    """The plugin `accelerate launch --config_file examples/accelerate_configs/fsdp.yaml` builds (CPU, fp32 here)."""
+def fsdp_plugin_from_shipped_config(state_dict_type: str | None = None):
+    """The plugin `accelerate launch --config_file examples/accelerate_configs/fsdp.yaml` builds (CPU, fp32 here);
+    `state_dict_type` replaces the config's (FULL_STATE_DICT)."""
     from accelerate.utils import FullyShardedDataParallelPlugin
 
     config = yaml.safe_load((REPO_ROOT / "examples" / "accelerate_configs" / "fsdp.yaml").read_text())["fsdp_config"]
@@ -40,19 +41,19 @@ def fsdp_plugin_from_shipped_config():
         fsdp_version=config["fsdp_version"],
         auto_wrap_policy=config["fsdp_auto_wrap_policy"],
         transformer_cls_names_to_wrap=[config["fsdp_transformer_layer_cls_to_wrap"]],
-        state_dict_type=config["fsdp_state_dict_type"],
+        state_dict_type=state_dict_type or config["fsdp_state_dict_type"],
         reshard_after_forward=config["fsdp_reshard_after_forward"],
         cpu_offload=config["fsdp_offload_params"],
         cpu_ram_efficient_loading=config["fsdp_cpu_ram_efficient_loading"],
     )
 
 
-def fsdp_accelerator(rank: int):
+def fsdp_accelerator(rank: int, state_dict_type: str | None = None):
     """What accelerate's FSDP helpers read from an `Accelerator`, for a CPU process group."""
     from accelerate.utils import DistributedType
 
     return SimpleNamespace(
-        state=SimpleNamespace(fsdp_plugin=fsdp_plugin_from_shipped_config(), process_index=rank),
+        state=SimpleNamespace(fsdp_plugin=fsdp_plugin_from_shipped_config(state_dict_type), process_index=rank),
         distributed_type=DistributedType.FSDP, device=torch.device("cpu"), mixed_precision="no",
         torch_device_mesh=None, parallelism_config=None, is_main_process=rank == 0, process_index=rank,
         num_processes=WORLD_SIZE, is_fsdp2=True, wait_for_everyone=dist.barrier,
@@ -131,23 +132,23 @@ def trainable_full_weights(model) -> dict[str, torch.Tensor]:
     return weights
 
 
-def shard(model, rank: int):
+def shard(model, rank: int, state_dict_type: str | None = None):
     from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 
     from omniclip_hf.training.loop import keep_frozen_clip_out_of_fsdp
 
-    accelerator = fsdp_accelerator(rank)
+    accelerator = fsdp_accelerator(rank, state_dict_type)
     keep_frozen_clip_out_of_fsdp(accelerator, model)
     return fsdp2_prepare_model(accelerator, model), accelerator
 
 
-def checkpointing_fsdp_run(clip_dir: str, rank: int, seed: int):
+def checkpointing_fsdp_run(clip_dir: str, rank: int, seed: int, state_dict_type: str | None = None):
     """A sharded model with its optimizer and schedule, behind an accelerator whose save_state is accelerate's."""
     from omniclip_hf import OmniCLIPModel
     from omniclip_hf.training.loop import register_trainable_only_state_hooks
 
     torch.manual_seed(seed)
-    model, prepared = shard(OmniCLIPModel.from_clip(clip_dir, num_frames=4).train(), rank)
+    model, prepared = shard(OmniCLIPModel.from_clip(clip_dir, num_frames=4).train(), rank, state_dict_type)
     optimizer, scheduler = build_optimizer_and_scheduler(model)
     accelerator = CheckpointingFSDPAccelerator(prepared, model, optimizer, scheduler)
     register_trainable_only_state_hooks(accelerator)  # as examples/train.py does; FSDP's save never calls it
@@ -195,16 +196,22 @@ def run_rank(rank: int, port: int, clip_dir: str, output: str) -> None:
         results["frozen_names"] = {name for name, p in model.named_parameters() if not p.requires_grad}
         results["trainable_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
         results["frozen_bytes"] = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
-        train_steps(model, optimizer, scheduler, range(1), rank, projection_dim)
-        checkpoint = save_checkpoint(accelerator, output, 1, {"global_step": 1, "epoch": 0, "batches_in_epoch": 1})
-        results["checkpoint"] = str(checkpoint)
         del model, optimizer, scheduler, accelerator
+        for state_dict_type in ("FULL_STATE_DICT", "SHARDED_STATE_DICT"):  # fsdp.yaml's, and per-rank DCP shards
+            folder = Path(output) / state_dict_type
+            model, optimizer, scheduler, accelerator = checkpointing_fsdp_run(clip_dir, rank, 0, state_dict_type)
+            train_steps(model, optimizer, scheduler, range(1), rank, projection_dim)
+            checkpoint = save_checkpoint(accelerator, folder, 1, {"global_step": 1, "epoch": 0, "batches_in_epoch": 1})
+            results[f"checkpoint {state_dict_type}"] = str(checkpoint)
+            del model, optimizer, scheduler, accelerator
 
-        model, optimizer, scheduler, accelerator = checkpointing_fsdp_run(clip_dir, rank, seed=123)  # another start
-        checkpoint, state = restore_checkpoint(accelerator, "latest", output)
-        results["restored"] = (str(checkpoint), state)
-        train_steps(model, optimizer, scheduler, range(1, STEPS), rank, projection_dim)
-        results["fsdp_resumed"] = trainable_full_weights(model)
+            # Another start: everything trainable must come from the checkpoint.
+            model, optimizer, scheduler, accelerator = checkpointing_fsdp_run(clip_dir, rank, 123, state_dict_type)
+            checkpoint, state = restore_checkpoint(accelerator, "latest", folder)
+            results[f"restored {state_dict_type}"] = (str(checkpoint), state)
+            train_steps(model, optimizer, scheduler, range(1, STEPS), rank, projection_dim)
+            results[f"fsdp_resumed {state_dict_type}"] = trainable_full_weights(model)
+            del model, optimizer, scheduler, accelerator
         torch.save(results, Path(output) / f"results_rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -246,12 +253,15 @@ def test_three_fsdp_steps_match_ddp_on_the_same_data(fsdp_results):
         assert len(moved) > len(ddp) // 2, moved
 
 
-def test_fsdp_checkpoint_resume_gives_the_weights_of_an_uninterrupted_run(fsdp_results):
+@pytest.mark.parametrize("state_dict_type", ["FULL_STATE_DICT", "SHARDED_STATE_DICT"])
+def test_fsdp_checkpoint_resume_gives_the_weights_of_an_uninterrupted_run(fsdp_results, state_dict_type):
     for rank in range(WORLD_SIZE):
-        straight, resumed = fsdp_results[rank]["fsdp"], fsdp_results[rank]["fsdp_resumed"]
+        straight, resumed = fsdp_results[rank]["fsdp"], fsdp_results[rank][f"fsdp_resumed {state_dict_type}"]
         assert straight.keys() == resumed.keys()
         for name in straight:
             torch.testing.assert_close(resumed[name], straight[name], rtol=1e-6, atol=1e-7, msg=lambda m: f"{name}: {m}")
+        checkpoint, state = fsdp_results[rank][f"restored {state_dict_type}"]
+        assert Path(checkpoint).name == "step_00000001" and state["global_step"] == 1
 
 
 def test_fsdp_forward_and_backward_raise_no_warning(fsdp_results):
@@ -262,7 +272,7 @@ def test_fsdp_forward_and_backward_raise_no_warning(fsdp_results):
 
 def test_fsdp_checkpoint_holds_only_the_trainable_weights(fsdp_results):
     results = fsdp_results[0]
-    checkpoint = Path(results["checkpoint"])
+    checkpoint = Path(results["checkpoint FULL_STATE_DICT"])
     assert checkpoint.name == "step_00000001" and checkpoint.is_dir()
     assert not list(checkpoint.parent.glob(".partial-*"))  # written under a temporary name, renamed when complete
     from accelerate.utils.constants import FSDP_MODEL_NAME
@@ -280,10 +290,13 @@ def test_fsdp_checkpoint_holds_only_the_trainable_weights(fsdp_results):
     assert results["frozen_names"] <= fsdp_results[0]["state_dict_keys"]
 
 
-def test_fsdp_checkpoint_resumes_at_its_step(fsdp_results):
-    for rank in range(WORLD_SIZE):
-        checkpoint, state = fsdp_results[rank]["restored"]
-        assert Path(checkpoint).name == "step_00000001" and state["global_step"] == 1
+def test_sharded_fsdp_checkpoint_holds_only_the_trainable_weights(fsdp_results):
+    from torch.distributed.checkpoint import FileSystemReader
+
+    results = fsdp_results[0]
+    shards = Path(results["checkpoint SHARDED_STATE_DICT"]) / "pytorch_model_fsdp_0"  # torch.distributed.checkpoint
+    names = {key.removeprefix("model.") for key in FileSystemReader(str(shards)).read_metadata().state_dict_metadata}
+    assert names == results["trainable_names"]
 
 
 def grad_tracked_tensors(output, name="output"):
