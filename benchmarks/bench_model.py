@@ -2,6 +2,7 @@
 
     python benchmarks/bench_model.py                      # FLOPs, parameters, CPU inference at batch 1
     python benchmarks/bench_model.py --device cuda        # + GPU throughput and peak memory (bf16, batch 32)
+    python benchmarks/bench_model.py --pta_backends_only  # only the PTA attention per SDPA kernel (short)
 
 Rows:
 - `clip`: the frozen CLIP B/16 vision tower + projection on the same frames, features averaged over frames.
@@ -10,6 +11,10 @@ Rows:
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
+
+Then (on cuda, or with --pta_backends) the PTA's temporal attention alone at the same shapes, per SDPA kernel
+(flash, memory-efficient, cuDNN, math; "default" is SDPA's own choice), on the package's strided head layout and
+after the textbook transposed copy, with its share of OmniCLIP's inference time over the 12 layers.
 """
 
 from __future__ import annotations
@@ -154,14 +159,74 @@ def training_clips_per_second_and_peak(name, model, videos, device, repeats, num
     return videos.shape[0] / seconds, peak
 
 
+def pta_attention_inputs(omniclip: OmniCLIPModel, batch: int, frames: int, device, dtype):
+    """The real PTA attention module of layer 0 and Down-projected tokens shaped as inside the adapter."""
+    attention = omniclip.blocks[0].temporal_adapter.attention
+    vision = omniclip.config.vision_config
+    grid = vision.image_size // vision.patch_size
+    tokens = 1 + grid * grid + (-(-grid // 2)) ** 2  # CLS, patches, SPG prompts
+    reduced = torch.randn(batch, frames, tokens, attention.embed_dim, device=device, dtype=dtype)
+    return attention, reduced
+
+
+def textbook_layout_attention(attention, reduced: torch.Tensor) -> torch.Tensor:
+    """The same attention after the usual transposed copy to (B * N * heads, T, head_dim) and back, for comparison."""
+    batch, frames, tokens, width = reduced.shape
+
+    def per_token(states):
+        states = states.view(batch, frames, tokens * attention.num_heads, attention.head_dim)
+        return states.transpose(1, 2).reshape(-1, frames, attention.head_dim).contiguous()
+
+    attended = F.scaled_dot_product_attention(per_token(attention.q_proj(reduced)), per_token(attention.k_proj(reduced)),
+                                              per_token(reduced))
+    return attended.view(batch, -1, frames, attention.head_dim).transpose(1, 2).reshape(reduced.shape).contiguous()
+
+
+def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
+    """Prints the PTA attention's time per SDPA kernel; a kernel that refuses the layout says so (no fallback)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    attention, reduced = pta_attention_inputs(omniclip, batch, frames, device, dtype)
+    layers = len(omniclip.config.pta_layer_indices)
+    print(f"\nPTA temporal attention alone: tokens {tuple(reduced.shape)} (batch, frames, tokens, d'), "
+          f"{attention.num_heads} heads of {attention.head_dim}; {layers} layers per forward")
+    print("| kernel | layout | ms per layer | share of omniclip inference |")
+    print("|---|---|---|---|")
+    backends = [("default", None)] + [(b.name.lower(), b) for b in (SDPBackend.FLASH_ATTENTION,
+              SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH)]
+    cases = [(name, backend, "strided heads (package)", attention) for name, backend in backends]
+    cases.append(("default", None, "transposed copy (textbook)", lambda x: textbook_layout_attention(attention, x)))
+    for name, backend, layout, function in cases:
+        def step():
+            with torch.no_grad():
+                if backend is None:
+                    return function(reduced)
+                with sdpa_kernel([backend]):
+                    return function(reduced)
+        try:
+            seconds = time_it(step, device, repeats)
+        except RuntimeError as error:  # "No available kernel": this kernel refuses these inputs
+            print(f"| {name} | {layout} | not available ({str(error).splitlines()[0][:60]}) | |")
+            continue
+        share = ""
+        if omniclip_clips_s:
+            share = f"{layers * seconds / (batch / omniclip_clips_s):.1%}"
+        print(f"| {name} | {layout} | {seconds * 1e3:.3f} | {share} |", flush=True)
+
+
 TABLE_HEADER = (f"| {'model':26} | GFLOPs/view | trainable params | share of CLIP | infer clips/s | train clips/s "
                 "| train peak GiB |")
 
 
+def rate(value: float) -> str:
+    """Clips/s with 2 decimals, or 4 where the value is below 1 (CPU rows at batch 1)."""
+    return f"{value:13.4f}" if value < 1 else f"{value:13.2f}"
+
+
 def format_row(row: dict, clip_parameters: int) -> str:
     return (f"| {row['model']:26} | {row['gflops_per_view']:11.1f} | {row['trainable']:16,d} | "
-            f"{row['trainable'] / clip_parameters:13.2%} | {row['inference_clips_s']:13.2f} | "
-            f"{row.get('train_clips_s', float('nan')):13.2f} | {row.get('train_peak_gib', float('nan')):14.2f} |")
+            f"{row['trainable'] / clip_parameters:13.2%} | {rate(row['inference_clips_s'])} | "
+            f"{rate(row.get('train_clips_s', float('nan')))} | {row.get('train_peak_gib', float('nan')):14.2f} |")
 
 
 def print_table(rows: list[dict], clip_parameters: int) -> None:
@@ -213,6 +278,8 @@ def main() -> None:
     parser.add_argument("--skip_training", action="store_true")
     parser.add_argument("--cpu_training", action="store_true", help="time training steps on CPU too (slow)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(omniclip)")
+    parser.add_argument("--pta_backends", action="store_true", help="time the PTA attention per SDPA kernel on CPU too")
+    parser.add_argument("--pta_backends_only", action="store_true", help="only that (no model rows)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -221,6 +288,13 @@ def main() -> None:
     batch = args.batch_size or (32 if on_gpu else 1)
     repeats = args.repeats or (10 if on_gpu else 2)
     run_training = not args.skip_training and (on_gpu or args.cpu_training)
+    if args.pta_backends_only:
+        torch.manual_seed(0)
+        clip = CLIPModel(CLIPConfig(vision_config=B16_VISION, text_config=B16_TEXT, projection_dim=512))
+        omniclip = OmniCLIPModel.from_clip(clip, num_frames=args.frames).to(device=device, dtype=dtype).eval()
+        print(f"# device: {device}; dtype {dtype}; batch {batch}; torch {torch.__version__}")
+        pta_attention_backend_rows(omniclip, batch, args.frames, device, dtype, repeats)
+        return
     models = build_models(device, dtype)
 
     flop_videos = torch.randn(1, args.frames, 3, 224, 224, device=device, dtype=dtype)
@@ -253,6 +327,9 @@ def main() -> None:
                               training=run_training, clip_parameters=clip_parameters)
 
     print_table(rows, clip_parameters)
+    if on_gpu or args.pta_backends:
+        pta_attention_backend_rows(models["omniclip"], batch, args.frames, device, dtype, max(repeats, 5),
+                                   by_model(rows)["omniclip"]["inference_clips_s"])
 
     by_name = by_model(rows)
     clip_row, omni_row, xclip_row = by_name["clip"], by_name["omniclip"], by_name["xclip"]
