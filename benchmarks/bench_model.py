@@ -182,6 +182,20 @@ def textbook_layout_attention(attention, reduced: torch.Tensor) -> torch.Tensor:
     return attended.view(batch, -1, frames, attention.head_dim).transpose(1, 2).reshape(reduced.shape).contiguous()
 
 
+def median_seconds(function, device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """The median of single calls: robust to a shared CPU's stalls, for the short PTA-attention rows."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
 def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
     """Prints the PTA attention's time per SDPA kernel; a kernel that refuses the layout says so (no fallback)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -190,7 +204,7 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
     layers = len(omniclip.config.pta_layer_indices)
     print(f"\nPTA temporal attention alone: tokens {tuple(reduced.shape)} (batch, frames, tokens, d'), "
           f"{attention.num_heads} heads of {attention.head_dim}; {layers} layers per forward")
-    print("| kernel | layout | ms per layer | share of omniclip inference |")
+    print("| kernel | layout | ms per layer (median) | share of omniclip inference |")
     print("|---|---|---|---|")
     backends = [("default", None)] + [(b.name.lower(), b) for b in (SDPBackend.FLASH_ATTENTION,
               SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH)]
@@ -204,7 +218,7 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
                 with sdpa_kernel([backend]):
                     return function(reduced)
         try:
-            seconds = time_it(step, device, repeats)
+            seconds = median_seconds(step, device, repeats)
         except Exception as error:  # "No available kernel": this kernel refuses these inputs (a row, not a test)
             print(f"| {name} | {layout} | not available ({str(error).splitlines()[0][:60]}) | |")
             continue
