@@ -177,23 +177,23 @@ def textbook_layout_attention(attention, reduced: torch.Tensor) -> torch.Tensor:
         states = states.view(batch, frames, tokens * attention.num_heads, attention.head_dim)
         return states.transpose(1, 2).reshape(-1, frames, attention.head_dim).contiguous()
 
-    attended = F.scaled_dot_product_attention(per_token(attention.q_proj(reduced)), per_token(attention.k_proj(reduced)),
-                                              per_token(reduced))
+    query, key = per_token(attention.q_proj(reduced)), per_token(attention.k_proj(reduced))
+    attended = F.scaled_dot_product_attention(query, key, per_token(reduced))
     return attended.view(batch, -1, frames, attention.head_dim).transpose(1, 2).reshape(reduced.shape).contiguous()
 
 
-def median_seconds(function, device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """The median of single calls: robust to a shared CPU's stalls, for the short PTA-attention rows."""
-    for _ in range(warmup):
-        function()
-    times = []
+def interleaved_median_seconds(steps: dict, device: torch.device, repeats: int) -> dict:
+    """Median seconds of single calls, the steps taking turns in every round: a shared CPU's slow spells then hit
+    every row alike instead of one."""
+    times = {name: [] for name in steps}
     for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
 
 
 def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
@@ -210,22 +210,33 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
               SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH)]
     cases = [(name, backend, "strided heads (package)", attention) for name, backend in backends]
     cases.append(("default", None, "transposed copy (textbook)", lambda x: textbook_layout_attention(attention, x)))
-    for name, backend, layout, function in cases:
+
+    def make_step(backend, function):
         def step():
             with torch.no_grad():
                 if backend is None:
                     return function(reduced)
                 with sdpa_kernel([backend]):
                     return function(reduced)
+        return step
+
+    steps, unavailable = {}, {}
+    for name, backend, layout, function in cases:
+        step = make_step(backend, function)
         try:
-            seconds = median_seconds(step, device, repeats)
+            step(), step()  # warm-up, and whether this kernel takes these inputs at all
+            steps[name, layout] = step
         except Exception as error:  # "No available kernel": this kernel refuses these inputs (a row, not a test)
-            print(f"| {name} | {layout} | not available ({str(error).splitlines()[0][:60]}) | |")
+            unavailable[name, layout] = str(error).splitlines()[0][:60]
+    seconds = interleaved_median_seconds(steps, device, repeats)
+    for name, _, layout, _ in cases:
+        if (name, layout) in unavailable:
+            print(f"| {name} | {layout} | not available ({unavailable[name, layout]}) | |")
             continue
         share = ""
         if omniclip_clips_s:
-            share = f"{layers * seconds / (batch / omniclip_clips_s):.1%}"
-        print(f"| {name} | {layout} | {seconds * 1e3:.3f} | {share} |", flush=True)
+            share = f"{layers * seconds[name, layout] / (batch / omniclip_clips_s):.1%}"
+        print(f"| {name} | {layout} | {seconds[name, layout] * 1e3:.3f} | {share} |", flush=True)
 
 
 TABLE_HEADER = (f"| {'model':26} | GFLOPs/view | trainable params | share of CLIP | infer clips/s | train clips/s "

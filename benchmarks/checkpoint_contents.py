@@ -20,7 +20,10 @@ def weight_names_and_bytes(path: Path) -> tuple[list[str], int]:
     import torch
     from safetensors.torch import load_file
 
-    state = load_file(path) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     return list(state), sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))
 
 
