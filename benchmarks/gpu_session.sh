@@ -3,8 +3,9 @@
 #
 #   1. bench_model.py --device cuda --compile: bare CLIP, X-CLIP and OmniCLIP at ViT-B/16 shapes, inference and
 #      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing; then the
-#      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and its share of
-#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP);
+#      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and one block's pieces
+#      (frozen layer, the adapter's LayerNorm/Down/q-k/attention/Up, the residual add), each with its share of
+#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30);
 #   2. bench_input_pipeline.py with 1 to 14 DataLoader workers on the shared clips;
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
 #      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
@@ -37,7 +38,7 @@ BENCH_MODEL_ARGS="--device cuda --compile"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
-    BENCH_MODEL_ARGS="--pta_backends_only --batch_size 1 --repeats 1"
+    BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
     PIPELINE_ARGS="--clips 4 --workers 1"
 fi
 
