@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
+from accelerate import Accelerator
 
 from .conftest import REPO_ROOT
 
@@ -64,14 +65,11 @@ class CheckpointingFSDPAccelerator:
     """An FSDP `Accelerator` on a CPU group for checkpoints: accelerate's own `save_state`, `load_state`, `reduce`
     and state hooks, over the attributes they read (those of `fsdp_accelerator`, and the prepared objects)."""
 
-    from accelerate import Accelerator
-
     save_state = Accelerator.save_state
     load_state = Accelerator.load_state
     reduce = Accelerator.reduce
     register_save_state_pre_hook = Accelerator.register_save_state_pre_hook
     register_load_state_pre_hook = Accelerator.register_load_state_pre_hook
-    del Accelerator
 
     def __init__(self, prepared: SimpleNamespace, model, optimizer, scheduler):
         from accelerate.utils import ProjectConfiguration
