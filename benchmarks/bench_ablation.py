@@ -7,7 +7,8 @@
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
 (pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
-lr 2e-3, 1 warm-up epoch; the demo itself also sets `spg_residual`, its row here; `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
+lr 2e-3, 1 warm-up epoch, both prompt generators at 0.1x the learning rate; the `full` row is the demo's model;
+`--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
 over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 
 - Table 7: `full` (PTA + SPG), `pta_only`, `spg_only`, `neither` (temporal embedding + video head only)
@@ -15,7 +16,8 @@ over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 - Table 10: PTA in layer groups of the 4-layer tiny ViT: `layers_0`, `layers_0-1`, `layers_0-2`, all (= full)
 - Table 11: `cascade` (ST-Adapter before the layer), `attention_parallel`, `parallel` (= full), and
   `cascade_attention` (the attention adapter after the layer: this package's `cascade` before issue 15)
-- Table 9 / eq. 6: `spg_residual` (prompts `pooled + MLP(pooled)` instead of eq. 6's `Projector(Avg(V))`)
+- Table 9 / eq. 6: `spg_residual` (prompts `pooled + MLP(pooled)` instead of eq. 6's `Projector(Avg(V))`) and
+  `spg_random_init` (eq. 6 with the projector at a random start instead of the identity)
 - `head_only`: video head only (no temporal embedding, PTA or SPG)
 
 A run whose folder (`<work_dir>/runs/<row>/seed<seed>`) already holds a trained model with the same training
@@ -62,6 +64,7 @@ ROWS = {
     "cascade_attention": {"pta_mode": "cascade_attention"},
     "attention_parallel": {"pta_mode": "attention_parallel"},
     "spg_residual": {"spg_residual": True},
+    "spg_random_init": {"spg_projector_init": "random"},
     "head_only": {"use_pta": False, "use_spg": False, "use_temporal_embedding": False},
 }
 
@@ -154,12 +157,14 @@ def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str
     run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
     expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
                 "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
-                "warmup_epochs": min(args.warmup_epochs, args.epochs / 4), "model_overrides": ROWS[row]}
+                "warmup_epochs": min(args.warmup_epochs, args.epochs / 4), "spg_lr_scale": args.spg_lr_scale,
+                "prompt_lr_scale": args.prompt_lr_scale, "model_overrides": ROWS[row]}
     reused = not args.retrain and finished_run(run_dir, expected)
     scores = recorded_scores(load_results(results_path), row, seed) if reused else None
     if not reused:
         train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames, seed=seed, lr=args.lr,
-                       warmup_epochs=args.warmup_epochs, model_overrides=ROWS[row])
+                       warmup_epochs=args.warmup_epochs, spg_lr_scale=args.spg_lr_scale,
+                       prompt_lr_scale=args.prompt_lr_scale, model_overrides=ROWS[row])
     if scores is None:
         scores = omniclip_scores(run_dir / "model", test)
         losses = json.loads((run_dir / "metrics.json").read_text())["train_losses"]

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_model.py                      # FLOPs, parameters, CPU inference at batch 1
     python benchmarks/bench_model.py --device cuda        # + GPU throughput and peak memory (bf16, batch 32)
+    python benchmarks/bench_model.py --pta_tables_only    # only the two PTA tables below (short)
 
 Rows:
 - `clip`: the frozen CLIP B/16 vision tower + projection on the same frames, features averaged over frames.
@@ -10,6 +11,12 @@ Rows:
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
+
+Then (on cuda, or with --pta_tables) two tables at the same shapes, each row with its share of OmniCLIP's
+inference time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient,
+cuDNN, math; "default" is SDPA's own choice) on the package's strided head layout and after the textbook
+transposed copy; and one block's pieces (the frozen CLIP layer, the adapter's LayerNorm, Down, q/k, attention, Up,
+the residual add; the residual add folded into Up's GEMM as a candidate), to show where the adapter's time goes.
 """
 
 from __future__ import annotations
@@ -154,14 +161,143 @@ def training_clips_per_second_and_peak(name, model, videos, device, repeats, num
     return videos.shape[0] / seconds, peak
 
 
+def pta_attention_inputs(omniclip: OmniCLIPModel, batch: int, frames: int, device, dtype):
+    """The real PTA attention module of layer 0 and Down-projected tokens shaped as inside the adapter."""
+    attention = omniclip.blocks[0].temporal_adapter.attention
+    vision = omniclip.config.vision_config
+    grid = vision.image_size // vision.patch_size
+    tokens = 1 + grid * grid + (-(-grid // 2)) ** 2  # CLS, patches, SPG prompts
+    reduced = torch.randn(batch, frames, tokens, attention.embed_dim, device=device, dtype=dtype)
+    return attention, reduced
+
+
+def textbook_layout_attention(attention, reduced: torch.Tensor) -> torch.Tensor:
+    """The same attention after the usual transposed copy to (B * N * heads, T, head_dim) and back, for comparison."""
+    batch, frames, tokens, width = reduced.shape
+
+    def per_token(states):
+        states = states.view(batch, frames, tokens * attention.num_heads, attention.head_dim)
+        return states.transpose(1, 2).reshape(-1, frames, attention.head_dim).contiguous()
+
+    query, key = per_token(attention.q_proj(reduced)), per_token(attention.k_proj(reduced))
+    attended = F.scaled_dot_product_attention(query, key, per_token(reduced))
+    return attended.view(batch, -1, frames, attention.head_dim).transpose(1, 2).reshape(reduced.shape).contiguous()
+
+
+def interleaved_median_seconds(steps: dict, device: torch.device, repeats: int) -> dict:
+    """Median seconds of single calls, the steps taking turns in every round: a shared CPU's slow spells then hit
+    every row alike instead of one."""
+    times = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+
+
+def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
+    """Prints the PTA attention's time per SDPA kernel; a kernel that refuses the layout says so (no fallback)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    attention, reduced = pta_attention_inputs(omniclip, batch, frames, device, dtype)
+    layers = len(omniclip.config.pta_layer_indices)
+    print(f"\nPTA temporal attention alone: tokens {tuple(reduced.shape)} (batch, frames, tokens, d'), "
+          f"{attention.num_heads} heads of {attention.head_dim}; {layers} layers per forward")
+    print("| kernel | layout | ms per layer (median) | share of omniclip inference |")
+    print("|---|---|---|---|")
+    backends = [("default", None)] + [(b.name.lower(), b) for b in (SDPBackend.FLASH_ATTENTION,
+              SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH)]
+    cases = [(name, backend, "strided heads (package)", attention) for name, backend in backends]
+    cases.append(("default", None, "transposed copy (textbook)", lambda x: textbook_layout_attention(attention, x)))
+
+    def make_step(backend, function):
+        def step():
+            with torch.no_grad():
+                if backend is None:
+                    return function(reduced)
+                with sdpa_kernel([backend]):
+                    return function(reduced)
+        return step
+
+    steps, unavailable = {}, {}
+    for name, backend, layout, function in cases:
+        step = make_step(backend, function)
+        try:
+            step(), step()  # warm-up, and whether this kernel takes these inputs at all
+            steps[name, layout] = step
+        except Exception as error:  # "No available kernel": this kernel refuses these inputs (a row, not a test)
+            unavailable[name, layout] = str(error).splitlines()[0][:60]
+    seconds = interleaved_median_seconds(steps, device, repeats)
+    for name, _, layout, _ in cases:
+        if (name, layout) in unavailable:
+            print(f"| {name} | {layout} | not available ({unavailable[name, layout]}) | |")
+            continue
+        share = ""
+        if omniclip_clips_s:
+            share = f"{layers * seconds[name, layout] / (batch / omniclip_clips_s):.1%}"
+        print(f"| {name} | {layout} | {seconds[name, layout] * 1e3:.3f} | {share} |", flush=True)
+
+
+def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
+    """Times the pieces of one spatial-temporal block (parallel PTA) on the real modules of layer 0, in turns."""
+    from omniclip_hf.modeling_omniclip import alpha_scaled_up, run_frozen_layer
+
+    block, frozen_layer = omniclip.blocks[0], omniclip.clip.vision_model.encoder.layers[0]
+    adapter = block.temporal_adapter
+    attention, reduced_4d = pta_attention_inputs(omniclip, batch, frames, device, dtype)
+    tokens = reduced_4d.shape[2]
+    width = omniclip.config.vision_config.hidden_size
+    hidden = torch.randn(batch * frames, tokens, width, device=device, dtype=dtype)
+    normed, reduced = adapter.layer_norm(hidden), reduced_4d.view(batch * frames, tokens, -1)
+    frozen_out, adapted = run_frozen_layer(frozen_layer, hidden), alpha_scaled_up(adapter.up, adapter.alpha, reduced)
+    query, key = attention._split_heads(reduced_4d), attention._split_heads(reduced_4d)
+
+    def up_with_residual_in_the_gemm():  # candidate: Up's GEMM adds the frozen output (beta=1) instead of a pass
+        weight, bias = adapter.up.weight * adapter.alpha, adapter.up.bias * adapter.alpha
+        return torch.addmm(frozen_out.view(-1, width) + bias, reduced.view(-1, reduced.shape[-1]), weight.T)
+
+    pieces = {
+        "whole block (frozen layer + PTA + add)": lambda: block(hidden, frozen_layer=frozen_layer, num_frames=frames),
+        "frozen CLIP layer": lambda: run_frozen_layer(frozen_layer, hidden),
+        "PTA whole": lambda: adapter(hidden, frames),
+        "PTA LayerNorm": lambda: adapter.layer_norm(hidden),
+        "PTA Down": lambda: adapter.down(normed),
+        "PTA q and k projections": lambda: (attention.q_proj(reduced_4d), attention.k_proj(reduced_4d)),
+        "PTA attention (SDPA only)": lambda: F.scaled_dot_product_attention(query, key, attention._split_heads(reduced_4d)),
+        "PTA Up (alpha-scaled)": lambda: alpha_scaled_up(adapter.up, adapter.alpha, reduced),
+        "residual add (frozen + PTA)": lambda: frozen_out + adapted,
+        "candidate: add inside Up's GEMM": up_with_residual_in_the_gemm,
+    }
+    with torch.no_grad():
+        for piece in pieces.values():
+            piece(), piece()
+        seconds = interleaved_median_seconds({name: torch.no_grad()(piece) for name, piece in pieces.items()},
+                                             device, repeats)
+    layers = len(omniclip.config.pta_layer_indices)
+    print(f"\nOne block's pieces: {batch * frames} frames x {tokens} tokens x {width}, {dtype}, medians")
+    print("| piece | ms per layer | share of omniclip inference |")
+    print("|---|---|---|")
+    for name, value in seconds.items():
+        share = f"{layers * value / (batch / omniclip_clips_s):.1%}" if omniclip_clips_s else ""
+        print(f"| {name} | {value * 1e3:.3f} | {share} |", flush=True)
+
+
 TABLE_HEADER = (f"| {'model':26} | GFLOPs/view | trainable params | share of CLIP | infer clips/s | train clips/s "
                 "| train peak GiB |")
 
 
+def rate(value: float) -> str:
+    """Clips/s with 2 decimals, or 4 where the value is below 1 (CPU rows at batch 1)."""
+    return f"{value:13.4f}" if value < 1 else f"{value:13.2f}"
+
+
 def format_row(row: dict, clip_parameters: int) -> str:
     return (f"| {row['model']:26} | {row['gflops_per_view']:11.1f} | {row['trainable']:16,d} | "
-            f"{row['trainable'] / clip_parameters:13.2%} | {row['inference_clips_s']:13.2f} | "
-            f"{row.get('train_clips_s', float('nan')):13.2f} | {row.get('train_peak_gib', float('nan')):14.2f} |")
+            f"{row['trainable'] / clip_parameters:13.2%} | {rate(row['inference_clips_s'])} | "
+            f"{rate(row.get('train_clips_s', float('nan')))} | {row.get('train_peak_gib', float('nan')):14.2f} |")
 
 
 def print_table(rows: list[dict], clip_parameters: int) -> None:
@@ -213,6 +349,8 @@ def main() -> None:
     parser.add_argument("--skip_training", action="store_true")
     parser.add_argument("--cpu_training", action="store_true", help="time training steps on CPU too (slow)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(omniclip)")
+    parser.add_argument("--pta_tables", action="store_true", help="the PTA attention and block tables on CPU too")
+    parser.add_argument("--pta_tables_only", action="store_true", help="only those (no model rows)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -221,6 +359,14 @@ def main() -> None:
     batch = args.batch_size or (32 if on_gpu else 1)
     repeats = args.repeats or (10 if on_gpu else 2)
     run_training = not args.skip_training and (on_gpu or args.cpu_training)
+    if args.pta_tables_only:
+        torch.manual_seed(0)
+        clip = CLIPModel(CLIPConfig(vision_config=B16_VISION, text_config=B16_TEXT, projection_dim=512))
+        omniclip = OmniCLIPModel.from_clip(clip, num_frames=args.frames).to(device=device, dtype=dtype).eval()
+        print(f"# device: {device}; dtype {dtype}; batch {batch}; torch {torch.__version__}")
+        pta_attention_backend_rows(omniclip, batch, args.frames, device, dtype, repeats)
+        block_cost_rows(omniclip, batch, args.frames, device, dtype, repeats)
+        return
     models = build_models(device, dtype)
 
     flop_videos = torch.randn(1, args.frames, 3, 224, 224, device=device, dtype=dtype)
@@ -253,6 +399,11 @@ def main() -> None:
                               training=run_training, clip_parameters=clip_parameters)
 
     print_table(rows, clip_parameters)
+    if on_gpu or args.pta_tables:
+        omniclip_clips_s = by_model(rows)["omniclip"]["inference_clips_s"]
+        pta_attention_backend_rows(models["omniclip"], batch, args.frames, device, dtype, max(repeats, 5),
+                                   omniclip_clips_s)
+        block_cost_rows(models["omniclip"], batch, args.frames, device, dtype, max(repeats, 5), omniclip_clips_s)
 
     by_name = by_model(rows)
     clip_row, omni_row, xclip_row = by_name["clip"], by_name["omniclip"], by_name["xclip"]

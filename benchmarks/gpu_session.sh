@@ -2,10 +2,15 @@
 # The prepared device run (issue 14): one call, about 7 minutes on one H200. Not a test.
 #
 #   1. bench_model.py --device cuda --compile: bare CLIP, X-CLIP and OmniCLIP at ViT-B/16 shapes, inference and
-#      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing;
+#      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing; then the
+#      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and one block's pieces
+#      (frozen layer, the adapter's LayerNorm/Down/q-k/attention/Up, the residual add), each with its share of
+#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30);
 #   2. bench_input_pipeline.py with 1 to 14 DataLoader workers on the shared clips;
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
-#      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there.
+#      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
+#      checkpoints hold (FSDP and DDP alike: only the trainable weights, no `clip.` key); then a resume from the
+#      step-6 checkpoint to step 9 under the same config.
 #
 # The GPU image has torch and transformers but neither PyAV nor datasets: they travel as wheels in .whl/, and
 # the shared clips in .gpu_carry/videos (both ignored by git). Prepare them here, then call the device tool:
@@ -13,6 +18,9 @@
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av datasets dill multiprocess
 #   mkdir -p .gpu_carry && cp -r ../shared/videos .gpu_carry/
 #   device run: bash benchmarks/gpu_session.sh   (carry: .whl .gpu_carry)
+#
+# Rehearsal on a CPU, to catch script errors before device time is spent (tiny CLIP, 2 steps, no bf16):
+#   GPU_SESSION_DRY_RUN=1 OUT=/tmp/gpu_session_dry WORK=/tmp/gpu_session_dry_work bash benchmarks/gpu_session.sh
 set -u
 OUT=${OUT:-gpu_session_output}
 mkdir -p "$OUT"
@@ -22,29 +30,38 @@ if [ -d .whl ]; then
     export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
-WORK=/tmp/omniclip_gpu_session
+WORK=${WORK:-/tmp/omniclip_gpu_session}
 mkdir -p "$WORK"
+# The device run's shapes and settings; GPU_SESSION_DRY_RUN=1 shrinks them for the CPU rehearsal.
+CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3 VIDEOS=.gpu_carry/videos
+BENCH_MODEL_ARGS="--device cuda --compile"
+PIPELINE_ARGS="--clips 64 --workers 4 8 14"
+if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
+    CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
+    BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
+    PIPELINE_ARGS="--clips 4 --workers 1"
+fi
 
 {
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi (a CPU rehearsal?)"
     python3 -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__, 'cpus', __import__('os').cpu_count())"
 } 2>&1 | tee "$OUT/environment.txt"
 
 PARTS=${GPU_SESSION_PARTS:-1 2 3}  # e.g. GPU_SESSION_PARTS="2 3" to rerun the last two
 if [[ " $PARTS " == *" 1 "* ]]; then
-echo "== 1. bench_model.py --device cuda --compile"
-timeout 240 python3 benchmarks/bench_model.py --device cuda --compile 2>&1 | tee "$OUT/bench_model.txt"
+echo "== 1. bench_model.py $BENCH_MODEL_ARGS"
+timeout 270 python3 benchmarks/bench_model.py $BENCH_MODEL_ARGS 2>&1 | tee "$OUT/bench_model.txt"
 fi
 
 if [[ " $PARTS " == *" 2 "* ]]; then
 echo "== 2. bench_input_pipeline.py"
-timeout 100 python3 benchmarks/bench_input_pipeline.py --videos .gpu_carry/videos --clips 64 --workers 4 8 14 \
+timeout 100 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
 fi
 
 [[ " $PARTS " == *" 3 "* ]] || exit 0
 echo "== 3. accelerate launch examples/train.py, FSDP and DDP"
-timeout 60 python3 - "$WORK" <<'EOF' 2>&1 | tee "$OUT/train_setup.txt"
+timeout 60 python3 - "$WORK" "$CLIP_SHAPE" <<'EOF' 2>&1 | tee "$OUT/train_setup.txt"
 import sys
 from pathlib import Path
 
@@ -53,33 +70,47 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 from omniclip_hf import default_tokenizer_path
 from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
 
-work = Path(sys.argv[1])
-config = CLIPConfig(
-    vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                       image_size=224, patch_size=16),
-    text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),
-    projection_dim=512)
-CLIPModel(config).save_pretrained(work / "clip_b16")
-CLIPTokenizer.from_pretrained(default_tokenizer_path()).save_pretrained(work / "clip_b16")
+work, shape = Path(sys.argv[1]), sys.argv[2]
+if shape == "b16":
+    config = CLIPConfig(
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                           image_size=224, patch_size=16),
+        text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),
+        projection_dim=512)
+else:  # the CPU rehearsal
+    config = CLIPConfig(
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2),
+        projection_dim=32)
+CLIPModel(config).save_pretrained(work / "clip")
+CLIPTokenizer.from_pretrained(default_tokenizer_path()).save_pretrained(work / "clip")
 write_motion_dataset(work / "motion", num_train_per_class=32, num_test_per_class=4, size=64)
-print("wrote", work / "clip_b16", "and", work / "motion")
+print("wrote", work / "clip", f"({shape})", "and", work / "motion")
 EOF
 for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
+    rm -rf "$WORK/run_$name"
     timeout 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
-        examples/train.py --clip "$WORK/clip_b16" --train_data "$WORK/motion/train" --eval_data "$WORK/motion/test" \
-        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps 6 --batch_size 32 \
-        --mixed_precision bf16 --num_workers 12 --checkpointing_steps 3 --eval_num_clips 1 --eval_num_crops 1 \
-        --warmup_epochs 0 2>&1 | tr '\r' '\n' | tee "$OUT/train_$name.txt" | grep -v "^training: *[0-9]*%.*it/s\]$" | tail -25
+        examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" --eval_data "$WORK/motion/test" \
+        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps "$STEPS" \
+        --batch_size "$BATCH" --mixed_precision "$PRECISION" --num_workers "$WORKERS" --checkpointing_steps "$EVERY" \
+        --eval_num_clips 1 --eval_num_crops 1 --warmup_epochs 0 \
+        2>&1 | tr '\r' '\n' | tee "$OUT/train_$name.txt" | grep -v "^training: *[0-9]*%.*it/s\]$" | tail -25
     echo "exit status $name: ${PIPESTATUS[0]}"
     ls "$WORK/run_$name" "$WORK/run_$name/checkpoints" 2>&1 | tee -a "$OUT/train_$name.txt"
-    python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m.get(k) for k in ('global_step','top1','train_losses')})" \
+    python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m.get(k) for k in ('global_step','top1','train_losses','distributed')})" \
         "$WORK/run_$name/metrics.json" 2>&1 | tee -a "$OUT/train_$name.txt"
-    # Resume under the same config: 6 -> 9 steps from checkpoints/step_00000006 (FSDP: accelerate's load_fsdp_model).
+    # What each checkpoint holds: only the trainable weights (FSDP: pytorch_model_fsdp.bin; DDP: model.safetensors).
+    python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 \
+        | tee -a "$OUT/train_$name.txt"
+    # Resume under the same config from the step-$STEPS checkpoint to step $RESUME_STEPS (FSDP: load_fsdp_model).
     timeout 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
-        examples/train.py --clip "$WORK/clip_b16" --train_data "$WORK/motion/train" \
-        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps 9 --batch_size 32 \
-        --mixed_precision bf16 --num_workers 12 --checkpointing_steps 3 --warmup_epochs 0 \
-        --resume_from_checkpoint latest 2>&1 | tr '\r' '\n' | grep -v "^training: *[0-9]*%.*it/s\]$" \
-        | tee "$OUT/train_${name}_resume.txt" | tail -8
+        examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" \
+        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps "$RESUME_STEPS" \
+        --batch_size "$BATCH" --mixed_precision "$PRECISION" --num_workers "$WORKERS" --checkpointing_steps "$EVERY" \
+        --warmup_epochs 0 --resume_from_checkpoint latest \
+        2>&1 | tr '\r' '\n' | grep -v "^training: *[0-9]*%.*it/s\]$" | tee "$OUT/train_${name}_resume.txt" | tail -8
     echo "exit status $name resume: ${PIPESTATUS[0]}"
+    python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 | tail -1 \
+        | tee -a "$OUT/train_${name}_resume.txt"
 done

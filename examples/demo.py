@@ -125,7 +125,8 @@ def main(argv=None) -> list[dict]:
     run_dir = output / "omniclip_run"
     metrics = train_omniclip(clip, data_dir, run_dir, epochs=args.epochs, num_frames=args.num_frames,
                              batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             warmup_epochs=args.warmup_epochs, model_overrides=DEMO_MODEL_OVERRIDES)
+                             warmup_epochs=args.warmup_epochs, spg_lr_scale=args.spg_lr_scale,
+                             prompt_lr_scale=args.prompt_lr_scale, model_overrides=DEMO_MODEL_OVERRIDES)
     log(f"3. trained OmniCLIP ({metrics['global_step']} steps) with accelerate launch examples/train.py", start)
 
     test, train = load_split(data_dir, "test"), load_split(data_dir, "train")

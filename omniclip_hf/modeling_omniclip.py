@@ -266,6 +266,18 @@ def split_merge_identity(kind: str, weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([eye, -eye], dim=0 if kind == "split" else 1)
 
 
+def own_storage_if_tracked(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """An output that autograd records is handed out as a tensor of its own, not as a view of another one.
+
+    FSDP2 hooks every grad-requiring output of a wrapped module for its pre-backward all-gather; an in-place op on a
+    view output would bypass that hook, so it warns "returned a view tensor". Copies only views that carry autograd
+    history (training): inference and outputs that are not views cost nothing.
+    """
+    if tensor is not None and tensor.requires_grad and tensor._base is not None:
+        return tensor.clone()
+    return tensor
+
+
 def interpolate_along_time(table: torch.Tensor, length: int) -> torch.Tensor:
     """Resamples a `(rows, width)` embedding table to `length` rows by linear interpolation.
 
@@ -1177,8 +1189,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
 
-        class_tokens = vision.post_layernorm(hidden_states[:, 0])
-        frame_embeds = self.clip.visual_projection(class_tokens).unflatten(0, (batch_size, num_frames))
+        class_tokens = vision.post_layernorm(hidden_states[:, 0]).unflatten(0, (batch_size, num_frames))
+        # Projected after the unflatten: the bias-free projection then returns a tensor of its own, not a view.
+        frame_embeds = self.clip.visual_projection(class_tokens)
         video_embeds = self.video_head(frame_embeds)
         last_hidden_state = hidden_states.unflatten(0, (batch_size, num_frames))
         video_context = None
@@ -1186,9 +1199,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             video_context = self.video_specific_prompts.video_context(last_hidden_state[:, :, 1 : 1 + num_patches])
 
         output = OmniCLIPVideoOutput(
-            last_hidden_state=last_hidden_state,
+            # Copied (in training only) after every use above: nothing saved for backward holds on to the copy.
+            last_hidden_state=own_storage_if_tracked(last_hidden_state),
             pooler_output=video_embeds,
-            frame_embeds=frame_embeds,
+            frame_embeds=own_storage_if_tracked(frame_embeds),
             video_context=video_context,
             hidden_states=all_hidden_states,
         )
@@ -1334,9 +1348,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         output = OmniCLIPOutput(
             loss=loss,
             logits_per_video=logits_per_video,
-            logits_per_text=logits_per_video.T,
-            video_embeds=video_embeds,
-            text_embeds=text_embeds,
+            logits_per_text=own_storage_if_tracked(logits_per_video.T),
+            video_embeds=own_storage_if_tracked(video_embeds),
+            text_embeds=own_storage_if_tracked(text_embeds),
             text_model_output=text_outputs,
             vision_model_output=video_outputs,
         )

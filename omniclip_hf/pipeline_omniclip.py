@@ -26,9 +26,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
-from .video_decoding import is_torchcodec_decoder
-from .video_processing_omniclip import read_video_pyav, read_video_torchcodec, sample_clip_indices, video_to_tensor
-from .video_sources import _is_file_source, _is_frame, resolve_video_source, to_pixel_scale
+from .video_decoding import is_torchcodec_decoder, select_video_reader
+from .video_processing_omniclip import sample_clip_indices, video_to_tensor
+from .video_sources import _is_file_source, _is_frame, pixel_scale_of, resolve_video_source
 
 
 logger = logging.get_logger(__name__)
@@ -180,15 +180,16 @@ class _FrameSource:
         self.video = video
         self.frames: torch.Tensor | None = None
         if _is_file_source(video) or is_torchcodec_decoder(video):
-            torchcodec = backend == "torchcodec" or is_torchcodec_decoder(video)
-            self.reader = read_video_torchcodec if torchcodec else read_video_pyav
+            _, self.reader = select_video_reader(video, backend)  # the processor's choice, by the same function
             _, _, _, info = self._read(lambda num_total: [0])
             self.num_total = int(info["total_num_frames"])
             self.fps = video_fps or info["fps"]
         else:
             label = "given as " + type(video).__name__
-            # The pixel scale is judged on the whole video (uint8, or floats in [0, 1]), not window by window.
-            self.frames = to_pixel_scale(video_to_tensor(video, label), label)
+            self.frames = video_to_tensor(video, label)
+            # The pixel scale is judged on the whole video (uint8, or floats in [0, 1]), not window by window; frames
+            # are converted as windows read them.
+            self.to_scale = pixel_scale_of(self.frames, label)
             self.num_total = int(self.frames.shape[0])
             self.fps = video_fps
         if not self.fps:
@@ -203,7 +204,7 @@ class _FrameSource:
     def read(self, indices: list[int]) -> torch.Tensor:
         """Frames `indices` as a uint8 `(N, 3, H, W)` tensor."""
         if self.frames is not None:
-            return self.frames[indices]
+            return self.to_scale(self.frames[indices])
         # The reader may find fewer decodable frames than the file announced: clamp rather than fail.
         rgb, _, _, _ = self._read(lambda num_total: [min(index, num_total - 1) for index in indices])
         return torch.from_numpy(rgb).permute(0, 3, 1, 2)

@@ -9,7 +9,9 @@ Frame `i` always means the `i`-th frame a full sequential decode of the file ret
 from __future__ import annotations
 
 import inspect
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -152,33 +154,110 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def quarter_turns(rotation: float | None, label: str) -> int:
+@dataclass(frozen=True)
+class Orientation:
     """
-    Counter-clockwise quarter turns (0-3) that show a frame upright, from FFmpeg's display-matrix angle (degrees,
-    counter-clockwise; phones store portrait clips with -90). Angles between multiples of 90 take the nearest one,
-    said once in the log.
+    How a player shows a stored frame: one of the 8 axis-aligned turns and mirrors a display matrix can ask for,
+    applied to an `(H, W, C)` array as an optional transpose followed by optional flips of rows and columns.
+    `rotation` (counter-clockwise degrees, 0/90/180/270) and `mirrored` describe it as a horizontal mirror (when
+    `mirrored`) followed by that turn.
     """
-    if not rotation:
-        return 0
-    turns = round(rotation / 90)
-    if abs(rotation - 90 * turns) > 1e-3:
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+    rotation: int = 0
+    mirrored: bool = False
+
+    def apply(self, rgb: np.ndarray, batched: bool = False) -> np.ndarray:
+        """The frame `(H, W, C)` as displayed, or every frame of `(N, H, W, C)` with `batched` (a view; no copy)."""
+        rows = 1 if batched else 0
+        if self.transpose:
+            axes = list(range(rgb.ndim))
+            axes[rows], axes[rows + 1] = axes[rows + 1], axes[rows]
+            rgb = rgb.transpose(axes)
+        if self.flip_rows:
+            rgb = np.flip(rgb, rows)
+        if self.flip_columns:
+            rgb = np.flip(rgb, rows + 1)
+        return rgb
+
+
+UPRIGHT = Orientation()
+
+
+def _orientation_of_signs(a: int, b: int, c: int, d: int, rotation: int, mirrored: bool) -> Orientation:
+    # FFmpeg maps a stored pixel (x, y) to the displayed (a x + c y, b x + d y) (display.h; y points down). With
+    # b = c = 0 that is a flip of columns where a < 0 and of rows where d < 0; with a = d = 0 the axes swap (a
+    # transpose), then displayed rows follow x (flipped where b < 0) and columns follow y (flipped where c < 0).
+    if a != 0:
+        return Orientation(False, d < 0, a < 0, rotation, mirrored)
+    return Orientation(True, b < 0, c < 0, rotation, mirrored)
+
+
+def orientation_from_display_matrix(matrix: Sequence[int] | None, label: str) -> Orientation:
+    """
+    The orientation a display matrix (FFmpeg's 9 int32 values, 16.16 fixed point in the 2x2 part) asks for. The
+    matrix is read whole, so mirrors are kept (PyAV's `frame.rotation` and torchcodec's `rotation` read only the
+    angle: a horizontal mirror shows there as a 180-degree turn). Angles between multiples of 90 degrees take the
+    nearest one, said once in the log.
+    """
+    if matrix is None:
+        return UPRIGHT
+    a, b, c, d = (float(matrix[i]) for i in (0, 1, 3, 4))
+    if not math.hypot(a, c) or not math.hypot(b, d):
+        return UPRIGHT  # a degenerate matrix (a zero column) has no orientation: frames are taken as stored
+    mirrored = a * d - b * c < 0
+    if mirrored:  # M = F R with F the horizontal mirror diag(-1, 1): R = F M negates M's first row
+        a, b = -a, -b
+    angle = math.degrees(math.atan2(c, a))  # R = [[cos, -sin], [sin, cos]], counter-clockwise (FFmpeg's sign)
+    turns = round(angle / 90)
+    if abs(angle - 90 * turns) > 1e-3:
         logger.warning_once(
-            f"Video {label} asks for a display rotation of {rotation:g} degrees; frames are turned by the nearest "
-            f"multiple of 90 ({90 * turns} degrees) instead."
+            f"Video {label} asks for a display rotation of {round(angle, 2):g} degrees; frames are turned by the "
+            f"nearest multiple of 90 ({90 * turns} degrees) instead."
         )
-    return turns % 4
+    cos, sin = round(math.cos(math.radians(90 * turns))), round(math.sin(math.radians(90 * turns)))
+    ra, rb, rc, rd = cos, -sin, sin, cos
+    if mirrored:  # back to M = F R
+        ra, rb = -ra, -rb
+    return _orientation_of_signs(ra, rb, rc, rd, (90 * turns) % 360, mirrored)
 
 
-def turn_upright(rgb: np.ndarray, turns: int) -> np.ndarray:
-    """Turns an `(H, W, 3)` frame `turns` quarter turns counter-clockwise (a view; no copy)."""
-    return np.rot90(rgb, k=turns, axes=(0, 1)) if turns else rgb
+def frame_display_matrix(frame: Any) -> np.ndarray | None:
+    """The display matrix a decoded PyAV frame carries (FFmpeg hands the container's to every frame), or None."""
+    from av.sidedata.sidedata import Type
+
+    side_data = frame.side_data.get(Type.DISPLAYMATRIX)
+    return None if side_data is None else np.frombuffer(bytes(side_data), dtype=np.int32)
+
+
+def residual_after_rotation(orientation: Orientation, applied_rotation: float | None) -> Orientation:
+    """
+    What is left to apply to frames a decoder already turned by `applied_rotation` (counter-clockwise degrees, as
+    torchcodec does from the same matrix, mirrors dropped) so they end as `orientation` asks: `R^T M`.
+    """
+    turns = round((applied_rotation or 0) / 90) % 4
+    cos, sin = round(math.cos(math.radians(90 * turns))), round(math.sin(math.radians(90 * turns)))
+    wanted = np.array(_signs_of(orientation))
+    applied = np.array([[cos, -sin], [sin, cos]])
+    (a, b), (c, d) = applied.T @ wanted
+    return _orientation_of_signs(int(a), int(b), int(c), int(d), orientation.rotation, orientation.mirrored)
+
+
+def _signs_of(orientation: Orientation) -> list[list[int]]:
+    """The 2x2 matrix [[a, b], [c, d]] with entries in {-1, 0, 1} of an orientation (inverse of `_orientation_of_signs`)."""
+    rows, columns = (-1 if orientation.flip_rows else 1), (-1 if orientation.flip_columns else 1)
+    if orientation.transpose:
+        return [[0, rows], [columns, 0]]
+    return [[columns, 0], [0, rows]]
 
 
 class _RGBConverter:
     """
-    Converts decoded frames to upright `(H, W, 3)` uint8 arrays: one swscale context reused across frames (PyAV's
+    Converts decoded frames to displayed `(H, W, 3)` uint8 arrays: one swscale context reused across frames (PyAV's
     `frame.to_ndarray` sets up a new one per frame), giving the same pixels as `frame.to_ndarray(format="rgb24")`,
-    then turned as the frame's display matrix says, so frames come out as a player shows them.
+    then turned and mirrored as the frame's display matrix says, so frames come out as a player shows them.
     """
 
     def __init__(self, label: str):
@@ -186,11 +265,16 @@ class _RGBConverter:
 
         self._reformatter = VideoReformatter()
         self._label = label
-        self.turns = 0
+        self._orientations: dict[bytes, Orientation] = {}
+        self.orientation = UPRIGHT
 
     def __call__(self, frame: Any) -> np.ndarray:
-        self.turns = quarter_turns(frame.rotation, self._label)
-        return turn_upright(self._reformatter.reformat(frame, format="rgb24").to_ndarray(), self.turns)
+        matrix = frame_display_matrix(frame)
+        key = b"" if matrix is None else matrix.tobytes()
+        if key not in self._orientations:
+            self._orientations[key] = orientation_from_display_matrix(matrix, self._label)
+        self.orientation = self._orientations[key]
+        return self.orientation.apply(self._reformatter.reformat(frame, format="rgb24").to_ndarray())
 
 
 # Frame threading pays for itself from about VGA size up; below, decoding a frame is cheaper than handing it over.
@@ -298,20 +382,23 @@ def read_video_pyav(
             indices = _checked_indices(_ask_sampler(sample_indices_fn, index.num_frames, index.fps), index.num_frames, label)
             wanted = sorted(set(indices))
             frames = _decode_by_pts(container, stream, index, wanted, to_rgb) if index.pts_indexed else {}
-        if len(frames) < len(wanted):
-            # AVI and the like (decode-order timestamps), or timestamps that do not describe the decoder's output:
-            # count frames in decoder output order, which is what a full sequential decode numbers them by.
-            frames, num_decoded = _decode_in_order_from_start(source, wanted, threading, to_rgb)
             if len(frames) < len(wanted):
-                # Fewer frames decode than the file holds packets for: check the real count against the header
-                # (the same rule as for packets), then sample again from it.
-                if num_decoded == 0:
-                    raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
-                check_against_header(label, index.num_announced, num_decoded)
-                index.num_frames = num_decoded
-                indices = _checked_indices(_ask_sampler(sample_indices_fn, num_decoded, index.fps), num_decoded, label)
-                wanted = sorted(set(indices))
-                frames, _ = _decode_in_order_from_start(source, wanted, threading, to_rgb)
+                # AVI and the like (decode-order timestamps), or timestamps that do not describe the decoder's
+                # output: count frames in decoder output order, which is what a full sequential decode numbers them
+                # by. The file stays open: the container is rewound, not opened a second time.
+                frames, num_decoded = _decode_in_order_from_start(container, stream, source, wanted, to_rgb)
+                if len(frames) < len(wanted):
+                    # Fewer frames decode than the file holds packets for: check the real count against the header
+                    # (the same rule as for packets), then sample again from it.
+                    if num_decoded == 0:
+                        raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
+                    check_against_header(label, index.num_announced, num_decoded)
+                    index.num_frames = num_decoded
+                    indices = _checked_indices(
+                        _ask_sampler(sample_indices_fn, num_decoded, index.fps), num_decoded, label
+                    )
+                    wanted = sorted(set(indices))
+                    frames, _ = _decode_in_order_from_start(container, stream, source, wanted, to_rgb)
     except av.error.FFmpegError as error:
         raise ValueError(
             f"Video {label} is corrupt or truncated: decoding failed with '{_ffmpeg_message(error)}'."
@@ -325,7 +412,8 @@ def read_video_pyav(
         "width": int(rgb.shape[2]),
         "height": int(rgb.shape[1]),
         "duration": index.num_frames / index.fps if index.fps else None,
-        "rotation": 90 * to_rgb.turns,
+        "rotation": to_rgb.orientation.rotation,
+        "mirrored": to_rgb.orientation.mirrored,
     }
     return rgb, times, indices, info
 
@@ -352,14 +440,26 @@ def _checked_indices(indices: Sequence[int], num_frames: int, label: str) -> lis
 
 
 def _decode_in_order_from_start(
-    source: Any, wanted: list[int], threading: bool, to_rgb: _RGBConverter
+    container: Any, stream: Any, source: Any, wanted: list[int], to_rgb: _RGBConverter
 ) -> tuple[dict[int, Any], int]:
-    if hasattr(source, "seek"):
-        source.seek(0)
-    with open_video_container(source) as container:
-        stream = container.streams.video[0]
-        _configure_threads(stream, threading)
-        return _decode_in_order(container, stream, wanted, to_rgb)
+    """
+    Decodes `wanted` frames in output order from the start of the open container, rewound by a seek to its first
+    packet (the seek also flushes the decoder). Where the demuxer cannot seek (FFmpeg refuses), the file is opened
+    again instead.
+    """
+    import av
+
+    try:
+        container.seek(0, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with open_video_container(source) as reopened:
+            restream = reopened.streams.video[0]
+            restream.thread_type = stream.thread_type
+            return _decode_in_order(reopened, restream, wanted, to_rgb)
+    stream.codec_context.skip_frame = "DEFAULT"  # a pts-ordered attempt may have left the decoder skipping frames
+    return _decode_in_order(container, stream, wanted, to_rgb)
 
 
 def is_torchcodec_decoder(value: Any) -> bool:
@@ -375,9 +475,12 @@ def read_video_torchcodec(
     """
     Same contract as [`read_video_pyav`], decoding with torchcodec's exact-seek `VideoDecoder` (which manages its
     own threads: `threading` is accepted for a common signature and ignored). `source` may also be a `VideoDecoder`
-    (datasets' `Video` cells). torchcodec turns frames upright by the display matrix itself, so nothing is turned
-    here; `info["rotation"]` reports the turn it applied.
+    (datasets' `Video` cells). torchcodec turns frames by the angle of the display matrix but drops its mirrors;
+    for files, the matrix is read whole with PyAV and what torchcodec left undone (a mirror) is applied here, so
+    frames come out as with PyAV. A `VideoDecoder` built by the caller gives no access to its file: its frames are
+    torchcodec's (turned, never mirrored).
     """
+    matrix = None
     if is_torchcodec_decoder(source):
         decoder, label = source, "<torchcodec VideoDecoder>"
     elif is_avi(source):
@@ -388,6 +491,7 @@ def read_video_torchcodec(
         )
         return read_video_pyav(source, sample_indices_fn, threading)
     else:
+        matrix = probe_display_matrix(source)
         decoder, label = _open_torchcodec_decoder(source)
     metadata = decoder.metadata
     try:
@@ -398,6 +502,12 @@ def read_video_torchcodec(
     except RuntimeError as error:
         raise ValueError(f"torchcodec could not decode video {label}: {error}") from None
     rgb = batch.data.permute(0, 2, 3, 1).numpy()
+    applied_rotation = getattr(metadata, "rotation", None)
+    if matrix is not None:
+        orientation = orientation_from_display_matrix(matrix, label)
+        rgb = np.ascontiguousarray(residual_after_rotation(orientation, applied_rotation).apply(rgb, batched=True))
+    else:
+        orientation = Orientation(rotation=(round((applied_rotation or 0) / 90) % 4) * 90)
     fps = metadata.average_fps
     info = {
         "total_num_frames": num_total,
@@ -405,9 +515,43 @@ def read_video_torchcodec(
         "width": int(rgb.shape[2]),
         "height": int(rgb.shape[1]),
         "duration": num_total / fps if fps else None,
-        "rotation": 90 * quarter_turns(getattr(metadata, "rotation", None), label),
+        "rotation": orientation.rotation,
+        "mirrored": orientation.mirrored,
     }
     return rgb, batch.pts_seconds.tolist(), indices, info
+
+
+def probe_display_matrix(source: Any) -> np.ndarray | None:
+    """
+    The display matrix of a file's first video frame, read with PyAV (torchcodec reports only its angle), or None.
+    Quiet on failure: the decoder that reads the file next reports what is wrong with it. A file object is left
+    where it was.
+    """
+    import av
+
+    position = source.tell() if hasattr(source, "tell") and hasattr(source, "seek") else None
+    try:
+        with open_video_container(source) as container:
+            if not container.streams.video:
+                return None
+            for frame in container.decode(container.streams.video[0]):
+                return frame_display_matrix(frame)
+    except (ValueError, OSError, av.error.FFmpegError):
+        return None
+    finally:
+        if position is not None:
+            source.seek(position)
+    return None
+
+
+def select_video_reader(source: Any, backend: str) -> tuple[str, Callable]:
+    """
+    The backend that decodes a file source and its reader (same contract for both): a torchcodec `VideoDecoder`
+    (datasets' decoding `Video` cells) is read by torchcodec whatever was asked; otherwise `backend`.
+    """
+    if is_torchcodec_decoder(source) or backend == "torchcodec":
+        return "torchcodec", read_video_torchcodec
+    return "pyav", read_video_pyav
 
 
 def _open_torchcodec_decoder(source: Any) -> tuple[Any, str]:

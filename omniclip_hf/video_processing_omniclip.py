@@ -8,11 +8,13 @@ names other modules import from here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
+import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as tvF
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 from transformers.processing_utils import VideosKwargs
@@ -20,7 +22,13 @@ from transformers.utils import logging
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
-from .video_decoding import DECODER_BACKENDS, is_torchcodec_decoder, read_video_pyav, read_video_torchcodec
+from .video_decoding import (
+    DECODER_BACKENDS,
+    is_torchcodec_decoder,
+    read_video_pyav,
+    read_video_torchcodec,
+    select_video_reader,
+)
 from .video_sampling import SAMPLING_STRATEGIES, sample_clip_indices
 from .video_sources import (
     VIDEO_FILE_EXTENSIONS,
@@ -29,20 +37,10 @@ from .video_sources import (
     is_url,
     resolve_video_source,
     split_video_batch,
-    to_pixel_scale,
+    pixel_scale_of,
     video_to_tensor,
 )
-from .video_transforms import (
-    MAX_ASPECT_BEFORE_CROP,
-    _as_size_dict,
-    _interpolation,
-    _size_get,
-    augment_clip,
-    build_augmentation,
-    cut_to_aspect,
-    resize_short_side,
-    spatial_crops,
-)
+from .video_transforms import check_size, make_views
 
 
 logger = logging.get_logger(__name__)
@@ -85,6 +83,8 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
         Brightness, contrast, saturation and hue strengths of the colour jitter.
     grayscale_prob (`float`, *optional*, defaults to 0.2):
         Probability of turning the clip to grayscale (kept as 3 channels).
+    generator (`torch.Generator`, *optional*):
+        A call's seed for training sampling and augmentation (never saved).
     """
 
     sampling: str | None
@@ -101,10 +101,13 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
     color_jitter_prob: float | None
     color_jitter: list[float] | tuple[float, ...] | None
     grayscale_prob: float | None
+    generator: torch.Generator | None
 
 
-# Keyword arguments a call may carry that are not saved settings.
+# Keyword arguments a call may carry that are not saved settings (`train` and `backend` are call aliases).
 _CALL_ONLY_KWARGS = ("train", "generator", "backend", "return_tensors")
+# Settings `_decode_and_sample_videos` needs besides the sampling function.
+_DECODING_SETTINGS = ("video_backend", "decoder_threading", "num_temporal_clips")
 
 
 @dataclass
@@ -130,8 +133,25 @@ class OmniCLIPVideoMetadata(VideoMetadata):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The processor
+# What the hooks hand each other
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SampledVideo:
+    """
+    One video after `_decode_and_sample_videos`: its distinct sampled frames and the clips made of them. Each distinct
+    frame is decoded and resized once, however many clips or repeats use it.
+    """
+
+    frames: torch.Tensor  # (U, 3, H, W): uint8 0-255, or float32 in [0, 1] (in-memory float or uint16 input)
+    clip_rows: torch.Tensor  # (K, T): rows of `frames` making up each temporal clip
+
+
+# The decoding settings of the current call. Base `preprocess` hands `_decode_and_sample_videos` only the videos,
+# their metadata and the sampling function; the backend, decoder threads and clip count of a call reach it here
+# (a context variable: safe across threads and nested calls). Outside a call, the processor's own settings apply.
+_CALL_DECODING: ContextVar[dict[str, Any] | None] = ContextVar("omniclip_call_decoding", default=None)
 
 
 def _metadata_per_video(video_metadata: Any, num_videos: int) -> list[dict[str, Any]]:
@@ -156,19 +176,6 @@ def _metadata_per_video(video_metadata: Any, num_videos: int) -> list[dict[str, 
     return as_dicts
 
 
-def _frames_to_sample(settings: dict[str, Any], num_total: int, video_fps: float | None) -> int:
-    """`num_frames`, or with `fps` set, that many frames per second of the video (at least 1, at most all)."""
-    fps = settings["fps"]
-    if fps is None:
-        return settings["num_frames"]
-    if not video_fps:
-        raise ValueError(
-            f"fps={fps} sampling needs the video's frame rate and none is known: pass video_metadata={{'fps': ...}} "
-            "for in-memory frames, or num_frames instead."
-        )
-    return max(1, min(num_total, int(num_total / video_fps * fps)))
-
-
 def _source_name(given: Any, resolved: Any) -> str | None:
     """Where a video came from, for metadata: its path or URL, the path of a datasets cell, or a short description."""
     if is_url(given):
@@ -178,16 +185,6 @@ def _source_name(given: Any, resolved: Any) -> str | None:
     if is_torchcodec_decoder(resolved):
         return "<torchcodec VideoDecoder>"
     return describe_source(resolved) if _is_file_source(resolved) else None
-
-
-def _check_size(name: str, size: Any) -> None:
-    """Raises `ValueError` unless every side given in a size dict is a positive integer."""
-    if size is None:
-        return
-    for key in ("shortest_edge", "longest_edge", "height", "width"):
-        value = size.get(key) if hasattr(size, "get") else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
 
 
 class OmniCLIPVideoProcessor(BaseVideoProcessor):
@@ -307,40 +304,44 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
                 f"video_backend={settings.get('video_backend')!r} is invalid: use one of {DECODER_BACKENDS}."
             )
         for name in ("size", "crop_size"):
-            _check_size(name, settings.get(name))
+            check_size(name, settings.get(name))
         fps = settings.get("fps")
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
             raise ValueError(f"fps={fps!r} is invalid: it must be a number > 0 (frames sampled per second of video).")
 
-    def _resolve_call_settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """
+        A call's keyword arguments as base `preprocess` takes them: aliases renamed, unknown names refused, `fps` and
+        `num_frames` made exclusive (a call's `num_frames` overrides a saved `fps`), every setting checked with a
+        message naming it, before any video is decoded.
+        """
         if "backend" in kwargs:
             kwargs["video_backend"] = kwargs.pop("backend")
         if "train" in kwargs:
             kwargs["do_augment"] = kwargs.pop("train")
-        unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__) - set(_CALL_ONLY_KWARGS))
+        unknown = sorted(set(kwargs) - set(self.valid_kwargs.__annotations__))
         if unknown:
             raise TypeError(f"OmniCLIPVideoProcessor got unexpected keyword arguments {unknown}.")
         if kwargs.get("fps") is not None and kwargs.get("num_frames") is not None:
             raise ValueError("num_frames and fps are mutually exclusive (as in transformers); pass only one.")
         if kwargs.get("num_frames") is not None:
             kwargs["fps"] = None  # a call's num_frames overrides a saved fps
+        elif kwargs.get("fps", self.fps) is not None:
+            kwargs["num_frames"] = None  # sampling by rate: the saved num_frames does not apply
         settings = {key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__}
-        for key in _CALL_ONLY_KWARGS:
-            settings[key] = kwargs.get(key)
-        if settings["num_frames"] is None:
-            settings["num_frames"] = type(self).num_frames
-        settings["size"] = _as_size_dict(settings["size"], "size")
-        settings["crop_size"] = _as_size_dict(settings["crop_size"], "crop_size")
+        if settings["fps"] is None and settings["num_frames"] is None:
+            kwargs["num_frames"] = settings["num_frames"] = type(self).num_frames
         self._check_settings(settings)
-        return settings
+        return kwargs
 
     # ------------------------------------------------------------------ main entry
-    def preprocess(self, videos: Any, **kwargs) -> BatchFeature:
+    def preprocess(self, videos: Any, **kwargs: Unpack[OmniCLIPVideoProcessorKwargs]) -> BatchFeature:
         r"""
         Args:
             videos (`str`, `os.PathLike`, URL, `bytes`, binary file object, datasets `Video` cell, torchcodec
                 `VideoDecoder`, `np.ndarray`, `torch.Tensor`, list of PIL images, or a list of these):
-                One video or a batch. Frames from files are turned upright by the container's display matrix.
+                One video or a batch. Frames from files are shown as a player shows them (the container's display
+                matrix applied).
             video_metadata (`VideoMetadata`, `dict` or a list of them, *optional*):
                 Per video; its `fps` gives in-memory frames a frame rate (for `fps=` sampling and timestamps).
             train (`bool`, *optional*):
@@ -359,77 +360,129 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         Returns:
             [`BatchFeature`] with `pixel_values_videos` (and `video_metadata` when asked).
         """
-        settings = self._resolve_call_settings(dict(kwargs))
+        # Base `preprocess` drives the call (defaults, `_decode_and_sample_videos` with `sample_frames`,
+        # `_prepare_input_videos`, `_preprocess`, metadata out); this only resolves the call's own arguments first and
+        # passes the decoding settings base `preprocess` does not hand to `_decode_and_sample_videos`.
+        kwargs = self._resolve_call_kwargs(dict(kwargs))
+        decoding = {key: kwargs.get(key, getattr(self, key)) for key in _DECODING_SETTINGS}
+        token = _CALL_DECODING.set(decoding)
+        try:
+            return super().preprocess(videos, **kwargs)
+        finally:
+            _CALL_DECODING.reset(token)
+
+    # ------------------------------------------------------------------ hooks of BaseVideoProcessor
+    def sample_frames(
+        self,
+        metadata: VideoMetadata,
+        num_frames: int | None = None,
+        fps: int | float | None = None,
+        sampling: str | None = None,
+        frame_stride: int | None = None,
+        num_temporal_clips: int | None = None,
+        do_augment: bool | None = None,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> np.ndarray:
+        """
+        Frame indices of every temporal clip of one video (TSN segments, uniform spacing or dense windows; random in
+        training). `fps`, when given, decides the frame count: `int(duration * fps)`, at least 1, at most all frames.
+
+        Args:
+            metadata (`VideoMetadata`):
+                The video's `total_num_frames`, and its `fps` for `fps=` sampling.
+            num_frames, fps, sampling, frame_stride, num_temporal_clips, do_augment, generator:
+                As the processor's settings; each defaults to the processor's own.
+
+        Returns:
+            `np.ndarray`: `(num_temporal_clips, frames per clip)` int64 indices in `[0, total_num_frames)`.
+        """
+        fps = fps if fps is not None else (self.fps if num_frames is None else None)
+        if fps is not None and num_frames is not None:
+            raise ValueError("num_frames and fps are mutually exclusive (as in transformers); pass only one.")
+        num_total = metadata.total_num_frames
+        if fps is not None:
+            if not metadata.fps:
+                raise ValueError(
+                    f"fps={fps} sampling needs the video's frame rate and none is known: pass "
+                    "video_metadata={'fps': ...} for in-memory frames, or num_frames instead."
+                )
+            num_frames = max(1, min(num_total, int(num_total / metadata.fps * fps)))
+        clips = sample_clip_indices(
+            num_total,
+            num_frames if num_frames is not None else self.num_frames,
+            sampling if sampling is not None else self.sampling,
+            frame_stride if frame_stride is not None else self.frame_stride,
+            num_temporal_clips if num_temporal_clips is not None else self.num_temporal_clips,
+            bool(do_augment if do_augment is not None else self.do_augment),
+            generator,
+        )
+        return np.asarray(clips, dtype=np.int64)
+
+    def _decode_and_sample_videos(
+        self,
+        videos: Any,
+        video_metadata: Any = None,
+        do_sample_frames: bool | None = None,
+        sample_indices_fn: Callable | None = None,
+    ) -> tuple[list[SampledVideo], list[OmniCLIPVideoMetadata]]:
+        """
+        Decodes only the sampled frames of every video (files, bytes, file objects, URLs, datasets cells and torchcodec
+        decoders through the chosen backend; in-memory frames indexed directly), as upright RGB. A bad video raises
+        one error naming it (`videos[i]` in a batch).
+        """
+        decoding = _CALL_DECODING.get() or {key: getattr(self, key) for key in _DECODING_SETTINGS}
         items = split_video_batch(videos)
-        given_metadata = _metadata_per_video(settings["video_metadata"], len(items))
-        outputs, metadata = [], []
+        given_metadata = _metadata_per_video(video_metadata, len(items))
+        sampled, metadata = [], []
         for item_index, video in enumerate(items):
             try:
-                pixels, video_metadata = self._process_one(video, settings, given_metadata[item_index])
+                one, one_metadata = self._decode_and_sample_one(
+                    video, given_metadata[item_index], sample_indices_fn if do_sample_frames else None, decoding
+                )
             except (ValueError, FileNotFoundError, ImportError) as error:
                 if len(items) == 1:
                     raise
                 raise type(error)(f"videos[{item_index}] (item {item_index} of the batch): {error}") from None
-            outputs.append(pixels)
-            metadata.append(video_metadata)
+            sampled.append(one)
+            metadata.append(one_metadata)
+        return sampled, metadata
 
-        return_tensors = settings["return_tensors"]
-        if return_tensors is not None:
-            shapes = {tuple(output.shape) for output in outputs}
-            if len(shapes) != 1:
-                raise ValueError(f"Cannot stack videos of different shapes {sorted(shapes)}; pass return_tensors=None.")
-            data = {"pixel_values_videos": torch.stack(outputs)}
-        else:
-            data = {"pixel_values_videos": outputs}
-        batch = BatchFeature(data=data, tensor_type=return_tensors)
-        if settings["return_metadata"]:
-            batch["video_metadata"] = metadata
-        return batch
-
-    # ------------------------------------------------------------------ one video
-    def _process_one(
-        self, video: Any, settings: dict[str, Any], given_metadata: dict[str, Any]
-    ) -> tuple[torch.Tensor, OmniCLIPVideoMetadata]:
-        train = bool(settings["do_augment"])
-        generator = settings["generator"]
-        num_clips = settings["num_temporal_clips"]
-
-        def clip_indices(num_total: int, video_fps: float | None) -> list[list[int]]:
-            if not settings["do_sample_frames"]:
-                return [list(range(num_total))] * num_clips
-            return sample_clip_indices(
-                num_total,
-                _frames_to_sample(settings, num_total, video_fps),
-                settings["sampling"],
-                settings["frame_stride"],
-                num_clips,
-                train,
-                generator,
-            )
-
+    def _decode_and_sample_one(
+        self,
+        video: Any,
+        given_metadata: dict[str, Any],
+        sample_indices_fn: Callable | None,
+        decoding: dict[str, Any],
+    ) -> tuple[SampledVideo, OmniCLIPVideoMetadata]:
         clips_indices: list[list[int]] = []
         unique_indices: list[int] = []
 
         def indices_to_decode(num_total: int, fps: float | None = None) -> list[int]:
             # The decoder calls this once it knows the frame count (again if fewer frames decode than announced).
-            # Each distinct frame is decoded and resized once, however many clips or repeats use it.
-            clips_indices[:] = clip_indices(num_total, fps)
-            unique_indices[:] = sorted({index for clip in clips_indices for index in clip})
+            if sample_indices_fn is None:  # do_sample_frames=False: every frame, in each clip
+                clips = [list(range(num_total))] * decoding["num_temporal_clips"]
+            else:
+                indices = np.asarray(sample_indices_fn(metadata=VideoMetadata(total_num_frames=num_total, fps=fps)))
+                clips = np.atleast_2d(indices).astype(np.int64).tolist()  # a 1D sampler (transformers') is one clip
+            clips_indices[:] = clips
+            unique_indices[:] = sorted({index for clip in clips for index in clip})
             return unique_indices
 
         given = video
         video = resolve_video_source(video)
         if _is_file_source(video) or is_torchcodec_decoder(video):
-            backend = "torchcodec" if is_torchcodec_decoder(video) else settings["video_backend"]
-            reader = read_video_torchcodec if backend == "torchcodec" else read_video_pyav
-            rgb, unique_times, _, info = reader(video, indices_to_decode, bool(settings["decoder_threading"]))
+            backend, reader = select_video_reader(video, decoding["video_backend"])
+            rgb, unique_times, _, info = reader(video, indices_to_decode, bool(decoding["decoder_threading"]))
             frames = torch.from_numpy(rgb).permute(0, 3, 1, 2)
         else:
             label = "given as " + type(video).__name__
-            # The scale is judged on the whole video, so a dark stretch of a 0-255 float video is not taken as 0-1.
-            all_frames = to_pixel_scale(video_to_tensor(video, label), label)
+            all_frames = video_to_tensor(video, label)
+            # The scale is judged on the whole video, so a dark stretch of a 0-255 float video is not taken as 0-1;
+            # only the sampled frames are converted.
+            to_scale = pixel_scale_of(all_frames, label)
             video_fps = given_metadata.get("fps")  # arrays carry no frame rate; video_metadata can give one
-            frames = all_frames[indices_to_decode(all_frames.shape[0], video_fps)]
+            frames = to_scale(all_frames[indices_to_decode(all_frames.shape[0], video_fps)])
             unique_times = [None] * len(unique_indices)
             height, width = all_frames.shape[-2:]
             info = {
@@ -443,11 +496,6 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
 
         position = {index: row for row, index in enumerate(unique_indices)}
         clip_rows = torch.tensor([[position[index] for index in clip] for clip in clips_indices])
-        views = self._make_views(frames, clip_rows, settings, train, generator)
-        pixels = torch.stack(views) if len(views) > 1 else views[0]
-        if settings["device"] is not None:
-            pixels = pixels.to(settings["device"])
-
         frame_times = None
         if all(time is not None for time in unique_times):
             frame_times = [[float(unique_times[position[index]]) for index in clip] for clip in clips_indices]
@@ -462,73 +510,36 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             source=_source_name(given, video),
             frames_timestamps=frame_times,
         )
-        return pixels, metadata
+        return SampledVideo(frames, clip_rows), metadata
 
-    def _make_views(
+    def _prepare_input_videos(
         self,
-        frames: torch.Tensor,
-        clip_rows: torch.Tensor,
-        settings: dict[str, Any],
-        train: bool,
-        generator: torch.Generator | None,
-    ) -> list[torch.Tensor]:
-        """
-        Spatial views of every clip as normalised float `(T, 3, h, w)` tensors, clip-major.
+        videos: list[SampledVideo],
+        do_convert_rgb: bool | None = None,
+        input_data_format: Any = None,
+        device: str | torch.device | None = None,
+    ) -> list[SampledVideo]:
+        # Frames are already channels-first RGB (decoders give RGB; in-memory input is checked and grayscale repeated
+        # by `video_to_tensor`). Like transformers, the transforms run on `device`.
+        if device is None:
+            return videos
+        return [SampledVideo(video.frames.to(device), video.clip_rows) for video in videos]
 
-        Args:
-            frames (`torch.Tensor`): the distinct decoded frames, `(U, 3, H, W)` uint8.
-            clip_rows (`torch.Tensor`): `(K, T)` rows of `frames` making up each clip.
-        """
-        crop_size = settings["crop_size"]
-        interpolation = _interpolation(settings["resample"])
-        views = []
-        if train:
-            if crop_size is None:
-                raise ValueError("Training augmentation needs crop_size (the output frame size).")
-            augmentation = build_augmentation(
-                int(_size_get(crop_size, "height")),
-                int(_size_get(crop_size, "width")),
-                interpolation,
-                settings["augment_crop_scale"],
-                settings["augment_crop_ratio"],
-                settings["flip_prob"],
-                settings["color_jitter_prob"],
-                settings["color_jitter"],
-                settings["grayscale_prob"],
-            )
-            resize_to = settings["augment_resize_shortest_edge"]
-            if resize_to and min(frames.shape[-2:]) > resize_to:  # 0 (or None in a call): crop at full size
-                frames = tvF.resize(frames, [int(resize_to)], interpolation=interpolation, antialias=True)
-            for rows in clip_rows:
-                for _ in range(settings["num_spatial_crops"]):
-                    views.append(augment_clip(frames[rows], augmentation, generator))
+    def _preprocess(self, videos: list[SampledVideo], return_tensors: Any = None, **settings) -> BatchFeature:
+        """Views of every video (temporal clips x spatial crops), augmented in training, rescaled and normalised."""
+        train = bool(settings["do_augment"])
+        outputs = []
+        for video in videos:
+            views = make_views(video.frames, video.clip_rows, settings, train, settings["generator"])
+            outputs.append(torch.stack(views) if len(views) > 1 else views[0])
+        if return_tensors is not None:
+            shapes = {tuple(output.shape) for output in outputs}
+            if len(shapes) != 1:
+                raise ValueError(f"Cannot stack videos of different shapes {sorted(shapes)}; pass return_tensors=None.")
+            data = {"pixel_values_videos": torch.stack(outputs)}
         else:
-            if settings["do_resize"]:
-                if settings["do_center_crop"] and crop_size is not None:
-                    # Memory follows the output: a 2x8192 frame would be 224x917504 after resizing its short side.
-                    frames = cut_to_aspect(frames, MAX_ASPECT_BEFORE_CROP)
-                frames = resize_short_side(frames, settings["size"], interpolation)
-            for rows in clip_rows:
-                clip = frames[rows]
-                if settings["do_center_crop"] and crop_size is not None:
-                    height, width = int(_size_get(crop_size, "height")), int(_size_get(crop_size, "width"))
-                    views.extend(spatial_crops(clip, height, width, settings["num_spatial_crops"]))
-                elif settings["num_spatial_crops"] == 1:
-                    views.append(clip)
-                else:
-                    raise ValueError("num_spatial_crops=3 needs do_center_crop=True and a crop_size.")
-        return [self._rescale_and_normalize(view, settings) for view in views]
-
-    @staticmethod
-    def _rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
-        # uint8 frames hold 0-255; float frames (from in-memory float or uint16 input) are already in [0, 1].
-        already_rescaled = view.is_floating_point()
-        view = view.to(torch.float32)
-        if settings["do_rescale"] and not already_rescaled:
-            view = view * settings["rescale_factor"]
-        if settings["do_normalize"]:
-            view = tvF.normalize(view, mean=list(settings["image_mean"]), std=list(settings["image_std"]))
-        return view
+            data = {"pixel_values_videos": outputs}
+        return BatchFeature(data=data, tensor_type=return_tensors)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()

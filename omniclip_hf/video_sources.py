@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -265,38 +266,49 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
     return video
 
 
-def to_pixel_scale(video: torch.Tensor, label: str) -> torch.Tensor:
+def pixel_scale_of(video: torch.Tensor, label: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """
-    Brings in-memory frames to uint8 (0-255) or float32 in [0, 1], judging the scale by dtype and range as
-    transformers' processors do: floats in [0, 1] are taken as already rescaled (never divided by 255 again), floats
-    in (1, 255] as 0-255 pixel values, uint16 as 16-bit video, bool as black and white, other integers must hold
-    0-255.
+    Judges the pixel scale of in-memory frames by dtype and range, as transformers' processors do, and returns the
+    conversion to uint8 (0-255) or float32 in [0, 1] for any frames of this video: floats in [0, 1] are taken as
+    already rescaled (never divided by 255 again), floats in (1, 255] as 0-255 pixel values, uint16 as 16-bit
+    video, bool as black and white, other integers must hold 0-255. The range is judged on the whole video (so a
+    dark stretch of a 0-255 video is not taken as [0, 1]) in one pass without a converted copy; only the frames
+    given to the returned function are converted.
 
     Raises:
         `ValueError`: NaN or inf, or values no scale explains (negative values: frames already normalised;
         integers above 255 that are not uint16).
     """
     if video.dtype == torch.uint8:
-        return video
+        return lambda frames: frames
     if video.dtype == torch.bool:
-        return video.to(torch.uint8) * 255
+        return lambda frames: frames.to(torch.uint8) * 255
     if video.dtype == torch.uint16:
-        return video.to(torch.float32) / 65535.0
+        return lambda frames: frames.to(torch.float32) / 65535.0
+    low, high = torch.aminmax(video)  # NaN and inf show in the extremes: one pass, no mask
     if not video.is_floating_point():
-        low, high = int(video.min()), int(video.max())
+        low, high = int(low), int(high)
         if low < 0 or high > 255:
             raise ValueError(
                 f"Video {label}: {str(video.dtype).replace('torch.', '')} frames hold values {low}..{high}; integer "
                 "frames must hold 0..255 (uint8), or be uint16 for 16-bit video."
             )
-        return video.to(torch.uint8)
-    if not bool(torch.isfinite(video).all()):
+        return lambda frames: frames.to(torch.uint8)
+    # Judged as float32, the type frames are converted to (rounding to it keeps the order, so these are the
+    # extremes of the converted video).
+    low, high = float(low.to(torch.float32)), float(high.to(torch.float32))
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"Video {label} holds NaN or infinite values; pass finite pixel values.")
-    video = video.to(torch.float32)
-    low, high = float(video.min()), float(video.max())
     if low < 0 or high > 255:
         raise ValueError(
             f"Video {label}: float frames hold values {low:.3g}..{high:.3g}; pass pixels in [0, 1] or [0, 255] "
             "(negative values suggest frames already normalised: pass them before normalisation)."
         )
-    return video if high <= 1.0 else video / 255.0
+    if high <= 1.0:
+        return lambda frames: frames.to(torch.float32)
+    return lambda frames: frames.to(torch.float32) / 255.0
+
+
+def to_pixel_scale(video: torch.Tensor, label: str) -> torch.Tensor:
+    """A whole in-memory video brought to uint8 (0-255) or float32 in [0, 1]; see [`pixel_scale_of`]."""
+    return pixel_scale_of(video, label)(video)

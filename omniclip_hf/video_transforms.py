@@ -9,7 +9,6 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as tvF
-from transformers.image_processing_utils import get_size_dict
 from transformers.image_utils import PILImageResampling
 
 
@@ -21,12 +20,6 @@ _INTERPOLATION_BY_RESAMPLE = {
 
 def _size_get(size: Any, key: str) -> int | None:
     return None if size is None else size.get(key)
-
-
-def _as_size_dict(size: Any, param_name: str) -> Any:
-    if size is None or hasattr(size, "get"):
-        return size
-    return get_size_dict(size, default_to_square=param_name == "crop_size", param_name=param_name)
 
 
 def _interpolation(resample: Any) -> tvF.InterpolationMode:
@@ -137,3 +130,78 @@ def augment_clip(clip: torch.Tensor, augmentation: v2.Compose, generator: torch.
         return augmentation(video).as_subclass(torch.Tensor)
 
 
+def check_size(name: str, size: Any) -> None:
+    """Raises `ValueError` unless every side given in a size dict is a positive integer."""
+    if size is None:
+        return
+    for key in ("shortest_edge", "longest_edge", "height", "width"):
+        value = size.get(key) if hasattr(size, "get") else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
+
+
+def make_views(
+    frames: torch.Tensor,
+    clip_rows: torch.Tensor,
+    settings: dict[str, Any],
+    train: bool,
+    generator: torch.Generator | None,
+) -> list[torch.Tensor]:
+    """
+    Spatial views of every clip as normalised float `(T, 3, h, w)` tensors, clip-major: evaluation resize and
+    crops, or clip-consistent training augmentation, then rescale and normalise.
+
+    Args:
+        frames (`torch.Tensor`): the distinct decoded frames, `(U, 3, H, W)` uint8.
+        clip_rows (`torch.Tensor`): `(K, T)` rows of `frames` making up each clip.
+    """
+    crop_size = settings["crop_size"]
+    interpolation = _interpolation(settings["resample"])
+    views = []
+    if train:
+        if crop_size is None:
+            raise ValueError("Training augmentation needs crop_size (the output frame size).")
+        augmentation = build_augmentation(
+            int(_size_get(crop_size, "height")),
+            int(_size_get(crop_size, "width")),
+            interpolation,
+            settings["augment_crop_scale"],
+            settings["augment_crop_ratio"],
+            settings["flip_prob"],
+            settings["color_jitter_prob"],
+            settings["color_jitter"],
+            settings["grayscale_prob"],
+        )
+        resize_to = settings["augment_resize_shortest_edge"]
+        if resize_to and min(frames.shape[-2:]) > resize_to:  # 0 (or None in a call): crop at full size
+            frames = tvF.resize(frames, [int(resize_to)], interpolation=interpolation, antialias=True)
+        for rows in clip_rows:
+            for _ in range(settings["num_spatial_crops"]):
+                views.append(augment_clip(frames[rows], augmentation, generator))
+    else:
+        if settings["do_resize"]:
+            if settings["do_center_crop"] and crop_size is not None:
+                # Memory follows the output: a 2x8192 frame would be 224x917504 after resizing its short side.
+                frames = cut_to_aspect(frames, MAX_ASPECT_BEFORE_CROP)
+            frames = resize_short_side(frames, settings["size"], interpolation)
+        for rows in clip_rows:
+            clip = frames[rows]
+            if settings["do_center_crop"] and crop_size is not None:
+                height, width = int(_size_get(crop_size, "height")), int(_size_get(crop_size, "width"))
+                views.extend(spatial_crops(clip, height, width, settings["num_spatial_crops"]))
+            elif settings["num_spatial_crops"] == 1:
+                views.append(clip)
+            else:
+                raise ValueError("num_spatial_crops=3 needs do_center_crop=True and a crop_size.")
+    return [rescale_and_normalize(view, settings) for view in views]
+
+def rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    """Float32 `view`, rescaled (uint8 input only) and normalised as `settings` say."""
+    # uint8 frames hold 0-255; float frames (from in-memory float or uint16 input) are already in [0, 1].
+    already_rescaled = view.is_floating_point()
+    view = view.to(torch.float32)
+    if settings["do_rescale"] and not already_rescaled:
+        view = view * settings["rescale_factor"]
+    if settings["do_normalize"]:
+        view = tvF.normalize(view, mean=list(settings["image_mean"]), std=list(settings["image_std"]))
+    return view

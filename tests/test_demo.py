@@ -15,6 +15,8 @@ import json
 import subprocess
 import sys
 
+from omniclip_hf.motion_benchmark.runner import DEMO_PROMPT_LR_SCALE, DEMO_SPG_LR_SCALE
+
 from .conftest import REPO_ROOT
 
 REDUCED_DEMO = [
@@ -42,6 +44,13 @@ def test_reduced_demo_beats_frame_averaging_within_reversal_pairs(tmp_path):
     assert (output / "learning_curve.png").stat().st_size > 1000
     assert "| omniclip |" in result.stdout and "| frame_average |" in result.stdout
     assert "zero-shot pipeline on" in result.stdout  # the trained folder classified a clip by label names
+
+    # The demo's recipe reached the training run: the package's default model (eq. 6 SPG) and both prompt generators
+    # at a tenth of the learning rate.
+    options = json.loads((output / "omniclip_run" / "metrics.json").read_text())["options"]
+    assert (options["spg_lr_scale"], options["prompt_lr_scale"]) == (DEMO_SPG_LR_SCALE, DEMO_PROMPT_LR_SCALE) == (0.1, 0.1)
+    config = json.loads((output / "omniclip_run" / "model" / "config.json").read_text())
+    assert (config["spg_residual"], config["spg_projector_init"]) == (False, "identity")
 
 
 def test_demo_rejects_a_class_without_its_reversal_partner(tmp_path):

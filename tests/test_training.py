@@ -162,25 +162,29 @@ def test_unknown_recipe_option_is_an_error(tmp_path):
         parse_training_options(["--config", str(tmp_path / "bad.yaml"), "--clip", "x", "--train_data", "y"])
 
 
-def test_prompt_lr_scale_gives_the_prompt_generator_its_own_learning_rate(tiny_clip_dir):
+@pytest.mark.parametrize("flag, module", [("prompt_lr_scale", "video_specific_prompts"),
+                                          ("spg_lr_scale", "self_prompt_generator"),
+                                          ("video_head_lr_scale", "video_head")])
+def test_a_module_lr_scale_gives_that_module_its_own_learning_rate(tiny_clip_dir, flag, module):
     model = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4)
-    prompt_ids = {id(p) for p in model.video_specific_prompts.parameters()}
+    module_ids = {id(p) for p in getattr(model, module).parameters()}
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
 
-    options = parse_training_options(["--clip", "x", "--train_data", "y", "--lr", "1e-3", "--prompt_lr_scale", "0.1"])
+    options = parse_training_options(["--clip", "x", "--train_data", "y", "--lr", "1e-3", f"--{flag}", "0.1"])
     groups = build_optimizer(model, options).param_groups
     in_groups = [id(p) for group in groups for p in group["params"]]
     assert sorted(in_groups) == sorted(trainable)  # every trainable parameter once, nothing frozen
+    assert any(id(p) in module_ids for group in groups for p in group["params"])
     for group in groups:
-        expected = 1e-4 if id(group["params"][0]) in prompt_ids else 1e-3
-        assert {id(p) in prompt_ids for p in group["params"]} == {expected == 1e-4}
+        expected = 1e-4 if id(group["params"][0]) in module_ids else 1e-3
+        assert {id(p) in module_ids for p in group["params"]} == {expected == 1e-4}
         assert group["lr"] == pytest.approx(expected)
 
     # The default keeps the two groups (decay / no decay) at one learning rate.
     default = build_optimizer(model, parse_training_options(["--clip", "x", "--train_data", "y"])).param_groups
     assert [group["weight_decay"] for group in default] == [0.003, 0.0]
-    with pytest.raises(ValueError, match="prompt_lr_scale=0.0 is invalid"):
-        parse_training_options(["--clip", "x", "--train_data", "y", "--prompt_lr_scale", "0"])
+    with pytest.raises(ValueError, match=f"{flag}=0.0 is invalid"):
+        parse_training_options(["--clip", "x", "--train_data", "y", f"--{flag}", "0"])
 
 
 def test_latest_checkpoint_ignores_partial_saves(tmp_path):

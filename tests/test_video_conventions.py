@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from transformers.video_utils import VideoMetadata
 
+from omniclip_hf.video_decoding import read_video_pyav
 from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
 from omniclip_hf.video_sampling import sample_clip_indices
 
@@ -65,3 +67,46 @@ def test_saved_fps_is_used_and_a_call_num_frames_overrides_it(tmp_path):
     by_rate = loaded(frames, video_metadata={"fps": 30}, return_tensors="pt")["pixel_values_videos"]
     assert by_rate.shape[1] == 3
     assert loaded(frames, num_frames=5, return_tensors="pt")["pixel_values_videos"].shape[1] == 5
+
+
+@pytest.mark.skipif(not VIDEOS_DIR.is_dir(), reason=f"shared test videos not found at {VIDEOS_DIR}")
+def test_sample_frames_is_the_hook_base_preprocess_samples_with():
+    processor = OmniCLIPVideoProcessor(num_frames=8, num_temporal_clips=2)
+    metadata = VideoMetadata(total_num_frames=300, fps=30)
+    assert processor.sample_frames(metadata).tolist() == sample_clip_indices(300, 8, "segment", num_clips=2)
+    assert processor.sample_frames(metadata, fps=1, num_temporal_clips=1).tolist() == [sample_clip_indices(300, 10)[0]]
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        processor.sample_frames(metadata, num_frames=4, fps=1)
+
+    class FirstFrames(OmniCLIPVideoProcessor):
+        # A transformers-style sampler (one 1D array of indices): the base flow decodes exactly these frames.
+        def sample_frames(self, metadata, **kwargs):
+            return np.arange(3)
+
+    output = FirstFrames()(str(TEN_SECONDS), return_tensors="pt", return_metadata=True)
+    assert output["video_metadata"][0].frames_indices == [[0, 1, 2]]
+    first_three, _, _, _ = read_video_pyav(str(TEN_SECONDS), lambda total: [0, 1, 2])
+    expected = OmniCLIPVideoProcessor(do_sample_frames=False)(first_three, return_tensors="pt")
+    torch.testing.assert_close(output["pixel_values_videos"], expected["pixel_values_videos"], rtol=0, atol=0)
+
+
+def test_decode_and_sample_hook_outside_a_call_uses_the_processors_settings():
+    frames = np.random.default_rng(1).integers(0, 256, size=(20, 8, 8, 3), dtype=np.uint8)
+    processor = OmniCLIPVideoProcessor(num_temporal_clips=2, num_frames=4)
+    sampled, metadata = processor._decode_and_sample_videos(
+        frames, video_metadata=None, do_sample_frames=False, sample_indices_fn=None
+    )
+    assert metadata[0].frames_indices == [list(range(20))] * 2
+    assert sampled[0].clip_rows.tolist() == [list(range(20))] * 2
+    np.testing.assert_array_equal(sampled[0].frames.permute(0, 2, 3, 1).numpy(), frames)
+
+
+def test_device_is_where_the_frames_are_processed():
+    # transformers' convention: `_prepare_input_videos` moves the sampled frames, the transforms run there. The
+    # meta device runs every transform on shapes only, so this needs no accelerator.
+    frames = np.random.default_rng(2).integers(0, 256, size=(10, 32, 48, 3), dtype=np.uint8)
+    processor = OmniCLIPVideoProcessor(num_frames=4)
+    output = processor(frames, device="meta", return_tensors="pt")["pixel_values_videos"]
+    assert output.device.type == "meta" and output.shape == (1, 4, 3, 224, 224)
+    sampled, _ = processor._decode_and_sample_videos(frames, sample_indices_fn=None)
+    assert processor._prepare_input_videos(sampled, device="meta")[0].frames.device.type == "meta"

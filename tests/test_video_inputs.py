@@ -244,3 +244,25 @@ def test_pipeline_windows_cover_an_undercounted_avi(tiny_omniclip_dir, tmp_path)
     windows = classifier(str(path), candidate_labels=["archery", "yoga"], segment_seconds=2.0)
     assert [window["start"] for window in windows] == pytest.approx([0.0, 2.0, 4.0, 6.0])
     assert windows[-1]["end"] == pytest.approx(164 / 25)  # 6.56 s, not the 0.4 s the header implies
+
+
+@pytest.mark.parametrize(
+    "video",
+    [
+        torch.cat([torch.full((3, 3, 4, 4), 0.5, dtype=torch.float64), torch.full((3, 3, 4, 4), 200.0, dtype=torch.float64)]),
+        torch.cat([torch.zeros(3, 3, 4, 4, dtype=torch.int32), torch.full((3, 3, 4, 4), 250, dtype=torch.int32)]),
+        torch.arange(6 * 3 * 16, dtype=torch.int64).reshape(6, 3, 4, 4).to(torch.uint16) * 300,
+        torch.rand(6, 3, 4, 4) > 0.5,
+    ],
+    ids=["dark_start_of_a_0_255_float_video", "int32", "uint16", "bool"],
+)
+def test_pixel_scale_is_judged_on_the_whole_video_and_applied_to_the_sampled_frames(video):
+    # Only the frames a clip takes are converted; the scale still comes from the whole video: the first three
+    # frames of the float video alone (all 0.5) would read as already rescaled.
+    from omniclip_hf.video_sources import pixel_scale_of, to_pixel_scale
+
+    convert = pixel_scale_of(video, "test")
+    sampled = [0, 2, 5]
+    torch.testing.assert_close(convert(video[sampled]), to_pixel_scale(video, "test")[sampled], rtol=0, atol=0)
+    if video.is_floating_point():
+        torch.testing.assert_close(convert(video[:3]), video[:3].float() / 255, rtol=0, atol=0)

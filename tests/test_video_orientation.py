@@ -35,20 +35,39 @@ def stored_frames(path: Path, keep: list[int]) -> tuple[dict[int, np.ndarray], f
     return kept, rotation
 
 
-def with_display_rotation(source: Path, target: Path, clockwise_degrees: float) -> Path:
+def with_display_matrix(source: Path, target: Path, a: float, b: float, c: float, d: float) -> Path:
     """
-    Copies an MP4 with a display matrix in its track header that tells players to turn it `clockwise_degrees`
-    (the 16.16 fixed-point matrix [cos, sin, 0; -sin, cos, 0; 0, 0, 1] that phones write).
+    Copies an MP4 with the display matrix [a, b, 0; c, d, 0; 0, 0, 1] in its track header (16.16 fixed point, the
+    order FFmpeg reads: a stored pixel (x, y) shows at (a x + c y, b x + d y)).
     """
     data = bytearray(source.read_bytes())
     box = data.find(b"tkhd")
     assert box > 0 and data.count(b"tkhd") == 1 and data[box + 4] == 0, "expects one version-0 track header"
     matrix_offset = box + 4 + 24 + 16  # type, version/flags/times/track id/duration, reserved/layer/group/volume
-    radians = math.radians(clockwise_degrees)
-    cos, sin = round(math.cos(radians) * 65536), round(math.sin(radians) * 65536)
-    data[matrix_offset : matrix_offset + 36] = struct.pack(">9i", cos, sin, 0, -sin, cos, 0, 0, 0, 1 << 30)
+    a, b, c, d = (round(value * 65536) for value in (a, b, c, d))
+    data[matrix_offset : matrix_offset + 36] = struct.pack(">9i", a, b, 0, c, d, 0, 0, 0, 1 << 30)
     target.write_bytes(bytes(data))
     return target
+
+
+def with_display_rotation(source: Path, target: Path, clockwise_degrees: float) -> Path:
+    """
+    Copies an MP4 with a display matrix in its track header that tells players to turn it `clockwise_degrees`
+    (the matrix [cos, sin, 0; -sin, cos, 0; 0, 0, 1] that phones write).
+    """
+    radians = math.radians(clockwise_degrees)
+    return with_display_matrix(source, target, math.cos(radians), math.sin(radians), -math.sin(radians), math.cos(radians))
+
+
+# The four display matrices with a mirror (determinant -1), and the stored frame as a player shows it under each,
+# written out by hand from FFmpeg's definition (x, y) -> (a x + c y, b x + d y): what `ffmpeg` itself does with
+# them (hflip; vflip; transpose=cclock_flip; transpose=clock_flip).
+MIRRORS = {
+    "mirrored": ((-1, 0, 0, 1), lambda frame: frame[:, ::-1]),
+    "upside_down_mirrored": ((1, 0, 0, -1), lambda frame: frame[::-1]),
+    "transposed": ((0, 1, 1, 0), lambda frame: frame.transpose(1, 0, 2)),
+    "anti_transposed": ((0, -1, -1, 0), lambda frame: frame[::-1, ::-1].transpose(1, 0, 2)),
+}
 
 
 def raw_pixels(**kwargs) -> OmniCLIPVideoProcessor:
@@ -119,7 +138,8 @@ def test_rotation_between_quarter_turns_takes_the_nearest_and_says_so_once(tmp_p
             frames, _, _, _ = read_video_pyav(str(path), lambda total: [0])
     np.testing.assert_array_equal(frames[0], np.rot90(reference[0], k=-1))
     said = [record.getMessage() for record in caplog.records if "tilted.mp4" in record.getMessage()]
-    assert len(said) == 1 and "nearest multiple of 90" in said[0] and f"{rotation:g}" in said[0]
+    # The angle the file asks for, read from its matrix (PyAV's `frame.rotation` truncates it to whole degrees).
+    assert len(said) == 1 and "nearest multiple of 90" in said[0] and "rotation of -100 degrees" in said[0]
 
 
 def test_bytes_and_file_objects_are_turned_too():
@@ -131,3 +151,60 @@ def test_bytes_and_file_objects_are_turned_too():
     assert from_path.shape[1:] == (568, 320, 3)
     np.testing.assert_array_equal(from_bytes, from_path)
     np.testing.assert_array_equal(from_file, from_path)
+
+
+@pytest.mark.parametrize("name", sorted(MIRRORS))
+def test_mirrored_display_matrices_are_applied(tmp_path, name):
+    matrix, as_displayed = MIRRORS[name]
+    path = with_display_matrix(SMALL_CLIP, tmp_path / f"{name}.mp4", *matrix)
+    indices = [0, 5, 17, 31]
+    reference, rotation = stored_frames(path, set(indices))
+    frames, _, _, info = read_video_pyav(str(path), lambda total: indices)
+    for position, index in enumerate(indices):
+        np.testing.assert_array_equal(frames[position], as_displayed(reference[index]), err_msg=f"frame {index}")
+    # PyAV's angle alone would turn a mirrored clip (a horizontal mirror reads as 180 degrees, an upside-down
+    # mirror as 0): the test means something only where that differs from the mirror.
+    turned_only = np.rot90(reference[0], k=round(rotation / 90))
+    assert turned_only.shape != frames[0].shape or not np.array_equal(turned_only, frames[0])
+    transposed = matrix[0] == 0
+    assert (info["width"], info["height"]) == ((256, 340) if transposed else (340, 256))
+    assert info["mirrored"] is True
+
+    output = raw_pixels(num_frames=4)(str(path), return_tensors="pt", return_metadata=True)
+    metadata = output["video_metadata"][0]
+    assert (metadata.width, metadata.height) == (info["width"], info["height"])
+    for position, index in enumerate(metadata.frames_indices[0]):
+        pixels = output["pixel_values_videos"][0, position].permute(1, 2, 0).numpy()
+        stored = stored_frames(path, {index})[0][index]
+        np.testing.assert_array_equal(pixels, as_displayed(stored).astype(np.float32))
+
+
+def test_mirror_is_applied_before_resizing_and_cropping(tmp_path):
+    matrix, as_displayed = MIRRORS["transposed"]
+    path = with_display_matrix(SMALL_CLIP, tmp_path / "transposed.mp4", *matrix)
+    processor = OmniCLIPVideoProcessor(num_frames=3, num_spatial_crops=3)
+    shown = processor(str(path), return_tensors="pt", return_metadata=True)
+    indices = shown["video_metadata"][0].frames_indices[0]
+    reference, _ = stored_frames(path, set(indices))
+    displayed = np.stack([np.ascontiguousarray(as_displayed(reference[index])) for index in indices])
+    expected = processor(displayed, return_tensors="pt")["pixel_values_videos"]
+    torch.testing.assert_close(shown["pixel_values_videos"], expected, rtol=0, atol=0)
+
+
+def test_unrotated_clip_reports_no_mirror():
+    _, _, _, info = read_video_pyav(str(SMALL_CLIP), lambda total: [0])
+    assert (info["rotation"], info["mirrored"]) == (0, False)
+
+
+def test_mirror_with_an_angle_between_quarter_turns_keeps_the_mirror(tmp_path, caplog):
+    # A horizontal mirror followed by a 100-degree clockwise turn: mirrored, then turned by the nearest quarter (90).
+    theta = math.radians(-100)
+    path = with_display_matrix(
+        SMALL_CLIP, tmp_path / "mirrored_tilted.mp4", -math.cos(theta), math.sin(theta), math.sin(theta), math.cos(theta)
+    )
+    reference, _ = stored_frames(path, {0})
+    with caplog.at_level(logging.WARNING):
+        frames, _, _, info = read_video_pyav(str(path), lambda total: [0])
+    np.testing.assert_array_equal(frames[0], np.rot90(reference[0][:, ::-1], k=-1))
+    assert (info["rotation"], info["mirrored"]) == (270, True)
+    assert any("rotation of -100 degrees" in record.getMessage() for record in caplog.records)

@@ -510,3 +510,29 @@ def test_no_file_handles_left_open(bad_files):
             except (ValueError, FileNotFoundError):
                 pass
     assert open_fd_count() == before
+
+
+@pytest.mark.skipif(not VIDEOS_DIR.is_dir(), reason=f"shared test videos not found at {VIDEOS_DIR}")
+def test_avi_is_opened_once(monkeypatch):
+    # The frame-count pass and the decode share one open container (rewound by a seek), with exact frames.
+
+    path = str(VIDEOS_DIR / "mmaction2_tests_test.avi")
+    with av.open(path) as container:
+        reference = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: opened.append(args[0]) or real_open(*args, **kwargs))
+    indices = [0, 1, 80, 162, 163]
+    frames, _, _, info = read_video_pyav(path, lambda total: indices)
+    assert len(opened) == 1 and info["total_num_frames"] == len(reference) == 164
+    for position, index in enumerate(indices):
+        np.testing.assert_array_equal(frames[position], reference[index])
+
+
+def test_processor_and_pipeline_choose_the_backend_with_one_function():
+    from omniclip_hf import pipeline_omniclip, video_processing_omniclip
+    from omniclip_hf.video_decoding import read_video_pyav, read_video_torchcodec, select_video_reader
+
+    assert pipeline_omniclip.select_video_reader is video_processing_omniclip.select_video_reader is select_video_reader
+    assert select_video_reader("a.mp4", "pyav") == ("pyav", read_video_pyav)
+    assert select_video_reader("a.mp4", "torchcodec") == ("torchcodec", read_video_torchcodec)

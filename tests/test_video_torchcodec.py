@@ -13,7 +13,7 @@ from omniclip_hf.video_decoding import read_video_pyav, read_video_torchcodec
 from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
 from omniclip_hf.video_sampling import sample_clip_indices
 
-from .test_video_orientation import with_display_rotation
+from .test_video_orientation import MIRRORS, with_display_matrix, with_display_rotation
 
 
 VIDEOS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -70,6 +70,24 @@ def test_torchcodec_turns_frames_once(video_decoder_class, tmp_path, clockwise):
     np.testing.assert_array_equal(codec_frames, pyav_frames)  # turned by torchcodec, not turned again here
     assert codec_info["rotation"] == pyav_info["rotation"] == (-clockwise) % 360
     assert (codec_info["width"], codec_info["height"]) == (pyav_info["width"], pyav_info["height"])
+
+
+@pytest.mark.parametrize("name", sorted(MIRRORS))
+def test_torchcodec_frames_are_mirrored_as_with_pyav(video_decoder_class, tmp_path, name):
+    # torchcodec applies only the display matrix's angle; the mirror it drops is applied after it.
+    path = with_display_matrix(SMALL_CLIP, tmp_path / f"{name}.mp4", *MIRRORS[name][0])
+    indices = [0, 9, 31]
+    pyav_frames, _, _, pyav_info = read_video_pyav(str(path), lambda total: indices)
+    for source in (str(path), path.read_bytes()):
+        codec_frames, _, _, codec_info = read_video_torchcodec(source, lambda total: indices)
+        np.testing.assert_array_equal(codec_frames, pyav_frames)
+        assert codec_info["rotation"] == pyav_info["rotation"] and codec_info["mirrored"] is pyav_info["mirrored"] is True
+        assert (codec_info["width"], codec_info["height"]) == (pyav_info["width"], pyav_info["height"])
+    with path.open("rb") as handle:  # the display matrix is read from the file object, which is left at its start
+        codec_frames, _, _, _ = read_video_torchcodec(handle, lambda total: indices)
+    np.testing.assert_array_equal(codec_frames, pyav_frames)
+    plain = video_decoder_class(str(path), seek_mode="exact").get_frames_at(indices=indices).data
+    assert not np.array_equal(plain.permute(0, 2, 3, 1).numpy(), pyav_frames)  # torchcodec alone: not mirrored
 
 
 def test_shared_rotated_clip_with_torchcodec(video_decoder_class):

@@ -8,12 +8,14 @@ renamed when complete; a failed write (disk full, say) removes its temporary fol
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import json
 import logging
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +27,51 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
 TRAINER_STATE_NAME = "trainer_state.json"
 TRAINER_STATE_KEYS = ("global_step", "epoch", "batches_in_epoch")
+
+
+# True while `save_checkpoint` or a resume reads or writes a model's state: the hooks of
+# `keep_checkpoints_trainable_only` act only then, so `accelerator.get_state_dict` (the final `model/`) stays whole.
+_WRITING_OR_READING_CHECKPOINT = contextvars.ContextVar("omniclip_checkpoint_io", default=False)
+
+
+@contextmanager
+def _checkpoint_io():
+    token = _WRITING_OR_READING_CHECKPOINT.set(True)
+    try:
+        yield
+    finally:
+        _WRITING_OR_READING_CHECKPOINT.reset(token)
+
+
+def keep_checkpoints_trainable_only(model) -> None:
+    """Checkpoints of `model` hold only its trainable weights when the model's own `state_dict` writes them (FSDP).
+
+    Under FSDP, `accelerator.save_state`/`load_state` never hand the weights to the pre-hook of
+    `register_trainable_only_state_hooks`: accelerate's `save_fsdp_model`/`load_fsdp_model` read and write the
+    model through torch's `get_model_state_dict`/`set_model_state_dict`, which call `model.state_dict()` and
+    `model.load_state_dict()`. So the model itself leaves its frozen entries out of `state_dict()` while a checkpoint
+    is written or read, and `load_state_dict` does not ask for them then (a trainable weight missing from the
+    checkpoint is still an error). Works for `FULL_STATE_DICT` and `SHARDED_STATE_DICT` alike.
+    """
+
+    def trainable_names(module, prefix: str) -> set[str]:
+        return {prefix + name for name, parameter in module.named_parameters() if parameter.requires_grad}
+
+    def drop_frozen_entries(module, state_dict, prefix, local_metadata) -> None:
+        if not _WRITING_OR_READING_CHECKPOINT.get():
+            return
+        keep = trainable_names(module, prefix)
+        for key in [key for key in state_dict if key.startswith(prefix) and key not in keep]:
+            del state_dict[key]
+
+    def forgive_missing_frozen_entries(module, incompatible_keys) -> None:
+        if not _WRITING_OR_READING_CHECKPOINT.get():
+            return
+        trainable = trainable_names(module, "")
+        incompatible_keys.missing_keys[:] = [key for key in incompatible_keys.missing_keys if key in trainable]
+
+    model.register_state_dict_post_hook(drop_frozen_entries)
+    model.register_load_state_dict_post_hook(forgive_missing_frozen_entries)
 
 
 def checkpoint_dir(output_dir: str | Path) -> Path:
@@ -98,7 +145,8 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
     accelerator.wait_for_everyone()
     failure = None
     try:
-        accelerator.save_state(str(partial))
+        with _checkpoint_io():
+            accelerator.save_state(str(partial))
         if accelerator.is_main_process:
             testing_hooks.inside_checkpoint_write(step)
             (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
@@ -184,7 +232,8 @@ def restore_checkpoint(accelerator, value: str, output_dir: str | Path) -> tuple
 def _load(accelerator, checkpoint: Path) -> dict[str, Any]:
     state = load_trainer_state(checkpoint)  # the cheap check first: an empty or partial state file
     try:
-        accelerator.load_state(str(checkpoint), strict=False)
+        with _checkpoint_io():
+            accelerator.load_state(str(checkpoint), strict=False)
     except Exception as error:  # safetensors, torch.load and pickle raise their own types for damaged files
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {first_line})") from error
@@ -193,6 +242,7 @@ def _load(accelerator, checkpoint: Path) -> dict[str, Any]:
 
 __all__ = [
     "complete_checkpoints",
+    "keep_checkpoints_trainable_only",
     "latest_checkpoint",
     "load_trainer_state",
     "resolve_checkpoint",

@@ -14,6 +14,7 @@ from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_
 
 
 from .loader import default_num_workers
+from .checkpoints import keep_checkpoints_trainable_only
 from .checkpoints import latest_checkpoint  # noqa: F401  (re-exported; the checkpoint helpers live there)
 
 
@@ -281,7 +282,8 @@ def build_video_processor(image_size: int, num_frames: int):
 def register_trainable_only_state_hooks(accelerator) -> None:
     """Checkpoints hold only the trainable weights: the frozen CLIP comes from `--clip`/`--model` again on resume.
 
-    For ViT-B/16 this is the difference between about 600 MB and 65 MB per checkpoint.
+    For ViT-B/16 this is the difference between about 600 MB and 65 MB per checkpoint. Under FSDP accelerate
+    does not call this hook; `keep_frozen_clip_out_of_fsdp` does the same through the model's state dict.
     """
 
     def keep_trainable(models, weights, output_dir):  # names match: both come from the same (wrapped) model
@@ -298,6 +300,7 @@ def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
     Frozen weights have no gradients and no optimizer state, so sharding them saves only one copy of the weights
     per device (ViT-L/14's vision and text towers: 0.85 GB in bf16, under 1% of an 80 GB card) while adding an
     all-gather per layer per step. FSDP2 also cannot shard 0-dim parameters such as CLIP's `logit_scale`.
+    Also keeps the frozen CLIP out of FSDP checkpoints (`keep_checkpoints_trainable_only`).
     Must run before `accelerator.prepare(model)`; a no-op for every other distributed type.
     """
     from accelerate.utils import DistributedType
@@ -306,6 +309,9 @@ def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
         return
     model.clip.to(accelerator.device)  # FSDP moves only the parameters it manages
     accelerator.state.fsdp_plugin.ignored_modules = [model.clip]
+    # Accelerate's FSDP checkpoints bypass the save_state pre-hook (register_trainable_only_state_hooks): the model
+    # itself leaves the frozen CLIP out of them.
+    keep_checkpoints_trainable_only(model)
 
 
 def run_script(main) -> None:

@@ -1,0 +1,69 @@
+"""What training checkpoints hold: files, sizes, and whether any frozen CLIP weight slipped in. Not a test.
+
+    python benchmarks/checkpoint_contents.py CLIP_FOLDER runs/x/checkpoints/step_*
+
+One line per checkpoint. Accelerate writes the weights as `model.safetensors` (one process, DDP) or
+`pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT); both must hold only the trainable OmniCLIP weights (no `clip.`
+key). Exits 1 when a checkpoint holds a CLIP weight, 2 on a bad argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+MIB = 2**20
+
+
+def weight_names_and_bytes(path: Path) -> tuple[list[str], int]:
+    import torch
+    from safetensors.torch import load_file
+
+    if path.suffix == ".safetensors":
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    return list(state), sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))
+
+
+def clip_megabytes(clip_folder: Path) -> float:
+    return sum(path.stat().st_size for path in clip_folder.glob("*.safetensors")) / MIB
+
+
+def describe(checkpoint: Path, clip_mib: float) -> tuple[str, bool]:
+    files = [path for path in checkpoint.rglob("*") if path.is_file()]
+    total = sum(path.stat().st_size for path in files) / MIB
+    weights = [path for path in files if path.name in ("model.safetensors", "pytorch_model_fsdp.bin")]
+    parts = [f"{checkpoint.name}: {len(files)} files, {total:.1f} MiB (the CLIP alone: {clip_mib:.1f} MiB)"]
+    clean = True
+    for path in weights:
+        names, size = weight_names_and_bytes(path)
+        clip_names = [name for name in names if name.startswith("clip.")]
+        clean = clean and not clip_names
+        parts.append(f"{path.name}: {len(names)} tensors, {size / MIB:.1f} MiB, {len(clip_names)} clip.* keys")
+    if not weights:
+        parts.append("no weights file found (sharded state dict?): " + ", ".join(sorted(p.name for p in files))[:200])
+    return "; ".join(parts), clean
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("clip", type=Path, help="the CLIP folder the run wrapped (for its size)")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="checkpoint folders (checkpoints/step_*)")
+    args = parser.parse_args()
+    missing = [str(path) for path in [args.clip, *args.checkpoints] if not path.is_dir()]
+    if missing:
+        print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
+        sys.exit(2)
+    clip_mib = clip_megabytes(args.clip)
+    all_clean = True
+    for checkpoint in args.checkpoints:
+        line, clean = describe(checkpoint, clip_mib)
+        all_clean = all_clean and clean
+        print(("ok   " if clean else "FAIL ") + line)
+    sys.exit(0 if all_clean else 1)
+
+
+if __name__ == "__main__":
+    main()
