@@ -57,7 +57,17 @@ class SubModelTester:
         return self.config, dict(self.inputs)
 
 
-class OmniCLIPModelTester:
+class TextTowerTester:
+    """The text-encoder sub-tester both testers below hand to the mixin (as transformers' CLIP tester does)."""
+
+    @property
+    def text_model_tester(self) -> SubModelTester:
+        config, inputs = self.prepare_config_and_inputs_for_common()
+        text_inputs = {key: inputs[key] for key in ("input_ids", "attention_mask")}
+        return SubModelTester(config, self.text_config.num_hidden_layers, text_inputs)
+
+
+class OmniCLIPModelTester(TextTowerTester):
     """Tiny OmniCLIP inputs in the form the common tests expect, as transformers' `CLIPModelTester` does for CLIP.
 
     `batch_size` counts videos; the class texts are shared by the batch, and their number is not a multiple of the
@@ -89,12 +99,6 @@ class OmniCLIPModelTester:
             "labels": ids_tensor([self.batch_size], self.num_classes),
         }
         return self.get_config(), inputs
-
-    @property
-    def text_model_tester(self) -> SubModelTester:
-        config, inputs = self.prepare_config_and_inputs_for_common()
-        text_inputs = {key: inputs[key] for key in ("input_ids", "attention_mask")}
-        return SubModelTester(config, self.text_config.num_hidden_layers, text_inputs)
 
     @property
     def video_model_tester(self) -> SubModelTester:
@@ -163,7 +167,7 @@ class OmniCLIPModelBlocksListedFirst(OmniCLIPModel):
         self._modules["clip"] = self._modules.pop("clip")
 
 
-class CLIPModelTester:
+class CLIPModelTester(TextTowerTester):
     """The same tiny CLIP, as transformers' `CLIPModelTester` feeds `CLIPModel` (one text per image)."""
 
     def __init__(self, parent, batch_size: int = 2, seq_length: int = 7):
@@ -187,12 +191,6 @@ class CLIPModelTester:
             "return_loss": True,
         }
         return self.get_config(), inputs
-
-    @property
-    def text_model_tester(self) -> SubModelTester:
-        config, inputs = self.prepare_config_and_inputs_for_common()
-        text_inputs = {key: inputs[key] for key in ("input_ids", "attention_mask")}
-        return SubModelTester(config, self.text_config.num_hidden_layers, text_inputs)
 
     @property
     def vision_model_tester(self) -> SubModelTester:
