@@ -243,8 +243,11 @@ def test_three_fsdp_steps_match_ddp_on_the_same_data(fsdp_results):
     for rank in range(WORLD_SIZE):
         ddp, fsdp = fsdp_results[rank]["ddp"], fsdp_results[rank]["fsdp"]
         assert ddp.keys() == fsdp.keys() and len(ddp) > 10
+        # AdamW divides each gradient by its running size, so an element whose gradient is a near-cancelling sum
+        # (FSDP's reduce-scatter and DDP's all-reduce add in another order) can move by a rounding-sized fraction of
+        # a step: up to 3e-6 measured, at lr 1e-2. A sharding or reduction bug moves weights by a whole step (1e-2).
         for name in ddp:
-            torch.testing.assert_close(fsdp[name], ddp[name], rtol=1e-5, atol=1e-6, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(fsdp[name], ddp[name], rtol=1e-5, atol=1e-4, msg=lambda m: f"{name}: {m}")
         # Training moved the weights: the match is not between two untouched copies.
         initial = fsdp_results[rank]["initial"]
         moved = [name for name in ddp if not torch.equal(ddp[name], initial[name])]

@@ -162,7 +162,9 @@ def expected_trainable_parameters(config: OmniCLIPConfig, num_adapter_layers: in
             per_layer = linear(d, bottleneck) + bottleneck * 27 + bottleneck + linear(bottleneck, d) + 1
         total += num_adapter_layers * per_layer
     if config.use_spg and config.spg_projector:
-        total += 2 * linear(d, d)
+        # A 2d-wide hidden layer when the projector starts as the identity (eq. 6, the default), d wide otherwise.
+        hidden = 2 * d if config.spg_projector_init == "identity" and not config.spg_residual else d
+        total += linear(d, hidden) + linear(hidden, d)
     if config.video_head_num_layers:
         total += config.num_frames * D + config.video_head_num_layers * (4 * D + attention(D) + mlp(D))
     if config.use_video_specific_prompts:
