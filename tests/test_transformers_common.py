@@ -57,8 +57,19 @@ class SubModelTester:
         return self.config, dict(self.inputs)
 
 
-class TextTowerTester:
-    """The text-encoder sub-tester both testers below hand to the mixin (as transformers' CLIP tester does)."""
+class TinyCLIPTester:
+    """What both testers below share: the tiny CLIP's sub-configs, and the text-encoder sub-tester they hand to the
+    mixin (as transformers' CLIP tester does)."""
+
+    def __init__(self, parent, batch_size: int = 2, seq_length: int = 7):
+        self.parent = parent
+        self.batch_size = batch_size
+        self.seq_length = seq_length
+        self.is_training = True
+        clip_config = tiny_common_clip_config()
+        self.text_config = clip_config.text_config
+        self.vision_config = clip_config.vision_config
+        self.image_size = clip_config.vision_config.image_size
 
     @property
     def text_model_tester(self) -> SubModelTester:
@@ -67,7 +78,7 @@ class TextTowerTester:
         return SubModelTester(config, self.text_config.num_hidden_layers, text_inputs)
 
 
-class OmniCLIPModelTester(TextTowerTester):
+class OmniCLIPModelTester(TinyCLIPTester):
     """Tiny OmniCLIP inputs in the form the common tests expect, as transformers' `CLIPModelTester` does for CLIP.
 
     `batch_size` counts videos; the class texts are shared by the batch, and their number is not a multiple of the
@@ -75,16 +86,9 @@ class OmniCLIPModelTester(TextTowerTester):
     """
 
     def __init__(self, parent, batch_size: int = 2, num_frames: int = 4, num_classes: int = 3, seq_length: int = 7):
-        self.parent = parent
-        self.batch_size = batch_size
+        super().__init__(parent, batch_size, seq_length)
         self.num_frames = num_frames
         self.num_classes = num_classes
-        self.seq_length = seq_length
-        self.is_training = True
-        clip_config = tiny_common_clip_config()
-        self.text_config = clip_config.text_config
-        self.vision_config = clip_config.vision_config
-        self.image_size = clip_config.vision_config.image_size
 
     def get_config(self) -> OmniCLIPConfig:
         return OmniCLIPConfig.from_clip_config(tiny_common_clip_config(), num_frames=self.num_frames)
@@ -167,18 +171,8 @@ class OmniCLIPModelBlocksListedFirst(OmniCLIPModel):
         self._modules["clip"] = self._modules.pop("clip")
 
 
-class CLIPModelTester(TextTowerTester):
+class CLIPModelTester(TinyCLIPTester):
     """The same tiny CLIP, as transformers' `CLIPModelTester` feeds `CLIPModel` (one text per image)."""
-
-    def __init__(self, parent, batch_size: int = 2, seq_length: int = 7):
-        self.parent = parent
-        self.batch_size = batch_size
-        self.seq_length = seq_length
-        self.is_training = True
-        clip_config = tiny_common_clip_config()
-        self.text_config = clip_config.text_config
-        self.vision_config = clip_config.vision_config
-        self.image_size = clip_config.vision_config.image_size
 
     def get_config(self) -> CLIPConfig:
         return tiny_common_clip_config()
