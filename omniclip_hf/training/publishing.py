@@ -49,13 +49,17 @@ def _evaluation_sets(options: Any, metrics: dict[str, Any]) -> list[tuple[str | 
     return []
 
 
-def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCardData:
-    """The card's metadata: base model, datasets, license, pipeline tag, tags and `model-index` results."""
-    config = json.loads((model_folder / "config.json").read_text())
+def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
+                    config: dict[str, Any] | None = None) -> ModelCardData:
+    """The card's metadata: base model, datasets, license, pipeline tag, tags and `model-index` results
+    (`config`: the folder's config.json, read here when not given)."""
+    if config is None:
+        config = json.loads((Path(model_folder) / "config.json").read_text())
+    evaluation_sets = _evaluation_sets(options, metrics)
     model_name = getattr(options, "hub_model_id", None) if options else None
     train_data = hub_id_or_none(getattr(options, "train_data", None) if options else None)
     eval_results = []
-    for hub_id, name, values in _evaluation_sets(options, metrics):
+    for hub_id, name, values in evaluation_sets:
         for key, metric_name in (("top1", "top-1 accuracy"), ("top5", "top-5 accuracy")):
             value = _metric_value(values.get(key))
             if value is not None:
@@ -68,7 +72,7 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any]) -
                     metric_name=metric_name,
                     metric_value=value,
                 ))
-    datasets = [name for name in [train_data, *(hub_id for hub_id, _, _ in _evaluation_sets(options, metrics))] if name]
+    datasets = [name for name in [train_data, *(hub_id for hub_id, _, _ in evaluation_sets)] if name]
     return ModelCardData(
         model_name=(model_name or "OmniCLIP").split("/")[-1],
         base_model=hub_id_or_none(config.get("base_clip_name_or_path")),
@@ -86,7 +90,7 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
     CLIP, the recipe, the measured metrics and the limitations, naming no local path."""
     model_folder = Path(model_folder)
     config = json.loads((model_folder / "config.json").read_text())
-    data = build_card_data(model_folder, options, metrics)
+    data = build_card_data(model_folder, options, metrics, config)
     base = data.base_model or "a local CLIP checkpoint (not published)"
     adapter_only = (model_folder / "adapter_model.safetensors").exists()
     recipe = {key: value for key, value in vars(options).items() if value not in (None, False, [])} if options else {}
