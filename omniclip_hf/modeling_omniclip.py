@@ -979,17 +979,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         except Exception as error:
             raise damaged_file_error(adapter_file, error) from None
         missing, unexpected = model.load_state_dict(adapter_weights, strict=False, assign=False)
-        missing = [name for name in missing if not name.startswith("clip.")]
-        if missing or unexpected:
-            raise ValueError(
-                f"{folder}: the adapter weights do not match the config (missing {missing[:5]}, unexpected "
-                f"{unexpected[:5]})."
-            )
+        loading_info = {"missing_keys": [name for name in missing if not name.startswith("clip.")],
+                        "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
+        check_loaded_weights(folder, loading_info)  # the same rule as a full checkpoint (an old key bias is dropped)
         model.freeze_clip()
         model.eval()
-        if output_loading_info:
-            return model, {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
-        return model
+        return (model, loading_info) if output_loading_info else model
 
     @classmethod
     def from_clip(

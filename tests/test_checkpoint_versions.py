@@ -65,3 +65,17 @@ def test_a_key_bias_of_an_earlier_version_is_dropped_without_changing_the_scores
                   pixel_values_videos=torch.randn(2, 4, 3, 32, 32))
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(**inputs).logits_per_video, model.eval()(**inputs).logits_per_video)
+
+
+def test_an_adapter_only_checkpoint_follows_the_same_rule(tmp_path, tiny_clip_dir):
+    """An old adapter's key bias is dropped; its folded-away value projection is refused, naming the folder."""
+    model = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4)
+    model.save_adapter(tmp_path)
+    adapter = tmp_path / "adapter_model.safetensors"
+    weights = load_file(str(adapter))
+    width = weights[f"{ADAPTER}.q_proj.weight"].shape[0]
+    save_file({**weights, f"{ADAPTER}.k_proj.bias": torch.randn(width)}, str(adapter), metadata={"format": "pt"})
+    OmniCLIPModel.from_pretrained(tmp_path)
+    save_file({**weights, f"{ADAPTER}.v_proj.weight": torch.eye(width)}, str(adapter), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"{tmp_path}: .*unexpected weights \['{ADAPTER}\.v_proj\.weight'\]"):
+        OmniCLIPModel.from_pretrained(tmp_path)
