@@ -186,8 +186,9 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
 def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
     """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales.
 
-    The video-specific prompt generator learns at `lr * prompt_lr_scale` and the self-prompt generator at
-    `lr * spg_lr_scale`, in groups of their own when a scale is not 1.
+    The video-specific prompt generator learns at `lr * prompt_lr_scale`, the self-prompt generator at
+    `lr * spg_lr_scale` and the video head at `lr * video_head_lr_scale`, in groups of their own when a scale is
+    not 1.
     """
     module_lr = {"video_specific_prompts.": options.lr * options.prompt_lr_scale,
                  "self_prompt_generator.": options.lr * options.spg_lr_scale,
