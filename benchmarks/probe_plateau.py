@@ -42,9 +42,29 @@ def shared_fraction(embeds: torch.Tensor) -> float:
     return torch.nn.functional.normalize(embeds, dim=-1).mean(dim=0).norm().pow(2).item()
 
 
+def spg_prompts_moved(model: OmniCLIPModel, record: dict):
+    """Hooks the self-prompt generator: records how far its prompts lie from the pooled tokens they start as
+    (norm of the difference over the pooled tokens' norm); None without an SPG."""
+    spg = model.self_prompt_generator
+    if spg is None:
+        return None
+
+    def hook(module, inputs, prompts):
+        patch_tokens, grid = inputs
+        grid_tokens = patch_tokens.unflatten(1, grid).permute(0, 3, 1, 2)
+        pooled = module.pool(grid_tokens, kernel_size=2, stride=2, ceil_mode=True).flatten(2).transpose(1, 2)
+        record["spg_moved"] = ((prompts - pooled).norm(dim=-1).mean() / pooled.norm(dim=-1).mean()).item()
+
+    return spg.register_forward_hook(hook)
+
+
 @torch.no_grad()
 def probe(model: OmniCLIPModel, text_embeds: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor) -> dict:
+    record = {"spg_moved": float("nan")}
+    handle = spg_prompts_moved(model, record)
     output = model(pixel_values_videos=videos, text_embeds=text_embeds, labels=labels)
+    if handle is not None:
+        handle.remove()
     logits = output.logits_per_video
     # What each side's new modules add, against what CLIP gives: the video head's output minus the frame mean,
     # and the video-specific prompts (prompted minus plain class embedding), as norms relative to CLIP's.
@@ -58,7 +78,9 @@ def probe(model: OmniCLIPModel, text_embeds: torch.Tensor, videos: torch.Tensor,
         "video_shared": shared_fraction(output.video_embeds),
         "head_offset": (head_offset.norm(dim=-1).mean() / frame_mean.norm(dim=-1).mean()).item(),
         "head_offset_shared": shared_fraction(head_offset),
+        "frame_mean_shared": shared_fraction(frame_mean),
         "prompt_delta": float("nan"),
+        **record,
     }
     if output.text_embeds.dim() == 3:  # video-specific prompts on
         delta = output.text_embeds - text_embeds
@@ -87,8 +109,9 @@ def main(argv=None) -> None:
 
     print(f"{args.run}: {len(labels)} training clips, ln C = {torch.tensor(float(len(data.class_names))).log():.3f}")
     print("| checkpoint | loss | top-1 | logit std over classes | cosine between class texts | video shared by clips | "
-          "head offset / frame mean (shared) | prompts / class text |")
-    print("|---|---|---|---|---|---|---|---|")
+          "head offset / frame mean (shared) | prompts / class text | frame mean shared by clips | "
+          "SPG prompts moved / pooled tokens |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     checkpoints = [("untrained", None)] + [(path.name, path / "model.safetensors")
                                            for path in sorted((args.run / "checkpoints").glob("step_*"))]
     # The text encoder is frozen CLIP: the class embeddings are the same for every checkpoint.
@@ -101,7 +124,8 @@ def main(argv=None) -> None:
         row = probe(untrained.eval() if weights is None else model, text_embeds, videos, labels)
         print(f"| {name} | {row['loss']:.3f} | {100 * row['top1']:.1f}% | {row['logit_std']:.3f} | "
               f"{row['class_text_cosine']:.3f} | {row['video_shared']:.3f} | {row['head_offset']:.2f} "
-              f"({row['head_offset_shared']:.3f}) | {row['prompt_delta']:.2f} |", flush=True)
+              f"({row['head_offset_shared']:.3f}) | {row['prompt_delta']:.2f} | {row['frame_mean_shared']:.3f} | "
+              f"{row['spg_moved']:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()
