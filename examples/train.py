@@ -24,14 +24,17 @@ from accelerate.utils import set_seed
 
 from omniclip_hf.training.distributed import describe_distributed_setup
 from omniclip_hf.training.evaluation import write_metrics
-from omniclip_hf.training.loop import (
-    check_inputs_exist,
-    parse_training_options,
-    register_trainable_only_state_hooks,
-    run_script,
-)
+from omniclip_hf.training.checkpoints import check_output_dir_for_a_new_run
+from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
 from omniclip_hf.training.publishing import publish_model
-from omniclip_hf.training.run import evaluate_all, load_eval_sets, load_model_and_processor, save_final_model, train
+from omniclip_hf.training.run import (
+    evaluate_all,
+    load_eval_sets,
+    load_model_and_processor,
+    save_final_model,
+    train,
+    write_training_options,
+)
 
 
 logger = logging.getLogger("omniclip.train")
@@ -53,10 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
     set_seed(options.seed)
+    if options.train_data:  # every rank checks, so none waits alone; only the main process deletes
+        check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
+                                       delete=accelerator.is_main_process)
+        accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_options.json").write_text(json.dumps(vars(options), indent=2))
-    register_trainable_only_state_hooks(accelerator)
+    if not options.train_data:
+        write_training_options(options, accelerator, output_dir)  # a training run writes them once it has resumed
     if options.report_to:
         accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
 

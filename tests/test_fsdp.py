@@ -143,13 +143,14 @@ def shard(model, rank: int, state_dict_type: str | None = None):
 def checkpointing_fsdp_run(clip_dir: str, rank: int, seed: int, state_dict_type: str | None = None):
     """A sharded model with its optimizer and schedule, behind an accelerator whose save_state is accelerate's."""
     from omniclip_hf import OmniCLIPModel
-    from omniclip_hf.training.loop import register_trainable_only_state_hooks
+    from omniclip_hf.training.checkpoints import keep_checkpoints_trainable_only
 
     torch.manual_seed(seed)
-    model, prepared = shard(OmniCLIPModel.from_clip(clip_dir, num_frames=4).train(), rank, state_dict_type)
+    model = OmniCLIPModel.from_clip(clip_dir, num_frames=4).train()
+    keep_checkpoints_trainable_only(model)  # before sharding, as omniclip_hf/training/run.py does
+    model, prepared = shard(model, rank, state_dict_type)
     optimizer, scheduler = build_optimizer_and_scheduler(model)
     accelerator = CheckpointingFSDPAccelerator(prepared, model, optimizer, scheduler)
-    register_trainable_only_state_hooks(accelerator)  # as examples/train.py does; FSDP's save never calls it
     return model, optimizer, scheduler, accelerator
 
 

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from omniclip_hf.training.checkpoints import (
+    CheckpointMismatchError,
     latest_checkpoint,
     load_trainer_state,
     restore_checkpoint,
@@ -189,6 +190,61 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before_with_a_warning
     # A folder named explicitly is not replaced by another: one line naming it.
     with pytest.raises(ValueError, match=r"step_00000004/trainer_state.json is damaged"):
         restore_checkpoint(FakeAccelerator(), str(tmp_path / "checkpoints" / "step_00000004"), tmp_path)
+
+
+def test_a_checkpoint_of_another_model_is_refused_not_skipped_for_an_older_one(tmp_path):
+    written_by = {"down.weight": [32, 64], "up.weight": [64, 32], "spg.weight": [64, 64]}
+    for step in (2, 4):
+        save_checkpoint(FakeAccelerator({"step": step}), tmp_path, step,
+                        {"global_step": step, "epoch": 0, "batches_in_epoch": step, "trainable_weights": written_by})
+    wider = {"down.weight": [64, 64], "up.weight": [64, 64]}  # another ratio, and no SPG
+    accelerator = FakeAccelerator()
+    with pytest.raises(CheckpointMismatchError) as info:
+        restore_checkpoint(accelerator, "latest", tmp_path, wider)
+    message = str(info.value)
+    assert "step_00000004" in message and "\n" not in message, message  # the latest, not a fallback to step 2
+    assert "it has spg.weight, which this model lacks" in message, message
+    assert "down.weight: [32, 64] there, [64, 64] here" in message, message
+    assert accelerator.weights is None  # refused before anything was loaded
+    checkpoint, state = restore_checkpoint(accelerator, "latest", tmp_path, dict(written_by))
+    assert checkpoint.name == "step_00000004" and accelerator.weights == {"step": 4}
+
+
+def files_under(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_data, tmp_path):
+    output = tmp_path / "run"
+    no_spg = ("--model_overrides", '{"use_spg": false}')
+    first = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--checkpointing_steps", "1",
+                              *no_spg))
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = files_under(output)
+
+    # Resuming with another model: refused in one line that names the checkpoint and the weights; nothing written.
+    resumed = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "3", "--resume_from_checkpoint",
+                                "latest"))
+    errors = [line for line in resumed.stderr.splitlines() if line.startswith("error:")]
+    assert resumed.returncode == 2 and len(errors) == 1, resumed.stderr[-3000:]
+    assert "step_00000002" in errors[0] and "self_prompt_generator" in errors[0] and "Traceback" not in resumed.stderr
+    assert files_under(output) == before
+
+    # A new run without --resume_from_checkpoint: refused too (latest would pick the earlier run's step 2).
+    fresh = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1"))
+    errors = [line for line in fresh.stderr.splitlines() if line.startswith("error:")]
+    assert fresh.returncode == 2 and len(errors) == 1 and "--overwrite_output_dir" in errors[0], fresh.stderr[-3000:]
+    assert files_under(output) == before
+
+    # --overwrite_output_dir: the earlier run's checkpoints go, and the new model's are the only ones left.
+    again = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1", "--checkpointing_steps", "1",
+                              "--overwrite_output_dir"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [path.name for path in (output / "checkpoints").iterdir()] == ["step_00000001"]
+    state = load_trainer_state(output / "checkpoints" / "step_00000001")
+    assert any(name.startswith("self_prompt_generator.") for name in state["trainable_weights"])
+    assert json.loads((output / "training_options.json").read_text())["model_overrides"] is None
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])

@@ -175,6 +175,7 @@ def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Pat
         "--num_frames", str(num_frames), "--epochs", str(epochs), "--batch_size", str(batch_size),
         "--lr", str(lr), "--min_lr", str(lr / 100), "--warmup_epochs", str(min(warmup_epochs, epochs / 4)),
         "--seed", str(seed), "--spg_lr_scale", str(spg_lr_scale), "--prompt_lr_scale", str(prompt_lr_scale),
+        "--overwrite_output_dir",  # a run killed before its metrics.json is trained again from the start
         "--weight_decay", "0.01", "--mixup_alpha", "0", "--cutmix_alpha", "0", "--label_smoothing", "0",
         "--eval_num_clips", "1", "--eval_num_crops", "1", "--num_workers", "2", "--logging_steps", "5",
         "--video_processor_overrides", json.dumps({"flip_prob": 0.0, "augment_crop_scale": [0.7, 1.0],

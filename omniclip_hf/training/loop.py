@@ -14,7 +14,6 @@ from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_
 
 
 from .loader import default_num_workers
-from .checkpoints import keep_checkpoints_trainable_only
 from .checkpoints import latest_checkpoint  # noqa: F401  (re-exported; the checkpoint helpers live there)
 
 
@@ -89,6 +88,9 @@ class TrainingOptions:
     checkpointing_steps: int | None = field(default=None, metadata={"help": "Save accelerate state every N steps (and at each epoch end)."})
     checkpoints_total_limit: int | None = None
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder, or 'latest'."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Delete the checkpoints of an earlier run in "
+                                       "--output_dir and train from scratch (without it, training into such a folder "
+                                       "without --resume_from_checkpoint is refused)."})
     push_to_hub: bool = False
     hub_model_id: str | None = None
     dry_run: bool = field(default=False, metadata={"help": "Dry run of the Hub upload, not of training: the run trains "
@@ -280,28 +282,12 @@ def build_video_processor(image_size: int, num_frames: int):
     )
 
 
-def register_trainable_only_state_hooks(accelerator) -> None:
-    """Checkpoints hold only the trainable weights: the frozen CLIP comes from `--clip`/`--model` again on resume.
-
-    For ViT-B/16 this is the difference between about 600 MB and 65 MB per checkpoint. Under FSDP accelerate
-    does not call this hook; `keep_frozen_clip_out_of_fsdp` does the same through the model's state dict.
-    """
-
-    def keep_trainable(models, weights, output_dir):  # names match: both come from the same (wrapped) model
-        for index, (model, state) in enumerate(zip(models, weights)):
-            trainable = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
-            weights[index] = {name: tensor for name, tensor in state.items() if name in trainable}
-
-    accelerator.register_save_state_pre_hook(keep_trainable)
-
-
 def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
     """Under FSDP, shard only the OmniCLIP modules and keep the frozen CLIP whole on every device.
 
     Frozen weights have no gradients and no optimizer state, so sharding them saves only one copy of the weights
     per device (ViT-L/14's vision and text towers: 0.85 GB in bf16, under 1% of an 80 GB card) while adding an
     all-gather per layer per step. FSDP2 also cannot shard 0-dim parameters such as CLIP's `logit_scale`.
-    Also keeps the frozen CLIP out of FSDP checkpoints (`keep_checkpoints_trainable_only`).
     Must run before `accelerator.prepare(model)`; a no-op for every other distributed type.
     """
     from accelerate.utils import DistributedType
@@ -310,9 +296,6 @@ def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
         return
     model.clip.to(accelerator.device)  # FSDP moves only the parameters it manages
     accelerator.state.fsdp_plugin.ignored_modules = [model.clip]
-    # Accelerate's FSDP checkpoints bypass the save_state pre-hook (register_trainable_only_state_hooks): the model
-    # itself leaves the frozen CLIP out of them.
-    keep_checkpoints_trainable_only(model)
 
 
 def run_script(main) -> None:
@@ -336,6 +319,5 @@ __all__ = [
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
     "parse_training_options",
-    "register_trainable_only_state_hooks",
     "run_script",
 ]

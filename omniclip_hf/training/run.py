@@ -16,7 +16,14 @@ from tqdm.auto import tqdm
 from ..modeling_omniclip import OmniCLIPModel
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
-from .checkpoints import restore_checkpoint, save_checkpoint, write_folder_atomically
+from .checkpoints import (
+    TRAINABLE_WEIGHTS_KEY,
+    keep_checkpoints_trainable_only,
+    restore_checkpoint,
+    save_checkpoint,
+    trainable_weight_shapes,
+    write_folder_atomically,
+)
 from .data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
 from .evaluation import class_text_embeddings, classification_metrics, mean_and_std, predict, write_confusion_matrix_png
 from .loader import loader_settings
@@ -151,6 +158,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
     keep_frozen_clip_out_of_fsdp(accelerator, model)
+    keep_checkpoints_trainable_only(model)
+    trainable_weights = trainable_weight_shapes(model)
     if options.streaming:  # each process already reads its own shards: Accelerate must not split the batches again
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
@@ -159,11 +168,13 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
     if options.resume_from_checkpoint:
-        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir)
+        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights)
         if restored is not None:
             checkpoint, state = restored
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
+    state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
+    write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
     saved_at = {"step": None}
 
@@ -255,6 +266,13 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             "class_names": data.class_names, "model": model}
 
 
+def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:
+    """`training_options.json`: the options of the run that last wrote to `output_dir`."""
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_options.json").write_text(json.dumps(vars(options), indent=2))
+
+
 def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
                      state_dict: dict | None = None) -> None:
     """`state_dict`: the full weights gathered from the training model (under FSDP its parameters are shards).
@@ -282,4 +300,5 @@ __all__ = [
     "train",
     "training_data",
     "training_loader",
+    "write_training_options",
 ]
