@@ -246,6 +246,14 @@ def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_d
     assert any(name.startswith("self_prompt_generator.") for name in state["trainable_weights"])
     assert json.loads((output / "training_options.json").read_text())["model_overrides"] is None
 
+    # Resuming the same model with another batch size: it goes on, with one warning that the position means
+    # something else now.
+    smaller = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--batch_size", "2",
+                                "--resume_from_checkpoint", "latest"))
+    assert smaller.returncode == 0, smaller.stderr[-3000:]
+    warnings = [line for line in smaller.stderr.splitlines() if "recipe other than the run's" in line]
+    assert len(warnings) == 1 and "--batch_size 2 (was 4)" in warnings[0], smaller.stderr[-3000:]
+
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
 def test_a_failed_checkpoint_write_leaves_nothing_half_written(tmp_path, code):

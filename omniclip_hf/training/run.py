@@ -173,6 +173,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             checkpoint, state = restored
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
+            warn_about_changed_recipe(options, output_dir)
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
@@ -266,6 +267,28 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             "class_names": data.class_names, "model": model}
 
 
+# Options that decide which videos a step sees and how far the schedule has come: a resume that changes one of them
+# continues from a position that means something else (batch 40 of another batch size, another data order).
+RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames", "batch_size",
+                  "gradient_accumulation_steps", "seed", "epochs", "max_steps", "lr", "min_lr", "warmup_epochs",
+                  "warmup_steps", "streaming")
+
+
+def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path) -> None:
+    """One warning line when a resume changes what the run's own `training_options.json` recorded."""
+    recorded = output_dir / "training_options.json"
+    try:
+        previous = json.loads(recorded.read_text())
+    except (OSError, ValueError):
+        return
+    current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
+    changed = [f"--{name} {current[name]} (was {previous[name]})" for name in RECIPE_OPTIONS
+               if name in previous and previous[name] != current.get(name)]
+    if changed:
+        logger.warning("resuming with a recipe other than the run's (%s): %s; the resumed position and schedule "
+                       "refer to the old one.", recorded, ", ".join(changed))
+
+
 def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:
     """`training_options.json`: the options of the run that last wrote to `output_dir`."""
     if accelerator.is_main_process:
@@ -299,6 +322,7 @@ __all__ = [
     "save_final_model",
     "train",
     "training_data",
+    "warn_about_changed_recipe",
     "training_loader",
     "write_training_options",
 ]
