@@ -210,6 +210,14 @@ def test_a_checkpoint_of_another_model_is_refused_not_skipped_for_an_older_one(t
     assert checkpoint.name == "step_00000004" and accelerator.weights == {"step": 4}
 
 
+def test_overwrite_and_resume_together_are_refused():
+    from omniclip_hf.training.loop import parse_training_options
+
+    with pytest.raises(ValueError, match="--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint"):
+        parse_training_options(["--clip", "x", "--train_data", "y", "--overwrite_output_dir",
+                                "--resume_from_checkpoint", "latest"])
+
+
 def files_under(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
             for path in sorted(folder.rglob("*")) if path.is_file()}

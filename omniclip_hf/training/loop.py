@@ -114,6 +114,9 @@ class TrainingOptions:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is invalid: use no, fp16 or bf16.")
+        if self.overwrite_output_dir and self.resume_from_checkpoint:
+            raise ValueError("--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint would "
+                             "continue from: pass one of them.")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/omniclip-b16-hmdb51).")
         if self.streaming and not self.max_steps:
