@@ -24,7 +24,6 @@ from accelerate.utils import set_seed
 
 from omniclip_hf.training.distributed import describe_distributed_setup
 from omniclip_hf.training.evaluation import write_metrics
-from omniclip_hf.training.checkpoints import check_output_dir_for_a_new_run
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
 from omniclip_hf.training.publishing import publish_model
 from omniclip_hf.training.run import (
@@ -56,10 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
     set_seed(options.seed)
-    if options.train_data:  # every rank checks, so none waits alone; only the main process deletes
-        check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
-                                       delete=accelerator.is_main_process)
-        accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     if not options.train_data:

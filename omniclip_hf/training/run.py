@@ -18,6 +18,7 @@ from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
 from .checkpoints import (
     TRAINABLE_WEIGHTS_KEY,
+    check_output_dir_for_a_new_run,
     keep_checkpoints_trainable_only,
     restore_checkpoint,
     save_checkpoint,
@@ -149,6 +150,10 @@ def training_loader(options: TrainingOptions, accelerator: Accelerator, data, vi
 
 
 def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+    # Before anything is written to output_dir; every rank checks, so none waits alone; only the main one deletes.
+    check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
+                                   delete=accelerator.is_main_process)
+    accelerator.wait_for_everyone()
     data = training_data(options, accelerator, output_dir)
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -267,6 +272,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             "class_names": data.class_names, "model": model}
 
 
+TRAINING_OPTIONS_NAME = "training_options.json"
 # Options that decide which videos a step sees and how far the schedule has come: a resume that changes one of them
 # continues from a position that means something else (batch 40 of another batch size, another data order).
 RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames", "batch_size",
@@ -276,7 +282,7 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames
 
 def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path) -> None:
     """One warning line when a resume changes what the run's own `training_options.json` recorded."""
-    recorded = output_dir / "training_options.json"
+    recorded = output_dir / TRAINING_OPTIONS_NAME
     try:
         previous = json.loads(recorded.read_text())
     except (OSError, ValueError):
@@ -293,7 +299,7 @@ def write_training_options(options: TrainingOptions, accelerator: Accelerator, o
     """`training_options.json`: the options of the run that last wrote to `output_dir`."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_options.json").write_text(json.dumps(vars(options), indent=2))
+        (output_dir / TRAINING_OPTIONS_NAME).write_text(json.dumps(vars(options), indent=2))
 
 
 def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
@@ -322,7 +328,7 @@ __all__ = [
     "save_final_model",
     "train",
     "training_data",
-    "warn_about_changed_recipe",
     "training_loader",
+    "warn_about_changed_recipe",
     "write_training_options",
 ]
