@@ -6,7 +6,7 @@
     python benchmarks/bench_ablation.py --work_dir demo_output --rows full --seeds 2 &   # run uses one core
 
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
-(pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 12 epochs,
+(pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 30 epochs,
 lr 2e-3, 1 warm-up epoch, both prompt generators at 0.1x the learning rate; the `full` row is the demo's model;
 `--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
 over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
