@@ -25,8 +25,9 @@ options is not trained again (`--retrain` forces it); one trained with other opt
 error rather than silently replaced. Each run's scores go to `<work_dir>/ablation_results.json` (row -> seed ->
 scores) as soon as it ends, so a table can be built up over several calls, or by several calls at once on different
 rows or seeds (`accelerate launch` gives each training one torch thread, so two calls use both cores of a 2-core
-machine); `--table` prints the table from that file alone. The last column counts the steps each run spent on the
-ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py` shows what a run does meanwhile).
+machine); `--table` prints the table from that file, for runs whose folders show the recipe asked for (the
+demo's by default; recipe flags such as `--epochs 12` select another), and refuses scores of another recipe. The
+last column counts the steps each run spent on the ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py` shows what a run does meanwhile).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import json
 import math
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
@@ -79,19 +81,25 @@ def recorded_options(run_dir: Path) -> dict | None:
             "clip": str(Path(options["clip"]).resolve()), "train_data": str(Path(options["train_data"]).resolve())}
 
 
+def differing_options(run_dir: Path, expected: dict) -> dict | None:
+    """The options `run_dir`'s finished run recorded where they differ from `expected` (empty if none do); None where
+    the folder holds no trained model."""
+    recorded = recorded_options(run_dir)
+    if recorded is None:
+        return None
+    return {key: recorded.get(key) for key, value in expected.items() if recorded.get(key) != value}
+
+
 def finished_run(run_dir: Path, expected: dict) -> bool:
     """Whether `run_dir` holds a trained model whose recorded training options include `expected`.
 
     Raises where it holds one trained with other options: training again would replace it, and its scores.
     """
-    recorded = recorded_options(run_dir)
-    if recorded is None:
-        return False
-    differing = {key: recorded.get(key) for key, value in expected.items() if recorded.get(key) != value}
+    differing = differing_options(run_dir, expected)
     if differing:
         raise FileExistsError(f"{run_dir} holds a run trained with other options {differing}; use another "
                               "--work_dir (with --clip to share the tiny CLIP), or --retrain to replace it")
-    return True
+    return differing is not None
 
 
 def plateau_steps(train_losses: list[float], num_classes: int, window: int = 16) -> int | None:
@@ -123,12 +131,28 @@ def record_score(path: Path, row: str, seed: int, scores: dict) -> None:
         path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
 
 
-def read_table(path: Path, rows: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
-    """The scores of `rows` x `seeds` from an `ablation_results.json`; says which runs are missing."""
+def read_table(path: Path, rows: list[str], seeds: list[int],
+               expected_run: Callable[[str, int], tuple[Path, dict]]) -> dict[str, dict[int, dict]]:
+    """The scores of `rows` x `seeds` from an `ablation_results.json`; says which runs are missing.
+
+    `expected_run(row, seed)` gives each run's folder and the options it must have been trained with: scores are
+    printed only for runs of the recipe asked for, so a table never mixes recipes (say the 12 epochs the demo had
+    before with the 30 it has now) without saying so.
+    """
     recorded = load_results(path)
     missing = [f"{row} seed {seed}" for row in rows for seed in seeds if recorded_scores(recorded, row, seed) is None]
     if missing:
         raise SystemExit(f"{path} has no scores for {', '.join(missing)}; run those rows and seeds without --table")
+    for row in rows:
+        for seed in seeds:
+            run_dir, expected = expected_run(row, seed)
+            differing = differing_options(run_dir, expected)
+            if differing is None:
+                raise SystemExit(f"{path} has scores for {row} seed {seed} but {run_dir} holds no trained model to "
+                                 "check their recipe against; run it again without --table")
+            if differing:
+                raise SystemExit(f"{row} seed {seed} in {path} was trained with other options {differing}; give "
+                                 "the recipe flags it was trained with (e.g. --epochs) to print its table")
     return {row: {seed: recorded[row][str(seed)] for seed in seeds} for row in rows}
 
 
@@ -151,14 +175,20 @@ def summarise(values: list[float]) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
-def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str, test, results_path: Path) -> dict:
-    """Trains one row and seed unless a matching run is there, and returns its scores (recorded as soon as known)."""
-    data_dir = work / "motion_data"
+def expected_run(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str) -> tuple[Path, dict]:
+    """The folder of one row and seed, and the training options (the recipe flags of `args`) a run there must have."""
     run_dir = work / "runs" / row.replace("/", "_") / f"seed{seed}"
-    expected = {"clip": str(Path(clip).resolve()), "train_data": str((data_dir / "train").resolve()),
+    expected = {"clip": str(Path(clip).resolve()), "train_data": str((work / "motion_data" / "train").resolve()),
                 "epochs": args.epochs, "num_frames": args.num_frames, "seed": seed, "lr": args.lr,
                 "warmup_epochs": min(args.warmup_epochs, args.epochs / 4), "spg_lr_scale": args.spg_lr_scale,
                 "prompt_lr_scale": args.prompt_lr_scale, "model_overrides": ROWS[row]}
+    return run_dir, expected
+
+
+def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str, test, results_path: Path) -> dict:
+    """Trains one row and seed unless a matching run is there, and returns its scores (recorded as soon as known)."""
+    data_dir = work / "motion_data"
+    run_dir, expected = expected_run(row, seed, args, work, clip)
     reused = not args.retrain and finished_run(run_dir, expected)
     scores = recorded_scores(load_results(results_path), row, seed) if reused else None
     if not reused:
@@ -194,7 +224,9 @@ def main(argv=None) -> None:
     if args.table:
         if not args.work_dir:
             parser.error("--table reads <work_dir>/ablation_results.json: give --work_dir")
-        print_table(read_table(Path(args.work_dir) / "ablation_results.json", args.rows, args.seeds), args.seeds)
+        work, clip = Path(args.work_dir), args.clip or str(Path(args.work_dir) / "tiny_clip")
+        print_table(read_table(work / "ablation_results.json", args.rows, args.seeds,
+                               lambda row, seed: expected_run(row, seed, args, work, clip)), args.seeds)
         return
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -68,10 +68,44 @@ def test_scores_accumulate_and_the_table_names_missing_runs(bench, tmp_path):
     bench.record_score(results, "full", 1, {**scores, "top1": 0.8})
     bench.record_score(results, "neither", 0, {**scores, "top1": 0.5})
 
-    table = bench.read_table(results, ["full"], [0, 1])
+    for seed in (0, 1):
+        write_run(tmp_path / "runs" / "full" / f"seed{seed}", tmp_path / "tiny_clip", tmp_path / "motion_data")
+    any_recipe = lambda row, seed: (tmp_path / "runs" / row / f"seed{seed}", {})  # noqa: E731
+
+    table = bench.read_table(results, ["full"], [0, 1], any_recipe)
     assert [run["top1"] for run in table["full"].values()] == [0.9, 0.8]
     with pytest.raises(SystemExit, match="neither seed 1"):
-        bench.read_table(results, ["full", "neither"], [0, 1])
+        bench.read_table(results, ["full", "neither"], [0, 1], any_recipe)
+
+
+def test_the_table_prints_only_scores_of_the_recipe_asked_for(bench, tmp_path, capsys):
+    """Scores from runs of another recipe (the demo's 12 epochs before it moved to 30, say) are refused, not mixed."""
+    args = bench.argparse.Namespace(epochs=12, num_frames=8, lr=2e-3, warmup_epochs=3.0, spg_lr_scale=0.1,
+                                    prompt_lr_scale=0.1)
+    clip = str(tmp_path / "tiny_clip")
+    run_dir, expected = bench.expected_run("full", 0, args, tmp_path, clip)
+    write_run(run_dir, clip, tmp_path / "motion_data" / "train")
+    options = json.loads((run_dir / "metrics.json").read_text())
+    options["options"].update(spg_lr_scale=0.1, prompt_lr_scale=0.1)
+    (run_dir / "metrics.json").write_text(json.dumps(options))
+    results = tmp_path / "ablation_results.json"
+    bench.record_score(results, "full", 0, {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40})
+
+    same_recipe = lambda row, seed: bench.expected_run(row, seed, args, tmp_path, clip)  # noqa: E731
+    assert bench.read_table(results, ["full"], [0], same_recipe)["full"][0]["top1"] == 0.9
+    args_30 = bench.argparse.Namespace(**{**vars(args), "epochs": 30})
+    with pytest.raises(SystemExit, match=r"full seed 0 .* other options \{'epochs': 12\}; give the recipe flags"):
+        bench.read_table(results, ["full"], [0], lambda row, seed: bench.expected_run(row, seed, args_30, tmp_path, clip))
+    # Through the command line: the demo's recipe (30 epochs) is refused in one line; --epochs 12 prints the row.
+    flags = ["--work_dir", str(tmp_path), "--table", "--rows", "full", "--seeds", "0", "--warmup_epochs", "3"]
+    with pytest.raises(SystemExit, match="other options"):
+        bench.main(flags)
+    bench.main(flags + ["--epochs", "12"])
+    assert "| full | `{}` | 10 | 90.0 ± 0.0 |" in capsys.readouterr().out
+    # Scores whose run folder is gone cannot be checked, so they are not printed either.
+    (run_dir / "metrics.json").unlink()
+    with pytest.raises(SystemExit, match="holds no trained model to check their recipe against"):
+        bench.read_table(results, ["full"], [0], same_recipe)
 
 
 def test_plateau_steps_counts_the_steps_until_the_loss_leaves_ln_c(bench):
