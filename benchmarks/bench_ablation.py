@@ -27,7 +27,8 @@ scores) as soon as it ends, so a table can be built up over several calls, or by
 rows or seeds (`accelerate launch` gives each training one torch thread, so two calls use both cores of a 2-core
 machine); `--table` prints the table from that file, for runs whose folders show the recipe asked for (the
 demo's by default; recipe flags such as `--epochs 12` select another), and refuses scores of another recipe. The
-last column counts the steps each run spent on the ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py` shows what a run does meanwhile).
+last column counts the steps each run spent on the ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py`
+shows what a run does meanwhile).
 """
 
 from __future__ import annotations

@@ -19,12 +19,13 @@ def load_bench_ablation():
     return module
 
 
-def write_run(run_dir, clip, train_data, lr=2e-3, seed=0, model_overrides=None):
+def write_run(run_dir, clip, train_data, lr=2e-3, seed=0, model_overrides=None, **more_options):
     """A run folder as `examples/train.py` leaves it, with `metrics.json["options"]` as the script records them."""
     (run_dir / "model").mkdir(parents=True)
     (run_dir / "model" / "model.safetensors").write_bytes(b"")
     options = {"clip": str(clip), "train_data": str(train_data), "epochs": 12, "num_frames": 8, "seed": seed,
-               "lr": lr, "warmup_epochs": 3.0, "model_overrides": json.dumps(model_overrides) if model_overrides else None}
+               "lr": lr, "warmup_epochs": 3.0, "model_overrides": json.dumps(model_overrides) if model_overrides else None,
+               **more_options}
     (run_dir / "metrics.json").write_text(json.dumps({"options": options, "top1": 0.9}))
 
 
@@ -84,10 +85,7 @@ def test_the_table_prints_only_scores_of_the_recipe_asked_for(bench, tmp_path, c
                                     prompt_lr_scale=0.1)
     clip = str(tmp_path / "tiny_clip")
     run_dir, expected = bench.expected_run("full", 0, args, tmp_path, clip)
-    write_run(run_dir, clip, tmp_path / "motion_data" / "train")
-    options = json.loads((run_dir / "metrics.json").read_text())
-    options["options"].update(spg_lr_scale=0.1, prompt_lr_scale=0.1)
-    (run_dir / "metrics.json").write_text(json.dumps(options))
+    write_run(run_dir, clip, tmp_path / "motion_data" / "train", spg_lr_scale=0.1, prompt_lr_scale=0.1)
     results = tmp_path / "ablation_results.json"
     bench.record_score(results, "full", 0, {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40})
 
