@@ -87,13 +87,15 @@ def test_the_table_prints_only_scores_of_the_recipe_asked_for(bench, tmp_path, c
     run_dir, expected = bench.expected_run("full", 0, args, tmp_path, clip)
     write_run(run_dir, clip, tmp_path / "motion_data" / "train", spg_lr_scale=0.1, prompt_lr_scale=0.1)
     results = tmp_path / "ablation_results.json"
-    bench.record_score(results, "full", 0, {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40})
+    scores = {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40}
+    bench.record_score(results, "full", 0, scores)
 
     same_recipe = lambda row, seed: bench.expected_run(row, seed, args, tmp_path, clip)  # noqa: E731
     assert bench.read_table(results, ["full"], [0], same_recipe)["full"][0]["top1"] == 0.9
     args_30 = bench.argparse.Namespace(**{**vars(args), "epochs": 30})
     with pytest.raises(SystemExit, match=r"full seed 0 .* other options \{'epochs': 12\}; give the recipe flags"):
-        bench.read_table(results, ["full"], [0], lambda row, seed: bench.expected_run(row, seed, args_30, tmp_path, clip))
+        bench.read_table(results, ["full"], [0],
+                         lambda row, seed: bench.expected_run(row, seed, args_30, tmp_path, clip))
     # Through the command line: the demo's recipe (30 epochs) is refused in one line; --epochs 12 prints the row.
     flags = ["--work_dir", str(tmp_path), "--table", "--rows", "full", "--seeds", "0", "--warmup_epochs", "3"]
     with pytest.raises(SystemExit, match="other options"):
