@@ -26,9 +26,10 @@ error rather than silently replaced. Each run's scores go to `<work_dir>/ablatio
 scores) as soon as it ends, so a table can be built up over several calls, or by several calls at once on different
 rows or seeds (`accelerate launch` gives each training one torch thread, so two calls use both cores of a 2-core
 machine); `--table` prints the table from that file, for runs whose folders show the recipe asked for (the
-demo's by default; recipe flags such as `--epochs 12` select another), and refuses scores of another recipe. The
-last column counts the steps each run spent on the ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py`
-shows what a run does meanwhile).
+demo's by default; recipe flags such as `--epochs 12` select another), and refuses scores of another recipe. One
+column counts the steps each run spent on the ln(C) plateau (`plateau_steps`; `benchmarks/probe_plateau.py` shows
+what a run does meanwhile); the last counts the test errors of all seeds, and how many of them put a clip in its
+time-reversed class (an error about the order of the frames; the others mix up kinds of motion).
 """
 
 from __future__ import annotations
@@ -159,15 +160,24 @@ def read_table(path: Path, rows: list[str], seeds: list[int],
 
 def print_table(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
     print(f"\n| row | overrides | trainable params | top-1 (%) | top-1 within pairs (%) | top-1 per seed (%) | "
-          f"steps on the ln C plateau, per seed |  seeds: {seeds}")
-    print("|---|---|---|---|---|---|---|")
+          f"steps on the ln C plateau, per seed | test errors that chose the reverse class, all seeds |  "
+          f"seeds: {seeds}")
+    print("|---|---|---|---|---|---|---|---|")
     for row, by_seed in results.items():
         scores = list(by_seed.values())
         per_seed_top1 = " / ".join(f"{100 * s['top1']:.1f}" for s in scores)
         plateau = " / ".join(str(s["plateau_steps"] or "never") for s in scores)  # never: ended on the plateau
         print(f"| {row} | `{json.dumps(ROWS[row])}` | {scores[0]['trainable_params']:,} | "
               f"{summarise([s['top1'] for s in scores])} | {summarise([s['pair_top1'] for s in scores])} | "
-              f"{per_seed_top1} | {plateau} |")
+              f"{per_seed_top1} | {plateau} | {reverse_class_share(scores)} |")
+
+
+def reverse_class_share(scores: list[dict]) -> str:
+    """"r of e": of the e test errors of these runs, r put a clip in its time-reversed class (an order error, not a
+    mix-up of kinds of motion); "not recorded" where a run was scored before this script counted them."""
+    if any("reversal_errors" not in s for s in scores):
+        return "not recorded"
+    return f"{sum(s['reversal_errors'] for s in scores)} of {sum(s['errors'] for s in scores)}"
 
 
 def summarise(values: list[float]) -> str:

@@ -108,6 +108,19 @@ def test_the_table_prints_only_scores_of_the_recipe_asked_for(bench, tmp_path, c
         bench.read_table(results, ["full"], [0], same_recipe)
 
 
+def test_the_table_counts_the_errors_that_chose_the_reverse_class(bench, capsys):
+    """The last column sums each row's test errors over its seeds, and those that put a clip in its reverse class."""
+    run = {"top1": 0.9, "pair_top1": 1.0, "trainable_params": 10, "plateau_steps": 40}
+    bench.print_table({"full": {0: {**run, "errors": 12, "reversal_errors": 1},
+                                1: {**run, "errors": 8, "reversal_errors": 2}},
+                       "pta_only": {0: {**run, "errors": 5, "reversal_errors": 0}, 1: run}}, [0, 1])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("| test errors that chose the reverse class, all seeds |  seeds: [0, 1]")
+    assert lines[3].startswith("| full |") and lines[3].endswith("| 40 / 40 | 3 of 20 |")
+    # A run scored before the count existed has none: the row says so rather than printing a partial sum.
+    assert lines[4].startswith("| pta_only |") and lines[4].endswith("| 40 / 40 | not recorded |")
+
+
 def test_plateau_steps_counts_the_steps_until_the_loss_leaves_ln_c(bench):
     import math
 

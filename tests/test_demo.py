@@ -15,6 +15,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from omniclip_hf.motion_benchmark.runner import DEMO_PROMPT_LR_SCALE, DEMO_SPG_LR_SCALE
 
 from .conftest import REPO_ROOT
@@ -34,9 +36,11 @@ def test_reduced_demo_beats_frame_averaging_within_reversal_pairs(tmp_path):
     rows = {row["model"]: row for row in json.loads((output / "results.json").read_text())}
     assert set(rows) == {"omniclip", "frame_average"}
     for row in rows.values():
-        assert set(row) == {"model", "trainable_params", "top1", "pair_top1"}
+        assert set(row) == {"model", "trainable_params", "top1", "pair_top1", "errors", "reversal_errors"}
     # A clip and its reversal have the same frame average: exactly chance within the pair, by construction.
     assert rows["frame_average"]["pair_top1"] == 0.5
+    # With one pair every error is an order error: the only other class is the reverse one.
+    assert rows["frame_average"]["reversal_errors"] == rows["frame_average"]["errors"] > 0
     # OmniCLIP must see the direction of time: a wide margin over that chance level.
     assert rows["omniclip"]["pair_top1"] >= 0.8, rows
     assert rows["omniclip"]["trainable_params"] > rows["frame_average"]["trainable_params"]
@@ -60,3 +64,19 @@ def test_demo_rejects_a_class_without_its_reversal_partner(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "error: every class needs its time-reversed partner too; missing ['moving right']")
     assert "Traceback" not in result.stderr
+
+
+def test_reversal_errors_count_the_errors_that_chose_the_reverse_class():
+    import torch
+
+    from omniclip_hf.motion_benchmark.runner import reversal_errors, split_scores
+
+    classes = ["moving left", "moving right", "appearing", "disappearing"]  # two reversal pairs
+    labels = torch.tensor([0, 1, 2, 3, 0])
+    # Right; reverse class (1 -> 0); another kind of motion (2 -> 0); reverse class (3 -> 2); right.
+    predicted = torch.tensor([0, 0, 0, 2, 0])
+    logits = torch.nn.functional.one_hot(predicted, 4).float()
+    assert reversal_errors(logits, labels, classes) == (3, 2)
+    scores = split_scores(logits, labels, classes)
+    assert (scores["errors"], scores["reversal_errors"]) == (3, 2)
+    assert scores["top1"] == pytest.approx(0.4)

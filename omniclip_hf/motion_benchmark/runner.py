@@ -77,14 +77,35 @@ def add_demo_recipe_arguments(parser: argparse.ArgumentParser) -> argparse.Argum
 
 
 
+def reversal_partners(class_names: Sequence[str], reversed_class: dict[str, str] = REVERSED_CLASS) -> torch.Tensor:
+    """For each class index, the index of its time reversal in `class_names`."""
+    return torch.tensor([list(class_names).index(reversed_class[name]) for name in class_names])
+
+
 def pair_top1(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
               reversed_class: dict[str, str] = REVERSED_CLASS) -> float:
     """Accuracy when each clip only chooses between its class and that class's time reversal (ties count half)."""
-    partner = torch.tensor([list(class_names).index(reversed_class[name]) for name in class_names])
+    partner = reversal_partners(class_names, reversed_class)
     rows = torch.arange(len(labels))
     own = logits[rows, labels]
     other = logits[rows, partner[labels]]
     return ((own > other).float() + 0.5 * (own == other).float()).mean().item()
+
+
+def reversal_errors(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> tuple[int, int]:
+    """The test errors (top-1 wrong), and how many of them chose the true class's time reversal: the errors that
+    are about the order of the frames rather than the kind of motion."""
+    predicted = logits.argmax(dim=-1)
+    wrong = predicted != labels
+    to_reverse = wrong & (predicted == reversal_partners(class_names)[labels])
+    return int(wrong.sum()), int(to_reverse.sum())
+
+
+def split_scores(logits: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
+    """Top-1, top-1 within reversal pairs, and the test errors with those that chose the reverse class."""
+    errors, to_reverse = reversal_errors(logits, labels, class_names)
+    return {"top1": top_k_accuracy(logits, labels, 1), "pair_top1": pair_top1(logits, labels, class_names),
+            "errors": errors, "reversal_errors": to_reverse}
 
 
 @torch.no_grad()
@@ -120,7 +141,7 @@ def train_linear_head(features: torch.Tensor, labels: torch.Tensor, num_classes:
 
 def frame_average_baseline(clip: str | Path, train: VideoClassificationData, test: VideoClassificationData,
                            video_processor) -> dict[str, Any]:
-    """Top-1 and pair top-1 of frame-averaged CLIP with a linear head trained on the training split."""
+    """`split_scores` of frame-averaged CLIP with a linear head trained on the training split."""
     train_x, train_y = frame_average_features(clip, train, video_processor)
     test_x, test_y = frame_average_features(clip, test, video_processor)
     head = train_linear_head(train_x, train_y, len(train.class_names))
@@ -129,13 +150,12 @@ def frame_average_baseline(clip: str | Path, train: VideoClassificationData, tes
     return {
         "model": "frame_average",
         "trainable_params": sum(p.numel() for p in head.parameters()),
-        "top1": top_k_accuracy(logits, test_y, 1),
-        "pair_top1": pair_top1(logits, test_y, test.class_names),
+        **split_scores(logits, test_y, test.class_names),
     }
 
 
 def omniclip_scores(model_dir: str | Path, test: VideoClassificationData) -> dict[str, Any]:
-    """Top-1 and pair top-1 of a trained OmniCLIP folder (one view per clip)."""
+    """`split_scores` of a trained OmniCLIP folder (one view per clip)."""
     from ..training.evaluation import class_text_embeddings
     from ..modeling_omniclip import OmniCLIPModel
     from ..processing_omniclip import OmniCLIPProcessor
@@ -149,8 +169,7 @@ def omniclip_scores(model_dir: str | Path, test: VideoClassificationData) -> dic
     return {
         "model": "omniclip",
         "trainable_params": model.num_trainable_parameters(),
-        "top1": top_k_accuracy(logits, labels, 1),
-        "pair_top1": pair_top1(logits, labels, test.class_names),
+        **split_scores(logits, labels, test.class_names),
     }
 
 
@@ -217,6 +236,9 @@ __all__ = [
     "load_split",
     "omniclip_scores",
     "pair_top1",
+    "reversal_errors",
+    "reversal_partners",
+    "split_scores",
     "train_linear_head",
     "train_omniclip",
 ]
