@@ -12,11 +12,12 @@ Rows:
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
 
-Then (on cuda, or with --pta_tables) two tables at the same shapes, each row with its share of OmniCLIP's
-inference time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient,
-cuDNN, math; "default" is SDPA's own choice) on the package's strided head layout and after the textbook
-transposed copy; and one block's pieces (the frozen CLIP layer, the adapter's LayerNorm, Down, q/k, attention, Up,
-the residual add; the residual add folded into Up's GEMM as a candidate), to show where the adapter's time goes.
+Then (on cuda, or with --pta_tables) two tables at the same shapes, each row with its share of OmniCLIP's inference
+time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math;
+"default" is SDPA's own choice) on the package's strided head layout and after the textbook transposed copy, and
+written out without SDPA (einsum, and broadcast product-and-sum: candidates for T = 8); and one block's pieces (the
+frozen CLIP layer, the adapter's LayerNorm, Down, q/k, attention, Up, the residual add; the residual add folded into
+Up's GEMM as a candidate), to show where the adapter's time goes.
 """
 
 from __future__ import annotations
@@ -184,6 +185,28 @@ def textbook_layout_attention(attention, reduced: torch.Tensor) -> torch.Tensor:
     return attended.view(batch, -1, frames, attention.head_dim).transpose(1, 2).reshape(reduced.shape).contiguous()
 
 
+def explicit_short_attention(attention, reduced: torch.Tensor, broadcast: bool = False) -> torch.Tensor:
+    """The same attention written out (scores, softmax, weighted sum), a candidate for the PTA's short T.
+
+    SDPA's fused kernels tile the sequence in blocks of 64-128 queries and keys, so at T = 8 most of each tile is
+    padding; written out, the `(B, N * heads, T, T)` scores are T / (3 * head_dim) of the q/k/v size and every step is
+    a pass over small tensors. `broadcast` forms the scores as a product-and-sum over broadcast q and k (no batched
+    GEMM, T times q's size in flight; what torch.compile could fuse) instead of einsum's batched GEMM.
+    """
+    batch, frames = reduced.shape[:2]
+    heads, head_dim = attention.num_heads, attention.head_dim
+    query = attention.q_proj(reduced).view(batch, frames, -1, head_dim) * head_dim ** -0.5
+    key = attention.k_proj(reduced).view(batch, frames, -1, head_dim)
+    value = reduced.view(batch, frames, -1, head_dim)
+    if broadcast:  # (B, T, 1, S, d) * (B, 1, T, S, d) summed over d -> (B, T, T, S)
+        weights = (query.unsqueeze(2) * key.unsqueeze(1)).sum(-1).softmax(dim=2)
+        attended = (weights.unsqueeze(-1) * value.unsqueeze(1)).sum(2)
+    else:
+        weights = torch.einsum("btsd,busd->bstu", query, key).softmax(dim=-1)
+        attended = torch.einsum("bstu,busd->btsd", weights, value)
+    return attended.reshape(reduced.shape)
+
+
 def interleaved_median_seconds(steps: dict, device: torch.device, repeats: int) -> dict:
     """Median seconds of single calls, the steps taking turns in every round: a shared CPU's slow spells then hit
     every row alike instead of one."""
@@ -212,6 +235,9 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
               SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH)]
     cases = [(name, backend, "strided heads (package)", attention) for name, backend in backends]
     cases.append(("default", None, "transposed copy (textbook)", lambda x: textbook_layout_attention(attention, x)))
+    cases.append(("none (einsum)", None, "written out, candidate", lambda x: explicit_short_attention(attention, x)))
+    cases.append(("none (broadcast)", None, "written out, candidate",
+                  lambda x: explicit_short_attention(attention, x, broadcast=True)))
 
     def make_step(backend, function):
         def step():
@@ -230,6 +256,11 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
             steps[name, layout] = step
         except Exception as error:  # "No available kernel": this kernel refuses these inputs (a row, not a test)
             unavailable[name, layout] = str(error).splitlines()[0][:60]
+    with torch.no_grad():  # the candidates must compute what the package computes
+        reference = attention(reduced).float()
+        for name, _, layout, function in cases[-2:]:
+            difference = (function(reduced).float() - reference).abs().max().item()
+            print(f"# {name}, {layout}: max |difference| from the package's attention {difference:.2e} ({dtype})")
     seconds = interleaved_median_seconds(steps, device, repeats)
     for name, _, layout, _ in cases:
         if (name, layout) in unavailable:
