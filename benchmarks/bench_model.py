@@ -17,7 +17,8 @@ time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (fla
 "default" is SDPA's own choice) on the package's strided head layout and after the textbook transposed copy, and
 written out without SDPA (einsum, and broadcast product-and-sum: candidates for T = 8); and one block's pieces (the
 frozen CLIP layer, the adapter's LayerNorm, Down, q/k, attention, Up, the residual add; the residual add folded into
-Up's GEMM as a candidate), to show where the adapter's time goes.
+Up's GEMM as a candidate; the whole adapter with Down, q and k in one GEMM as another), to show where the adapter's
+time goes.
 """
 
 from __future__ import annotations
@@ -272,6 +273,36 @@ def pta_attention_backend_rows(omniclip, batch, frames, device, dtype, repeats, 
         print(f"| {name} | {layout} | {seconds[name, layout] * 1e3:.3f} | {share} |", flush=True)
 
 
+def fused_projection_attended(adapter, hidden_states: torch.Tensor, num_frames: int,
+                               written_out: bool = False) -> torch.Tensor:
+    """The adapter up to Up's input with Down, q and k in one GEMM: a candidate that saves the q/k GEMMs' pass.
+
+    `q = Wq (Wd x + bd) + bq` is itself linear in the normalised tokens, so `[Wd; Wq Wd; Wk Wd]` gives the reduced
+    tokens, the queries and the keys in one pass over the `(frames, N, d)` tokens (the same function; the fused
+    weight would be cached at inference). Its rows are ordered (head, {reduced, q, k}, head_dim), so each of the
+    three is a strided `(B, N * heads, T, head_dim)` view that SDPA takes without a copy.
+    """
+    attention = adapter.attention
+    heads, head_dim = attention.num_heads, attention.head_dim
+    down_weight, down_bias = adapter.down.weight, adapter.down.bias
+    weight = torch.stack([down_weight, attention.q_proj.weight @ down_weight, attention.k_proj.weight @ down_weight])
+    bias = torch.stack([down_bias, attention.q_proj.weight @ down_bias + attention.q_proj.bias,
+                        attention.k_proj.weight @ down_bias])
+    # (3, heads * head_dim, ...) -> (heads, 3, head_dim, ...) -> rows in (head, part, head_dim) order
+    weight = weight.view(3, heads, head_dim, -1).transpose(0, 1).reshape(3 * heads * head_dim, -1)
+    bias = bias.view(3, heads, head_dim).transpose(0, 1).reshape(-1)
+    frames, tokens, _ = hidden_states.shape
+    fused = F.linear(adapter.layer_norm(hidden_states), weight, bias)
+    fused = fused.view(frames // num_frames, num_frames, tokens * heads, 3, head_dim)
+    reduced, query, key = (fused[..., part, :] for part in range(3))  # (B, T, N * heads, head_dim) views
+    if written_out:
+        weights = torch.einsum("btsd,busd->bstu", query * head_dim ** -0.5, key).softmax(dim=-1)
+        attended = torch.einsum("bstu,busd->btsd", weights, reduced)
+    else:
+        attended = F.scaled_dot_product_attention(*(x.transpose(1, 2) for x in (query, key, reduced))).transpose(1, 2)
+    return attended.reshape(frames, tokens, heads * head_dim)
+
+
 def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
     """Times the pieces of one spatial-temporal block (parallel PTA) on the real modules of layer 0, in turns."""
     from omniclip_hf.modeling_omniclip import alpha_scaled_up, run_frozen_layer
@@ -301,7 +332,17 @@ def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_cl
         "PTA Up (alpha-scaled)": lambda: alpha_scaled_up(adapter.up, adapter.alpha, reduced),
         "residual add (frozen + PTA)": lambda: frozen_out + adapted,
         "candidate: add inside Up's GEMM": up_with_residual_in_the_gemm,
+        "candidate: PTA whole, Down+q+k in one GEMM": lambda: alpha_scaled_up(
+            adapter.up, adapter.alpha, fused_projection_attended(adapter, hidden, frames)),
+        "candidate: PTA whole, one GEMM, attention written out": lambda: alpha_scaled_up(
+            adapter.up, adapter.alpha, fused_projection_attended(adapter, hidden, frames, written_out=True)),
     }
+    with torch.no_grad():  # the candidates must compute what the package computes (compared before the zero Up)
+        attended = adapter.attention(adapter.down(normed).view(batch, frames, tokens, -1)).reshape(reduced.shape)
+        for written_out in (False, True):
+            difference = (fused_projection_attended(adapter, hidden, frames, written_out) - attended).abs().max()
+            print(f"# Down+q+k in one GEMM{', attention written out' if written_out else ''}: max |difference| "
+                  f"from the package's adapter before Up {difference.item():.2e} ({dtype})")
     with torch.no_grad():
         for piece in pieces.values():
             piece(), piece()
