@@ -2,6 +2,7 @@
 
     python benchmarks/bench_model.py                      # FLOPs, parameters, CPU inference at batch 1
     python benchmarks/bench_model.py --device cuda        # + GPU throughput and peak memory (bf16, batch 32)
+    python benchmarks/bench_model.py --saved_activations  # + what a training forward keeps for backward (bf16)
     python benchmarks/bench_model.py --pta_tables_only    # only the two PTA tables below (short)
 
 Rows:
@@ -11,6 +12,10 @@ Rows:
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
+
+Then (on cuda, or with --saved_activations) what one bf16 training forward keeps for backward (saved tensors,
+weights not counted: the bulk of a training step's peak memory, nearly the same count on any device), per clip and
+per batch, for OmniCLIP, OmniCLIP with CLIP's own QuickGELU modules (see `OmniCLIPQuickGELU`) and X-CLIP.
 
 Then (on cuda, or with --pta_tables) two tables at the same shapes, each row with its share of OmniCLIP's inference
 time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math;
@@ -126,41 +131,97 @@ def inference_clips_per_second(name, model, videos, device, repeats) -> float:
     return videos.shape[0] / time_it(step, device, repeats)
 
 
+def training_loss(name, model, videos, labels, class_inputs, class_embeds) -> torch.Tensor:
+    if name == "xclip":
+        return F.cross_entropy(model(**class_inputs, pixel_values=videos).logits_per_video.float(), labels)
+    return model(text_embeds=class_embeds, pixel_values_videos=videos, labels=labels).loss
+
+
 def training_step(name, model, videos, labels, class_inputs, class_embeds, optimizer):
     optimizer.zero_grad(set_to_none=True)
-    if name == "xclip":
-        loss = F.cross_entropy(model(**class_inputs, pixel_values=videos).logits_per_video.float(), labels)
-    else:
-        loss = model(text_embeds=class_embeds, pixel_values_videos=videos, labels=labels).loss
-    loss.backward()
+    training_loss(name, model, videos, labels, class_inputs, class_embeds).backward()
     optimizer.step()
 
 
-def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False):
+def prepare_training(name, model, batch, device, num_classes) -> tuple[list, tuple]:
+    """Train mode, the trainable parameters (all of X-CLIP's: full fine-tuning), and the step's labels and class
+    texts (OmniCLIP's frozen text encoder runs once, outside the step)."""
     model.train()
-    if checkpointing:
-        model.gradient_checkpointing_enable()
     parameters = [p for p in model.parameters() if p.requires_grad or name == "xclip"]
     for parameter in parameters:
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
-    labels = torch.randint(0, num_classes, (videos.shape[0],), device=device)
+    labels = torch.randint(0, num_classes, (batch,), device=device)
     class_inputs = {"input_ids": torch.randint(0, 49407, (num_classes, 16), device=device)}
     class_embeds = None
     if name != "xclip":
-        with torch.no_grad():  # frozen text encoder: class texts are encoded once, outside the step
+        with torch.no_grad():
             class_embeds = model.get_text_features(**class_inputs).pooler_output
+    return parameters, (labels, class_inputs, class_embeds)
+
+
+def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False):
+    parameters, step_inputs = prepare_training(name, model, videos.shape[0], device, num_classes)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    seconds = time_it(lambda: training_step(name, model, videos, labels, class_inputs, class_embeds, optimizer),
-                      device, repeats)
+    seconds = time_it(lambda: training_step(name, model, videos, *step_inputs, optimizer), device, repeats)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     del optimizer
     if checkpointing:
         model.gradient_checkpointing_disable()
     model.eval()
     return videos.shape[0] / seconds, peak
+
+
+def saved_activation_mib(name, model, videos, num_classes) -> float:
+    """MiB that autograd keeps for backward in one training forward (what a training step's peak memory is mostly
+    made of, counted the same on any device): distinct storages, weights not counted."""
+    _, step_inputs = prepare_training(name, model, videos.shape[0], videos.device, num_classes)
+    weights = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
+    kept = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = training_loss(name, model, videos, *step_inputs)
+    del loss
+    model.eval()
+    return sum(kept.values()) / 2**20
+
+
+def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int) -> None:
+    """Kept-for-backward MiB per clip (the slope between batches 1 and 2) and per batch (X-CLIP's 400 class texts
+    through its trained text encoder), for OmniCLIP, OmniCLIP with CLIP's own QuickGELU modules, and X-CLIP."""
+    from transformers.activations import QuickGELUActivation
+
+    omniclip_mlps = [layer.mlp for layer in models["omniclip"].clip.vision_model.encoder.layers]
+    lean = [mlp.activation_fn for mlp in omniclip_mlps]
+    print(f"\nKept for backward by one training forward (saved tensors, weights not counted), {dtype}, {frames} frames")
+    print(f"| model | MiB per clip | MiB per batch | MiB at batch {batch} |")
+    print("|---|---|---|---|")
+    for name in ("omniclip", "xclip"):
+        models[name].to(dtype)
+    at_batch = {}
+    for label, name in (("omniclip", "omniclip"), ("omniclip with CLIP's own QuickGELU", "omniclip"), ("xclip", "xclip")):
+        if label != "omniclip":
+            for mlp in omniclip_mlps:
+                mlp.activation_fn = QuickGELUActivation()
+        mib = [saved_activation_mib(name, models[name], torch.randn(size, frames, 3, 224, 224, device=device,
+                                                                     dtype=dtype), num_classes) for size in (1, 2)]
+        per_clip, per_batch = mib[1] - mib[0], 2 * mib[0] - mib[1]
+        at_batch[label] = per_batch + batch * per_clip
+        print(f"| {label} | {per_clip:.1f} | {per_batch:.1f} | {at_batch[label]:.0f} |", flush=True)
+        for mlp, activation in zip(omniclip_mlps, lean):
+            mlp.activation_fn = activation
+    for label in ("omniclip", "omniclip with CLIP's own QuickGELU"):
+        print(f"  kept at batch {batch}, {label} / xclip: {at_batch[label] / at_batch['xclip']:.3f}")
 
 
 def pta_attention_inputs(omniclip: OmniCLIPModel, batch: int, frames: int, device, dtype):
@@ -422,6 +483,8 @@ def main() -> None:
     parser.add_argument("--cpu_training", action="store_true", help="time training steps on CPU too (slow)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(omniclip)")
     parser.add_argument("--pta_tables", action="store_true", help="the PTA attention and block tables on CPU too")
+    parser.add_argument("--saved_activations", action="store_true",
+                        help="what a training forward keeps for backward, on CPU too (bf16; about 12 GB of memory)")
     parser.add_argument("--pta_tables_only", action="store_true", help="only those (no model rows)")
     args = parser.parse_args()
 
@@ -502,6 +565,8 @@ def main() -> None:
               f"{by_name['omniclip (torch.compile)']['inference_clips_s'] / by_name['clip (torch.compile)']['inference_clips_s']:.3f}")
     if "train_clips_s" in by_name.get("omniclip (torch.compile)", {}):
         print(f"  training omniclip compiled / xclip  {by_name['omniclip (torch.compile)']['train_clips_s'] / xclip_row['train_clips_s']:.3f}")
+    if on_gpu or args.saved_activations:  # last: the models go to bf16, the GPU rows' dtype, on the CPU too
+        saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,84 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
 
 
+def saved_activation_bytes(model, run) -> int:
+    """Bytes autograd keeps for backward while `run()` builds the graph (tensors that are weights not counted)."""
+    weights = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
+    kept = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        output = run()
+    return sum(kept.values()), output
+
+
+def test_lean_quick_gelu_is_clips_activation_keeping_only_its_input():
+    from transformers.activations import QuickGELUActivation
+
+    from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELU
+
+    for dtype in (torch.float32, torch.bfloat16):
+        inputs = (torch.randn(3, 7, 40, generator=torch.Generator().manual_seed(0)) * 4).to(dtype)
+        grad_output = torch.randn(inputs.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        results = []
+        for activation in (QuickGELUActivation(), OmniCLIPQuickGELU()):
+            leaf = inputs.clone().requires_grad_()
+            kept = set()  # storages: the sigmoid's output is saved twice (for the product and for itself)
+            with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.add(t.untyped_storage().data_ptr()) or t,
+                                                          lambda t: t):
+                output = activation(leaf)
+            output.backward(grad_output)
+            results.append((output, leaf.grad, len(kept)))
+        (clip_output, clip_grad, clip_kept), (lean_output, lean_grad, lean_kept) = results
+        assert torch.equal(lean_output, clip_output) and torch.equal(lean_grad, clip_grad), dtype
+        assert (clip_kept, lean_kept) == (2, 1)
+
+
+def test_training_keeps_one_tensor_per_frozen_quick_gelu_with_the_same_gradients(tiny_clip, clip_tokenizer):
+    from transformers.activations import QuickGELUActivation
+
+    from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELU
+
+    inputs = class_texts(clip_tokenizer)
+    kept, gradients = {}, {}
+    for activation in ("lean", "clip's own"):
+        model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, use_temporal_embedding=False)
+        mlps = [layer.mlp for layer in model.clip.vision_model.encoder.layers]
+        assert all(type(mlp.activation_fn) is OmniCLIPQuickGELU for mlp in mlps)
+        if activation == "clip's own":
+            for mlp in mlps:
+                mlp.activation_fn = QuickGELUActivation()
+        torch.manual_seed(3)
+        for parameter in model.trainable_parameters():  # leave the zero init so every path carries gradient
+            torch.nn.init.normal_(parameter, std=0.05)
+        model.train()
+        kept[activation], output = saved_activation_bytes(
+            model, lambda: model(**inputs, pixel_values_videos=videos(), labels=torch.tensor([0, 1])))
+        output.loss.backward()
+        gradients[activation] = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+    for name, gradient in gradients["lean"].items():
+        assert torch.equal(gradient, gradients["clip's own"][name]), name
+    # What the lean activation leaves out: one (frames, tokens, intermediate) float32 tensor per vision layer.
+    vision = tiny_clip.config.vision_config
+    tokens = 1 + (vision.image_size // vision.patch_size) ** 2 + 4  # CLS, 4x4 patches, 2x2 SPG prompts
+    sigmoid_bytes = 2 * FRAMES * tokens * vision.intermediate_size * 4
+    assert kept["clip's own"] - kept["lean"] == vision.num_hidden_layers * sigmoid_bytes
+
+
+def test_a_clip_with_another_activation_keeps_it():
+    config = tiny_clip_config()
+    config.vision_config.hidden_act = config.text_config.hidden_act = "gelu"
+    torch.manual_seed(0)
+    model = OmniCLIPModel.from_clip(CLIPModel(config), num_frames=FRAMES)
+    activations = {type(layer.mlp.activation_fn).__name__ for layer in model.clip.vision_model.encoder.layers}
+    assert activations == {"GELUActivation"}
+
+
 def test_model_learns_frame_order_that_frame_averaging_cannot(tiny_clip, clip_tokenizer):
     """Class 0: a clip that brightens over time; class 1: the same frames reversed (darkens).
 
