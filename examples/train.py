@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
-from omniclip_hf.training.distributed import describe_distributed_setup
+from omniclip_hf.training.distributed import describe_distributed_setup, full_state_dict
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
 from omniclip_hf.training.publishing import publish_model
@@ -69,21 +69,21 @@ def main(argv: list[str] | None = None) -> None:
         result = train(options, accelerator, model, processor, output_dir)
         trained_model = result.pop("model")
         metrics.update({key: value for key, value in result.items() if key != "class_names"})
-        model = accelerator.unwrap_model(trained_model)
+        model = accelerator.unwrap_model(trained_model, keep_torch_compile=False)  # the OmniCLIPModel itself
         model.config.id2label = dict(enumerate(result["class_names"]))
         model.config.label2id = {name: index for index, name in enumerate(result["class_names"])}
     model.eval()
     # Under FSDP the trainable weights are sharded: every rank takes part in gathering the full state dict.
-    state_dict = accelerator.get_state_dict(trained_model) if options.train_data else None
+    state_dict = full_state_dict(accelerator, trained_model) if options.train_data else None
     if accelerator.is_main_process:
-        save_final_model(options, accelerator.unwrap_model(model), processor, output_dir / "model", state_dict)
+        save_final_model(options, model, processor, output_dir / "model", state_dict)
     accelerator.wait_for_everyone()
 
     eval_sets = load_eval_sets(options)
     if eval_sets:
         metrics.update(evaluate_all(options, accelerator, trained_model, processor, eval_sets, output_dir))
     if accelerator.is_main_process:
-        metrics["trainable_parameters"] = accelerator.unwrap_model(model).num_trainable_parameters()
+        metrics["trainable_parameters"] = model.num_trainable_parameters()
         write_metrics(metrics, output_dir / "metrics.json")
         summary = {key: metrics[key] for key in ("top1", "top5") if key in metrics}
         accelerator.print(f"metrics: {json.dumps(summary)} -> {output_dir / 'metrics.json'}")

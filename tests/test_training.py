@@ -233,6 +233,29 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
     assert_remote_code_gives(upload, {**text, "pixel_values_videos": videos}, expected, tmp_path)
 
 
+def test_training_under_torch_compile_matches_eager_and_saves_a_loadable_model(tiny_clip_dir, motion_data, tmp_path):
+    """`accelerate launch --dynamo_backend` compiles the model in `accelerator.prepare` (aot_eager here: dynamo and
+    AOTAutograd without a C++ compiler); the saved `model/` must hold the model's own weight names."""
+    runs = {}
+    for backend in ("no", "aot_eager"):
+        output = tmp_path / backend
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+                  "--mixed_precision", "no", "--dynamo_backend", backend]
+        command = train_command(tiny_clip_dir, motion_data, output, "--max_steps", "3", "--checkpointing_steps", "3")
+        result = run(launch + command[1:])
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads((output / "metrics.json").read_text())["distributed"]["torch_compile"] == backend
+        runs[backend] = output
+    eager, compiled = (trainable_weights(runs[name] / "checkpoints" / "step_00000003") for name in ("no", "aot_eager"))
+    assert eager.keys() == compiled.keys()
+    for name in eager:
+        torch.testing.assert_close(compiled[name], eager[name], rtol=1e-4, atol=1e-5, msg=name)
+    model = OmniCLIPModel.from_pretrained(runs["aot_eager"] / "model")  # refuses unknown weight names
+    state = model.state_dict()
+    for name, tensor in compiled.items():
+        assert torch.equal(state[name], tensor), name
+
+
 def test_corrupt_training_video_is_skipped_and_counted(tiny_clip_dir, motion_data, tmp_path):
     data = tmp_path / "data"
     import shutil

@@ -1,9 +1,11 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
-"""What a run's distributed set-up was, for `metrics.json`: how many processes on how many nodes, of which kind."""
+"""What a run's distributed set-up was, for `metrics.json`: how many processes on how many nodes, of which kind;
+and the trained model's full weights, gathered from whatever Accelerate wrapped it in."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Any
 
@@ -19,7 +21,8 @@ def node_identity() -> str:
 
 
 def describe_distributed_setup(accelerator) -> dict[str, Any]:
-    """`type` (Accelerate's distributed type), `processes`, `nodes`, `processes_per_node`, `device`, `mixed_precision`.
+    """`type` (Accelerate's distributed type), `processes`, `nodes`, `processes_per_node`, `device`, `mixed_precision`,
+    `torch_compile` (Accelerate's dynamo backend: "no", or e.g. "inductor" under `accelerate launch --dynamo_backend`).
 
     A collective: every process must call it.
     """
@@ -34,7 +37,26 @@ def describe_distributed_setup(accelerator) -> dict[str, Any]:
         "processes_per_node": sorted(set(per_node.values())),
         "device": accelerator.device.type,
         "mixed_precision": accelerator.mixed_precision,
+        "torch_compile": str(accelerator.state.dynamo_plugin.backend.value).lower(),
     }
 
 
-__all__ = ["describe_distributed_setup", "node_identity"]
+# The attribute torch.compile's wrapper keeps the model under: a `_orig_mod.` segment in every state-dict key of a
+# compiled model (or, with regional compilation, of each compiled block).
+COMPILED_WRAPPER_SEGMENT = re.compile(r"(^|\.)_orig_mod\.")
+
+
+def full_state_dict(accelerator, model) -> dict[str, Any] | None:
+    """The trained model's whole state dict under its own names, for `save_pretrained` (a collective under FSDP).
+
+    `accelerator.get_state_dict` gathers FSDP shards but keeps torch.compile's wrapper (Accelerate's `unwrap_model`
+    keeps it by default), so under `--dynamo_backend` its keys start with `_orig_mod.` and the saved model would not
+    load; the segment is removed here. Accelerate's own checkpoints (`save_state`) are not affected.
+    """
+    state_dict = accelerator.get_state_dict(model)
+    if state_dict is None:  # FSDP1 full state dicts live on rank 0 only
+        return None
+    return {COMPILED_WRAPPER_SEGMENT.sub(r"\1", key): value for key, value in state_dict.items()}
+
+
+__all__ = ["describe_distributed_setup", "full_state_dict", "node_identity"]
