@@ -176,10 +176,9 @@ def training_clips_per_second_and_peak(name, model, videos, device, repeats, num
     return videos.shape[0] / seconds, peak
 
 
-def saved_activation_mib(name, model, videos, num_classes) -> float:
-    """MiB that autograd keeps for backward in one training forward (what a training step's peak memory is mostly
-    made of, counted the same on any device): distinct storages, weights not counted."""
-    _, step_inputs = prepare_training(name, model, videos.shape[0], videos.device, num_classes)
+def kept_for_backward_bytes(model: nn.Module, run) -> tuple[int, object]:
+    """Bytes that autograd keeps for backward while `run()` builds the graph, and what `run()` returned: distinct
+    storages, the model's weights not counted (they are in memory anyway)."""
     weights = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
     kept = {}
 
@@ -190,10 +189,18 @@ def saved_activation_mib(name, model, videos, num_classes) -> float:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        loss = training_loss(name, model, videos, *step_inputs)
+        output = run()
+    return sum(kept.values()), output
+
+
+def saved_activation_mib(name, model, videos, num_classes) -> float:
+    """MiB that autograd keeps for backward in one training forward: what a training step's peak memory is mostly
+    made of, counted the same on any device."""
+    _, step_inputs = prepare_training(name, model, videos.shape[0], videos.device, num_classes)
+    kept, loss = kept_for_backward_bytes(model, lambda: training_loss(name, model, videos, *step_inputs))
     del loss
     model.eval()
-    return sum(kept.values()) / 2**20
+    return kept / 2**20
 
 
 def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int) -> None:

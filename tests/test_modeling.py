@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -257,20 +258,12 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
 
 
-def saved_activation_bytes(model, run) -> int:
-    """Bytes autograd keeps for backward while `run()` builds the graph (tensors that are weights not counted)."""
-    weights = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
-    kept = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in weights:
-            kept[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = run()
-    return sum(kept.values()), output
+def kept_for_backward_bytes(model, run):
+    """`benchmarks/bench_model.py`'s counter of what autograd keeps (so the benchmark's count is tested here too)."""
+    spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
+    bench_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_model)
+    return bench_model.kept_for_backward_bytes(model, run)
 
 
 def test_lean_quick_gelu_is_clips_activation_keeping_only_its_input():
@@ -313,7 +306,7 @@ def test_training_keeps_one_tensor_per_frozen_quick_gelu_with_the_same_gradients
         for parameter in model.trainable_parameters():  # leave the zero init so every path carries gradient
             torch.nn.init.normal_(parameter, std=0.05)
         model.train()
-        kept[activation], output = saved_activation_bytes(
+        kept[activation], output = kept_for_backward_bytes(
             model, lambda: model(**inputs, pixel_values_videos=videos(), labels=torch.tensor([0, 1])))
         output.loss.backward()
         gradients[activation] = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
