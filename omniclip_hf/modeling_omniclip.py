@@ -506,8 +506,8 @@ class OmniCLIPQuickGELU(QuickGELUActivation):
 
     Every frozen CLIP layer lies on the gradient's path to the adapters below it, so training keeps what each
     layer's backward needs. Autograd keeps both `x` and `sigmoid(1.702 x)` of the MLP's activation, two
-    `(frames, N, 4d)` tensors per layer: 48% of what an OmniCLIP B/16 training step keeps (138 of 277 MiB per clip
-    is the second one; `benchmarks/bench_model.py`'s saved-activation column). This one keeps `x` alone and
+    `(frames, N, 4d)` tensors per layer: 277 of the 580 MiB per clip that a bf16 ViT-B/16 training forward keeps
+    (`benchmarks/bench_model.py --saved_activations`). This one keeps `x` alone (138 MiB less, -24%) and
     recomputes the sigmoid in backward, one elementwise pass. `torch.compile` finds the same saving by itself;
     eager PyTorch has no switch for it (its activation-checkpointing tools recompute whole regions), hence the
     few lines here. Inference (no gradient) runs CLIP's own expression.

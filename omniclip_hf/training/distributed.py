@@ -54,7 +54,7 @@ def full_state_dict(accelerator, model) -> dict[str, Any] | None:
     load; the segment is removed here. Accelerate's own checkpoints (`save_state`) are not affected.
     """
     state_dict = accelerator.get_state_dict(model)
-    if state_dict is None:  # FSDP1 full state dicts live on rank 0 only
+    if state_dict is None:  # DeepSpeed ZeRO-3 gathers onto rank 0 only
         return None
     return {COMPILED_WRAPPER_SEGMENT.sub(r"\1", key): value for key, value in state_dict.items()}
 
