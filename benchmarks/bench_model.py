@@ -9,6 +9,9 @@ Rows:
 - `clip`: the frozen CLIP B/16 vision tower + projection on the same frames, features averaged over frames.
 - `clip+spg-tokens`: OmniCLIP with only the SPG prompts (what the extra K/4 tokens cost).
 - `omniclip`: the full model (temporal embedding, SPG, PTA in all 12 layers, video head).
+- `omniclip+clip-quickgelu` (training rows): with transformers' QuickGELU modules back in the frozen CLIP instead of
+  `OmniCLIPQuickGELU`, which keeps half as much for backward and recomputes a sigmoid: its memory and speed trade.
+- `omniclip+grad-ckpt` (training rows): with gradient checkpointing.
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +46,7 @@ from omniclip_hf.modeling_omniclip import OmniCLIPTemporalAdapter
 
 B16_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                   image_size=224, patch_size=16)
+CLIP_OWN_QUICK_GELU = "omniclip+clip-quickgelu"
 B16_TEXT = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
 
 
@@ -203,31 +208,39 @@ def saved_activation_mib(name, model, videos, num_classes) -> float:
     return kept / 2**20
 
 
+@contextmanager
+def clip_own_quick_gelu(omniclip: OmniCLIPModel):
+    """OmniCLIP with transformers' QuickGELU modules back in its frozen CLIP (as before `OmniCLIPQuickGELU`)."""
+    from transformers.activations import QuickGELUActivation
+
+    mlps = [layer.mlp for layer in omniclip.clip.vision_model.encoder.layers]
+    lean = [mlp.activation_fn for mlp in mlps]
+    for mlp in mlps:
+        mlp.activation_fn = QuickGELUActivation()
+    try:
+        yield omniclip
+    finally:
+        for mlp, activation in zip(mlps, lean):
+            mlp.activation_fn = activation
+
+
 def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int) -> None:
     """Kept-for-backward MiB per clip (the slope between batches 1 and 2) and per batch (X-CLIP's 400 class texts
     through its trained text encoder), for OmniCLIP, OmniCLIP with CLIP's own QuickGELU modules, and X-CLIP."""
-    from transformers.activations import QuickGELUActivation
-
-    omniclip_mlps = [layer.mlp for layer in models["omniclip"].clip.vision_model.encoder.layers]
-    lean = [mlp.activation_fn for mlp in omniclip_mlps]
     print(f"\nKept for backward by one training forward (saved tensors, weights not counted), {dtype}, {frames} frames")
     print(f"| model | MiB per clip | MiB per batch | MiB at batch {batch} |")
     print("|---|---|---|---|")
     for name in ("omniclip", "xclip"):
         models[name].to(dtype)
     at_batch = {}
-    for label, name in (("omniclip", "omniclip"), ("omniclip with CLIP's own QuickGELU", "omniclip"), ("xclip", "xclip")):
-        if label != "omniclip":
-            for mlp in omniclip_mlps:
-                mlp.activation_fn = QuickGELUActivation()
-        mib = [saved_activation_mib(name, models[name], torch.randn(size, frames, 3, 224, 224, device=device,
-                                                                     dtype=dtype), num_classes) for size in (1, 2)]
+    for label, name in (("omniclip", "omniclip"), (CLIP_OWN_QUICK_GELU, "omniclip"), ("xclip", "xclip")):
+        with clip_own_quick_gelu(models["omniclip"]) if label == CLIP_OWN_QUICK_GELU else nullcontext():
+            mib = [saved_activation_mib(name, models[name], torch.randn(size, frames, 3, 224, 224, device=device,
+                                                                         dtype=dtype), num_classes) for size in (1, 2)]
         per_clip, per_batch = mib[1] - mib[0], 2 * mib[0] - mib[1]
         at_batch[label] = per_batch + batch * per_clip
         print(f"| {label} | {per_clip:.1f} | {per_batch:.1f} | {at_batch[label]:.0f} |", flush=True)
-        for mlp, activation in zip(omniclip_mlps, lean):
-            mlp.activation_fn = activation
-    for label in ("omniclip", "omniclip with CLIP's own QuickGELU"):
+    for label in ("omniclip", CLIP_OWN_QUICK_GELU):
         print(f"  kept at batch {batch}, {label} / xclip: {at_batch[label] / at_batch['xclip']:.3f}")
 
 
@@ -530,8 +543,14 @@ def main() -> None:
             if name == "omniclip":
                 rows.append(row)
                 print(f"  measured {format_row(row, clip_parameters)}", flush=True)
-                row = {"model": "omniclip+grad-ckpt", "gflops_per_view": row["gflops_per_view"],
-                       "trainable": row["trainable"], "inference_clips_s": row["inference_clips_s"]}
+                same_inference = {key: row[key] for key in ("gflops_per_view", "trainable", "inference_clips_s")}
+                with clip_own_quick_gelu(model):  # what the lean activation saves in memory and costs in speed
+                    row = {"model": CLIP_OWN_QUICK_GELU, **same_inference}
+                    row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
+                        name, model, videos, device, repeats, args.num_classes)
+                rows.append(row)
+                print(f"  measured {format_row(row, clip_parameters)}", flush=True)
+                row = {"model": "omniclip+grad-ckpt", **same_inference}
                 row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
                     name, model, videos, device, repeats, args.num_classes, checkpointing=True)
         rows.append(row)
@@ -557,9 +576,12 @@ def main() -> None:
     print(f"  inference naive-pta / omniclip   {by_name['omniclip-naive-pta']['inference_clips_s'] / omni_row['inference_clips_s']:.3f}")
     print(f"  inference omniclip / spg-tokens  {omni_row['inference_clips_s'] / by_name['clip+spg-tokens']['inference_clips_s']:.3f}  (what PTA + head cost)")
     if "train_clips_s" in omni_row:
+        own = by_name[CLIP_OWN_QUICK_GELU]
         print(f"  training omniclip / xclip        {omni_row['train_clips_s'] / xclip_row['train_clips_s']:.3f}  [>= 1.2 on GPU]")
+        print(f"  training omniclip / clip-quickgelu  {omni_row['train_clips_s'] / own['train_clips_s']:.3f}  (the lean activation's cost)")
         if on_gpu:
             print(f"  peak memory omniclip / xclip     {omni_row['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}  [<= 0.85]")
+            print(f"  peak memory clip-quickgelu / xclip  {own['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
             ckpt = by_name["omniclip+grad-ckpt"]
             print(f"  peak memory grad-ckpt / xclip    {ckpt['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
             print(f"  training grad-ckpt / xclip       {ckpt['train_clips_s'] / xclip_row['train_clips_s']:.3f}")
