@@ -10,7 +10,8 @@
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
 #      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
 #      checkpoints hold (FSDP and DDP alike: only the trainable weights, no `clip.` key); then a resume from the
-#      step-6 checkpoint to step 9 under the same config.
+#      step-6 checkpoint to step 9 under the same config;
+#   4. only when asked (GPU_SESSION_PARTS="4"): 20 steps of examples/train.py compiled (--dynamo_backend inductor).
 #
 # The GPU image has torch and transformers but neither PyAV nor datasets: they travel as wheels in .whl/, and
 # the shared clips in .gpu_carry/videos (both ignored by git). Prepare them here, then call the device tool:
@@ -34,10 +35,12 @@ WORK=${WORK:-/tmp/omniclip_gpu_session}
 mkdir -p "$WORK"
 # The device run's shapes and settings; GPU_SESSION_DRY_RUN=1 shrinks them for the CPU rehearsal.
 CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3 VIDEOS=.gpu_carry/videos
+DYNAMO_BACKEND=inductor COMPILED_STEPS=20
 BENCH_MODEL_ARGS="--device cuda --compile"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
+    DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
     BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
     PIPELINE_ARGS="--clips 4 --workers 1"
 fi
@@ -59,8 +62,8 @@ timeout 100 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPEL
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
 fi
 
-[[ " $PARTS " == *" 3 "* ]] || exit 0
-echo "== 3. accelerate launch examples/train.py, FSDP and DDP"
+[[ " $PARTS " == *" 3 "* || " $PARTS " == *" 4 "* ]] || exit 0
+echo "== 3/4. a ViT-B/16-shaped random CLIP and a small motion set for examples/train.py"
 timeout 60 python3 - "$WORK" "$CLIP_SHAPE" <<'EOF' 2>&1 | tee "$OUT/train_setup.txt"
 import sys
 from pathlib import Path
@@ -88,7 +91,8 @@ CLIPTokenizer.from_pretrained(default_tokenizer_path()).save_pretrained(work / "
 write_motion_dataset(work / "motion", num_train_per_class=32, num_test_per_class=4, size=64)
 print("wrote", work / "clip", f"({shape})", "and", work / "motion")
 EOF
-for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
+[[ " $PARTS " == *" 3 "* ]] && echo "== 3. accelerate launch examples/train.py, FSDP and DDP"
+for name in $([[ " $PARTS " == *" 3 "* ]] && echo "${GPU_SESSION_CONFIGS:-fsdp multi_gpu}"); do
     rm -rf "$WORK/run_$name"
     timeout 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
         examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" --eval_data "$WORK/motion/test" \
@@ -114,3 +118,25 @@ for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
     python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 | tail -1 \
         | tee -a "$OUT/train_${name}_resume.txt"
 done
+
+# 4 (not in the default run, which must stay under the device's 10-minute call limit; GPU_SESSION_PARTS="4" when
+# time is left): examples/train.py compiled through `accelerate launch --dynamo_backend`, DDP config, one process;
+# its metrics (distributed.torch_compile), the tail of its progress bar (it/s), and whether model/ loads.
+if [[ " $PARTS " == *" 4 "* ]]; then
+    echo "== 4. accelerate launch --dynamo_backend $DYNAMO_BACKEND examples/train.py"
+    rm -rf "$WORK/run_compiled"
+    timeout 300 accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml --num_processes 1 \
+        --dynamo_backend "$DYNAMO_BACKEND" examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" \
+        --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_compiled" --max_steps "$COMPILED_STEPS" \
+        --batch_size "$BATCH" --mixed_precision "$PRECISION" --num_workers "$WORKERS" --warmup_epochs 0 \
+        2>&1 | tr '\r' '\n' | tee "$OUT/train_compiled.txt" | grep -v "^training: *[0-9]*%.*it/s\]$" | tail -8
+    echo "exit status compiled: ${PIPESTATUS[0]}"
+    grep "^training: *100%" "$OUT/train_compiled.txt" | tail -1
+    python3 -c "
+import json, sys
+from omniclip_hf import OmniCLIPModel
+m = json.load(open(sys.argv[1] + '/metrics.json'))
+print({k: m.get(k) for k in ('global_step', 'train_losses', 'distributed')})
+OmniCLIPModel.from_pretrained(sys.argv[1] + '/model')
+print('model/ loads')" "$WORK/run_compiled" 2>&1 | tail -3 | tee -a "$OUT/train_compiled.txt"
+fi
