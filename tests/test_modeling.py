@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -258,12 +259,14 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
 
 
-def kept_for_backward_bytes(model, run):
-    """`benchmarks/bench_model.py`'s counter of what autograd keeps (so the benchmark's count is tested here too)."""
+@functools.lru_cache(maxsize=1)
+def bench_model():
+    """`benchmarks/bench_model.py`, whose counter of what autograd keeps and whose switch back to CLIP's QuickGELU the
+    tests below use (so the benchmark's count is tested here too)."""
     spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
-    bench_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_model)
-    return bench_model.kept_for_backward_bytes(model, run)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_lean_quick_gelu_is_clips_activation_keeping_only_its_input():
@@ -297,7 +300,7 @@ def test_lean_quick_gelu_is_clips_activation_keeping_only_its_input():
 
 
 def test_training_keeps_one_tensor_per_frozen_quick_gelu_with_gradients_equal_to_rounding(tiny_clip, clip_tokenizer):
-    from transformers.activations import QuickGELUActivation
+    from contextlib import nullcontext
 
     from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELU
 
@@ -307,16 +310,14 @@ def test_training_keeps_one_tensor_per_frozen_quick_gelu_with_gradients_equal_to
         model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, use_temporal_embedding=False)
         mlps = [layer.mlp for layer in model.clip.vision_model.encoder.layers]
         assert all(type(mlp.activation_fn) is OmniCLIPQuickGELU for mlp in mlps)
-        if activation == "clip's own":
-            for mlp in mlps:
-                mlp.activation_fn = QuickGELUActivation()
         torch.manual_seed(3)
         for parameter in model.trainable_parameters():  # leave the zero init so every path carries gradient
             torch.nn.init.normal_(parameter, std=0.05)
         model.train()
-        kept[activation], output = kept_for_backward_bytes(
-            model, lambda: model(**inputs, pixel_values_videos=videos(), labels=torch.tensor([0, 1])))
-        output.loss.backward()
+        with bench_model().clip_own_quick_gelu(model) if activation == "clip's own" else nullcontext():
+            kept[activation], output = bench_model().kept_for_backward_bytes(
+                model, lambda: model(**inputs, pixel_values_videos=videos(), labels=torch.tensor([0, 1])))
+            output.loss.backward()
         gradients[activation] = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
     for name, gradient in gradients["lean"].items():
         torch.testing.assert_close(gradient, gradients["clip's own"][name], rtol=1e-5, atol=1e-7, msg=name)
