@@ -511,7 +511,7 @@ class OmniCLIPQuickGELU(QuickGELUActivation):
     `(frames, N, 4d)` tensors per layer: 277 of the 580 MiB per clip that a bf16 ViT-B/16 training forward keeps
     (`benchmarks/bench_model.py --saved_activations`). This one keeps `x` alone (138 MiB less, -24%) and computes
     the gradient from it with fewer passes than autograd (`_QuickGELUSavingInputOnly`). The outputs are CLIP's
-    bit for bit; the gradients agree to rounding (closer to exact ones in bf16). `torch.compile` finds the same
+    bit for bit; the gradients agree to rounding (`tests/test_modeling.py`). `torch.compile` finds the same
     saving by itself; eager PyTorch has no switch for it (its activation-checkpointing tools recompute whole regions),
     hence the few lines here. Inference (no gradient) runs CLIP's own module.
     """
