@@ -15,6 +15,7 @@ Rows:
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
+- with --compile: `clip`, `omniclip` and, at the very end, `xclip` under `torch.compile`.
 
 Then (on cuda, or with --saved_activations) what one bf16 training forward keeps for backward (saved tensors,
 weights not counted: the bulk of a training step's peak memory, nearly the same count on any device), per clip and
@@ -42,7 +43,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPConfig, CLIPModel, XCLIPConfig, XCLIPModel
 
 from omniclip_hf import OmniCLIPModel
-from omniclip_hf.modeling_omniclip import OmniCLIPTemporalAdapter
+from omniclip_hf.modeling_omniclip import (OmniCLIPTemporalAdapter, disable_activation_checkpointing,
+                                          enable_activation_checkpointing)
 
 B16_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                   image_size=224, patch_size=16)
@@ -167,7 +169,7 @@ def prepare_training(name, model, batch, device, num_classes) -> tuple[list, tup
 def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False):
     parameters, step_inputs = prepare_training(name, model, videos.shape[0], device, num_classes)
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -176,7 +178,7 @@ def training_clips_per_second_and_peak(name, model, videos, device, repeats, num
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     del optimizer
     if checkpointing:
-        model.gradient_checkpointing_disable()
+        disable_activation_checkpointing(model)
     model.eval()
     return videos.shape[0] / seconds, peak
 
@@ -222,6 +224,29 @@ def clip_own_quick_gelu(omniclip: OmniCLIPModel):
     finally:
         for mlp, activation in zip(mlps, lean):
             mlp.activation_fn = activation
+
+
+def lean_activation_interleaved(omniclip, videos, device, repeats, num_classes) -> None:
+    """OmniCLIP's training step with `OmniCLIPQuickGELU` and with CLIP's own QuickGELU modules, the two taking turns
+    (medians of single steps): a shared CPU's speed drifts over the minutes that the rows above take one after the
+    other, so their ratio is noise at a few percent; this one is not."""
+    parameters, step_inputs = prepare_training("omniclip", omniclip, videos.shape[0], device, num_classes)
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
+
+    def step(own: bool):
+        def run():
+            with clip_own_quick_gelu(omniclip) if own else nullcontext():
+                training_step("omniclip", omniclip, videos, *step_inputs, optimizer)
+        return run
+
+    steps = {"lean": step(own=False), "own": step(own=True)}
+    for run in steps.values():
+        run()
+    seconds = interleaved_median_seconds(steps, device, max(repeats, 5))
+    omniclip.eval()
+    print(f"  training step, interleaved medians of {max(repeats, 5)}: {seconds['lean']:.4f} s with "
+          f"OmniCLIPQuickGELU, {seconds['own']:.4f} s with CLIP's own; clips/s lean / own "
+          f"{seconds['own'] / seconds['lean']:.3f}", flush=True)
 
 
 def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int) -> None:
@@ -465,22 +490,23 @@ def by_model(rows: list[dict]) -> dict[str, dict]:
 
 
 def compiled_rows(models, eager_rows, videos, device, repeats, num_classes, training: bool,
-                  clip_parameters: int) -> list[dict]:
-    """`torch.compile` rows for bare CLIP and OmniCLIP; a failure to compile is printed and the row skipped.
+                  clip_parameters: int, names=("clip", "omniclip")) -> list[dict]:
+    """`torch.compile` rows for the models in `names`; a failure to compile is printed and the row skipped.
 
     Inference compiles the feature function (`torch.compile` on a module compiles only its `forward`); training
-    compiles the module, whose `forward` the training step calls.
+    compiles the module, whose `forward` the training step calls (not for bare CLIP, which trains nothing).
     """
     rows = []
-    for name in ("clip", "omniclip"):
+    for name in names:
         model, eager = models[name], eager_rows[name]
+        videos = videos.to(next(model.parameters()).dtype)  # --saved_activations left the models in bf16
         row = {"model": f"{name} (torch.compile)", "gflops_per_view": eager["gflops_per_view"],
                "trainable": eager["trainable"]}
         try:
             compiled_features = torch.compile(lambda v, name=name, model=model: video_features(name, model, v))
             row["inference_clips_s"] = videos.shape[0] / time_it(
                 lambda: torch.no_grad()(compiled_features)(videos), device, repeats, warmup=3)
-            if training and name == "omniclip":
+            if training and name != "clip":
                 model.compile()
                 row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
                     name, model, videos, device, repeats, num_classes)
@@ -501,7 +527,7 @@ def main() -> None:
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument("--skip_training", action="store_true")
     parser.add_argument("--cpu_training", action="store_true", help="time training steps on CPU too (slow)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile(omniclip)")
+    parser.add_argument("--compile", action="store_true", help="also time clip, omniclip and xclip under torch.compile")
     parser.add_argument("--pta_tables", action="store_true", help="the PTA attention and block tables on CPU too")
     parser.add_argument("--saved_activations", action="store_true",
                         help="what a training forward keeps for backward, on CPU too (bf16; about 12 GB of memory)")
@@ -550,6 +576,7 @@ def main() -> None:
                         name, model, videos, device, repeats, args.num_classes)
                 rows.append(row)
                 print(f"  measured {format_row(row, clip_parameters)}", flush=True)
+                lean_activation_interleaved(model, videos, device, repeats, args.num_classes)
                 row = {"model": "omniclip+grad-ckpt", **same_inference}
                 row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
                     name, model, videos, device, repeats, args.num_classes, checkpointing=True)
@@ -594,8 +621,28 @@ def main() -> None:
               f"{by_name['omniclip (torch.compile)']['inference_clips_s'] / by_name['clip (torch.compile)']['inference_clips_s']:.3f}")
     if "train_clips_s" in by_name.get("omniclip (torch.compile)", {}):
         print(f"  training omniclip compiled / xclip  {by_name['omniclip (torch.compile)']['train_clips_s'] / xclip_row['train_clips_s']:.3f}")
-    if on_gpu or args.saved_activations:  # last: the models go to bf16, the GPU rows' dtype, on the CPU too
+    if on_gpu or args.saved_activations:  # the models go to bf16, the GPU rows' dtype, on the CPU too
         saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
+    if args.compile:  # last, so that a long X-CLIP compile cannot cost the rows above: compiled against compiled
+        compiled_xclip_rows(models, by_name, videos, device, repeats, args.num_classes, run_training, clip_parameters)
+
+
+def compiled_xclip_rows(models, by_name, videos, device, repeats, num_classes, training, clip_parameters) -> None:
+    """X-CLIP under `torch.compile`, and OmniCLIP's compiled rows against it (the other ratios compare eager
+    X-CLIP, as the goals are stated)."""
+    (row,) = compiled_rows(models, by_name, videos, device, repeats, num_classes, training, clip_parameters,
+                           names=("xclip",)) or (None,)
+    omni_compiled = by_name.get("omniclip (torch.compile)")
+    if row is None or omni_compiled is None:
+        return
+    print(f"  inference omniclip / xclip, both compiled  "
+          f"{omni_compiled['inference_clips_s'] / row['inference_clips_s']:.3f}")
+    if "train_clips_s" in row and "train_clips_s" in omni_compiled:
+        print(f"  training omniclip / xclip, both compiled  "
+              f"{omni_compiled['train_clips_s'] / row['train_clips_s']:.3f}")
+        if device.type == "cuda":
+            print(f"  peak memory omniclip / xclip, both compiled  "
+                  f"{omni_compiled['train_peak_gib'] / row['train_peak_gib']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared device run (issue 14): one call, about 7 minutes on one H200. Not a test.
+# The prepared device run (issue 14): one call, about 7 minutes on one H200 (parts 1-3). Not a test.
 #
 #   1. bench_model.py --device cuda --compile: bare CLIP, X-CLIP and OmniCLIP at ViT-B/16 shapes, inference and
 #      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing; then the
@@ -11,7 +11,11 @@
 #      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
 #      checkpoints hold (FSDP and DDP alike: only the trainable weights, no `clip.` key); then a resume from the
 #      step-6 checkpoint to step 9 under the same config;
-#   4. only when asked (GPU_SESSION_PARTS="4"): 20 steps of examples/train.py compiled (--dynamo_backend inductor).
+#   4. only when asked (GPU_SESSION_PARTS="4"): 20 steps of examples/train.py compiled (--dynamo_backend inductor);
+#   5. only when asked (GPU_SESSION_PARTS="5"): profile_step.py, where an eager OmniCLIP inference forward, an eager
+#      OmniCLIP training step and an eager X-CLIP training step spend their time, operator by operator.
+# Part 1 times X-CLIP under torch.compile last, so a slow compile there costs only that row. With device time left
+# after the default run, a second call with GPU_SESSION_PARTS="5 4" runs both opt-in parts (timeouts 150 s, 300 s).
 #
 # The GPU image has torch and transformers but neither PyAV nor datasets: they travel as wheels in .whl/, and
 # the shared clips in .gpu_carry/videos (both ignored by git). Prepare them here, then call the device tool:
@@ -38,11 +42,13 @@ CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3
 DYNAMO_BACKEND=inductor COMPILED_STEPS=20
 BENCH_MODEL_ARGS="--device cuda --compile"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14"
+PROFILE_ARGS="--device cuda"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
     DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
     BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
     PIPELINE_ARGS="--clips 4 --workers 1"
+    PROFILE_ARGS="--batch_size 1 --num_classes 8 --rows 8"
 fi
 
 {
@@ -53,13 +59,18 @@ fi
 PARTS=${GPU_SESSION_PARTS:-1 2 3}  # e.g. GPU_SESSION_PARTS="2 3" to rerun the last two
 if [[ " $PARTS " == *" 1 "* ]]; then
 echo "== 1. bench_model.py $BENCH_MODEL_ARGS"
-timeout 270 python3 benchmarks/bench_model.py $BENCH_MODEL_ARGS 2>&1 | tee "$OUT/bench_model.txt"
+timeout 330 python3 benchmarks/bench_model.py $BENCH_MODEL_ARGS 2>&1 | tee "$OUT/bench_model.txt"
 fi
 
 if [[ " $PARTS " == *" 2 "* ]]; then
 echo "== 2. bench_input_pipeline.py"
 timeout 100 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
+fi
+
+if [[ " $PARTS " == *" 5 "* ]]; then
+echo "== 5. profile_step.py $PROFILE_ARGS"
+timeout 150 python3 benchmarks/profile_step.py $PROFILE_ARGS 2>&1 | tee "$OUT/profile_step.txt"
 fi
 
 [[ " $PARTS " == *" 3 "* || " $PARTS " == *" 4 "* ]] || exit 0

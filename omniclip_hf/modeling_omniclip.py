@@ -484,23 +484,25 @@ class OmniCLIPConvolutionAdapter(nn.Module):
         return torch.cat([torch.zeros_like(hidden_states[:, :1]), updated], dim=1)
 
 
-class _QuickGELUSavingInputOnly(torch.autograd.Function):
-    """`x * sigmoid(1.702 x)` whose backward keeps only `x`.
+class _QuickGELUKeepingScaledInput(torch.autograd.Function):
+    """`x * sigmoid(1.702 x)` whose backward keeps one tensor, `1.702 x`, and takes one pass.
 
-    `x * sigmoid(1.702 x) = SiLU(1.702 x) / 1.702`, so its derivative is SiLU's at `1.702 x`: the backward is one
-    scaling pass and torch's fused SiLU backward, two elementwise passes where autograd's backward through the product
-    and the sigmoid takes five. The forward is CLIP's expression, operation for operation.
+    `x * sigmoid(1.702 x) = SiLU(1.702 x) / 1.702`, so its derivative is SiLU's at `1.702 x`: the backward is torch's
+    fused SiLU backward on `1.702 x`, the product that the forward computes anyway and keeps instead of `x` (the same
+    size), one elementwise pass where autograd's backward through the product and the sigmoid takes five. The forward
+    is CLIP's expression, operation for operation.
     """
 
     @staticmethod
     def forward(ctx, hidden_states: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(hidden_states)
-        return hidden_states * torch.sigmoid(1.702 * hidden_states)
+        scaled = 1.702 * hidden_states
+        ctx.save_for_backward(scaled)
+        return hidden_states * torch.sigmoid(scaled)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        (hidden_states,) = ctx.saved_tensors
-        return torch.ops.aten.silu_backward(grad_output, 1.702 * hidden_states)
+        (scaled,) = ctx.saved_tensors
+        return torch.ops.aten.silu_backward(grad_output, scaled)
 
 
 class OmniCLIPQuickGELU(QuickGELUActivation):
@@ -509,16 +511,17 @@ class OmniCLIPQuickGELU(QuickGELUActivation):
     Every frozen CLIP layer lies on the gradient's path to the adapters below it, so training keeps what each
     layer's backward needs. Autograd keeps both `x` and `sigmoid(1.702 x)` of the MLP's activation, two
     `(frames, N, 4d)` tensors per layer: 277 of the 580 MiB per clip that a bf16 ViT-B/16 training forward keeps
-    (`benchmarks/bench_model.py --saved_activations`). This one keeps `x` alone (138 MiB less, -24%) and computes
-    the gradient from it with fewer passes than autograd (`_QuickGELUSavingInputOnly`). The outputs are CLIP's
-    bit for bit; the gradients agree to rounding (`tests/test_modeling.py`). `torch.compile` finds the same
-    saving by itself; eager PyTorch has no switch for it (its activation-checkpointing tools recompute whole regions),
-    hence the few lines here. Inference (no gradient) runs CLIP's own module.
+    (`benchmarks/bench_model.py --saved_activations`). This one keeps a single tensor of that size, `1.702 x`
+    (138 MiB less, -24%), and computes the gradient from it in one pass where autograd takes five
+    (`_QuickGELUKeepingScaledInput`). The outputs are CLIP's bit for bit; the gradients agree to rounding
+    (`tests/test_modeling.py`). `torch.compile` finds the same saving by itself; eager PyTorch has no switch for
+    it (its activation-checkpointing tools recompute whole regions), hence the few lines here. Inference (no
+    gradient) runs CLIP's own module.
     """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and input.requires_grad:
-            return _QuickGELUSavingInputOnly.apply(input)
+            return _QuickGELUKeepingScaledInput.apply(input)
         return super().forward(input)
 
 
@@ -789,11 +792,33 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
             # _init_weights on it for custom code: set it here (a loaded value is flagged and kept).
             init.constant_(clip.logit_scale, self.config.logit_scale_init_value)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
-        # Non-reentrant checkpointing also gives gradients when a block's input does not require grad
-        # (e.g. PTA on, temporal embedding off: the frozen patch embedding feeds the first block).
-        gradient_checkpointing_kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
-        super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
+    # Non-reentrant checkpointing also gives gradients when a block's input does not require grad (e.g. PTA on,
+    # temporal embedding off: the frozen patch embedding feeds the first block), so it is the default here even when
+    # other checkpoint arguments are given. Transformers renamed the method (5.2x: `activation_checkpointing_enable`,
+    # the old name a deprecated alias that calls it); the override goes on the installed version's own method, so
+    # that neither name warns about a call the user did not make.
+    if hasattr(PreTrainedModel, "activation_checkpointing_enable"):
+
+        def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **kwargs):
+            activation_checkpointing_kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+            super().activation_checkpointing_enable(activation_checkpointing_kwargs, **kwargs)
+
+    else:
+
+        def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs):
+            gradient_checkpointing_kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+            super().gradient_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+
+def enable_activation_checkpointing(model: PreTrainedModel) -> None:
+    """Turns on activation (gradient) checkpointing under the installed transformers' name for it."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable()
+
+
+def disable_activation_checkpointing(model: PreTrainedModel) -> None:
+    disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
+    disable()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, CLIPModel
 
 from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
+from omniclip_hf.modeling_omniclip import disable_activation_checkpointing, enable_activation_checkpointing
 
 from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips, tiny_clip_config
 
@@ -249,7 +250,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
         for parameter in model.trainable_parameters():  # leave the zero init so every path carries gradient
             torch.nn.init.normal_(parameter, std=0.05)
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            enable_activation_checkpointing(model)
             assert all(block.gradient_checkpointing for block in model.blocks)
         model.train()
         model(**inputs, pixel_values_videos=videos(), labels=torch.tensor([0, 1])).loss.backward()
@@ -257,6 +258,30 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
     assert gradients[0].keys() == gradients[1].keys()
     for name in gradients[0]:
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
+
+
+def test_activation_checkpointing_is_non_reentrant_under_either_name_without_a_stray_warning(tiny_clip):
+    """Non-reentrant even when other checkpoint arguments are given (reentrant checkpointing gives no gradient to a
+    block whose input does not require grad); the installed transformers' current name for the method warns about
+    nothing, and the deprecated one (transformers 5.2x) warns once, about the call the user made."""
+    import warnings
+
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES)
+    current = getattr(model, "activation_checkpointing_enable", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (current or model.gradient_checkpointing_enable)({"preserve_rng_state": False})
+    assert [str(warning.message) for warning in caught] == []
+    for block in model.blocks:
+        assert block._gradient_checkpointing_func.keywords == {"use_reentrant": False, "preserve_rng_state": False}
+    if current is not None:
+        disable_activation_checkpointing(model)
+        assert not any(block.gradient_checkpointing for block in model.blocks)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.gradient_checkpointing_enable({"preserve_rng_state": False})
+        assert [type(warning.message) for warning in caught] == [FutureWarning]
+        assert all(block._gradient_checkpointing_func.keywords["use_reentrant"] is False for block in model.blocks)
 
 
 @functools.lru_cache(maxsize=1)
@@ -297,6 +322,19 @@ def test_lean_quick_gelu_is_clips_activation_keeping_only_its_input():
         lean_error = (lean_grad.double() - exact.grad).abs().max().item()
         few_ulps = 4 * torch.finfo(dtype).eps * exact.grad.abs().max().item()
         assert lean_error <= 2 * max(clip_error, few_ulps), (dtype, lean_error, clip_error)
+
+
+def test_lean_quick_gelu_backward_is_one_fused_pass():
+    """The backward runs torch's fused SiLU backward on the kept `1.702 x` and nothing else (autograd's backward
+    through CLIP's module runs three products, a sigmoid backward and a sum)."""
+    from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELU
+
+    leaf = torch.randn(3, 7, 40, requires_grad=True)
+    output, grad_output = OmniCLIPQuickGELU()(leaf), torch.randn(leaf.shape)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        output.backward(grad_output)
+    operators = {event.key for event in profile.key_averages() if event.key.startswith("aten::")}
+    assert operators - {"aten::detach"} == {"aten::silu_backward"}
 
 
 def test_training_keeps_one_tensor_per_frozen_quick_gelu_with_gradients_equal_to_rounding(tiny_clip, clip_tokenizer):

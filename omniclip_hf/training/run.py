@@ -13,7 +13,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from ..modeling_omniclip import OmniCLIPModel
+from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
 from .checkpoints import (
@@ -156,7 +156,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     accelerator.wait_for_everyone()
     data = training_data(options, accelerator, output_dir)
     if options.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     dataset, loader, steps_per_epoch = training_loader(options, accelerator, data, processor.video_processor)
     optimizer = build_optimizer(model, options)
