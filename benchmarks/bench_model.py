@@ -9,8 +9,9 @@ Rows:
 - `clip`: the frozen CLIP B/16 vision tower + projection on the same frames, features averaged over frames.
 - `clip+spg-tokens`: OmniCLIP with only the SPG prompts (what the extra K/4 tokens cost).
 - `omniclip`: the full model (temporal embedding, SPG, PTA in all 12 layers, video head).
-- `omniclip+clip-quickgelu` (training rows): with transformers' QuickGELU modules back in the frozen CLIP instead of
-  `OmniCLIPQuickGELU` (which keeps half as much for backward, and takes fewer passes): what that changes.
+- `omniclip+clip-mlp`: with transformers' own `CLIPMLP` modules back in the frozen CLIP instead of
+  `OmniCLIPQuickGELUMLP` (the same function with one elementwise pass instead of three, keeping half as much for
+  backward): what that changes; then the same comparison with the two taking turns (steadier on a shared CPU).
 - `omniclip+grad-ckpt` (training rows): with gradient checkpointing.
 - `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
   `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
@@ -19,7 +20,7 @@ Rows:
 
 Then (on cuda, or with --saved_activations) what one bf16 training forward keeps for backward (saved tensors,
 weights not counted: the bulk of a training step's peak memory, nearly the same count on any device), per clip and
-per batch, for OmniCLIP, OmniCLIP with CLIP's own QuickGELU modules (see `OmniCLIPQuickGELU`) and X-CLIP.
+per batch, for OmniCLIP, OmniCLIP with CLIP's own MLP modules (see `OmniCLIPQuickGELUMLP`) and X-CLIP.
 
 Then (on cuda, or with --pta_tables) two tables at the same shapes, each row with its share of OmniCLIP's inference
 time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math;
@@ -41,15 +42,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import CLIPConfig, CLIPModel, XCLIPConfig, XCLIPModel
+from transformers.models.clip.modeling_clip import CLIPMLP
 
 from omniclip_hf import OmniCLIPModel
-from omniclip_hf.modeling_omniclip import (OmniCLIPTemporalAdapter, disable_activation_checkpointing,
-                                          enable_activation_checkpointing)
+from omniclip_hf.modeling_omniclip import (OmniCLIPQuickGELUMLP, OmniCLIPTemporalAdapter,
+                                          disable_activation_checkpointing, enable_activation_checkpointing)
 
 B16_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                   image_size=224, patch_size=16)
 B16_TEXT = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
-CLIP_OWN_QUICK_GELU = "omniclip+clip-quickgelu"
+CLIP_OWN_MLP = "omniclip+clip-mlp"
 
 
 class NaiveTemporalAttention(nn.Module):
@@ -211,42 +213,69 @@ def saved_activation_mib(name, model, videos, num_classes) -> float:
 
 
 @contextmanager
-def clip_own_quick_gelu(omniclip: OmniCLIPModel):
-    """OmniCLIP with transformers' QuickGELU modules back in its frozen CLIP (as before `OmniCLIPQuickGELU`)."""
-    from transformers.activations import QuickGELUActivation
-
-    mlps = [layer.mlp for layer in omniclip.clip.vision_model.encoder.layers]
-    lean = [mlp.activation_fn for mlp in mlps]
+def clip_own_mlps(omniclip: OmniCLIPModel):
+    """OmniCLIP with transformers' own `CLIPMLP` (QuickGELU in three passes) in its frozen CLIP, as before
+    `OmniCLIPQuickGELUMLP`."""
+    mlps = [module for module in omniclip.clip.modules() if type(module) is OmniCLIPQuickGELUMLP]
     for mlp in mlps:
-        mlp.activation_fn = QuickGELUActivation()
+        mlp.__class__ = CLIPMLP
     try:
         yield omniclip
     finally:
-        for mlp, activation in zip(mlps, lean):
-            mlp.activation_fn = activation
+        for mlp in mlps:
+            mlp.__class__ = OmniCLIPQuickGELUMLP
 
 
-def lean_activation_interleaved(omniclip, videos, device, repeats, num_classes) -> None:
-    """OmniCLIP's training step with `OmniCLIPQuickGELU` and with CLIP's own QuickGELU modules, the two taking turns
-    (medians of single steps): a shared CPU's speed drifts over the minutes that the rows above take one after the
-    other, so their ratio is noise at a few percent; this one is not."""
-    parameters, step_inputs = prepare_training("omniclip", omniclip, videos.shape[0], device, num_classes)
-    optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
+def omniclip_variant_rows(model, omniclip_row, videos, device, repeats, num_classes, training: bool,
+                          clip_parameters: int) -> list[dict]:
+    """OmniCLIP with CLIP's own MLP modules (what `OmniCLIPQuickGELUMLP` changes) and, training only, with gradient
+    checkpointing; then the MLP comparison again with the two taking turns."""
+    shared = {key: omniclip_row[key] for key in ("gflops_per_view", "trainable")}
+    with clip_own_mlps(model):
+        own = {"model": CLIP_OWN_MLP, **shared,
+               "inference_clips_s": inference_clips_per_second("omniclip", model, videos, device, repeats)}
+        if training:
+            own["train_clips_s"], own["train_peak_gib"] = training_clips_per_second_and_peak(
+                "omniclip", model, videos, device, repeats, num_classes)
+    print(f"  measured {format_row(own, clip_parameters)}", flush=True)
+    rows = [own]
+    if training:
+        checkpointed = {"model": "omniclip+grad-ckpt", **shared, "inference_clips_s": omniclip_row["inference_clips_s"]}
+        checkpointed["train_clips_s"], checkpointed["train_peak_gib"] = training_clips_per_second_and_peak(
+            "omniclip", model, videos, device, repeats, num_classes, checkpointing=True)
+        print(f"  measured {format_row(checkpointed, clip_parameters)}", flush=True)
+        rows.append(checkpointed)
+    fused_mlp_interleaved(model, videos, device, repeats, num_classes, training)
+    return rows
 
-    def step(own: bool):
+
+def fused_mlp_interleaved(omniclip, videos, device, repeats, num_classes, training: bool) -> None:
+    """OmniCLIP's inference and training step with `OmniCLIPQuickGELUMLP` and with CLIP's own MLP modules, the two
+    taking turns (medians of single calls): a shared CPU's speed drifts over the minutes that the rows take one after
+    the other, so the ratio of two rows is noise at a few percent there; this one is not."""
+    def step(own: bool, train: bool):
         def run():
-            with clip_own_quick_gelu(omniclip) if own else nullcontext():
-                training_step("omniclip", omniclip, videos, *step_inputs, optimizer)
+            with clip_own_mlps(omniclip) if own else nullcontext():
+                if train:
+                    training_step("omniclip", omniclip, videos, *step_inputs, optimizer)
+                else:
+                    with torch.no_grad():
+                        video_features("omniclip", omniclip, videos)
         return run
 
-    steps = {"lean": step(own=False), "own": step(own=True)}
-    for run in steps.values():
-        run()
-    seconds = interleaved_median_seconds(steps, device, max(repeats, 5))
-    omniclip.eval()
-    print(f"  training step, interleaved medians of {max(repeats, 5)}: {seconds['lean']:.4f} s with "
-          f"OmniCLIPQuickGELU, {seconds['own']:.4f} s with CLIP's own; clips/s lean / own "
-          f"{seconds['own'] / seconds['lean']:.3f}", flush=True)
+    rounds = max(repeats, 5)
+    for train in (False, True) if training else (False,):
+        if train:
+            parameters, step_inputs = prepare_training("omniclip", omniclip, videos.shape[0], device, num_classes)
+            optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
+        steps = {"fused": step(own=False, train=train), "own": step(own=True, train=train)}
+        for run in steps.values():
+            run()
+        seconds = interleaved_median_seconds(steps, device, rounds)
+        omniclip.eval()
+        print(f"  {'training step' if train else 'inference'}, interleaved medians of {rounds}: "
+              f"{seconds['fused']:.4f} s with OmniCLIPQuickGELUMLP, {seconds['own']:.4f} s with CLIP's own MLP; "
+              f"clips/s fused / own {seconds['own'] / seconds['fused']:.3f}", flush=True)
 
 
 def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int) -> None:
@@ -258,14 +287,14 @@ def saved_activation_rows(models, frames, device, dtype, num_classes, batch: int
     for name in ("omniclip", "xclip"):
         models[name].to(dtype)
     at_batch = {}
-    for label, name in (("omniclip", "omniclip"), (CLIP_OWN_QUICK_GELU, "omniclip"), ("xclip", "xclip")):
-        with clip_own_quick_gelu(models["omniclip"]) if label == CLIP_OWN_QUICK_GELU else nullcontext():
+    for label, name in (("omniclip", "omniclip"), (CLIP_OWN_MLP, "omniclip"), ("xclip", "xclip")):
+        with clip_own_mlps(models["omniclip"]) if label == CLIP_OWN_MLP else nullcontext():
             mib = [saved_activation_mib(name, models[name], torch.randn(size, frames, 3, 224, 224, device=device,
                                                                          dtype=dtype), num_classes) for size in (1, 2)]
         per_clip, per_batch = mib[1] - mib[0], 2 * mib[0] - mib[1]
         at_batch[label] = per_batch + batch * per_clip
         print(f"| {label} | {per_clip:.1f} | {per_batch:.1f} | {at_batch[label]:.0f} |", flush=True)
-    for label in ("omniclip", CLIP_OWN_QUICK_GELU):
+    for label in ("omniclip", CLIP_OWN_MLP):
         print(f"  kept at batch {batch}, {label} / xclip: {at_batch[label] / at_batch['xclip']:.3f}")
 
 
@@ -562,26 +591,14 @@ def main() -> None:
         row = {"model": name, "gflops_per_view": count_gflops(name, model, flop_videos)}
         row["trainable"] = trainable_parameters(name, model)
         row["inference_clips_s"] = inference_clips_per_second(name, model, videos, device, repeats)
-        if run_training and name != "clip+spg-tokens":
-            if name != "clip":
-                row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
-                    name, model, videos, device, repeats, args.num_classes)
-            if name == "omniclip":
-                rows.append(row)
-                print(f"  measured {format_row(row, clip_parameters)}", flush=True)
-                same_inference = {key: row[key] for key in ("gflops_per_view", "trainable", "inference_clips_s")}
-                with clip_own_quick_gelu(model):  # what the lean activation changes in memory and speed
-                    row = {"model": CLIP_OWN_QUICK_GELU, **same_inference}
-                    row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
-                        name, model, videos, device, repeats, args.num_classes)
-                rows.append(row)
-                print(f"  measured {format_row(row, clip_parameters)}", flush=True)
-                lean_activation_interleaved(model, videos, device, repeats, args.num_classes)
-                row = {"model": "omniclip+grad-ckpt", **same_inference}
-                row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
-                    name, model, videos, device, repeats, args.num_classes, checkpointing=True)
+        if run_training and name not in ("clip", "clip+spg-tokens"):
+            row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
+                name, model, videos, device, repeats, args.num_classes)
         rows.append(row)
         print(f"  measured {format_row(row, clip_parameters)}", flush=True)
+        if name == "omniclip":
+            rows += omniclip_variant_rows(model, row, videos, device, repeats, args.num_classes, run_training,
+                                          clip_parameters)
     if args.compile:
         rows += compiled_rows(models, by_model(rows), videos, device, repeats, args.num_classes,
                               training=run_training, clip_parameters=clip_parameters)
@@ -602,13 +619,14 @@ def main() -> None:
     print(f"  inference omniclip / xclip       {omni_row['inference_clips_s'] / xclip_row['inference_clips_s']:.3f}  [> 1 on GPU]")
     print(f"  inference naive-pta / omniclip   {by_name['omniclip-naive-pta']['inference_clips_s'] / omni_row['inference_clips_s']:.3f}")
     print(f"  inference omniclip / spg-tokens  {omni_row['inference_clips_s'] / by_name['clip+spg-tokens']['inference_clips_s']:.3f}  (what PTA + head cost)")
+    own = by_name[CLIP_OWN_MLP]
+    print(f"  inference omniclip / clip-mlp    {omni_row['inference_clips_s'] / own['inference_clips_s']:.3f}  (what the fused MLP changes)")
     if "train_clips_s" in omni_row:
-        own = by_name[CLIP_OWN_QUICK_GELU]
         print(f"  training omniclip / xclip        {omni_row['train_clips_s'] / xclip_row['train_clips_s']:.3f}  [>= 1.2 on GPU]")
-        print(f"  training omniclip / clip-quickgelu  {omni_row['train_clips_s'] / own['train_clips_s']:.3f}  (what the lean activation changes)")
+        print(f"  training omniclip / clip-mlp     {omni_row['train_clips_s'] / own['train_clips_s']:.3f}  (what the fused MLP changes)")
         if on_gpu:
             print(f"  peak memory omniclip / xclip     {omni_row['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}  [<= 0.85]")
-            print(f"  peak memory clip-quickgelu / xclip  {own['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
+            print(f"  peak memory clip-mlp / xclip     {own['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
             ckpt = by_name["omniclip+grad-ckpt"]
             print(f"  peak memory grad-ckpt / xclip    {ckpt['train_peak_gib'] / xclip_row['train_peak_gib']:.3f}")
             print(f"  training grad-ckpt / xclip       {ckpt['train_clips_s'] / xclip_row['train_clips_s']:.3f}")

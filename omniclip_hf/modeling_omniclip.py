@@ -32,7 +32,7 @@ from transformers import initialization as init
 from transformers.activations import QuickGELUActivation
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.models.clip.modeling_clip import CLIPAttention
+from transformers.models.clip.modeling_clip import CLIPAttention, CLIPMLP
 from transformers.processing_utils import Unpack
 from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
@@ -484,53 +484,40 @@ class OmniCLIPConvolutionAdapter(nn.Module):
         return torch.cat([torch.zeros_like(hidden_states[:, :1]), updated], dim=1)
 
 
-class _QuickGELUKeepingScaledInput(torch.autograd.Function):
-    """`x * sigmoid(1.702 x)` whose backward keeps one tensor, `1.702 x`, and takes one pass.
+QUICK_GELU_SCALE = 1.702  # CLIP's QuickGELU is x * sigmoid(1.702 x) (transformers' QuickGELUActivation)
 
-    `x * sigmoid(1.702 x) = SiLU(1.702 x) / 1.702`, so its derivative is SiLU's at `1.702 x`: the backward is torch's
-    fused SiLU backward on `1.702 x`, the product that the forward computes anyway and keeps instead of `x` (the same
-    size), one elementwise pass where autograd's backward through the product and the sigmoid takes five. The forward
-    is CLIP's expression, operation for operation.
+
+class OmniCLIPQuickGELUMLP(CLIPMLP):
+    """CLIP's MLP, `fc2(x * sigmoid(1.702 x))` with `x = fc1(h)`, computed with one elementwise pass instead of three.
+
+    `x * sigmoid(1.702 x) = SiLU(1.702 x) / 1.702`. fc1's GEMM scales its output by 1.702 (`addmm`'s alpha, the bias
+    scaled with it) and fc2's by 1 / 1.702, so between the two GEMMs runs torch's fused SiLU kernel, where CLIP's
+    QuickGELU makes three passes (scale, sigmoid, product) over the `(frames, N, 4d)` hidden tensor, the widest of a
+    layer. Eager inference and training run faster for it (`benchmarks/bench_model.py`); the function is the same, and
+    the scaling happens in the GEMMs' accumulators, so outputs differ from CLIP's by rounding only (tests).
+
+    Training keeps less, too: every frozen layer lies on the gradient's path to the adapters below it, and autograd
+    keeps both `x` and the sigmoid's output of CLIP's QuickGELU for backward, two `(frames, N, 4d)` tensors per layer
+    (277 of the 580 MiB per clip that a bf16 ViT-B/16 training forward keeps); SiLU keeps only its input, and its
+    backward is one fused pass (`benchmarks/bench_model.py --saved_activations`).
+
+    `use_fused_quick_gelu_mlps` swaps the class of the frozen CLIP's MLP modules in place (as
+    `torch.nn.utils.parametrize` does): same parameters, same state dict, still a `CLIPMLP`.
     """
 
-    @staticmethod
-    def forward(ctx, hidden_states: torch.Tensor) -> torch.Tensor:
-        scaled = 1.702 * hidden_states
-        ctx.save_for_backward(scaled)
-        return hidden_states * torch.sigmoid(scaled)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        (scaled,) = ctx.saved_tensors
-        return torch.ops.aten.silu_backward(grad_output, scaled)
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        flat = hidden_states.reshape(-1, hidden_states.shape[-1])
+        scaled = torch.addmm(self.fc1.bias * QUICK_GELU_SCALE, flat, self.fc1.weight.t(), alpha=QUICK_GELU_SCALE)
+        output = torch.addmm(self.fc2.bias, F.silu(scaled), self.fc2.weight.t(), alpha=1 / QUICK_GELU_SCALE)
+        return output.view(*hidden_states.shape[:-1], output.shape[-1])
 
 
-class OmniCLIPQuickGELU(QuickGELUActivation):
-    """CLIP's QuickGELU, `x * sigmoid(1.702 x)`, with the same forward, that keeps half the memory for backward.
-
-    Every frozen CLIP layer lies on the gradient's path to the adapters below it, so training keeps what each
-    layer's backward needs. Autograd keeps both `x` and `sigmoid(1.702 x)` of the MLP's activation, two
-    `(frames, N, 4d)` tensors per layer: 277 of the 580 MiB per clip that a bf16 ViT-B/16 training forward keeps
-    (`benchmarks/bench_model.py --saved_activations`). This one keeps a single tensor of that size, `1.702 x`
-    (138 MiB less, -24%), and computes the gradient from it in one pass where autograd takes five
-    (`_QuickGELUKeepingScaledInput`). The outputs are CLIP's bit for bit; the gradients agree to rounding
-    (`tests/test_modeling.py`). `torch.compile` finds the same saving by itself; eager PyTorch has no switch for
-    it (its activation-checkpointing tools recompute whole regions), hence the few lines here. Inference (no
-    gradient) runs CLIP's own module.
-    """
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and input.requires_grad:
-            return _QuickGELUKeepingScaledInput.apply(input)
-        return super().forward(input)
-
-
-def use_lean_quick_gelu(clip: nn.Module) -> None:
-    """Replaces the frozen CLIP's QuickGELU modules by `OmniCLIPQuickGELU` (same outputs; see there). CLIPs with
-    another activation ("gelu": torch's keeps only its input already) are left as they are."""
+def use_fused_quick_gelu_mlps(clip: nn.Module) -> None:
+    """Makes the CLIP's QuickGELU MLPs `OmniCLIPQuickGELUMLP`s (the same function; see there). MLPs with another
+    activation ("gelu": one fused pass already, keeping only its input) are left as they are."""
     for module in clip.modules():
-        if type(getattr(module, "activation_fn", None)) is QuickGELUActivation:
-            module.activation_fn = OmniCLIPQuickGELU()
+        if type(module) is CLIPMLP and type(module.activation_fn) is QuickGELUActivation:
+            module.__class__ = OmniCLIPQuickGELUMLP
 
 
 def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -861,7 +848,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         else:  # a loaded CLIP (from_clip): keep its weights through post_init's initialisation
             _mark_initialised(clip)
         self.clip = clip
-        use_lean_quick_gelu(clip)  # halves what the frozen MLPs keep for backward; outputs are unchanged
+        use_fused_quick_gelu_mlps(clip)  # CLIP's MLP function in fewer passes, keeping half as much for backward
         # One config object per sub-model, as in transformers' composite models: this config's sub-configs are the
         # ones CLIP's text and vision models read, so what is set on them (attention kind, output flags) reaches CLIP.
         config.text_config = clip.config.text_config
