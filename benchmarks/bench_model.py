@@ -26,9 +26,9 @@ Then (on cuda, or with --pta_tables) two tables at the same shapes, each row wit
 time over the 12 layers: the PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math;
 "default" is SDPA's own choice) on the package's strided head layout and after the textbook transposed copy, and
 written out without SDPA (einsum, and broadcast product-and-sum: candidates for T = 8); and one block's pieces (the
-frozen CLIP layer, the adapter's LayerNorm, Down, q/k, attention, Up, the residual add; the residual add folded into
-Up's GEMM as a candidate; the whole adapter with Down, q and k in one GEMM as another), to show where the adapter's
-time goes.
+frozen CLIP layer, also with CLIP's own MLP; the adapter's LayerNorm, Down, q/k, attention, Up, the residual add; the
+residual add folded into Up's GEMM as a candidate; the whole adapter with Down, q and k in one GEMM as another), to
+show where the adapter's time goes.
 """
 
 from __future__ import annotations
@@ -438,6 +438,13 @@ def fused_projection_attended(adapter, hidden_states: torch.Tensor, num_frames: 
     return attended.reshape(frames, tokens, heads * head_dim)
 
 
+def frozen_layer_with_clips_own_mlp(omniclip, frozen_layer, hidden: torch.Tensor) -> torch.Tensor:
+    from omniclip_hf.modeling_omniclip import run_frozen_layer
+
+    with clip_own_mlps(omniclip):
+        return run_frozen_layer(frozen_layer, hidden)
+
+
 def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_clips_s=None) -> None:
     """Times the pieces of one spatial-temporal block (parallel PTA) on the real modules of layer 0, in turns."""
     from omniclip_hf.modeling_omniclip import alpha_scaled_up, run_frozen_layer
@@ -459,6 +466,7 @@ def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_cl
     pieces = {
         "whole block (frozen layer + PTA + add)": lambda: block(hidden, frozen_layer=frozen_layer, num_frames=frames),
         "frozen CLIP layer": lambda: run_frozen_layer(frozen_layer, hidden),
+        "frozen CLIP layer, CLIP's own MLP": lambda: frozen_layer_with_clips_own_mlp(omniclip, frozen_layer, hidden),
         "PTA whole": lambda: adapter(hidden, frames),
         "PTA LayerNorm": lambda: adapter.layer_norm(hidden),
         "PTA Down": lambda: adapter.down(normed),

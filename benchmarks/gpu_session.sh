@@ -2,7 +2,8 @@
 # The prepared device run (issue 14): one call, about 7 minutes on one H200 (parts 1-3). Not a test.
 #
 #   1. bench_model.py --device cuda --compile: bare CLIP, X-CLIP and OmniCLIP at ViT-B/16 shapes, inference and
-#      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing; then the
+#      training clips/s, peak memory, eager and torch.compile, with and without gradient checkpointing, and with
+#      CLIP's own MLP modules instead of the fused QuickGELU ones (`omniclip+clip-mlp`); then the
 #      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and one block's pieces
 #      (frozen layer, the adapter's LayerNorm/Down/q-k/attention/Up, the residual add), each with its share of
 #      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30);

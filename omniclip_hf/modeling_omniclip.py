@@ -493,8 +493,10 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
     `x * sigmoid(1.702 x) = SiLU(1.702 x) / 1.702`. fc1's GEMM scales its output by 1.702 (`addmm`'s alpha, the bias
     scaled with it) and fc2's by 1 / 1.702, so between the two GEMMs runs torch's fused SiLU kernel, where CLIP's
     QuickGELU makes three passes (scale, sigmoid, product) over the `(frames, N, 4d)` hidden tensor, the widest of a
-    layer. Eager inference and training run faster for it (`benchmarks/bench_model.py`); the function is the same, and
-    the scaling happens in the GEMMs' accumulators, so outputs differ from CLIP's by rounding only (tests).
+    layer. On a CPU, eager inference ran 1.05x and a training step 1.11x faster for it (docs/design.md; the GPU is yet
+    to measure); the function is the same, and the scaling happens in the GEMMs' accumulators, so outputs differ from
+    CLIP's by rounding only (tests). When fc1 or fc2 is not a plain `nn.Linear` (quantized, or wrapped by an adapter
+    library such as PEFT), the MLP runs CLIP's own forward, which calls them.
 
     Training keeps less, too: every frozen layer lies on the gradient's path to the adapters below it, and autograd
     keeps both `x` and the sigmoid's output of CLIP's QuickGELU for backward, two `(frames, N, 4d)` tensors per layer
@@ -506,6 +508,8 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
     """
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if type(self.fc1) is not nn.Linear or type(self.fc2) is not nn.Linear:  # their own forward must run
+            return super().forward(hidden_states)
         flat = hidden_states.reshape(-1, hidden_states.shape[-1])
         scaled = torch.addmm(self.fc1.bias * QUICK_GELU_SCALE, flat, self.fc1.weight.t(), alpha=QUICK_GELU_SCALE)
         output = torch.addmm(self.fc2.bias, F.silu(scaled), self.fc2.weight.t(), alpha=1 / QUICK_GELU_SCALE)

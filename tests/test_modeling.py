@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import AutoConfig, AutoModel, CLIPModel
 
 from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
@@ -329,6 +330,25 @@ def test_fused_quick_gelu_mlp_is_clips_mlp_up_to_rounding():
         for which, scale in ((0, exact_output), (1, exact_input.grad)):
             few_ulps = 4 * torch.finfo(dtype).eps * scale.abs().max().item()
             assert errors["fused"][which] <= 2 * max(errors["clip"][which], few_ulps), (dtype, errors)
+
+
+def test_fused_quick_gelu_mlp_runs_clips_forward_when_a_linear_layer_is_wrapped():
+    """A quantized or PEFT-adapted fc1/fc2 has a forward of its own that the fused GEMMs would skip."""
+
+    class LinearWithLowRankUpdate(nn.Module):  # what an adapter library puts in place of a Linear
+        def __init__(self, base: nn.Linear):
+            super().__init__()
+            self.base, self.update = base, nn.Linear(base.in_features, base.out_features, bias=False)
+
+        def forward(self, hidden_states):
+            return self.base(hidden_states) + self.update(hidden_states)
+
+    clip_mlp, fused = clip_mlp_and_fused(torch.float32)
+    for mlp in (clip_mlp, fused):
+        torch.manual_seed(5)
+        mlp.fc2 = LinearWithLowRankUpdate(mlp.fc2)
+    inputs = torch.randn(3, 7, 48)
+    assert torch.equal(fused(inputs), clip_mlp(inputs))
 
 
 def elementwise_calls(run, wide: int) -> list[str]:
