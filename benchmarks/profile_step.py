@@ -85,7 +85,6 @@ def main() -> None:
         optimizer = torch.optim.AdamW(parameters, lr=1e-5, betas=(0.9, 0.98))
         profile_rows(f"{name} training step (forward, backward, AdamW)",
                      lambda: training_step(name, model, videos, *step_inputs, optimizer), device, args.rows)
-        del optimizer
         model.eval()
 
 
