@@ -21,7 +21,7 @@ from bench_model import build_models, prepare_training, synchronize, training_st
 
 # aten operators by kind, for the one-line summary (an operator in none of these counts as "other").
 KINDS = {
-    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::matmul", "aten::linear",
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
                         "aten::_addmm_activation", "aten::convolution"),
     "attention": ("aten::_scaled_dot_product", "aten::_flash_attention", "aten::_efficient_attention",
                   "aten::_cudnn_attention"),
