@@ -102,6 +102,38 @@ def count_gflops(name: str, model: nn.Module, videos: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9 / videos.shape[0]
 
 
+def training_gflops(name: str, model: nn.Module, frames: int, num_classes: int, batch: int) -> float:
+    """GFLOPs of one training forward and backward of a `batch` of clips (the optimizer's elementwise step not
+    counted): what a step costs at equal kernel efficiency. Counted at batches 1 and 2 and extended linearly, since
+    part of it comes once per batch (X-CLIP's class texts through its trained text encoder). Frozen weights get no
+    weight gradient, so OmniCLIP's backward is about one forward where X-CLIP's full fine-tuning is about two."""
+    counts = []
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    for size in (1, 2):
+        _, step_inputs = prepare_training(name, model, size, device, num_classes)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            training_loss(name, model, torch.randn(size, frames, 3, 224, 224, device=device, dtype=dtype),
+                          *step_inputs).backward()
+        model.zero_grad(set_to_none=True)
+        counts.append(counter.get_total_flops() / 1e9)
+    model.eval()
+    per_clip = counts[1] - counts[0]
+    return counts[0] - per_clip + batch * per_clip
+
+
+def training_flops_per_clip(models: dict, frames: int, num_classes: int, batch: int) -> dict[str, float]:
+    return {name: training_gflops(name, models[name], frames, num_classes, batch) / batch
+            for name in ("omniclip", "xclip")}
+
+
+def print_training_flops(per_clip: dict[str, float], batch: int) -> None:
+    print(f"  training GFLOPs per clip at batch {batch}: omniclip {per_clip['omniclip']:.1f}, xclip "
+          f"{per_clip['xclip']:.1f}; xclip / omniclip {per_clip['xclip'] / per_clip['omniclip']:.3f} (the training "
+          f"ratio at equal kernel efficiency)")
+
+
 def trainable_parameters(name: str, model: nn.Module) -> int:
     if name == "clip":  # the frozen baseline: frame averaging trains nothing
         return 0
@@ -377,6 +409,8 @@ def main() -> None:
     parser.add_argument("--saved_activations", action="store_true",
                         help="what a training forward keeps for backward, on CPU too (bf16; about 12 GB of memory)")
     parser.add_argument("--pta_tables_only", action="store_true", help="only those (no model rows)")
+    parser.add_argument("--training_flops", action="store_true",
+                        help="only the training FLOPs per clip, OmniCLIP and X-CLIP, at --batch_size (default 32)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -394,6 +428,10 @@ def main() -> None:
         bench_pta_tables.block_cost_rows(omniclip, batch, args.frames, device, dtype, repeats)
         return
     models = build_models(device, dtype)
+    if args.training_flops:
+        print_training_flops(training_flops_per_clip(models, args.frames, args.num_classes, args.batch_size or 32),
+                             args.batch_size or 32)
+        return
 
     flop_videos = torch.randn(1, args.frames, 3, 224, 224, device=device, dtype=dtype)
     videos = torch.randn(batch, args.frames, 3, 224, 224, device=device, dtype=dtype)
@@ -415,6 +453,12 @@ def main() -> None:
         if name == "omniclip":
             rows += omniclip_variant_rows(model, row, videos, device, repeats, args.num_classes, run_training,
                                           clip_parameters)
+    training_flops = {}
+    if run_training:  # before the compiled rows, which compile the modules in place
+        try:
+            training_flops = training_flops_per_clip(models, args.frames, args.num_classes, batch)
+        except Exception as error:  # a benchmark line, not a product path: report and go on
+            print(f"  counting training FLOPs failed: {type(error).__name__}: {str(error).splitlines()[0]}")
     if args.compile:
         rows += compiled_rows(models, by_model(rows), videos, device, repeats, args.num_classes,
                               training=run_training, clip_parameters=clip_parameters)
@@ -460,6 +504,8 @@ def main() -> None:
         saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
     if args.compile:  # last, so that a long X-CLIP compile cannot cost the rows above: compiled against compiled
         compiled_xclip_rows(models, by_name, videos, device, repeats, args.num_classes, run_training, clip_parameters)
+    if training_flops:
+        print_training_flops(training_flops, batch)
 
 
 def compiled_xclip_rows(models, by_name, videos, device, repeats, num_classes, training, clip_parameters) -> None:

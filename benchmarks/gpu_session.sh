@@ -6,7 +6,9 @@
 #      CLIP's own MLP modules instead of the fused QuickGELU ones (`omniclip+clip-mlp`); then the
 #      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and one block's pieces
 #      (frozen layer, the adapter's LayerNorm/Down/q-k/attention/Up, the residual add), each with its share of
-#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30);
+#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30); training FLOPs per
+#      clip, OmniCLIP against X-CLIP (the training ratio at equal kernel efficiency); then bench_frozen_mlp.py, one
+#      frozen MLP: CLIP's own against the fused one with the 1.702 in the GEMMs and in the weights;
 #   2. bench_input_pipeline.py with 1 to 14 DataLoader workers on the shared clips;
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
 #      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
@@ -42,12 +44,14 @@ mkdir -p "$WORK"
 CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3 VIDEOS=.gpu_carry/videos
 DYNAMO_BACKEND=inductor COMPILED_STEPS=20
 BENCH_MODEL_ARGS="--device cuda --compile"
+FROZEN_MLP_ARGS="--device cuda --dtype bf16 --batch_size 32"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14"
 PROFILE_ARGS="--device cuda"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
     DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
     BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
+    FROZEN_MLP_ARGS="--repeats 3"
     PIPELINE_ARGS="--clips 4 --workers 1"
     PROFILE_ARGS="--batch_size 1 --num_classes 8 --rows 8"
 fi
@@ -61,6 +65,8 @@ PARTS=${GPU_SESSION_PARTS:-1 2 3}  # e.g. GPU_SESSION_PARTS="2 3" to rerun the l
 if [[ " $PARTS " == *" 1 "* ]]; then
 echo "== 1. bench_model.py $BENCH_MODEL_ARGS"
 timeout 330 python3 benchmarks/bench_model.py $BENCH_MODEL_ARGS 2>&1 | tee "$OUT/bench_model.txt"
+echo "== 1b. bench_frozen_mlp.py $FROZEN_MLP_ARGS"
+timeout 60 python3 benchmarks/bench_frozen_mlp.py $FROZEN_MLP_ARGS 2>&1 | tee "$OUT/bench_frozen_mlp.txt"
 fi
 
 if [[ " $PARTS " == *" 2 "* ]]; then

@@ -495,7 +495,8 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
     QuickGELU makes three passes (scale, sigmoid, product) over the `(frames, N, 4d)` hidden tensor, the widest of a
     layer. On a CPU, eager inference ran 1.05x and a training step 1.11x faster for it (docs/design.md; the GPU is yet
     to measure); the function is the same, and the scaling happens in the GEMMs' accumulators, so outputs differ from
-    CLIP's by rounding only (tests). When fc1 or fc2 is not a plain `nn.Linear` (quantized, or wrapped by an adapter
+    CLIP's by rounding only (tests). When a backward follows in bf16 or fp16, the 1.702 scales the weights instead
+    (`_scale_weights`). When fc1 or fc2 is not a plain `nn.Linear` (quantized, or wrapped by an adapter
     library such as PEFT), the MLP runs CLIP's own forward, which calls them.
 
     Training keeps less, too: every frozen layer lies on the gradient's path to the adapters below it, and autograd
@@ -510,10 +511,34 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if type(self.fc1) is not nn.Linear or type(self.fc2) is not nn.Linear:  # their own forward must run
             return super().forward(hidden_states)
+        fc1, fc2 = self.fc1, self.fc2
+        if self._scale_weights(hidden_states):
+            scaled = F.linear(hidden_states, fc1.weight * QUICK_GELU_SCALE, fc1.bias * QUICK_GELU_SCALE)
+            return F.linear(F.silu(scaled), fc2.weight * (1 / QUICK_GELU_SCALE), fc2.bias)
         flat = hidden_states.reshape(-1, hidden_states.shape[-1])
-        scaled = torch.addmm(self.fc1.bias * QUICK_GELU_SCALE, flat, self.fc1.weight.t(), alpha=QUICK_GELU_SCALE)
-        output = torch.addmm(self.fc2.bias, F.silu(scaled), self.fc2.weight.t(), alpha=1 / QUICK_GELU_SCALE)
+        scaled = torch.addmm(fc1.bias * QUICK_GELU_SCALE, flat, fc1.weight.t(), alpha=QUICK_GELU_SCALE)
+        output = torch.addmm(fc2.bias, F.silu(scaled), fc2.weight.t(), alpha=1 / QUICK_GELU_SCALE)
         return output.view(*hidden_states.shape[:-1], output.shape[-1])
+
+    def _scale_weights(self, hidden_states: torch.Tensor) -> bool:
+        """Whether the 1.702 scales the weights rather than riding in the GEMMs as `addmm`'s alpha: when a backward
+        follows (in training the layer's input carries the adapters' gradient) in bf16 or fp16 (autocast, or
+        low-precision weights). addmm's backward multiplies its input gradient by alpha in a pass of its own, over
+        the `(..., 4d)` tensor for fc2 and the `(..., d)` one for fc1: memory-bound passes on a GPU. Scaled weights
+        cost a pass over the weights instead, and autograd keeps the scaled copies: under autocast in place of the
+        cast copies it keeps anyway, with bf16 weights on top of them (2 x 4.5 MiB per ViT-B/16 layer, a fixed cost
+        whatever the batch). In float32 and float64 (CPU training, precision checks) the 1.702 stays in the GEMMs:
+        the copies would be 9 MiB a layer, a quarter of what a float32 training forward of one clip keeps per layer."""
+        if not torch.is_grad_enabled() or not (hidden_states.requires_grad or fc_requires_grad(self.fc1)):
+            return False
+        device_type = hidden_states.device.type
+        autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+        compute_dtype = torch.get_autocast_dtype(device_type) if autocast else hidden_states.dtype
+        return compute_dtype in (torch.bfloat16, torch.float16)
+
+
+def fc_requires_grad(linear: nn.Linear) -> bool:
+    return any(parameter.requires_grad for parameter in linear.parameters())
 
 
 def use_fused_quick_gelu_mlps(clip: nn.Module) -> None:

@@ -312,19 +312,21 @@ def clip_mlp_and_fused(dtype):
 
 def test_fused_quick_gelu_mlp_is_clips_mlp_up_to_rounding():
     """Outputs and input gradients against float64: within twice the error of CLIP's own module (or a few ulps where
-    that is zero), in float64, float32 and bf16."""
+    that is zero), in float64, float32 and bf16, and under bf16 autocast (where the 1.702 scales the weights)."""
     inputs = torch.randn(3, 7, 48, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
     grad_output = torch.randn(3, 7, 48, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     exact_mlp, _ = clip_mlp_and_fused(torch.float64)
     exact_input = inputs.clone().requires_grad_()
     exact_output = exact_mlp(exact_input)
     exact_output.backward(grad_output)
-    for dtype in (torch.float64, torch.float32, torch.bfloat16):
+    for dtype, autocast in ((torch.float64, False), (torch.float32, False), (torch.bfloat16, False),
+                            (torch.bfloat16, True)):  # float32 weights and inputs under bf16 autocast
         errors = {}
-        for name, mlp in zip(("clip", "fused"), clip_mlp_and_fused(dtype)):
-            leaf = inputs.to(dtype).clone().requires_grad_()
-            output = mlp(leaf)
-            output.backward(grad_output.to(dtype))
+        for name, mlp in zip(("clip", "fused"), clip_mlp_and_fused(torch.float32 if autocast else dtype)):
+            leaf = inputs.to(torch.float32 if autocast else dtype).clone().requires_grad_()
+            with torch.autocast("cpu", dtype=dtype, enabled=autocast):
+                output = mlp(leaf)
+            output.backward(grad_output.to(output.dtype))
             errors[name] = ((output.double() - exact_output).abs().max().item(),
                             (leaf.grad.double() - exact_input.grad).abs().max().item())
         for which, scale in ((0, exact_output), (1, exact_input.grad)):
@@ -369,10 +371,21 @@ def test_fused_quick_gelu_mlp_makes_one_elementwise_pass_over_the_hidden_tensor(
     with torch.no_grad():
         assert elementwise_calls(lambda: clip_mlp(inputs), 192) == ["aten::mul", "aten::mul", "aten::sigmoid"]
         assert elementwise_calls(lambda: fused(inputs), 192) == ["aten::silu"]
-    leaf = inputs.clone().requires_grad_()
-    output, grad_output = fused(leaf), torch.randn(3, 7, 48)
-    # fc2's alpha (1 / 1.702) scales its input gradient in a pass of its own; SiLU's backward is one fused pass.
-    assert elementwise_calls(lambda: output.backward(grad_output), 192) == ["aten::mul", "aten::silu_backward"]
+
+    def backward_calls(wide: int, autocast: bool) -> list[str]:
+        leaf = inputs.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            output = fused(leaf)
+        return elementwise_calls(lambda: output.backward(torch.ones_like(output)), wide)
+
+    # Under autocast (mixed-precision training) the 1.702 scales the weights, whose cast copies autograd keeps
+    # anyway: SiLU's backward is the one pass over the hidden tensor, and nothing scales fc1's input gradient.
+    assert backward_calls(192, autocast=True) == ["aten::silu_backward"]
+    assert backward_calls(48, autocast=True) == []
+    # Without autocast it stays addmm's alpha, whose backward scales fc2's and fc1's input gradients in passes of
+    # their own, rather than keeping scaled weight copies.
+    assert backward_calls(192, autocast=False) == ["aten::mul", "aten::silu_backward"]
+    assert backward_calls(48, autocast=False) == ["aten::mul"]
 
 
 def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_rounding(tiny_clip, clip_tokenizer):
@@ -386,7 +399,7 @@ def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_roundi
 
     inputs = class_texts(clip_tokenizer)
 
-    def training_step(mlp_kind: str, dtype: torch.dtype):
+    def training_step(mlp_kind: str, dtype: torch.dtype, autocast: bool = False):
         model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, use_temporal_embedding=False)
         assert all(type(layer.mlp) is OmniCLIPQuickGELUMLP for layer in model.clip.vision_model.encoder.layers)
         torch.manual_seed(3)
@@ -394,8 +407,9 @@ def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_roundi
             torch.nn.init.normal_(parameter, std=0.05)
         model.to(dtype).train()
         with bench_model().clip_own_mlps(model) if mlp_kind == "clip's own" else nullcontext():
-            kept, output = bench_model().kept_for_backward_bytes(model, lambda: model(
-                **inputs, pixel_values_videos=videos().to(dtype), labels=torch.tensor([0, 1])))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                kept, output = bench_model().kept_for_backward_bytes(model, lambda: model(
+                    **inputs, pixel_values_videos=videos().to(dtype), labels=torch.tensor([0, 1])))
             output.loss.backward()
         return kept, {name: p.grad.double() for name, p in model.named_parameters() if p.requires_grad}
 
@@ -403,11 +417,19 @@ def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_roundi
     (kept_fused, fused), (kept_own, _) = (training_step(kind, torch.float32) for kind in ("fused", "clip's own"))
     for name, gradient in exact.items():
         torch.testing.assert_close(fused[name], gradient, rtol=0, atol=1e-4 * gradient.abs().max().item(), msg=name)
-    # What the fused MLP leaves out: one (frames, tokens, intermediate) float32 tensor per vision layer.
+    # What the fused MLP leaves out: one (frames, tokens, intermediate) tensor per vision layer; under autocast, where
+    # the 1.702 scales the weights, the scaled weights' bf16 copies take the place of the casts CLIP's MLP keeps.
     vision = tiny_clip.config.vision_config
     tokens = 1 + (vision.image_size // vision.patch_size) ** 2 + 4  # CLS, 4x4 patches, 2x2 SPG prompts
-    sigmoid_bytes = 2 * FRAMES * tokens * vision.intermediate_size * 4
-    assert kept_own - kept_fused == vision.num_hidden_layers * sigmoid_bytes
+    hidden_elements = 2 * FRAMES * tokens * vision.intermediate_size
+    assert kept_own - kept_fused == vision.num_hidden_layers * hidden_elements * 4
+    (kept_fused, _), (kept_own, _) = (training_step(kind, torch.float32, autocast=True)
+                                      for kind in ("fused", "clip's own"))
+    assert kept_own - kept_fused == vision.num_hidden_layers * hidden_elements * 2
+    # With bf16 weights the scaled copies come on top: fc1's and fc2's, a fixed cost whatever the batch.
+    (kept_fused, _), (kept_own, _) = (training_step(kind, torch.bfloat16) for kind in ("fused", "clip's own"))
+    weight_elements = 2 * vision.hidden_size * vision.intermediate_size
+    assert kept_own - kept_fused == vision.num_hidden_layers * (hidden_elements - weight_elements) * 2
 
 
 def test_a_clip_with_another_activation_keeps_its_mlp():
