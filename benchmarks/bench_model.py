@@ -453,10 +453,9 @@ def main() -> None:
         if name == "omniclip":
             rows += omniclip_variant_rows(model, row, videos, device, repeats, args.num_classes, run_training,
                                           clip_parameters)
-    training_flops = {}
     if run_training:  # before the compiled rows, which compile the modules in place
         try:
-            training_flops = training_flops_per_clip(models, args.frames, args.num_classes, batch)
+            print_training_flops(training_flops_per_clip(models, args.frames, args.num_classes, batch), batch)
         except Exception as error:  # a benchmark line, not a product path: report and go on
             print(f"  counting training FLOPs failed: {type(error).__name__}: {str(error).splitlines()[0]}")
     if args.compile:
@@ -504,8 +503,6 @@ def main() -> None:
         saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
     if args.compile:  # last, so that a long X-CLIP compile cannot cost the rows above: compiled against compiled
         compiled_xclip_rows(models, by_name, videos, device, repeats, args.num_classes, run_training, clip_parameters)
-    if training_flops:
-        print_training_flops(training_flops, batch)
 
 
 def compiled_xclip_rows(models, by_name, videos, device, repeats, num_classes, training, clip_parameters) -> None:
