@@ -7,7 +7,9 @@ the 12 layers:
   (einsum, and broadcast product-and-sum: candidates for T = 8);
 - one block's pieces: the frozen CLIP layer, also with CLIP's own MLP; the adapter's LayerNorm, Down, q/k, attention,
   Up, the residual add; the residual add folded into Up's GEMM as a candidate; the whole adapter with Down, q and k
-  in one GEMM as another.
+  in one GEMM as another;
+- the same in training, forward + backward: the block, the frozen layer, the adapter, and its attention per SDPA
+  kernel and written out.
 
 Every candidate is checked against the package's computation before it is timed.
 """
@@ -204,3 +206,69 @@ def block_cost_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_cl
     for name, value in seconds.items():
         share = f"{layers * value / (batch / omniclip_clips_s):.1%}" if omniclip_clips_s else ""
         print(f"| {name} | {value * 1e3:.3f} | {share} |", flush=True)
+
+
+def block_training_rows(omniclip, batch, frames, device, dtype, repeats, omniclip_train_clips_s=None) -> None:
+    """Forward + backward of one block's pieces as training runs them (the input carries gradient, the adapter's
+    weights take theirs, the frozen layer's none), in turns: what the training goal's time is made of, and whether
+    the PTA's short attention (T = 8) costs more backward than its size says, per kernel and written out."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    block, frozen_layer = omniclip.blocks[0], omniclip.clip.vision_model.encoder.layers[0]
+    adapter = block.temporal_adapter
+    attention, reduced_4d = pta_attention_inputs(omniclip, batch, frames, device, dtype)
+    tokens, width = reduced_4d.shape[2], omniclip.config.vision_config.hidden_size
+    was_training = omniclip.training
+    omniclip.train()
+    hidden = torch.randn(batch * frames, tokens, width, device=device, dtype=dtype, requires_grad=True)
+    reduced = reduced_4d.clone().requires_grad_()
+
+    def sdpa_attention(backend):
+        def run():
+            with sdpa_kernel([backend]):
+                return attention(reduced)
+        return run
+
+    pieces = {
+        "whole block (frozen layer + PTA + add)": (hidden, lambda: block(hidden, frozen_layer=frozen_layer,
+                                                                          num_frames=frames)),
+        "frozen CLIP layer": (hidden, lambda: run_frozen_layer(frozen_layer, hidden)),
+        "PTA whole": (hidden, lambda: adapter(hidden, frames)),
+        "PTA attention with q/k, SDPA's choice": (reduced, lambda: attention(reduced)),
+        "PTA attention with q/k, flash": (reduced, sdpa_attention(SDPBackend.FLASH_ATTENTION)),
+        "PTA attention with q/k, memory-efficient": (reduced, sdpa_attention(SDPBackend.EFFICIENT_ATTENTION)),
+        "PTA attention with q/k, math": (reduced, sdpa_attention(SDPBackend.MATH)),
+        "PTA attention with q/k, written out (einsum)": (reduced, lambda: explicit_short_attention(attention, reduced)),
+    }
+
+    def training_step(leaf, forward):
+        def run():
+            omniclip.zero_grad(set_to_none=True)
+            leaf.grad = None
+            output = forward()
+            output.backward(torch.ones_like(output))
+        return run
+
+    steps, unavailable = {}, {}
+    for name, (leaf, forward) in pieces.items():
+        step = training_step(leaf, forward)
+        try:
+            step(), step()  # warm-up, and whether this kernel takes these inputs at all
+            steps[name] = step
+        except RuntimeError as error:  # "No available kernel": this kernel refuses these inputs (a row, not a test)
+            unavailable[name] = str(error).splitlines()[0][:60]
+    seconds = interleaved_median_seconds(steps, device, repeats)
+    omniclip.zero_grad(set_to_none=True)
+    omniclip.train(was_training)
+    layers = len(omniclip.config.pta_layer_indices)
+    print(f"\nOne block's pieces in training, forward + backward: {batch * frames} frames x {tokens} tokens x {width}, "
+          f"{dtype}, medians")
+    print("| piece | ms per layer | share of an omniclip training step |")
+    print("|---|---|---|")
+    for name in pieces:
+        if name in unavailable:
+            print(f"| {name} | not available ({unavailable[name]}) | |")
+            continue
+        share = (f"{layers * seconds[name] / (batch / omniclip_train_clips_s):.1%}"
+                 if omniclip_train_clips_s else "")
+        print(f"| {name} | {seconds[name] * 1e3:.3f} | {share} |", flush=True)

@@ -6,7 +6,8 @@
 #      CLIP's own MLP modules instead of the fused QuickGELU ones (`omniclip+clip-mlp`); then the
 #      PTA's temporal attention alone per SDPA kernel (flash, memory-efficient, cuDNN, math) and one block's pieces
 #      (frozen layer, the adapter's LayerNorm/Down/q-k/attention/Up, the residual add), each with its share of
-#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30); training FLOPs per
+#      OmniCLIP's inference time (the inference goal: >= 0.75x bare CLIP, 0.64x on 2026-11-30); the same block's
+#      pieces in training, forward + backward, with the PTA attention per SDPA kernel and written out; training FLOPs per
 #      clip, OmniCLIP against X-CLIP (the training ratio at equal kernel efficiency); then bench_frozen_mlp.py, one
 #      frozen MLP: CLIP's own against the fused one with the 1.702 in the GEMMs and in the weights;
 #   2. bench_input_pipeline.py with 1 to 14 DataLoader workers on the shared clips;
