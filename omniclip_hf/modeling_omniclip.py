@@ -528,7 +528,7 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
         cost a pass over the weights instead, and autograd keeps the scaled copies: under autocast in place of the
         cast copies it keeps anyway, with bf16 weights on top of them (2 x 4.5 MiB per ViT-B/16 layer, a fixed cost
         whatever the batch). In float32 and float64 (CPU training, precision checks) the 1.702 stays in the GEMMs:
-        the copies would be 9 MiB a layer, a quarter of what a float32 training forward of one clip keeps per layer."""
+        the copies would be 18 MiB a layer, a quarter of what a float32 training forward of one clip keeps per layer."""
         if not torch.is_grad_enabled() or not (hidden_states.requires_grad or fc_requires_grad(self.fc1)):
             return False
         device_type = hidden_states.device.type
