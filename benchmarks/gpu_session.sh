@@ -62,27 +62,29 @@ fi
     python3 -c "import torch, transformers, accelerate; print('torch', torch.__version__, 'transformers', transformers.__version__, 'accelerate', accelerate.__version__, 'cpus', __import__('os').cpu_count())"
 } 2>&1 | tee "$OUT/environment.txt"
 
+# Each part's header says when it started, and the end says the total: what the next device session plans by.
+trap 'echo "== finished after ${SECONDS} s"' EXIT
 PARTS=${GPU_SESSION_PARTS:-1 2 3}  # e.g. GPU_SESSION_PARTS="2 3" to rerun the last two
 if [[ " $PARTS " == *" 1 "* ]]; then
-echo "== 1. bench_model.py $BENCH_MODEL_ARGS"
+echo "== 1. bench_model.py $BENCH_MODEL_ARGS  (at ${SECONDS} s)"
 timeout 330 python3 benchmarks/bench_model.py $BENCH_MODEL_ARGS 2>&1 | tee "$OUT/bench_model.txt"
-echo "== 1b. bench_frozen_mlp.py $FROZEN_MLP_ARGS"
+echo "== 1b. bench_frozen_mlp.py $FROZEN_MLP_ARGS  (at ${SECONDS} s)"
 timeout 60 python3 benchmarks/bench_frozen_mlp.py $FROZEN_MLP_ARGS 2>&1 | tee "$OUT/bench_frozen_mlp.txt"
 fi
 
 if [[ " $PARTS " == *" 2 "* ]]; then
-echo "== 2. bench_input_pipeline.py"
+echo "== 2. bench_input_pipeline.py  (at ${SECONDS} s)"
 timeout 100 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
 fi
 
 if [[ " $PARTS " == *" 5 "* ]]; then
-echo "== 5. profile_step.py $PROFILE_ARGS"
+echo "== 5. profile_step.py $PROFILE_ARGS  (at ${SECONDS} s)"
 timeout 150 python3 benchmarks/profile_step.py $PROFILE_ARGS 2>&1 | tee "$OUT/profile_step.txt"
 fi
 
 [[ " $PARTS " == *" 3 "* || " $PARTS " == *" 4 "* ]] || exit 0
-echo "== 3/4. a ViT-B/16-shaped random CLIP and a small motion set for examples/train.py"
+echo "== 3/4. a ViT-B/16-shaped random CLIP and a small motion set for examples/train.py  (at ${SECONDS} s)"
 timeout 60 python3 - "$WORK" "$CLIP_SHAPE" <<'EOF' 2>&1 | tee "$OUT/train_setup.txt"
 import sys
 from pathlib import Path
@@ -110,7 +112,7 @@ CLIPTokenizer.from_pretrained(default_tokenizer_path()).save_pretrained(work / "
 write_motion_dataset(work / "motion", num_train_per_class=32, num_test_per_class=4, size=64)
 print("wrote", work / "clip", f"({shape})", "and", work / "motion")
 EOF
-[[ " $PARTS " == *" 3 "* ]] && echo "== 3. accelerate launch examples/train.py, FSDP and DDP"
+[[ " $PARTS " == *" 3 "* ]] && echo "== 3. accelerate launch examples/train.py, FSDP and DDP  (at ${SECONDS} s)"
 for name in $([[ " $PARTS " == *" 3 "* ]] && echo "${GPU_SESSION_CONFIGS:-fsdp multi_gpu}"); do
     rm -rf "$WORK/run_$name"
     timeout 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
@@ -142,7 +144,7 @@ done
 # time is left): examples/train.py compiled through `accelerate launch --dynamo_backend`, DDP config, one process;
 # its metrics (distributed.torch_compile), the tail of its progress bar (it/s), and whether model/ loads.
 if [[ " $PARTS " == *" 4 "* ]]; then
-    echo "== 4. accelerate launch --dynamo_backend $DYNAMO_BACKEND examples/train.py"
+    echo "== 4. accelerate launch --dynamo_backend $DYNAMO_BACKEND examples/train.py  (at ${SECONDS} s)"
     rm -rf "$WORK/run_compiled"
     timeout 300 accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml --num_processes 1 \
         --dynamo_backend "$DYNAMO_BACKEND" examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" \
