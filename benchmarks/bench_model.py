@@ -134,6 +134,11 @@ def print_training_flops(per_clip: dict[str, float], batch: int) -> None:
           f"ratio at equal kernel efficiency)")
 
 
+def failure_line(what: str, error: Exception) -> str:
+    """One line for a benchmark row or table that could not run; the rows after it still do."""
+    return f"  {what} failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+
+
 def trainable_parameters(name: str, model: nn.Module) -> int:
     if name == "clip":  # the frozen baseline: frame averaging trains nothing
         return 0
@@ -386,7 +391,7 @@ def compiled_rows(models, eager_rows, videos, device, repeats, num_classes, trai
                 row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
                     name, model, videos, device, repeats, num_classes)
         except Exception as error:  # a benchmark row, not a product path: report and go on
-            print(f"  torch.compile failed for {name}: {type(error).__name__}: {str(error).splitlines()[0]}")
+            print(failure_line(f"torch.compile for {name}", error))
         if "inference_clips_s" in row:
             rows.append(row)
             print(f"  measured {format_row(row, clip_parameters)}", flush=True)
@@ -458,7 +463,7 @@ def main() -> None:
         try:
             print_training_flops(training_flops_per_clip(models, args.frames, args.num_classes, batch), batch)
         except Exception as error:  # a benchmark line, not a product path: report and go on
-            print(f"  counting training FLOPs failed: {type(error).__name__}: {str(error).splitlines()[0]}")
+            print(failure_line("counting training FLOPs", error))
     if args.compile:
         rows += compiled_rows(models, by_model(rows), videos, device, repeats, args.num_classes,
                               training=run_training, clip_parameters=clip_parameters)
@@ -475,7 +480,7 @@ def main() -> None:
                 bench_pta_tables.block_training_rows(models["omniclip"], batch, args.frames, device, dtype,
                                                      max(repeats, 5), by_model(rows)["omniclip"]["train_clips_s"])
             except Exception as error:  # a benchmark table, not a product path: report, and keep the rows below
-                print(f"  the training block table failed: {type(error).__name__}: {str(error).splitlines()[0]}")
+                print(failure_line("the training block table", error))
 
     by_name = by_model(rows)
     clip_row, omni_row, xclip_row = by_name["clip"], by_name["omniclip"], by_name["xclip"]
