@@ -365,7 +365,8 @@ def elementwise_calls(run, wide: int) -> list[str]:
 
 def test_fused_quick_gelu_mlp_makes_one_elementwise_pass_over_the_hidden_tensor():
     """CLIP's MLP scales, takes the sigmoid and multiplies (three passes over the `(..., 4d)` hidden tensor); the
-    fused one runs SiLU alone there, forward and backward (the 1.702 rides in the GEMMs)."""
+    fused one runs SiLU alone there, forward and backward (the 1.702 rides in the GEMMs, or in the weights when a
+    bf16 backward follows)."""
     clip_mlp, fused = clip_mlp_and_fused(torch.float32)
     inputs = torch.randn(3, 7, 48)
     with torch.no_grad():
