@@ -532,9 +532,16 @@ class OmniCLIPQuickGELUMLP(CLIPMLP):
         if not torch.is_grad_enabled() or not (hidden_states.requires_grad or fc_requires_grad(self.fc1)):
             return False
         device_type = hidden_states.device.type
-        autocast = torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+        autocast = autocast_available(device_type) and torch.is_autocast_enabled(device_type)
         compute_dtype = torch.get_autocast_dtype(device_type) if autocast else hidden_states.dtype
         return compute_dtype in (torch.bfloat16, torch.float16)
+
+
+@torch.compiler.assume_constant_result
+def autocast_available(device_type: str) -> bool:
+    """`torch.amp.is_autocast_available` (False for `meta`, whose `is_autocast_enabled` raises), as a constant per
+    device type: torch.compile in torch 2.11 cannot trace it and broke the graph at every frozen MLP."""
+    return torch.amp.is_autocast_available(device_type)
 
 
 def fc_requires_grad(linear: nn.Linear) -> bool:

@@ -602,6 +602,19 @@ def test_torch_compile_runs(tiny_clip, clip_tokenizer):
         torch.testing.assert_close(compiled(**inputs).logits_per_video, model(**inputs).logits_per_video)
 
 
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_a_training_step_compiles_to_one_graph(tiny_clip, clip_tokenizer, autocast):
+    """No graph break in a training forward, with or without bf16 autocast (where the fused MLP picks where its 1.702
+    goes: torch 2.11's compile could not trace `torch.amp.is_autocast_available` and broke the graph at every
+    frozen MLP)."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).train()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        output = compiled(**class_texts(clip_tokenizer), pixel_values_videos=videos(), labels=torch.tensor([0, 1]))
+    output.loss.backward()
+    assert all(parameter.grad is not None for parameter in model.trainable_parameters())
+
 # ------------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "pixel_values, message",
