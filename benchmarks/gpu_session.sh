@@ -30,6 +30,10 @@
 #
 # Rehearsal on a CPU, to catch script errors before device time is spent (tiny CLIP, 2 steps, no bf16):
 #   GPU_SESSION_DRY_RUN=1 OUT=/tmp/gpu_session_dry WORK=/tmp/gpu_session_dry_work bash benchmarks/gpu_session.sh
+# and on the GPU image's versions (what 2026-11-30 reported), from a venv of its own put first on PATH:
+#   python3 -m venv /tmp/t211 && /tmp/t211/bin/pip install torch==2.11.0 torchvision==0.26.0 transformers==5.17.0 \
+#       accelerate==1.15.0 datasets av safetensors matplotlib pyyaml
+#   PATH=/tmp/t211/bin:$PATH GPU_SESSION_DRY_RUN=1 OUT=/tmp/gpu_session_dry WORK=/tmp/gpu_session_dry_work bash ...
 set -u
 OUT=${OUT:-gpu_session_output}
 mkdir -p "$OUT"
