@@ -602,7 +602,6 @@ def test_torch_compile_runs(tiny_clip, clip_tokenizer):
         torch.testing.assert_close(compiled(**inputs).logits_per_video, model(**inputs).logits_per_video)
 
 
-
 @pytest.mark.parametrize("autocast", [False, True])
 def test_a_training_step_compiles_to_one_graph(tiny_clip, clip_tokenizer, autocast):
     """No graph break in a training forward, with or without bf16 autocast (where the fused MLP picks where its 1.702
@@ -614,6 +613,7 @@ def test_a_training_step_compiles_to_one_graph(tiny_clip, clip_tokenizer, autoca
         output = compiled(**class_texts(clip_tokenizer), pixel_values_videos=videos(), labels=torch.tensor([0, 1]))
     output.loss.backward()
     assert all(parameter.grad is not None for parameter in model.trainable_parameters())
+
 
 # ------------------------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
