@@ -546,9 +546,14 @@ def probe_display_matrix(source: Any) -> np.ndarray | None:
 
 def select_video_reader(source: Any, backend: str) -> tuple[str, Callable]:
     """
-    The backend that decodes a file source and its reader (same contract for both): a torchcodec `VideoDecoder`
-    (datasets' decoding `Video` cells) is read by torchcodec whatever was asked; otherwise `backend`.
+    The backend that decodes a file source and its reader (same contract for all): a frame folder (a video decoded
+    once into JPEGs, `video_frame_folders`) is read from its JPEGs, and a torchcodec `VideoDecoder` (datasets'
+    decoding `Video` cells) by torchcodec, whatever was asked; otherwise `backend`.
     """
+    from .video_frame_folders import is_frame_folder, read_frame_folder  # it builds on this module
+
+    if is_frame_folder(source):
+        return "frames", read_frame_folder
     if is_torchcodec_decoder(source) or backend == "torchcodec":
         return "torchcodec", read_video_torchcodec
     return "pyav", read_video_pyav

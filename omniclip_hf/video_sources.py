@@ -151,6 +151,12 @@ def open_video_container(source: Any) -> Iterator[Any]:
         if not path.exists():
             raise FileNotFoundError(f"Video file {label} does not exist. Check the path.")
         if not path.is_file():
+            if path.is_dir():
+                # A frame folder (`video_frame_folders`) is read by its own reader; this one lacks its frames.json.
+                raise ValueError(
+                    f"Video path {label} is a folder but not a complete frame folder (no frames.json): pass a video "
+                    "file, or a folder written by examples/extract_frames.py (an interrupted extraction: run it again)."
+                )
             raise ValueError(f"Video path {label} is not a file.")
         if path.stat().st_size == 0:
             raise ValueError(f"Video file {label} is empty (0 bytes); re-download or re-encode it.")

@@ -1,0 +1,238 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""
+Frame folders: a video decoded once into JPEG frames, read back like a video file.
+
+Decoding is most of the cost of a training clip on the CPU (`docs/training.md`, "Keeping the GPU fed"): a frame
+folder is decoded once (`examples/extract_frames.py`), and every epoch afterwards reads only the JPEGs of the sampled
+frames. A folder holds `000000.jpg`, `000001.jpg`, ... (frame `i` is the `i`-th frame of a full sequential decode,
+upright as a player shows it, the short side resized to at most `short_side`) and `frames.json`, written last, which
+says how many frames there are and the source's frame rate. A folder without `frames.json` is not a frame folder:
+an extraction that was stopped half-way is never read.
+
+The video processor reads a frame folder wherever it reads a video file (`read_frame_folder` has the decoders'
+contract), so training, evaluation, the pipeline and the CLI take one in place of the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .video_decoding import (
+    _RGBConverter,
+    _ask_sampler,
+    _checked_indices,
+    _configure_threads,
+    _first_video_stream,
+    check_against_header,
+    index_video_stream,
+)
+from .video_sources import _ffmpeg_message, describe_source, open_video_container
+
+
+MANIFEST_NAME = "frames.json"
+FRAME_FOLDER_FORMAT = "omniclip-hf frame folder"
+FRAME_FOLDER_VERSION = 1
+# The training augmentation's first step resizes the short side to 256 (`augment_resize_shortest_edge`): frames
+# stored at that size train as the video would, and decode several times faster than full-size ones.
+DEFAULT_SHORT_SIDE = 256
+DEFAULT_JPEG_QUALITY = 90
+
+
+def frame_file_name(index: int) -> str:
+    return f"{index:06d}.jpg"
+
+
+def is_frame_folder(source: Any) -> bool:
+    """True for a path to a folder that holds a `frames.json` (a complete frame folder)."""
+    return isinstance(source, (str, os.PathLike)) and (Path(source) / MANIFEST_NAME).is_file()
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The folder's `frames.json`, checked; `ValueError` naming the folder if it is not one this package wrote."""
+    path = Path(folder) / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} is unreadable ({error}); extract the video again.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FRAME_FOLDER_FORMAT:
+        raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} was not written by examples/extract_frames.py.")
+    if manifest.get("version") != FRAME_FOLDER_VERSION:
+        raise ValueError(
+            f"Frame folder {folder} has format version {manifest.get('version')!r}; this omniclip-hf reads version "
+            f"{FRAME_FOLDER_VERSION}. Extract the video again, or use the omniclip-hf that wrote it."
+        )
+    num_frames = manifest.get("num_frames")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} gives num_frames={num_frames!r}; extract again.")
+    return manifest
+
+
+def _decode_frame_file(folder: Path, index: int, num_frames: int) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    path = folder / frame_file_name(index)
+    try:
+        data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"Frame folder {folder}: frame file {path.name} is missing ({MANIFEST_NAME} lists {num_frames} frames); "
+            "extract the video again."
+        ) from None
+    try:
+        return decode_jpeg(data, mode=ImageReadMode.RGB)
+    except RuntimeError as error:  # libjpeg's message for a truncated or non-JPEG file
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "not a JPEG"
+        raise ValueError(
+            f"Frame folder {folder}: frame file {path.name} is not a readable JPEG ({first_line}); extract the video "
+            "again."
+        ) from None
+
+
+def read_frame_folder(
+    source: str | os.PathLike, sample_indices_fn, threading: bool = True
+) -> tuple[np.ndarray, list[float | None], list[int], dict[str, Any]]:
+    """
+    Reads the frames a sampling function asks for from a frame folder: only their JPEG files are opened.
+
+    Same contract as `read_video_pyav` (`threading` is accepted and unused: one JPEG decodes in under a
+    millisecond).
+
+    Returns:
+        `tuple`: the frames `(N, H, W, 3)` uint8 in the order of the indices, their timestamps in seconds (index over
+        the source's frame rate; None where it had none), the indices, and a dict with `total_num_frames`, `fps`,
+        `width`, `height`, `duration`, `rotation` (0: the frames were stored upright) and `mirrored`.
+    """
+    folder = Path(source)
+    manifest = read_manifest(folder)
+    num_frames, fps = manifest["num_frames"], manifest.get("fps")
+    label = describe_source(source)
+    indices = _checked_indices(_ask_sampler(sample_indices_fn, num_frames, fps), num_frames, label)
+    decoded = {index: _decode_frame_file(folder, index, num_frames) for index in sorted(set(indices))}
+    shapes = {tuple(frame.shape) for frame in decoded.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"Frame folder {folder}: its frames differ in size {sorted(shapes)}; extract the video again.")
+    # (N, 3, H, W) -> (N, H, W, 3) as a view: the processor turns it back to channels-first without a copy.
+    rgb = torch.stack([decoded[index] for index in indices]).permute(0, 2, 3, 1).numpy()
+    times = [index / fps if fps else None for index in indices]
+    info = {
+        "total_num_frames": num_frames,
+        "fps": fps,
+        "width": int(rgb.shape[2]),
+        "height": int(rgb.shape[1]),
+        "duration": num_frames / fps if fps else None,
+        "rotation": 0,
+        "mirrored": False,
+    }
+    return rgb, times, indices, info
+
+
+def source_identity(source: Any) -> list[Any] | None:
+    """A video file's name and size: what tells, on resuming an extraction, that a folder holds this video's frames."""
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
+        return None
+    return [Path(source).name, Path(source).stat().st_size]
+
+
+def _resized_to_short_side(frame: torch.Tensor, short_side: int) -> torch.Tensor:
+    # The same resize as the training augmentation's first step (`make_views`): bicubic with antialiasing, never up.
+    from torchvision.transforms.v2 import functional as tvF
+
+    if min(frame.shape[-2:]) <= short_side:
+        return frame
+    return tvF.resize(frame, [short_side], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
+
+
+def _write_frames(source: Any, folder: Path, short_side: int, quality: int, threading: bool) -> dict[str, Any]:
+    """Decodes `source` from start to end into `folder`, one frame at a time (memory holds one frame)."""
+    import av
+    from torchvision.io import encode_jpeg
+
+    label = describe_source(source)
+    to_rgb = _RGBConverter(label)
+    count, size = 0, None
+    try:
+        with open_video_container(source) as container:
+            stream = _first_video_stream(container, label)
+            index = index_video_stream(container, stream, label)  # frame rate, and the header's count to check
+            container.seek(0, backward=True, any_frame=False)
+            _configure_threads(stream, threading)
+            for frame in container.decode(stream):
+                rgb = torch.from_numpy(np.ascontiguousarray(to_rgb(frame))).permute(2, 0, 1)  # turned: negative strides
+                size = (int(rgb.shape[2]), int(rgb.shape[1]))
+                stored = _resized_to_short_side(rgb, short_side)
+                (folder / frame_file_name(count)).write_bytes(encode_jpeg(stored, quality=quality).numpy().tobytes())
+                count += 1
+    except av.error.FFmpegError as error:
+        raise ValueError(
+            f"Video {label} is corrupt or truncated: decoding failed with '{_ffmpeg_message(error)}'."
+        ) from None
+    if count == 0:
+        raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
+    check_against_header(label, index.num_announced, count)
+    height, width = stored.shape[-2:]
+    return {
+        "format": FRAME_FOLDER_FORMAT,
+        "version": FRAME_FOLDER_VERSION,
+        "num_frames": count,
+        "fps": index.fps,
+        "width": int(width),
+        "height": int(height),
+        "source": label,
+        "source_identity": source_identity(source),
+        "source_width": size[0],
+        "source_height": size[1],
+        "short_side": short_side,
+        "jpeg_quality": quality,
+    }
+
+
+def write_frame_folder(
+    source: Any,
+    folder: str | os.PathLike,
+    short_side: int = DEFAULT_SHORT_SIDE,
+    quality: int = DEFAULT_JPEG_QUALITY,
+    threading: bool = True,
+) -> dict[str, Any]:
+    """
+    Decodes a video once into the frame folder `folder` and returns its manifest.
+
+    All or nothing: the frames go to a `.partial` sibling folder, `frames.json` is written last, and the folder is
+    renamed into place, so `folder` either does not exist or is complete. A complete `folder` is left as it is (an
+    interrupted extraction resumes where it stopped); a `.partial` left by a stopped run is removed first.
+
+    Raises:
+        `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it), or `folder` exists and is not
+        a complete frame folder.
+    """
+    folder = Path(folder)
+    if is_frame_folder(folder):
+        manifest = read_manifest(folder)
+        if manifest.get("source_identity") != source_identity(source):
+            raise ValueError(
+                f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
+                f"{describe_source(source)}; remove it or extract into another folder."
+            )
+        return manifest
+    if folder.exists():
+        raise ValueError(f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first.")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        manifest = _write_frames(source, partial, short_side, quality, threading)
+        (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
+        os.replace(partial, folder)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+__all__ = ["is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]
