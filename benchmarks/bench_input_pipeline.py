@@ -3,18 +3,22 @@
     python benchmarks/bench_input_pipeline.py                          # the shared clips, 1 and 2 workers
     python benchmarks/bench_input_pipeline.py --workers 1 2 4 8 14     # on a machine with more cores
     python benchmarks/bench_input_pipeline.py --gpu_clips_per_second 413 520
+    python benchmarks/bench_input_pipeline.py --frames                 # also from frame folders of the same clips
 
 Measures training clips/s of the whole input side of `examples/train.py` (decode with PyAV + TSN segment sampling
 + clip-consistent augmentation at 224 px + collate), exactly as `VideoClipDataset` and `collate_video_batch` run
 it, first in this process on one core (one torch thread, no decoder threads), then through a `DataLoader` with
 each number of workers. It prints the cores needed to feed each GPU rate given: the frozen B/16 encoder with SPG
 tokens trains at about 413 clips/s on an H200 (8 frames, bf16); `bench_model.py --device cuda` gives OmniCLIP's.
+With `--frames` the same clips are first extracted into frame folders (`examples/extract_frames.py`, in a temporary
+folder) and the same rows are measured reading those instead of decoding the videos.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from omniclip_hf.training.data import (
 )
 from omniclip_hf.training.loader import default_num_workers, loader_settings
 from omniclip_hf.training.loop import build_video_processor
+from omniclip_hf.video_frame_folders import write_frame_folder
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
@@ -38,6 +43,14 @@ def clip_list(folder: Path, count: int) -> list[str]:
     if not videos:
         raise SystemExit(f"error: {folder} holds no videos; pass --videos FOLDER")
     return [videos[index % len(videos)] for index in range(count)]
+
+
+def frame_folders_of(videos: list[str], out: Path) -> list[str]:
+    """The same list of clips, each extracted once into a frame folder under `out`."""
+    folders = {video: out / Path(video).name for video in dict.fromkeys(videos)}
+    for video, folder in folders.items():
+        write_frame_folder(video, folder)
+    return [str(folders[video]) for video in videos]
 
 
 def training_dataset(videos: list[str], image_size: int, num_frames: int) -> VideoClipDataset:
@@ -87,25 +100,41 @@ def main() -> None:
                         help="DataLoader worker counts (default: 1, 2 and train.py's default for this machine)")
     parser.add_argument("--gpu_clips_per_second", type=float, nargs="+", default=[413.0],
                         help="training rates to feed (default: the frozen B/16 + SPG encoder on one H200)")
+    parser.add_argument("--frames", action="store_true",
+                        help="also measure reading the clips from frame folders (examples/extract_frames.py)")
     args = parser.parse_args()
     args.clips = args.clips or max(96, 4 * args.batch_size * max(args.workers))
 
-    dataset = training_dataset(clip_list(args.videos, args.clips), args.image_size, args.num_frames)
-    cores = os.cpu_count()
-    print(f"# {args.clips} clips from {args.videos} ({len(set(dataset.data.dataset['video']))} files), "
-          f"{args.num_frames} frames, train augmentation at {args.image_size} px, batch {args.batch_size}; "
-          f"{cores} CPU cores; torch {torch.__version__}")
+    videos = clip_list(args.videos, args.clips)
+    print(f"# {args.clips} clips from {args.videos} ({len(set(videos))} files), {args.num_frames} frames, train "
+          f"augmentation at {args.image_size} px, batch {args.batch_size}; {os.cpu_count()} CPU cores; "
+          f"torch {torch.__version__}")
     print("| input pipeline | clips/s | per worker |")
     print("|---|---|---|", flush=True)
-    per_core = one_core_clips_per_second(dataset, args.batch_size)
-    print(f"| in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
-    for workers in args.workers:
-        rate = loader_clips_per_second(dataset, workers, args.batch_size)
-        print(f"| DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | {rate / workers:.1f} |",
-              flush=True)
+    per_core = {"videos": measure_rows("", training_dataset(videos, args.image_size, args.num_frames), args)}
+    if args.frames:
+        with tempfile.TemporaryDirectory() as folder:
+            frames = frame_folders_of(videos, Path(folder))
+            per_core["frame folders"] = measure_rows(
+                "frame folders, ", training_dataset(frames, args.image_size, args.num_frames), args
+            )
     print("\ncores needed (measured one-core rate; a real run also needs a core for the training process):")
     for target in args.gpu_clips_per_second:
-        print(f"  {target:.0f} clips/s: {target / per_core:.1f} cores")
+        needed = ", ".join(f"{target / rate:.1f} cores from {source}" for source, rate in per_core.items())
+        print(f"  {target:.0f} clips/s: {needed}")
+    if args.frames:
+        print(f"frame folders / videos, one core: {per_core['frame folders'] / per_core['videos']:.2f}x")
+
+
+def measure_rows(prefix: str, dataset: VideoClipDataset, args: argparse.Namespace) -> float:
+    """Prints the one-core row and one row per worker count; returns the one-core clips/s."""
+    per_core = one_core_clips_per_second(dataset, args.batch_size)
+    print(f"| {prefix}in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
+    for workers in args.workers:
+        rate = loader_clips_per_second(dataset, workers, args.batch_size)
+        print(f"| {prefix}DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | "
+              f"{rate / workers:.1f} |", flush=True)
+    return per_core
 
 
 if __name__ == "__main__":
