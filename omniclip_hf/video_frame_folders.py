@@ -10,7 +10,8 @@ says how many frames there are and the source's frame rate. A folder without `fr
 an extraction that was stopped half-way is never read.
 
 The video processor reads a frame folder wherever it reads a video file (`read_frame_folder` has the decoders'
-contract), so training, evaluation, the pipeline and the CLI take one in place of the file.
+contract, and `select_video_reader` picks it), so training and evaluation take one in place of the file. Not the
+`omniclip` command, which classifies video files.
 """
 
 from __future__ import annotations
