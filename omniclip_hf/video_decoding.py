@@ -73,6 +73,12 @@ def _has_presentation_timestamps(container: Any) -> bool:
     return any(name in _PTS_INDEXED_FORMATS for name in container.format.name.split(","))
 
 
+def stream_fps(stream: Any) -> float | None:
+    """The stream's frame rate (average, else FFmpeg's guess), None where the file states none."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else None
+
+
 def announced_frame_count(container: Any, stream: Any, fps: float | None) -> int | None:
     """The frame count the header announces: its frame count, else its duration times the frame rate."""
     if stream.frames:
@@ -124,8 +130,7 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
         ) from None
     if not packet_pts:
         raise ValueError(f"Video {label} has a video stream with no frames in it (truncated or empty file).")
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else None
+    fps = stream_fps(stream)
     num_announced = announced_frame_count(container, stream, fps)
     check_against_header(label, num_announced, len(packet_pts))
     if num_announced and len(packet_pts) > num_announced + 1 and stream.frames:

@@ -31,8 +31,9 @@ from .video_decoding import (
     _checked_indices,
     _configure_threads,
     _first_video_stream,
+    announced_frame_count,
     check_against_header,
-    index_video_stream,
+    stream_fps,
 )
 from .video_sources import _ffmpeg_message, describe_source, open_video_container
 
@@ -161,8 +162,8 @@ def _write_frames(source: Any, folder: Path, short_side: int, quality: int, thre
     try:
         with open_video_container(source) as container:
             stream = _first_video_stream(container, label)
-            index = index_video_stream(container, stream, label)  # frame rate, and the header's count to check
-            container.seek(0, backward=True, any_frame=False)
+            fps = stream_fps(stream)
+            num_announced = announced_frame_count(container, stream, fps)
             _configure_threads(stream, threading)
             for frame in container.decode(stream):
                 rgb = torch.from_numpy(np.ascontiguousarray(to_rgb(frame))).permute(2, 0, 1)  # turned: negative strides
@@ -176,13 +177,13 @@ def _write_frames(source: Any, folder: Path, short_side: int, quality: int, thre
         ) from None
     if count == 0:
         raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
-    check_against_header(label, index.num_announced, count)
+    check_against_header(label, num_announced, count)
     height, width = stored.shape[-2:]
     return {
         "format": FRAME_FOLDER_FORMAT,
         "version": FRAME_FOLDER_VERSION,
         "num_frames": count,
-        "fps": index.fps,
+        "fps": fps,
         "width": int(width),
         "height": int(height),
         "source": label,

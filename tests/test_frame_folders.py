@@ -168,14 +168,23 @@ def run_extract_frames(*arguments: str) -> subprocess.CompletedProcess:
 def test_extract_frames_writes_an_annotation_that_trains_with_the_same_labels(tmp_path):
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("yoga\ncleaning pool\n")
+    truncated = tmp_path / "truncated.avi"  # its first 40%: decoding stops early, which only the count shows
+    truncated.write_bytes(AVI.read_bytes()[: AVI.stat().st_size * 4 // 10])
     annotation = tmp_path / "train.txt"  # a split file with class indices, as HMDB51/UCF101/Kinetics ship them
-    annotation.write_text("askanything_yoga.mp4 0\nmmaction2_tests_test.avi 1\nmissing.mp4 1\nmmaction2_demo.mp4 1\n")
+    annotation.write_text(
+        f"askanything_yoga.mp4 0\nmmaction2_tests_test.avi 1\nmissing.mp4 1\n{truncated} 0\nmmaction2_demo.mp4 1\n"
+    )
     out = tmp_path / "frames"
     arguments = ["--data", annotation, "--labels_file", labels_file, "--data_root", VIDEOS, "--out", out]
     result = run_extract_frames(*arguments, "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert "WARNING: 1 of 4 videos could not be decoded" in result.stdout
-    assert "missing.mp4" in (out / "train.undecodable.txt").read_text()
+    assert "WARNING: 2 of 5 videos could not be decoded" in result.stdout
+    undecodable = (out / "train.undecodable.txt").read_text().splitlines()
+    assert [line.split(": ")[0] for line in undecodable] == [str(VIDEOS / "missing.mp4"), str(truncated)]
+    assert "is truncated" in undecodable[1]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "askanything_yoga", "mmaction2_demo", "mmaction2_tests_test", "train.csv", "train.undecodable.txt"
+    ]  # nothing of the truncated one
     assert f"--train_data {out / 'train.csv'} --data_root {out} --labels_file {labels_file}" in result.stdout
 
     data = load_annotation_file(out / "train.csv", ["yoga", "cleaning pool"], data_root=out)

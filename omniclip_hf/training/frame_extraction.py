@@ -139,7 +139,7 @@ def extract_frame_folders(
         if errors[video] is None
     ]
     annotation_file = out / annotation_name
-    undecodable = [f"{video}: {error}" for video, error in errors.items() if error is not None]
+    undecodable = [f"{video}: {errors[video]}" for video in folders if errors[video] is not None]  # data order
     undecodable_file = annotation_file.with_suffix(".undecodable.txt")
     if undecodable:
         undecodable_file.write_text("\n".join(undecodable) + "\n")
