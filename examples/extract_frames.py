@@ -33,6 +33,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is invalid: it must be > 0")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path,
@@ -46,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "training augmentation's first resize)")
     parser.add_argument("--quality", type=positive_int, default=DEFAULT_JPEG_QUALITY, help="JPEG quality, 1-100 "
                         "(default: %(default)s)")
+    parser.add_argument("--max_fps", type=positive_float, help="keep at most this many frames a second (every "
+                        "ceil(fps / max_fps)-th frame; default: every frame), to save disk")
     parser.add_argument("--workers", type=positive_int, default=cpus_per_process(),
                         help="videos decoded at once (default: this process's CPUs, %(default)s)")
     args = parser.parse_args(argv)
@@ -63,11 +72,13 @@ def main() -> None:
         data = load_annotation_file(args.data, class_names, args.data_root)
         data_root = args.data_root or args.data.parent
     else:
-        raise FileNotFoundError(f"--data {args.data}: no such folder or annotation file ({', '.join(ANNOTATION_EXTENSIONS)}).")
+        raise FileNotFoundError(
+            f"--data {args.data}: no such folder or annotation file ({', '.join(ANNOTATION_EXTENSIONS)})."
+        )
     result = extract_frame_folders(
         data, data_root, args.out, f"{args.data.stem if args.data.is_file() else args.data.name}.csv",
         labels_as_indices=args.labels_file is not None, short_side=args.short_side, quality=args.quality,
-        workers=args.workers,
+        max_fps=args.max_fps, workers=args.workers,
     )
     print(f"wrote {result.num_videos - len(result.undecodable)} frame folders under {args.out} and "
           f"{result.annotation_file} ({result.num_rows} rows)")

@@ -5,9 +5,9 @@ Frame folders: a video decoded once into JPEG frames, read back like a video fil
 Decoding is most of the cost of a training clip on the CPU (`docs/training.md`, "Keeping the GPU fed"): a frame
 folder is decoded once (`examples/extract_frames.py`), and every epoch afterwards reads only the JPEGs of the sampled
 frames. A folder holds `000000.jpg`, `000001.jpg`, ... (frame `i` is the `i`-th frame of a full sequential decode,
-upright as a player shows it, the short side resized to at most `short_side`) and `frames.json`, written last, which
-says how many frames there are and the source's frame rate. A folder without `frames.json` is not a frame folder:
-an extraction that was stopped half-way is never read.
+or with `max_fps` the `i * step`-th, upright as a player shows it, the short side resized to at most `short_side`)
+and `frames.json`, written last, which says how many frames there are, their frame rate and the settings. A folder
+without `frames.json` is not a frame folder: an extraction that was stopped half-way is never read.
 
 The video processor reads a frame folder wherever it reads a video file (`read_frame_folder` has the decoders'
 contract, and `select_video_reader` picks it), so training and evaluation take one in place of the file. Not the
@@ -17,6 +17,7 @@ contract, and `select_video_reader` picks it), so training and evaluation take o
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -62,7 +63,9 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} is unreadable ({error}); extract the video again.") from None
+        raise ValueError(
+            f"Frame folder {folder}: {MANIFEST_NAME} is unreadable ({error}); extract the video again."
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FRAME_FOLDER_FORMAT:
         raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} was not written by examples/extract_frames.py.")
     if manifest.get("version") != FRAME_FOLDER_VERSION:
@@ -151,7 +154,16 @@ def _resized_to_short_side(frame: torch.Tensor, short_side: int) -> torch.Tensor
     return tvF.resize(frame, [short_side], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
 
 
-def _write_frames(source: Any, folder: Path, short_side: int, quality: int, threading: bool) -> dict[str, Any]:
+def frame_step(fps: float | None, max_fps: float | None) -> int:
+    """Every how many frames one is kept so that at most `max_fps` remain a second (1: all; also without a rate)."""
+    if not fps or not max_fps:
+        return 1
+    return max(1, math.ceil(fps / max_fps - 1e-9))  # 29.97 / 9.99 is 3, not 4
+
+
+def _write_frames(
+    source: Any, folder: Path, short_side: int, quality: int, max_fps: float | None, threading: bool
+) -> dict[str, Any]:
     """Decodes `source` from start to end into `folder`, one frame at a time (memory holds one frame)."""
     import av
     from torchvision.io import encode_jpeg
@@ -164,12 +176,16 @@ def _write_frames(source: Any, folder: Path, short_side: int, quality: int, thre
             stream = _first_video_stream(container, label)
             fps = stream_fps(stream)
             num_announced = announced_frame_count(container, stream, fps)
+            step = frame_step(fps, max_fps)
             _configure_threads(stream, threading)
             for frame in container.decode(stream):
-                rgb = torch.from_numpy(np.ascontiguousarray(to_rgb(frame))).permute(2, 0, 1)  # turned: negative strides
-                size = (int(rgb.shape[2]), int(rgb.shape[1]))
-                stored = _resized_to_short_side(rgb, short_side)
-                (folder / frame_file_name(count)).write_bytes(encode_jpeg(stored, quality=quality).numpy().tobytes())
+                if count % step == 0:
+                    # A turned frame comes with negative strides, which torch does not take.
+                    rgb = torch.from_numpy(np.ascontiguousarray(to_rgb(frame))).permute(2, 0, 1)
+                    size = (int(rgb.shape[2]), int(rgb.shape[1]))
+                    stored = _resized_to_short_side(rgb, short_side)
+                    jpeg = encode_jpeg(stored, quality=quality).numpy().tobytes()
+                    (folder / frame_file_name(count // step)).write_bytes(jpeg)
                 count += 1
     except av.error.FFmpegError as error:
         raise ValueError(
@@ -182,17 +198,23 @@ def _write_frames(source: Any, folder: Path, short_side: int, quality: int, thre
     return {
         "format": FRAME_FOLDER_FORMAT,
         "version": FRAME_FOLDER_VERSION,
-        "num_frames": count,
-        "fps": fps,
+        "num_frames": (count + step - 1) // step,
+        "fps": fps / step if fps else None,
         "width": int(width),
         "height": int(height),
         "source": label,
         "source_identity": source_identity(source),
         "source_width": size[0],
         "source_height": size[1],
-        "short_side": short_side,
-        "jpeg_quality": quality,
+        "source_num_frames": count,
+        "source_fps": fps,
+        "frame_step": step,
+        **extraction_settings(short_side, quality, max_fps),
     }
+
+
+def extraction_settings(short_side: int, quality: int, max_fps: float | None) -> dict[str, Any]:
+    return {"short_side": short_side, "jpeg_quality": quality, "max_fps": max_fps}
 
 
 def write_frame_folder(
@@ -200,10 +222,15 @@ def write_frame_folder(
     folder: str | os.PathLike,
     short_side: int = DEFAULT_SHORT_SIDE,
     quality: int = DEFAULT_JPEG_QUALITY,
+    max_fps: float | None = None,
     threading: bool = True,
 ) -> dict[str, Any]:
     """
     Decodes a video once into the frame folder `folder` and returns its manifest.
+
+    Frames are stored upright with their short side at most `short_side`, as JPEG at `quality`; every frame, or with
+    `max_fps` every `ceil(fps / max_fps)`-th frame from the first (the folder's frame rate is then the source's over
+    that step, and its frame `i` is the video's frame `i * step`).
 
     All or nothing: the frames go to a `.partial` sibling folder, `frames.json` is written last, and the folder is
     renamed into place, so `folder` either does not exist or is complete. A complete `folder` is left as it is (an
@@ -211,7 +238,7 @@ def write_frame_folder(
 
     Raises:
         `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it), or `folder` exists and is not
-        a complete frame folder.
+        a complete frame folder, or one of another video or other settings.
     """
     folder = Path(folder)
     if is_frame_folder(folder):
@@ -221,6 +248,13 @@ def write_frame_folder(
                 f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
                 f"{describe_source(source)}; remove it or extract into another folder."
             )
+        wanted = extraction_settings(short_side, quality, max_fps)
+        stored = {key: manifest.get(key) for key in wanted}
+        if stored != wanted:
+            raise ValueError(
+                f"{folder} was extracted with {_settings_text(stored)}, not {_settings_text(wanted)}: remove it, or "
+                "extract with the settings it was made with."
+            )
         return manifest
     if folder.exists():
         raise ValueError(f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first.")
@@ -228,13 +262,17 @@ def write_frame_folder(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        manifest = _write_frames(source, partial, short_side, quality, threading)
+        manifest = _write_frames(source, partial, short_side, quality, max_fps, threading)
         (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
         os.replace(partial, folder)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
 __all__ = ["is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]

@@ -58,14 +58,35 @@ def test_frame_i_is_the_videos_frame_i_upright_at_the_short_side(frame_folders, 
     assert manifest["num_frames"] == info["total_num_frames"] == stored_info["total_num_frames"]
     assert stored_info["fps"] == pytest.approx(info["fps"])
     assert times[1] == pytest.approx(37 / info["fps"])
-    expected = resized_like_extraction(torch.from_numpy(decoded).permute(0, 3, 1, 2))
-    got = torch.from_numpy(np.ascontiguousarray(stored)).permute(0, 3, 1, 2)
-    assert got.shape == expected.shape and min(got.shape[-2:]) == min(256, *decoded.shape[1:3])
+    got = assert_stored_frames_are(stored, decoded)
+    assert min(got.shape[-2:]) == min(256, *decoded.shape[1:3])
     if video == ROTATED:
         assert got.shape[-2] > got.shape[-1]  # portrait, as shown
+
+
+def assert_stored_frames_are(stored: np.ndarray, decoded: np.ndarray) -> torch.Tensor:
+    """Each stored frame is its decoded frame, resized, within JPEG's error, and nearer it than any other."""
+    expected = resized_like_extraction(torch.from_numpy(decoded).permute(0, 3, 1, 2))
+    got = torch.from_numpy(np.ascontiguousarray(stored)).permute(0, 3, 1, 2)
+    assert got.shape == expected.shape
     errors = (got[:, None].float() - expected[None].float()).abs().mean(dim=(2, 3, 4))  # (stored, decoded)
     assert errors.diagonal().max() < JPEG_MEAN_ERROR
-    assert torch.equal(errors.argmin(dim=1), torch.arange(len(errors))), errors  # each is closest to its own frame
+    assert torch.equal(errors.argmin(dim=1), torch.arange(len(errors))), errors
+    return got
+
+
+def test_max_fps_keeps_every_step_th_frame_and_a_folder_keeps_its_settings(tmp_path):
+    manifest = write_frame_folder(ROTATED, tmp_path / "clip", max_fps=10)  # 30 fps: every third frame
+    assert (manifest["frame_step"], manifest["num_frames"], manifest["fps"]) == (3, 100, 10.0)
+    assert len(list((tmp_path / "clip").glob("*.jpg"))) == 100
+    picks = [0, 12, 30, 50, 99]
+    stored, times, _, _ = read_frame_folder(tmp_path / "clip", lambda total: picks)
+    decoded, video_times, _, _ = read_video_pyav(ROTATED, lambda total: [3 * pick for pick in picks], threading=False)
+    assert_stored_frames_are(stored, decoded)
+    assert times == pytest.approx(video_times)
+    # Run again with other settings: these frames are not taken for what was asked.
+    with pytest.raises(ValueError, match="was extracted with short_side=256, jpeg_quality=90, max_fps=10"):
+        write_frame_folder(ROTATED, tmp_path / "clip")
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -104,7 +125,8 @@ def damaged_copy(folder: Path, tmp_path: Path, damage) -> Path:
     [
         (lambda folder: (folder / MANIFEST_NAME).unlink(), ValueError, "not a complete frame folder (no frames.json)"),
         (lambda folder: (folder / "000007.jpg").unlink(), FileNotFoundError, "frame file 000007.jpg is missing"),
-        (lambda folder: (folder / "000007.jpg").write_bytes(b"\xff\xd8 cut"), ValueError, "000007.jpg is not a readable"),
+        (lambda folder: (folder / "000007.jpg").write_bytes(b"\xff\xd8 cut"), ValueError,
+         "000007.jpg is not a readable"),
         (lambda folder: (folder / MANIFEST_NAME).write_text('{"format": "omniclip-hf frame folder", "version": 99}'),
          ValueError, "format version 99"),
     ],
@@ -112,7 +134,9 @@ def damaged_copy(folder: Path, tmp_path: Path, damage) -> Path:
 )
 def test_a_damaged_frame_folder_is_reported_in_one_line_naming_it(frame_folders, tmp_path, damage, error, message):
     folder = damaged_copy(frame_folders[AVI.name], tmp_path, damage)
-    processor = OmniCLIPVideoProcessor(num_frames=164, size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = OmniCLIPVideoProcessor(
+        num_frames=164, size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
     with pytest.raises(error, match=re.escape(message)) as raised:
         processor(str(folder), return_tensors="pt")
     assert str(folder) in str(raised.value) and "\n" not in str(raised.value)

@@ -62,11 +62,11 @@ def frame_folder_paths(videos: list[str], data_root: Path, out: Path) -> dict[st
     return folders
 
 
-def _extract_one(job: tuple[str, str, int, int, bool]) -> tuple[str, str | None]:
+def _extract_one(job: tuple[str, str, dict[str, Any], bool]) -> tuple[str, str | None]:
     """One video into its folder; the error message instead when it cannot be decoded."""
-    video, folder, short_side, quality, threading = job
+    video, folder, settings, threading = job
     try:
-        write_frame_folder(video, folder, short_side=short_side, quality=quality, threading=threading)
+        write_frame_folder(video, folder, **settings, threading=threading)
     except (ValueError, FileNotFoundError, OSError) as error:
         return video, str(error)
     return video, None
@@ -118,12 +118,14 @@ def extract_frame_folders(
     labels_as_indices: bool,
     short_side: int = DEFAULT_SHORT_SIDE,
     quality: int = DEFAULT_JPEG_QUALITY,
+    max_fps: float | None = None,
     workers: int = 1,
 ) -> ExtractionResult:
     """
     Decodes every video of `data` into a frame folder under `out` and writes `out/<annotation_name>`: `path,label`
     rows with the folders relative to `out` (the data root to train with), labels as class indices when
-    `labels_as_indices` (the data's labels file then names them), else as class names.
+    `labels_as_indices` (the data's labels file then names them), else as class names. `short_side`, `quality` and
+    `max_fps` are `write_frame_folder`'s.
 
     A video that cannot be decoded is left out of the annotation file, listed with its reason in
     `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
@@ -131,7 +133,8 @@ def extract_frame_folders(
     videos = [str(video) for video in data.dataset["video"]]  # local paths (folders and annotation files)
     labels = list(data.dataset["label"])
     folders = frame_folder_paths(videos, data_root, out)
-    jobs = [(video, str(folder), short_side, quality, workers <= 1) for video, folder in folders.items()]
+    settings = {"short_side": short_side, "quality": quality, "max_fps": max_fps}
+    jobs = [(video, str(folder), settings, workers <= 1) for video, folder in folders.items()]
     errors = _run_jobs(jobs, workers)
     rows = [
         (folders[video].relative_to(out).as_posix(), str(label) if labels_as_indices else data.class_names[label])
