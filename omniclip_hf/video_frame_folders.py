@@ -48,6 +48,11 @@ DEFAULT_SHORT_SIDE = 256
 DEFAULT_JPEG_QUALITY = 90
 
 
+class FrameFolderConflict(ValueError):
+    """The output folder holds something other than what was asked: another video's frames, other settings, or an
+    unrelated folder. Not the video's fault, so an extraction run stops on it rather than skip the video."""
+
+
 def frame_file_name(index: int) -> str:
     return f"{index:06d}.jpg"
 
@@ -237,27 +242,28 @@ def write_frame_folder(
     interrupted extraction resumes where it stopped); a `.partial` left by a stopped run is removed first.
 
     Raises:
-        `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it), or `folder` exists and is not
-        a complete frame folder, or one of another video or other settings.
+        `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it).
+        `FrameFolderConflict` (a `ValueError`): `folder` exists and is not a complete frame folder, or holds another
+        video's frames or frames made with other settings.
     """
     folder = Path(folder)
     if is_frame_folder(folder):
         manifest = read_manifest(folder)
         if manifest.get("source_identity") != source_identity(source):
-            raise ValueError(
+            raise FrameFolderConflict(
                 f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
                 f"{describe_source(source)}; remove it or extract into another folder."
             )
         wanted = extraction_settings(short_side, quality, max_fps)
         stored = {key: manifest.get(key) for key in wanted}
         if stored != wanted:
-            raise ValueError(
+            raise FrameFolderConflict(
                 f"{folder} was extracted with {_settings_text(stored)}, not {_settings_text(wanted)}: remove it, or "
                 "extract with the settings it was made with."
             )
         return manifest
     if folder.exists():
-        raise ValueError(f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first.")
+        raise FrameFolderConflict(f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first.")
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -275,4 +281,4 @@ def _settings_text(settings: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
-__all__ = ["is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]
+__all__ = ["FrameFolderConflict", "is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]

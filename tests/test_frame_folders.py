@@ -21,7 +21,7 @@ from omniclip_hf.training.data import VideoClipDataset, collate_video_batch, loa
 from omniclip_hf.training.frame_extraction import extract_frame_folders
 from omniclip_hf.training.loop import build_video_processor
 from omniclip_hf.video_decoding import read_video_pyav
-from omniclip_hf.video_frame_folders import MANIFEST_NAME, read_frame_folder, write_frame_folder
+from omniclip_hf.video_frame_folders import MANIFEST_NAME, FrameFolderConflict, read_frame_folder, write_frame_folder
 
 from .conftest import REPO_ROOT, SHARED_DIR
 
@@ -228,6 +228,11 @@ def test_extract_frames_writes_an_annotation_that_trains_with_the_same_labels(tm
     assert (result.num_rows, result.undecodable) == (3, [])
     assert first_frame.stat().st_mtime_ns == before
     assert not (out / "train.undecodable.txt").exists()
+    # Other settings than the folders were made with: the run stops, rather than list the videos as undecodable.
+    (out / "train.csv").unlink()
+    with pytest.raises(FrameFolderConflict, match="was extracted with short_side=256"):
+        extract_frame_folders(data, VIDEOS, out, "train.csv", labels_as_indices=True, short_side=128)
+    assert not (out / "train.csv").exists() and not (out / "train.undecodable.txt").exists()
 
 
 def test_extract_frames_refuses_two_videos_that_would_share_a_folder(tmp_path):

@@ -18,7 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..video_frame_folders import DEFAULT_JPEG_QUALITY, DEFAULT_SHORT_SIDE, write_frame_folder
+from ..video_frame_folders import (
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_SHORT_SIDE,
+    FrameFolderConflict,
+    write_frame_folder,
+)
 from .data import VideoClassificationData
 
 
@@ -67,6 +72,8 @@ def _extract_one(job: tuple[str, str, dict[str, Any], bool]) -> tuple[str, str |
     video, folder, settings, threading = job
     try:
         write_frame_folder(video, folder, **settings, threading=threading)
+    except FrameFolderConflict:
+        raise  # the output folder holds something else: the run stops and says so
     except (ValueError, FileNotFoundError, OSError) as error:
         return video, str(error)
     return video, None
@@ -129,6 +136,10 @@ def extract_frame_folders(
 
     A video that cannot be decoded is left out of the annotation file, listed with its reason in
     `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
+
+    Raises:
+        `FrameFolderConflict`: a video's folder holds another video's frames or frames made with other settings;
+        nothing more is extracted and no annotation file is written.
     """
     videos = [str(video) for video in data.dataset["video"]]  # local paths (folders and annotation files)
     labels = list(data.dataset["label"])
