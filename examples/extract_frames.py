@@ -1,16 +1,17 @@
 """Decode a training set once into JPEG frame folders, so each epoch reads JPEGs instead of decoding video.
 
-    python examples/extract_frames.py --data data/hmdb51/train.csv --labels_file labels/hmdb51.txt \\
-        --data_root data/hmdb51/videos --out data/hmdb51/frames
+    python examples/extract_frames.py --data data/hmdb51/hmdb51_train_split_1_videos.txt \\
+        --labels_file labels/hmdb51.txt --data_root data/hmdb51/videos --out data/hmdb51/frames
     accelerate launch -q --config_file examples/accelerate_configs/single.yaml examples/train.py ... \\
-        --train_data data/hmdb51/frames/train.csv --data_root data/hmdb51/frames
+        --train_data data/hmdb51/frames/hmdb51_train_split_1_videos.csv --data_root data/hmdb51/frames \\
+        --eval_data_root data/hmdb51/videos
 
 `--data` is what `examples/train.py --train_data` takes locally: an annotation file or a folder of class
 sub-folders. Each video becomes a folder of JPEG frames (upright, short side at most `--short_side`) under `--out`,
 and `OUT/<name>.csv` lists them with the same labels: train from it with `--data_root OUT`. Frames keep the
-video's frame numbering and rate, so sampling, augmentation and evaluation work as on the video. Running again
-skips the folders already complete; a video that cannot be decoded is left out and listed. See docs/training.md,
-"Keeping the GPU fed".
+video's frame numbering and rate (unless `--max_fps`), so sampling, augmentation and evaluation work as on the
+video. Running again skips the folders already complete; a video that cannot be decoded is left out and listed.
+See docs/data.md, "Decoding once: frame folders".
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ folder is written all or nothing, and a second run skips the folders that are co
 from __future__ import annotations
 
 import csv
-import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -25,9 +24,6 @@ from ..video_frame_folders import (
     write_frame_folder,
 )
 from .data import VideoClassificationData
-
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
