@@ -63,7 +63,8 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
         colour jitter, grayscale), drawn once per clip and applied to every frame of it.
     video_backend (`str`, *optional*, defaults to `"pyav"`):
         Decoder for files and bytes: `"pyav"` or `"torchcodec"` (when installed; AVI files still go to PyAV, which
-        alone counts their frames exactly).
+        alone counts their frames exactly). A frame folder (`examples/extract_frames.py`) is read from its JPEGs
+        whatever this says.
     decoder_threading (`bool`, *optional*, defaults to `True`):
         Frame-threaded PyAV decoding for frames of VGA size and up. Turn off where every core is already busy,
         e.g. in DataLoader workers: FFmpeg's default (slice threads only) then applies.
@@ -341,7 +342,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             videos (`str`, `os.PathLike`, URL, `bytes`, binary file object, datasets `Video` cell, torchcodec
                 `VideoDecoder`, `np.ndarray`, `torch.Tensor`, list of PIL images, or a list of these):
                 One video or a batch. Frames from files are shown as a player shows them (the container's display
-                matrix applied).
+                matrix applied). A path may also name a frame folder (`examples/extract_frames.py`).
             video_metadata (`VideoMetadata`, `dict` or a list of them, *optional*):
                 Per video; its `fps` gives in-memory frames a frame rate (for `fps=` sampling and timestamps).
             train (`bool`, *optional*):
