@@ -20,8 +20,9 @@ import json
 import math
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -48,9 +49,20 @@ DEFAULT_SHORT_SIDE = 256
 DEFAULT_JPEG_QUALITY = 90
 
 
-class FrameFolderConflict(ValueError):
-    """The output folder holds something other than what was asked: another video's frames, other settings, or an
-    unrelated folder. Not the video's fault, so an extraction run stops on it rather than skip the video."""
+class FrameFolderOutputError(ValueError):
+    """The output side is at fault, not the video: the folder holds another video's frames, frames made with other
+    settings or something unrelated, or it cannot be written (a full or read-only disk, no permission). An extraction
+    run stops on it rather than skip the video."""
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise FrameFolderOutputError(
+            f"cannot write {path}: {error.strerror or error}; check the output folder's disk space and permissions."
+        ) from None
 
 
 def frame_file_name(index: int) -> str:
@@ -190,7 +202,9 @@ def _write_frames(
                     size = (int(rgb.shape[2]), int(rgb.shape[1]))
                     stored = _resized_to_short_side(rgb, short_side)
                     jpeg = encode_jpeg(stored, quality=quality).numpy().tobytes()
-                    (folder / frame_file_name(count // step)).write_bytes(jpeg)
+                    path = folder / frame_file_name(count // step)
+                    with _writing(path):
+                        path.write_bytes(jpeg)
                 count += 1
     except av.error.FFmpegError as error:
         raise ValueError(
@@ -243,34 +257,38 @@ def write_frame_folder(
 
     Raises:
         `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it).
-        `FrameFolderConflict` (a `ValueError`): `folder` exists and is not a complete frame folder, or holds another
-        video's frames or frames made with other settings.
+        `FrameFolderOutputError` (a `ValueError`): `folder` exists and is not a complete frame folder, holds another
+        video's frames or frames made with other settings, or cannot be written.
     """
     folder = Path(folder)
     if is_frame_folder(folder):
         manifest = read_manifest(folder)
         if manifest.get("source_identity") != source_identity(source):
-            raise FrameFolderConflict(
+            raise FrameFolderOutputError(
                 f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
                 f"{describe_source(source)}; remove it or extract into another folder."
             )
         wanted = extraction_settings(short_side, quality, max_fps)
         stored = {key: manifest.get(key) for key in wanted}
         if stored != wanted:
-            raise FrameFolderConflict(
+            raise FrameFolderOutputError(
                 f"{folder} was extracted with {_settings_text(stored)}, not {_settings_text(wanted)}: remove it, or "
                 "extract with the settings it was made with."
             )
         return manifest
     if folder.exists():
-        raise FrameFolderConflict(f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first.")
+        raise FrameFolderOutputError(
+            f"{folder} exists and is not a complete frame folder (no {MANIFEST_NAME}); remove it first."
+        )
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    with _writing(partial):
+        partial.mkdir(parents=True)
     try:
         manifest = _write_frames(source, partial, short_side, quality, max_fps, threading)
-        (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(partial, folder)
+        with _writing(folder):
+            (partial / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
+            os.replace(partial, folder)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -281,4 +299,4 @@ def _settings_text(settings: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
-__all__ = ["FrameFolderConflict", "is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]
+__all__ = ["FrameFolderOutputError", "is_frame_folder", "read_frame_folder", "read_manifest", "write_frame_folder"]

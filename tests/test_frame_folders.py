@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from omniclip_hf.training.data import VideoClipDataset, collate_video_batch, loa
 from omniclip_hf.training.frame_extraction import extract_frame_folders
 from omniclip_hf.training.loop import build_video_processor
 from omniclip_hf.video_decoding import read_video_pyav
-from omniclip_hf.video_frame_folders import MANIFEST_NAME, FrameFolderConflict, read_frame_folder, write_frame_folder
+from omniclip_hf.video_frame_folders import MANIFEST_NAME, FrameFolderOutputError, read_frame_folder, write_frame_folder
 
 from .conftest import REPO_ROOT, SHARED_DIR
 
@@ -230,7 +231,7 @@ def test_extract_frames_writes_an_annotation_that_trains_with_the_same_labels(tm
     assert not (out / "train.undecodable.txt").exists()
     # Other settings than the folders were made with: the run stops, rather than list the videos as undecodable.
     (out / "train.csv").unlink()
-    with pytest.raises(FrameFolderConflict, match="was extracted with short_side=256"):
+    with pytest.raises(FrameFolderOutputError, match="was extracted with short_side=256"):
         extract_frame_folders(data, VIDEOS, out, "train.csv", labels_as_indices=True, short_side=128)
     assert not (out / "train.csv").exists() and not (out / "train.undecodable.txt").exists()
 
@@ -245,3 +246,23 @@ def test_extract_frames_refuses_two_videos_that_would_share_a_folder(tmp_path):
         f"extracted to {tmp_path / 'frames' / 'mmaction2_tests_test'}: rename one of them first."
     ]
     assert not (tmp_path / "frames").exists()
+
+
+def test_a_full_disk_stops_the_extraction_rather_than_skip_every_video(tmp_path, monkeypatch):
+    annotation = tmp_path / "train.csv"
+    annotation.write_text("path,label\nmmaction2_tests_test.avi,a\nmmaction2_demo.mp4,b\n")
+    data = load_annotation_file(annotation, data_root=VIDEOS)
+    write_bytes = Path.write_bytes
+    calls = []
+
+    def disk_fills_after_three_frames(path, content):
+        calls.append(path)
+        if len(calls) > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, content)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_fills_after_three_frames)
+    out = tmp_path / "frames"
+    with pytest.raises(FrameFolderOutputError, match="cannot write .*000003.jpg: No space left on device"):
+        extract_frame_folders(data, VIDEOS, out, "train.csv", labels_as_indices=False)
+    assert list(out.iterdir()) == []  # no folder, no .partial, no annotation file

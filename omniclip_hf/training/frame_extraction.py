@@ -20,7 +20,7 @@ from typing import Any
 from ..video_frame_folders import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_SHORT_SIDE,
-    FrameFolderConflict,
+    FrameFolderOutputError,
     write_frame_folder,
 )
 from .data import VideoClassificationData
@@ -68,8 +68,8 @@ def _extract_one(job: tuple[str, str, dict[str, Any], bool]) -> tuple[str, str |
     video, folder, settings, threading = job
     try:
         write_frame_folder(video, folder, **settings, threading=threading)
-    except FrameFolderConflict:
-        raise  # the output folder holds something else: the run stops and says so
+    except FrameFolderOutputError:
+        raise  # the output side's fault (another video's folder, other settings, a full disk): the run stops
     except (ValueError, FileNotFoundError, OSError) as error:
         return video, str(error)
     return video, None
@@ -134,8 +134,8 @@ def extract_frame_folders(
     `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
 
     Raises:
-        `FrameFolderConflict`: a video's folder holds another video's frames or frames made with other settings;
-        nothing more is extracted and no annotation file is written.
+        `FrameFolderOutputError`: a video's folder holds another video's frames or frames made with other settings,
+        or cannot be written; nothing more is extracted and no annotation file is written.
     """
     videos = [str(video) for video in data.dataset["video"]]  # local paths (folders and annotation files)
     labels = list(data.dataset["label"])
