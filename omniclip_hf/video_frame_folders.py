@@ -93,6 +93,9 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     num_frames = manifest.get("num_frames")
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} gives num_frames={num_frames!r}; extract again.")
+    fps = manifest.get("fps")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
+        raise ValueError(f"Frame folder {folder}: {MANIFEST_NAME} gives fps={fps!r}; extract again.")
     return manifest
 
 

@@ -130,8 +130,10 @@ def damaged_copy(folder: Path, tmp_path: Path, damage) -> Path:
          "000007.jpg is not a readable"),
         (lambda folder: (folder / MANIFEST_NAME).write_text('{"format": "omniclip-hf frame folder", "version": 99}'),
          ValueError, "format version 99"),
+        (lambda folder: (folder / MANIFEST_NAME).write_text(
+            (folder / MANIFEST_NAME).read_text().replace('"fps": 25.0', '"fps": "25"')), ValueError, "fps='25'"),
     ],
-    ids=["unfinished", "missing-frame", "corrupt-frame", "newer-version"],
+    ids=["unfinished", "missing-frame", "corrupt-frame", "newer-version", "fps-not-a-number"],
 )
 def test_a_damaged_frame_folder_is_reported_in_one_line_naming_it(frame_folders, tmp_path, damage, error, message):
     folder = damaged_copy(frame_folders[AVI.name], tmp_path, damage)
