@@ -47,6 +47,7 @@ def clip_list(folder: Path, count: int) -> list[str]:
 
 def frame_folders_of(videos: list[str], out: Path) -> list[str]:
     """The same list of clips, each extracted once into a frame folder under `out`."""
+    # Named by the whole file name, not the stem as extract_frames.py does: two shared clips differ only in suffix.
     folders = {video: out / Path(video).name for video in dict.fromkeys(videos)}
     for video, folder in folders.items():
         write_frame_folder(video, folder)

@@ -166,12 +166,14 @@ def source_identity(source: Any) -> list[Any] | None:
 
 
 def _resized_to_short_side(frame: torch.Tensor, short_side: int) -> torch.Tensor:
-    # The same resize as the training augmentation's first step (`make_views`): bicubic with antialiasing, never up.
+    # As the training augmentation's first step (`make_views`) resizes with the default resample: never up.
     from torchvision.transforms.v2 import functional as tvF
+
+    from .video_transforms import resize_short_side
 
     if min(frame.shape[-2:]) <= short_side:
         return frame
-    return tvF.resize(frame, [short_side], interpolation=tvF.InterpolationMode.BICUBIC, antialias=True)
+    return resize_short_side(frame, {"shortest_edge": short_side}, tvF.InterpolationMode.BICUBIC)
 
 
 def frame_step(fps: float | None, max_fps: float | None) -> int:

@@ -47,10 +47,11 @@ def frame_folder_paths(videos: list[str], data_root: Path, out: Path) -> dict[st
     """
     folders: dict[str, Path] = {}
     owner: dict[Path, str] = {}
+    root = data_root.resolve()
     for video in dict.fromkeys(videos):
         path = Path(video)
         try:
-            relative = path.resolve().relative_to(data_root.resolve())
+            relative = path.resolve().relative_to(root)
         except ValueError:
             relative = Path(path.name)
         folder = out / relative.with_suffix("")
