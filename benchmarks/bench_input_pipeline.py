@@ -4,6 +4,7 @@
     python benchmarks/bench_input_pipeline.py --workers 1 2 4 8 14     # on a machine with more cores
     python benchmarks/bench_input_pipeline.py --gpu_clips_per_second 413 520
     python benchmarks/bench_input_pipeline.py --frames                 # also from frame folders of the same clips
+    python benchmarks/bench_input_pipeline.py --frames --color_on_device   # and colour augmentation on the device
 
 Measures training clips/s of the whole input side of `examples/train.py` (decode with PyAV + TSN segment sampling
 + clip-consistent augmentation at 224 px + collate), exactly as `VideoClipDataset` and `collate_video_batch` run
@@ -11,7 +12,10 @@ it, first in this process on one core (one torch thread, no decoder threads), th
 each number of workers. It prints the cores needed to feed each GPU rate given: the frozen B/16 encoder with SPG
 tokens trains at about 413 clips/s on an H200 (8 frames, bf16); `bench_model.py --device cuda` gives OmniCLIP's.
 With `--frames` the same clips are first extracted into frame folders (`examples/extract_frames.py`, in a temporary
-folder) and the same rows are measured reading those instead of decoding the videos.
+folder) and the same rows are measured reading those instead of decoding the videos. With `--color_on_device` the
+workers leave colour jitter, grayscale and normalisation to the training device (`--color_augmentation_on device`
+of train.py): for each source a one-core row and a row with the most workers, and the time the device then takes
+to finish a batch (`OmniCLIPVideoProcessor.finish_views`, on CUDA when there is a GPU, else on this CPU).
 """
 
 from __future__ import annotations
@@ -54,9 +58,29 @@ def frame_folders_of(videos: list[str], out: Path) -> list[str]:
     return [str(folders[video]) for video in videos]
 
 
-def training_dataset(videos: list[str], image_size: int, num_frames: int) -> VideoClipDataset:
+def training_dataset(videos: list[str], image_size: int, num_frames: int, color_on_device: bool = False
+                     ) -> VideoClipDataset:
     data = VideoClassificationData(_make_dataset(videos, [0] * len(videos), ["any"]), ["any"], "benchmark")
-    return VideoClipDataset(data, build_video_processor(image_size, num_frames), train=True, seed=0, strict=True)
+    deferred = {"defer_color_augmentation": True} if color_on_device else {}
+    return VideoClipDataset(data, build_video_processor(image_size, num_frames), train=True, seed=0, strict=True,
+                            **deferred)
+
+
+def device_finish_ms(dataset: VideoClipDataset, batch_size: int, repeats: int = 5) -> tuple[str, float]:
+    """Median milliseconds the training device takes to finish one deferred batch (colour, rescale, normalise)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch = collate_video_batch([dataset[index % len(dataset)] for index in range(batch_size)])
+    pixels, colors = batch["pixel_values_videos"].to(device), batch["color_augmentation"].to(device)
+    times = []
+    for _ in range(repeats + 1):  # the first call warms up (CUDA kernels, allocator)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        dataset.video_processor.finish_views(pixels, colors)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return device.type, 1000 * sorted(times[1:])[len(times[1:]) // 2]
 
 
 def one_core_clips_per_second(dataset: VideoClipDataset, batch_size: int) -> float:
@@ -103,6 +127,8 @@ def main() -> None:
                         help="training rates to feed (default: the frozen B/16 + SPG encoder on one H200)")
     parser.add_argument("--frames", action="store_true",
                         help="also measure reading the clips from frame folders (examples/extract_frames.py)")
+    parser.add_argument("--color_on_device", action="store_true",
+                        help="also measure the workers with colour augmentation left to the training device")
     args = parser.parse_args()
     args.clips = args.clips or max(96, 4 * args.batch_size * max(args.workers))
 
@@ -112,26 +138,37 @@ def main() -> None:
           f"torch {torch.__version__}")
     print("| input pipeline | clips/s | per worker |")
     print("|---|---|---|", flush=True)
-    per_core = {"videos": measure_rows("", training_dataset(videos, args.image_size, args.num_frames), args)}
-    if args.frames:
-        with tempfile.TemporaryDirectory() as folder:
-            frames = frame_folders_of(videos, Path(folder))
-            per_core["frame folders"] = measure_rows(
-                "frame folders, ", training_dataset(frames, args.image_size, args.num_frames), args
-            )
+    sources = {"videos": videos}
+    with tempfile.TemporaryDirectory() as folder:
+        if args.frames:
+            sources["frame folders"] = frame_folders_of(videos, Path(folder))
+        per_core, finishing = {}, {}
+        for source, clips in sources.items():
+            prefix = "" if source == "videos" else f"{source}, "
+            per_core[source] = measure_rows(prefix, training_dataset(clips, args.image_size, args.num_frames),
+                                            args.workers, args)
+            if args.color_on_device:
+                deferred = training_dataset(clips, args.image_size, args.num_frames, color_on_device=True)
+                name = f"{source}, colour on device"
+                per_core[name] = measure_rows(f"{name}, ", deferred, [max(args.workers)], args)
+                finishing[name] = device_finish_ms(deferred, args.batch_size)
     print("\ncores needed (measured one-core rate; a real run also needs a core for the training process):")
     for target in args.gpu_clips_per_second:
         needed = ", ".join(f"{target / rate:.1f} cores from {source}" for source, rate in per_core.items())
         print(f"  {target:.0f} clips/s: {needed}")
     if args.frames:
         print(f"frame folders / videos, one core: {per_core['frame folders'] / per_core['videos']:.2f}x")
+    for name, (device, milliseconds) in finishing.items():
+        source = name.removesuffix(", colour on device")
+        print(f"{name} / {source}, one core: {per_core[name] / per_core[source]:.2f}x; the device finishes a batch "
+              f"of {args.batch_size} in {milliseconds:.1f} ms on {device} (median of 5)")
 
 
-def measure_rows(prefix: str, dataset: VideoClipDataset, args: argparse.Namespace) -> float:
+def measure_rows(prefix: str, dataset: VideoClipDataset, worker_counts: list[int], args: argparse.Namespace) -> float:
     """Prints the one-core row and one row per worker count; returns the one-core clips/s."""
     per_core = one_core_clips_per_second(dataset, args.batch_size)
     print(f"| {prefix}in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
-    for workers in args.workers:
+    for workers in worker_counts:
         rate = loader_clips_per_second(dataset, workers, args.batch_size)
         print(f"| {prefix}DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | "
               f"{rate / workers:.1f} |", flush=True)

@@ -40,7 +40,7 @@ from .video_sources import (
     pixel_scale_of,
     video_to_tensor,
 )
-from .video_transforms import check_size, make_views
+from .video_transforms import COLOR_AUGMENTATION_SIZE, check_size, finish_view, make_views
 
 
 logger = logging.get_logger(__name__)
@@ -86,6 +86,11 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
         Probability of turning the clip to grayscale (kept as 3 channels).
     generator (`torch.Generator`, *optional*):
         A call's seed for training sampling and augmentation (never saved).
+    defer_color_augmentation (`bool`, *optional*, defaults to `False`):
+        A call's choice (never saved) to return the views as cropped, uint8 for decoded video, with their drawn colour
+        augmentation in `color_augmentation`; [`~OmniCLIPVideoProcessor.finish_views`] applies it, rescales and
+        normalises, e.g. on the training GPU instead of in DataLoader workers (a quarter of the bytes to copy, and
+        colour jitter was most of a frame folder's CPU time).
     """
 
     sampling: str | None
@@ -103,12 +108,15 @@ class OmniCLIPVideoProcessorKwargs(VideosKwargs, total=False):
     color_jitter: list[float] | tuple[float, ...] | None
     grayscale_prob: float | None
     generator: torch.Generator | None
+    defer_color_augmentation: bool | None
 
 
 # Keyword arguments a call may carry that are not saved settings (`train` and `backend` are call aliases).
-_CALL_ONLY_KWARGS = ("train", "generator", "backend", "return_tensors")
+_CALL_ONLY_KWARGS = ("train", "generator", "backend", "return_tensors", "defer_color_augmentation")
 # Settings `_decode_and_sample_videos` needs besides the sampling function.
 _DECODING_SETTINGS = ("video_backend", "decoder_threading", "num_temporal_clips")
+# Settings `finish_views` applies after a deferred call.
+_NORMALIZATION_SETTINGS = ("do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
 
 
 @dataclass
@@ -358,8 +366,14 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             kwargs:
                 Any setting of [`OmniCLIPVideoProcessorKwargs`] or transformers' `VideosKwargs`, for this call.
 
+            defer_color_augmentation (`bool`, *optional*, defaults to `False`):
+                Return `pixel_values_videos` cropped but not coloured, rescaled or normalised (uint8 for decoded
+                video), and each view's drawn colour augmentation as `color_augmentation`, for
+                [`~OmniCLIPVideoProcessor.finish_views`]; the two together give this call's usual output exactly.
+
         Returns:
-            [`BatchFeature`] with `pixel_values_videos` (and `video_metadata` when asked).
+            [`BatchFeature`] with `pixel_values_videos` (and `video_metadata` when asked, `color_augmentation` when
+            deferred: float32 rows of `COLOR_AUGMENTATION_SIZE`, one per view, in the views' leading shape).
         """
         # Base `preprocess` drives the call (defaults, `_decode_and_sample_videos` with `sample_frames`,
         # `_prepare_input_videos`, `_preprocess`, metadata out); this only resolves the call's own arguments first and
@@ -529,18 +543,58 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
     def _preprocess(self, videos: list[SampledVideo], return_tensors: Any = None, **settings) -> BatchFeature:
         """Views of every video (temporal clips x spatial crops), augmented in training, rescaled and normalised."""
         train = bool(settings["do_augment"])
-        outputs = []
+        defer = bool(settings.get("defer_color_augmentation"))
+        outputs, colors = [], []
         for video in videos:
-            views = make_views(video.frames, video.clip_rows, settings, train, settings["generator"])
+            views, view_colors = make_views(video.frames, video.clip_rows, settings, train, settings["generator"], defer)
             outputs.append(torch.stack(views) if len(views) > 1 else views[0])
-        if return_tensors is not None:
-            shapes = {tuple(output.shape) for output in outputs}
-            if len(shapes) != 1:
-                raise ValueError(f"Cannot stack videos of different shapes {sorted(shapes)}; pass return_tensors=None.")
-            data = {"pixel_values_videos": torch.stack(outputs)}
-        else:
-            data = {"pixel_values_videos": outputs}
+            colors.append(torch.stack(view_colors) if len(view_colors) > 1 else view_colors[0])
+        data = {"pixel_values_videos": self._stack_videos(outputs, return_tensors)}
+        if defer:
+            data["color_augmentation"] = self._stack_videos(colors, return_tensors)
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @staticmethod
+    def _stack_videos(outputs: list[torch.Tensor], return_tensors: Any) -> torch.Tensor | list[torch.Tensor]:
+        if return_tensors is None:
+            return outputs
+        shapes = {tuple(output.shape) for output in outputs}
+        if len(shapes) != 1:
+            raise ValueError(f"Cannot stack videos of different shapes {sorted(shapes)}; pass return_tensors=None.")
+        return torch.stack(outputs)
+
+    def finish_views(
+        self, pixel_values_videos: torch.Tensor, color_augmentation: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        r"""
+        Finishes views a call with `defer_color_augmentation=True` returned: applies each view's colour augmentation,
+        then rescales and normalises, on the views' device. The result equals what the call gives without deferring.
+
+        Args:
+            pixel_values_videos (`torch.Tensor`):
+                `(..., T, 3, H, W)` views as the deferred call returned them (uint8 for decoded video), on any device.
+            color_augmentation (`torch.Tensor`):
+                `(..., COLOR_AUGMENTATION_SIZE)`: one row per view, the same leading shape.
+            kwargs:
+                `do_rescale`, `rescale_factor`, `do_normalize`, `image_mean`, `image_std` if the deferred call overrode
+                them (other settings are the deferred call's business and are ignored here).
+
+        Returns:
+            `torch.Tensor`: float32 `(..., T, 3, H, W)`, ready for [`OmniCLIPModel`].
+        """
+        leading = tuple(pixel_values_videos.shape[:-4])
+        if pixel_values_videos.dim() < 4 or tuple(color_augmentation.shape) != leading + (COLOR_AUGMENTATION_SIZE,):
+            raise ValueError(
+                f"finish_views: pixel_values_videos {tuple(pixel_values_videos.shape)} and color_augmentation "
+                f"{tuple(color_augmentation.shape)} do not belong together; pass both as a call with "
+                "defer_color_augmentation=True returned them, (..., T, 3, H, W) and (..., "
+                f"{COLOR_AUGMENTATION_SIZE})."
+            )
+        settings = {key: kwargs.get(key, getattr(self, key)) for key in _NORMALIZATION_SETTINGS}
+        views = pixel_values_videos.reshape(-1, *pixel_values_videos.shape[-4:])
+        rows = color_augmentation.reshape(-1, COLOR_AUGMENTATION_SIZE).cpu()  # read on the host, one copy
+        finished = [finish_view(view, row, settings) for view, row in zip(views, rows)]
+        return torch.stack(finished).reshape(*leading, *finished[0].shape) if finished else views.float()
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import torch
 from torchvision import tv_tensors
+from torchvision.transforms import ColorJitter
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_utils import PILImageResampling
@@ -89,12 +90,9 @@ def build_augmentation(
     crop_scale: Sequence[float],
     crop_ratio: Sequence[float],
     flip_prob: float,
-    color_jitter_prob: float,
-    color_jitter: Sequence[float],
-    grayscale_prob: float,
 ) -> v2.Compose:
-    """The paper's training augmentations; applied to a `tv_tensors.Video`, one draw covers every frame."""
-    brightness, contrast, saturation, hue = color_jitter
+    """The paper's geometric training augmentations (random resized crop, flip); applied to a `tv_tensors.Video`,
+    one draw covers every frame. The colour ones are `draw_color_augmentation` and `apply_color_augmentation`."""
     return v2.Compose(
         [
             v2.RandomResizedCrop(
@@ -105,29 +103,83 @@ def build_augmentation(
                 antialias=True,
             ),
             v2.RandomHorizontalFlip(p=flip_prob),
-            v2.RandomApply(
-                [v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)],
-                p=color_jitter_prob,
-            ),
-            v2.RandomGrayscale(p=grayscale_prob),
         ]
     )
 
 
-def augment_clip(clip: torch.Tensor, augmentation: v2.Compose, generator: torch.Generator | None) -> torch.Tensor:
+# One clip's colour augmentation as a row of numbers, so it can be drawn where the clip is decoded (a DataLoader
+# worker, from the example's seed) and applied later on the training device: [jitter applied (0/1), the order of
+# brightness/contrast/saturation/hue (4 entries, 0-3), their factors (NaN: not jittered), grayscale (0/1)].
+COLOR_AUGMENTATION_SIZE = 10
+_JITTER_APPLIED, _ORDER, _FACTORS, _GRAYSCALE = 0, slice(1, 5), slice(5, 9), 9
+
+
+def no_color_augmentation() -> torch.Tensor:
+    """The colour row that changes nothing (evaluation views); draws nothing from any RNG."""
+    row = torch.full((COLOR_AUGMENTATION_SIZE,), float("nan"), dtype=torch.float32)
+    row[_JITTER_APPLIED] = row[_GRAYSCALE] = 0.0
+    row[_ORDER] = torch.arange(4, dtype=torch.float32)
+    return row
+
+
+def draw_color_augmentation(color_jitter_prob: float, color_jitter: Sequence[float], grayscale_prob: float) -> torch.Tensor:
     """
-    Applies `augmentation` to a `(T, 3, H, W)` clip with the same random parameters for every frame.
+    Draws one clip's colour jitter (with probability `color_jitter_prob`: brightness, contrast, saturation and hue
+    factors in a random order, as `v2.ColorJitter` draws them) and grayscale (with probability `grayscale_prob`)
+    from torch's global RNG. Returns the `(COLOR_AUGMENTATION_SIZE,)` float32 row `apply_color_augmentation` takes.
+    """
+    row = no_color_augmentation()
+    jitter = v2.ColorJitter(*color_jitter)  # checks the settings and turns them into ranges
+    applied = bool(torch.rand(1) < color_jitter_prob)
+    row[_JITTER_APPLIED] = float(applied)
+    if applied:
+        order, *factors = ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
+        row[_ORDER] = order.to(torch.float32)
+        row[_FACTORS] = torch.tensor([float("nan") if f is None else f for f in factors], dtype=torch.float32)
+    row[_GRAYSCALE] = float(bool(torch.rand(1) < grayscale_prob))
+    return row
+
+
+_ADJUSTMENTS = (tvF.adjust_brightness, tvF.adjust_contrast, tvF.adjust_saturation, tvF.adjust_hue)
+
+
+def apply_color_augmentation(clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """
+    Applies a drawn colour augmentation (`draw_color_augmentation`) to every frame of a `(T, 3, H, W)` clip, on the
+    clip's device and in its dtype: torchvision's colour kernels in the drawn order, then grayscale kept as 3 channels.
+    """
+    # By hand only the dispatch: `v2.ColorJitter` draws and applies in one call, and here the two happen in
+    # different processes (the draw in a DataLoader worker, the kernels on the training device).
+    values = row.tolist()
+    if values[_JITTER_APPLIED]:
+        factors = values[_FACTORS]
+        for function_id in values[_ORDER]:
+            factor = factors[int(function_id)]
+            if factor == factor:  # not NaN: this property is jittered
+                clip = _ADJUSTMENTS[int(function_id)](clip, factor)
+    if values[_GRAYSCALE]:
+        clip = tvF.rgb_to_grayscale(clip, num_output_channels=3)
+    return clip
+
+
+def augment_clip(
+    clip: torch.Tensor, augmentation: v2.Compose, color_settings: Sequence[Any], generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Applies the geometric `augmentation` to a `(T, 3, H, W)` clip with the same random parameters for every frame,
+    and draws its colour augmentation (`color_settings`: jitter probability, jitter strengths, grayscale
+    probability). Returns the cropped clip and the colour row, not yet applied (`apply_color_augmentation`).
 
     torchvision's transforms draw from the global RNG; with a `generator` they run inside a forked RNG seeded from
     it, so results follow the generator and the caller's global RNG state is left untouched.
     """
     video = tv_tensors.Video(clip)
     if generator is None:
-        return augmentation(video).as_subclass(torch.Tensor)
+        return augmentation(video).as_subclass(torch.Tensor), draw_color_augmentation(*color_settings)
     seed = int(torch.randint(2**62, (1,), generator=generator).item())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return augmentation(video).as_subclass(torch.Tensor)
+        return augmentation(video).as_subclass(torch.Tensor), draw_color_augmentation(*color_settings)
 
 
 def check_size(name: str, size: Any) -> None:
@@ -146,18 +198,25 @@ def make_views(
     settings: dict[str, Any],
     train: bool,
     generator: torch.Generator | None,
-) -> list[torch.Tensor]:
+    defer_color_augmentation: bool = False,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """
-    Spatial views of every clip as normalised float `(T, 3, h, w)` tensors, clip-major: evaluation resize and
-    crops, or clip-consistent training augmentation, then rescale and normalise.
+    Spatial views of every clip, clip-major: evaluation resize and crops, or clip-consistent training augmentation;
+    then colour augmentation (training), rescale and normalise (`finish_view`).
 
     Args:
         frames (`torch.Tensor`): the distinct decoded frames, `(U, 3, H, W)` uint8.
         clip_rows (`torch.Tensor`): `(K, T)` rows of `frames` making up each clip.
+        defer_color_augmentation (`bool`): return the views as cropped (uint8 for decoded frames), neither coloured
+            nor normalised, for `finish_view` to do elsewhere.
+
+    Returns:
+        The `(T, 3, h, w)` views (normalised float32 unless deferred) and each view's colour row
+        (`draw_color_augmentation`; one that changes nothing outside training).
     """
     crop_size = settings["crop_size"]
     interpolation = _interpolation(settings["resample"])
-    views = []
+    views, colors = [], []
     if train:
         if crop_size is None:
             raise ValueError("Training augmentation needs crop_size (the output frame size).")
@@ -168,16 +227,16 @@ def make_views(
             settings["augment_crop_scale"],
             settings["augment_crop_ratio"],
             settings["flip_prob"],
-            settings["color_jitter_prob"],
-            settings["color_jitter"],
-            settings["grayscale_prob"],
         )
+        color_settings = (settings["color_jitter_prob"], settings["color_jitter"], settings["grayscale_prob"])
         resize_to = settings["augment_resize_shortest_edge"]
         if resize_to and min(frames.shape[-2:]) > resize_to:  # 0 (or None in a call): crop at full size
             frames = tvF.resize(frames, [int(resize_to)], interpolation=interpolation, antialias=True)
         for rows in clip_rows:
             for _ in range(settings["num_spatial_crops"]):
-                views.append(augment_clip(frames[rows], augmentation, generator))
+                view, color = augment_clip(frames[rows], augmentation, color_settings, generator)
+                views.append(view)
+                colors.append(color)
     else:
         if settings["do_resize"]:
             if settings["do_center_crop"] and crop_size is not None:
@@ -193,7 +252,16 @@ def make_views(
                 views.append(clip)
             else:
                 raise ValueError("num_spatial_crops=3 needs do_center_crop=True and a crop_size.")
-    return [rescale_and_normalize(view, settings) for view in views]
+        colors = [no_color_augmentation() for _ in views]
+    if defer_color_augmentation:
+        return views, colors
+    return [finish_view(view, color, settings) for view, color in zip(views, colors)], colors
+
+
+def finish_view(view: torch.Tensor, color: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    """A view's colour augmentation (`apply_color_augmentation`), then `rescale_and_normalize`."""
+    return rescale_and_normalize(apply_color_augmentation(view, color), settings)
+
 
 def rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
     """Float32 `view`, rescaled (uint8 input only) and normalised as `settings` say."""

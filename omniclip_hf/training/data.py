@@ -310,27 +310,27 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.data.dataset[int(index)]
         try:
-            pixels = process_training_clip(self.video_processor, row["video"], self.train, self.seed, self.epoch,
-                                           int(index), self.processor_kwargs)
+            views = process_training_clip(self.video_processor, row["video"], self.train, self.seed, self.epoch,
+                                          int(index), self.processor_kwargs)
         except (ValueError, FileNotFoundError, OSError) as error:
             if self.strict:
                 raise ValueError(f"{_describe(row['video'])}: {error} (run without --strict to skip it)") from error
             return {"index": int(index), "error": f"{_describe(row['video'])}: {error}"}
-        return {"index": int(index), "pixel_values_videos": pixels, "labels": int(row["label"])}
+        return {"index": int(index), **views, "labels": int(row["label"])}
 
 
 def process_training_clip(video_processor, video: Any, train: bool, seed: int, epoch: int, index: int,
-                          processor_kwargs: dict[str, Any]) -> torch.Tensor:
-    """One example's pixels `(views, frames, 3, H, W)`, augmented with the seed of `(seed, epoch, index)`: the same
-    for the map-style and the streamed datasets, whatever the workers, order or resumption."""
+                          processor_kwargs: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One example's `pixel_values_videos` (`(frames, 3, H, W)`, or `(views, frames, 3, H, W)`), augmented with the
+    seed of `(seed, epoch, index)`: the same for the map-style and the streamed datasets, whatever the workers, order
+    or resumption. With `defer_color_augmentation` among `processor_kwargs`, also its `color_augmentation`."""
     generator = torch.Generator().manual_seed(example_seed(seed, epoch, index))
     settings = dict(processor_kwargs)
     if torch.utils.data.get_worker_info() is not None:
         # The DataLoader's workers already use the cores; PyAV's frame threads on top only add overhead.
         settings.setdefault("decoder_threading", False)
-    return video_processor(
-        _video_source(video), train=train, generator=generator, return_tensors="pt", **settings
-    )["pixel_values_videos"][0]
+    outputs = video_processor(_video_source(video), train=train, generator=generator, return_tensors="pt", **settings)
+    return {key: outputs[key][0] for key in ("pixel_values_videos", "color_augmentation") if key in outputs}
 
 
 def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -339,6 +339,8 @@ def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {"errors": [item["error"] for item in items if "error" in item]}
     if good:
         batch["pixel_values_videos"] = torch.stack([item["pixel_values_videos"] for item in good])
+        if "color_augmentation" in good[0]:  # deferred to the training device (`--color_augmentation_on`)
+            batch["color_augmentation"] = torch.stack([item["color_augmentation"] for item in good])
         batch["labels"] = torch.tensor([item["labels"] for item in good], dtype=torch.long)
         batch["indices"] = torch.tensor([item["index"] for item in good], dtype=torch.long)
     return batch

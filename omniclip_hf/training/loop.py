@@ -17,6 +17,9 @@ from .loader import default_num_workers
 from .checkpoints import latest_checkpoint  # noqa: F401  (re-exported; the checkpoint helpers live there)
 
 
+COLOR_AUGMENTATION_PLACES = ("auto", "workers", "device")
+
+
 @dataclass
 class TrainingOptions:
     """Every flag of `examples/train.py`; each one can also be set in a `--config` YAML file."""
@@ -80,6 +83,10 @@ class TrainingOptions:
     mix_prob: float = 1.0
     num_workers: int | None = field(default=None, metadata={"help": "DataLoader workers per process; default: "
                                     "the CPUs available per process minus one, at most 16 (docs/training.md)."})
+    color_augmentation_on: str = field(default="auto", metadata={"help": "Where training clips get colour jitter, "
+                                       "grayscale and normalisation: 'workers' (the DataLoader workers), 'device' "
+                                       "(the training device, after the copy), or 'auto': device on a GPU, workers "
+                                       "otherwise. The same pixels either way (docs/training.md)."})
     # Evaluation
     eval_num_clips: int = 4
     eval_num_crops: int = 3
@@ -112,6 +119,9 @@ class TrainingOptions:
         for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
+        if self.color_augmentation_on not in COLOR_AUGMENTATION_PLACES:
+            raise ValueError(f"--color_augmentation_on={self.color_augmentation_on!r} is invalid: use one of "
+                             f"{', '.join(COLOR_AUGMENTATION_PLACES)}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is invalid: use no, fp16 or bf16.")
         if self.overwrite_output_dir and self.resume_from_checkpoint:

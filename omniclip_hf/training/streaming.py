@@ -127,11 +127,11 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
     def _item(self, index: int, video: Any, label: Any) -> dict[str, Any]:
         try:
             target = self._label_index(label)
-            pixels = process_training_clip(self.video_processor, video, self.train, self.seed, self.epoch, index,
-                                           self.processor_kwargs)
+            views = process_training_clip(self.video_processor, video, self.train, self.seed, self.epoch, index,
+                                          self.processor_kwargs)
         except (ValueError, FileNotFoundError, OSError) as error:
             return {"index": index, "error": f"{_describe(video)}: {error}"}
-        return {"index": index, "pixel_values_videos": pixels, "labels": target}
+        return {"index": index, **views, "labels": target}
 
     def _label_index(self, label: Any) -> int:
         if isinstance(label, int):
