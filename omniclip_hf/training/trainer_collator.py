@@ -63,6 +63,10 @@ class ClassTextCollator:
                 logger.warning(f"skipped a video: {item['error']}")
         if not good:
             raise ValueError("every video of this batch failed to load; see the warnings above.")
+        if "color_augmentation" in good[0]:
+            # Trainer hands batches to the model as they are: views left uncoloured and unnormalised would train.
+            raise ValueError("ClassTextCollator: the dataset deferred colour augmentation (defer_color_augmentation="
+                             "True), which only examples/train.py's loop finishes; build the dataset without it.")
         labels = [item["labels"] if "labels" in item else item["label"] for item in good]
         labels = torch.stack([torch.as_tensor(label) for label in labels])
         if not labels.is_floating_point():
