@@ -11,11 +11,13 @@
 #      clip, OmniCLIP against X-CLIP (the training ratio at equal kernel efficiency); then bench_frozen_mlp.py, one
 #      frozen MLP: CLIP's own against the fused one with the 1.702 in the GEMMs and in the weights;
 #   2. bench_input_pipeline.py with 4 to 14 DataLoader workers on the shared clips, decoding the videos and reading
-#      frame folders extracted from them (--frames);
+#      frame folders extracted from them (--frames), and with the colour augmentation left to the GPU
+#      (--color_on_device: the workers' rate, and the GPU's time to finish a batch);
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
-#      configs (one process), on a ViT-B/16-shaped random CLIP and a small motion set written there; what the
-#      checkpoints hold (FSDP and DDP alike: only the trainable weights, no `clip.` key); then a resume from the
-#      step-6 checkpoint to step 9 under the same config;
+#      configs (one process; colour augmentation on the GPU, as `--color_augmentation_on auto` puts it there), on a
+#      ViT-B/16-shaped random CLIP and a small motion set written there; what the checkpoints hold (FSDP and DDP
+#      alike: only the trainable weights, no `clip.` key); then a resume from the step-6 checkpoint to step 9 under
+#      the same config;
 #   4. only when asked (GPU_SESSION_PARTS="4"): 20 steps of examples/train.py compiled (--dynamo_backend inductor);
 #   5. only when asked (GPU_SESSION_PARTS="5"): profile_step.py, where an eager OmniCLIP inference forward, an eager
 #      OmniCLIP training step and an eager X-CLIP training step spend their time, operator by operator.
@@ -51,14 +53,14 @@ CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3
 DYNAMO_BACKEND=inductor COMPILED_STEPS=20
 BENCH_MODEL_ARGS="--device cuda --compile"
 FROZEN_MLP_ARGS="--device cuda --dtype bf16 --batch_size 32"
-PIPELINE_ARGS="--clips 64 --workers 4 8 14 --frames"
+PIPELINE_ARGS="--clips 64 --workers 4 8 14 --frames --color_on_device"
 PROFILE_ARGS="--device cuda"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
     DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
     BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
     FROZEN_MLP_ARGS="--repeats 3"
-    PIPELINE_ARGS="--clips 4 --workers 1 --frames"
+    PIPELINE_ARGS="--clips 4 --workers 1 --frames --color_on_device"
     PROFILE_ARGS="--batch_size 1 --num_classes 8 --rows 8"
 fi
 
@@ -79,7 +81,7 @@ fi
 
 if [[ " $PARTS " == *" 2 "* ]]; then
 echo "== 2. bench_input_pipeline.py  (at ${SECONDS} s)"
-timeout 150 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
+timeout 200 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
 fi
 

@@ -17,7 +17,8 @@ import torch
 
 
 # A cap by host memory, not speed: each worker holds `prefetch_factor` (2) batches of 32 clips, 154 MB each in
-# float32 at 8x224x224, so 16 workers hold about 5 GB per process, 40 GB for 8 GPUs on a node.
+# float32 at 8x224x224, so 16 workers hold about 5 GB per process, 40 GB for 8 GPUs on a node (a quarter of that
+# with the colour augmentation on the GPU, whose batches are uint8 crops: `--color_augmentation_on`).
 MAX_DEFAULT_WORKERS = 16
 
 
