@@ -40,7 +40,13 @@ from .video_sources import (
     pixel_scale_of,
     video_to_tensor,
 )
-from .video_transforms import COLOR_AUGMENTATION_SIZE, check_size, finish_view, make_views
+from .video_transforms import (
+    COLOR_AUGMENTATION_SIZE,
+    apply_color_augmentation,
+    check_size,
+    make_views,
+    rescale_and_normalize,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -593,8 +599,10 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         settings = {key: kwargs.get(key, getattr(self, key)) for key in _NORMALIZATION_SETTINGS}
         views = pixel_values_videos.reshape(-1, *pixel_values_videos.shape[-4:])
         rows = color_augmentation.reshape(-1, COLOR_AUGMENTATION_SIZE).cpu()  # read on the host, one copy
-        finished = [finish_view(view, row, settings) for view, row in zip(views, rows)]
-        return torch.stack(finished).reshape(*leading, *finished[0].shape) if finished else views.float()
+        if len(views):
+            views = torch.stack([apply_color_augmentation(view, row) for view, row in zip(views, rows)])
+        # One rescale and normalisation for the whole batch (elementwise: the same numbers as view by view).
+        return rescale_and_normalize(views, settings).reshape(pixel_values_videos.shape)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()
