@@ -51,6 +51,7 @@ mkdir -p "$WORK"
 # The device run's shapes and settings; GPU_SESSION_DRY_RUN=1 shrinks them for the CPU rehearsal.
 CLIP_SHAPE=b16 BATCH=32 PRECISION=bf16 WORKERS=12 STEPS=6 RESUME_STEPS=9 EVERY=3 VIDEOS=.gpu_carry/videos
 DYNAMO_BACKEND=inductor COMPILED_STEPS=20
+COLOURS=auto  # part 3's --color_augmentation_on: the GPU there; the rehearsal forces the same path on the CPU
 BENCH_MODEL_ARGS="--device cuda --compile"
 FROZEN_MLP_ARGS="--device cuda --dtype bf16 --batch_size 32"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14 --frames --color_on_device"
@@ -58,6 +59,7 @@ PROFILE_ARGS="--device cuda"
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
     DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
+    COLOURS=device
     BENCH_MODEL_ARGS="--pta_tables_only --batch_size 1 --repeats 1"
     FROZEN_MLP_ARGS="--repeats 3"
     PIPELINE_ARGS="--clips 4 --workers 1 --frames --color_on_device"
@@ -126,7 +128,7 @@ for name in $([[ " $PARTS " == *" 3 "* ]] && echo "${GPU_SESSION_CONFIGS:-fsdp m
         examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" --eval_data "$WORK/motion/test" \
         --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps "$STEPS" \
         --batch_size "$BATCH" --mixed_precision "$PRECISION" --num_workers "$WORKERS" --checkpointing_steps "$EVERY" \
-        --eval_num_clips 1 --eval_num_crops 1 --warmup_epochs 0 \
+        --eval_num_clips 1 --eval_num_crops 1 --warmup_epochs 0 --color_augmentation_on "$COLOURS" \
         2>&1 | tr '\r' '\n' | tee "$OUT/train_$name.txt" | grep -v "^training: *[0-9]*%.*it/s\]$" | tail -25
     echo "exit status $name: ${PIPESTATUS[0]}"
     ls "$WORK/run_$name" "$WORK/run_$name/checkpoints" 2>&1 | tee -a "$OUT/train_$name.txt"
@@ -140,7 +142,7 @@ for name in $([[ " $PARTS " == *" 3 "* ]] && echo "${GPU_SESSION_CONFIGS:-fsdp m
         examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" \
         --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps "$RESUME_STEPS" \
         --batch_size "$BATCH" --mixed_precision "$PRECISION" --num_workers "$WORKERS" --checkpointing_steps "$EVERY" \
-        --warmup_epochs 0 --resume_from_checkpoint latest \
+        --warmup_epochs 0 --resume_from_checkpoint latest --color_augmentation_on "$COLOURS" \
         2>&1 | tr '\r' '\n' | grep -v "^training: *[0-9]*%.*it/s\]$" | tee "$OUT/train_${name}_resume.txt" | tail -8
     echo "exit status $name resume: ${PIPESTATUS[0]}"
     python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 | tail -1 \
