@@ -85,11 +85,14 @@ def test_a_killed_streaming_run_resumes_mid_epoch_to_the_uninterrupted_weights(t
                 "--num_frames", "2", "--batch_size", "2", "--num_workers", "0", "--max_steps", "6",
                 "--warmup_steps", "0", "--lr", "1e-2", "--checkpointing_steps", "1", *extra]
 
-    straight = run(command(tmp_path / "straight"))
+    # The interrupted run colours its clips in the loop (`--color_augmentation_on device`), the straight one in the
+    # data pipeline: the same pixels, so the same weights.
+    straight = run(command(tmp_path / "straight", "--color_augmentation_on", "workers"))
     assert straight.returncode == 0, straight.stderr[-3000:]
-    killed = run(command(tmp_path / "killed"), hooks={"kill_after_steps": 3})
+    on_device = ("--color_augmentation_on", "device")
+    killed = run(command(tmp_path / "killed", *on_device), hooks={"kill_after_steps": 3})
     assert killed.returncode == -9, killed.stderr[-3000:]
-    resumed = run(command(tmp_path / "killed", "--resume_from_checkpoint", "latest"))
+    resumed = run(command(tmp_path / "killed", "--resume_from_checkpoint", "latest", *on_device))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "at step 3 (epoch 0, batch 3)" in resumed.stdout  # mid-epoch: 4 batches an epoch
     expected = trainable_weights(tmp_path / "straight" / "checkpoints" / "step_00000006")
