@@ -122,14 +122,13 @@ def no_color_augmentation() -> torch.Tensor:
     return row
 
 
-def draw_color_augmentation(color_jitter_prob: float, color_jitter: Sequence[float], grayscale_prob: float) -> torch.Tensor:
+def draw_color_augmentation(color_jitter_prob: float, jitter: v2.ColorJitter, grayscale_prob: float) -> torch.Tensor:
     """
     Draws one clip's colour jitter (with probability `color_jitter_prob`: brightness, contrast, saturation and hue
-    factors in a random order, as `v2.ColorJitter` draws them) and grayscale (with probability `grayscale_prob`)
-    from torch's global RNG. Returns the `(COLOR_AUGMENTATION_SIZE,)` float32 row `apply_color_augmentation` takes.
+    factors in a random order, as `jitter` draws them) and grayscale (with probability `grayscale_prob`) from torch's
+    global RNG. Returns the `(COLOR_AUGMENTATION_SIZE,)` float32 row `apply_color_augmentation` takes.
     """
     row = no_color_augmentation()
-    jitter = v2.ColorJitter(*color_jitter)  # checks the settings and turns them into ranges
     applied = bool(torch.rand(1) < color_jitter_prob)
     row[_JITTER_APPLIED] = float(applied)
     if applied:
@@ -167,19 +166,22 @@ def augment_clip(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Applies the geometric `augmentation` to a `(T, 3, H, W)` clip with the same random parameters for every frame,
-    and draws its colour augmentation (`color_settings`: jitter probability, jitter strengths, grayscale
-    probability). Returns the cropped clip and the colour row, not yet applied (`apply_color_augmentation`).
+    and draws its colour augmentation (`color_settings`: `draw_color_augmentation`'s arguments). Returns the cropped
+    clip and the colour row, not yet applied (`apply_color_augmentation`).
 
     torchvision's transforms draw from the global RNG; with a `generator` they run inside a forked RNG seeded from
     it, so results follow the generator and the caller's global RNG state is left untouched.
     """
-    video = tv_tensors.Video(clip)
+
+    def crop_and_draw() -> tuple[torch.Tensor, torch.Tensor]:
+        return augmentation(tv_tensors.Video(clip)).as_subclass(torch.Tensor), draw_color_augmentation(*color_settings)
+
     if generator is None:
-        return augmentation(video).as_subclass(torch.Tensor), draw_color_augmentation(*color_settings)
+        return crop_and_draw()
     seed = int(torch.randint(2**62, (1,), generator=generator).item())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return augmentation(video).as_subclass(torch.Tensor), draw_color_augmentation(*color_settings)
+        return crop_and_draw()
 
 
 def check_size(name: str, size: Any) -> None:
@@ -228,7 +230,9 @@ def make_views(
             settings["augment_crop_ratio"],
             settings["flip_prob"],
         )
-        color_settings = (settings["color_jitter_prob"], settings["color_jitter"], settings["grayscale_prob"])
+        # v2.ColorJitter checks the strengths and turns them into ranges, once per call.
+        color_settings = (settings["color_jitter_prob"], v2.ColorJitter(*settings["color_jitter"]),
+                          settings["grayscale_prob"])
         resize_to = settings["augment_resize_shortest_edge"]
         if resize_to and min(frames.shape[-2:]) > resize_to:  # 0 (or None in a call): crop at full size
             frames = tvF.resize(frames, [int(resize_to)], interpolation=interpolation, antialias=True)

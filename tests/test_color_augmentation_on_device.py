@@ -163,7 +163,8 @@ def test_the_colour_draws_are_torchvisions_colour_jitter_and_grayscale():
         torch.manual_seed(seed)
         expected = grayscale(colour_jitter(tv_tensors.Video(clip)).as_subclass(torch.Tensor))
         torch.manual_seed(seed)
-        ours = apply_color_augmentation(clip, draw_color_augmentation(settings[0], jitter, settings[1]))
+        ours = apply_color_augmentation(clip, draw_color_augmentation(settings[0], v2.ColorJitter(*jitter),
+                                                                     settings[1]))
         difference = (ours.int() - expected.int()).abs()
         assert difference.max() <= 1 and (difference > 0).float().mean() < 0.01, seed
         changed += not torch.equal(ours, clip)
