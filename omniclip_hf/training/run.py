@@ -127,10 +127,6 @@ def training_data(options: TrainingOptions, accelerator: Accelerator, output_dir
     return data
 
 
-def video_processor_overrides(options: TrainingOptions) -> dict:
-    return json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
-
-
 def color_augmentation_on_device(options: TrainingOptions, accelerator: Accelerator) -> bool:
     """--color_augmentation_on: 'auto' is the device when it is an accelerator. On a CPU the loop's own process would
     take the work from the workers, and the copy it saves is none."""
@@ -145,7 +141,7 @@ def training_loader(options: TrainingOptions, accelerator: Accelerator, data, vi
     Undecodable videos come back as errors in the batch, never raised in a worker: --strict is enforced by the loop,
     in the main process, so the user sees one line instead of the worker's traceback.
     """
-    video_overrides = video_processor_overrides(options)
+    video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
     if color_augmentation_on_device(options, accelerator):
         video_overrides["defer_color_augmentation"] = True  # the loop finishes the views (`finish_views`)
     if options.streaming:
@@ -173,7 +169,6 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         enable_activation_checkpointing(model)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     dataset, loader, steps_per_epoch = training_loader(options, accelerator, data, processor.video_processor)
-    video_overrides = video_processor_overrides(options)
     optimizer = build_optimizer(model, options)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
@@ -239,9 +234,10 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     if accelerator.num_processes == 1 or last_good_batch is None:
                         continue
                     batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
-                elif "color_augmentation" in batch:  # deferred by the workers: finished here, on the device
+                elif "color_augmentation" in batch:  # deferred by the workers: finished here, on the device,
+                    # with the workers' call settings (`--video_processor_overrides` may change normalisation)
                     batch["pixel_values_videos"] = processor.video_processor.finish_views(
-                        batch["pixel_values_videos"], batch.pop("color_augmentation"), **video_overrides)
+                        batch["pixel_values_videos"], batch.pop("color_augmentation"), **dataset.processor_kwargs)
                 last_good_batch = batch
                 if record_seen_indices and weight:
                     seen_indices.append([state["epoch"], batch["indices"].tolist()])
