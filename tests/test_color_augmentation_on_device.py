@@ -182,3 +182,16 @@ def test_grayscale_turns_every_frame_of_a_training_clip_gray(defer):
     in_colour = processor_outputs(OmniCLIPVideoProcessor(num_frames=4, color_jitter_prob=0.0, grayscale_prob=0.0,
                                                          do_normalize=False), 0)["pixel_values_videos"]
     assert not torch.equal(in_colour[:, :, 0], in_colour[:, :, 1])
+
+
+def test_finish_views_takes_the_deferred_calls_normalisation():
+    """`--video_processor_overrides` reach the workers' call; the loop passes the same settings to `finish_views`."""
+    processor = OmniCLIPVideoProcessor(num_frames=4, **STRONG_COLOURS)
+    override = {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25]}
+    direct = processor_outputs(processor, 1, **override)["pixel_values_videos"]
+    deferred = processor_outputs(processor, 1, defer_color_augmentation=True, **override)
+    finished = processor.finish_views(deferred["pixel_values_videos"], deferred["color_augmentation"],
+                                      defer_color_augmentation=True, **override)
+    assert torch.equal(finished, direct)
+    assert not torch.equal(processor.finish_views(deferred["pixel_values_videos"], deferred["color_augmentation"]),
+                           direct)
