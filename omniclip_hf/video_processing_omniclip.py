@@ -40,13 +40,8 @@ from .video_sources import (
     pixel_scale_of,
     video_to_tensor,
 )
-from .video_transforms import (
-    COLOR_AUGMENTATION_SIZE,
-    apply_color_augmentation,
-    check_size,
-    make_views,
-    rescale_and_normalize,
-)
+from .video_color_augmentation import COLOR_AUGMENTATION_SIZE
+from .video_transforms import check_size, finish_views, make_views
 
 
 logger = logging.get_logger(__name__)
@@ -598,11 +593,10 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             )
         settings = {key: kwargs.get(key, getattr(self, key)) for key in _NORMALIZATION_SETTINGS}
         views = pixel_values_videos.reshape(-1, *pixel_values_videos.shape[-4:])
-        rows = color_augmentation.reshape(-1, COLOR_AUGMENTATION_SIZE).cpu()  # read on the host, one copy
-        if len(views):
-            views = torch.stack([apply_color_augmentation(view, row) for view, row in zip(views, rows)])
-        # One rescale and normalisation for the whole batch (elementwise: the same numbers as view by view).
-        return rescale_and_normalize(views, settings).reshape(pixel_values_videos.shape)
+        # The whole batch at once: a few dozen kernels on the views' device, however many views (elementwise, or
+        # per frame: the same numbers as view by view).
+        rows = color_augmentation.reshape(-1, COLOR_AUGMENTATION_SIZE)
+        return finish_views(views, rows, settings).reshape(pixel_values_videos.shape)
 
     def to_dict(self) -> dict[str, Any]:
         output = super().to_dict()

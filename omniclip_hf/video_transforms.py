@@ -7,10 +7,11 @@ from typing import Any, Sequence
 
 import torch
 from torchvision import tv_tensors
-from torchvision.transforms import ColorJitter
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as tvF
 from transformers.image_utils import PILImageResampling
+
+from .video_color_augmentation import apply_color_augmentation, draw_color_augmentation, no_color_augmentation
 
 
 _INTERPOLATION_BY_RESAMPLE = {
@@ -107,60 +108,6 @@ def build_augmentation(
     )
 
 
-# One clip's colour augmentation as a row of numbers, so it can be drawn where the clip is decoded (a DataLoader
-# worker, from the example's seed) and applied later on the training device: [jitter applied (0/1), the order of
-# brightness/contrast/saturation/hue (4 entries, 0-3), their factors (NaN: not jittered), grayscale (0/1)].
-COLOR_AUGMENTATION_SIZE = 10
-_JITTER_APPLIED, _ORDER, _FACTORS, _GRAYSCALE = 0, slice(1, 5), slice(5, 9), 9
-
-
-def no_color_augmentation() -> torch.Tensor:
-    """The colour row that changes nothing (evaluation views); draws nothing from any RNG."""
-    row = torch.full((COLOR_AUGMENTATION_SIZE,), float("nan"), dtype=torch.float32)
-    row[_JITTER_APPLIED] = row[_GRAYSCALE] = 0.0
-    row[_ORDER] = torch.arange(4, dtype=torch.float32)
-    return row
-
-
-def draw_color_augmentation(color_jitter_prob: float, jitter: v2.ColorJitter, grayscale_prob: float) -> torch.Tensor:
-    """
-    Draws one clip's colour jitter (with probability `color_jitter_prob`: brightness, contrast, saturation and hue
-    factors in a random order, as `jitter` draws them) and grayscale (with probability `grayscale_prob`) from torch's
-    global RNG. Returns the `(COLOR_AUGMENTATION_SIZE,)` float32 row `apply_color_augmentation` takes.
-    """
-    row = no_color_augmentation()
-    applied = bool(torch.rand(1) < color_jitter_prob)
-    row[_JITTER_APPLIED] = float(applied)
-    if applied:
-        order, *factors = ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
-        row[_ORDER] = order.to(torch.float32)
-        row[_FACTORS] = torch.tensor([float("nan") if f is None else f for f in factors], dtype=torch.float32)
-    row[_GRAYSCALE] = float(bool(torch.rand(1) < grayscale_prob))
-    return row
-
-
-_ADJUSTMENTS = (tvF.adjust_brightness, tvF.adjust_contrast, tvF.adjust_saturation, tvF.adjust_hue)
-
-
-def apply_color_augmentation(clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-    """
-    Applies a drawn colour augmentation (`draw_color_augmentation`) to every frame of a `(T, 3, H, W)` clip, on the
-    clip's device and in its dtype: torchvision's colour kernels in the drawn order, then grayscale kept as 3 channels.
-    """
-    # By hand only the dispatch: `v2.ColorJitter` draws and applies in one call, and here the two happen in
-    # different processes (the draw in a DataLoader worker, the kernels on the training device).
-    values = row.tolist()
-    if values[_JITTER_APPLIED]:
-        factors = values[_FACTORS]
-        for function_id in values[_ORDER]:
-            factor = factors[int(function_id)]
-            if factor == factor:  # not NaN: this property is jittered
-                clip = _ADJUSTMENTS[int(function_id)](clip, factor)
-    if values[_GRAYSCALE]:
-        clip = tvF.rgb_to_grayscale(clip, num_output_channels=3)
-    return clip
-
-
 def augment_clip(
     clip: torch.Tensor, augmentation: v2.Compose, color_settings: Sequence[Any], generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -204,13 +151,13 @@ def make_views(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """
     Spatial views of every clip, clip-major: evaluation resize and crops, or clip-consistent training augmentation;
-    then colour augmentation (training), rescale and normalise (`finish_view`).
+    then colour augmentation (training), rescale and normalise (`finish_views`).
 
     Args:
         frames (`torch.Tensor`): the distinct decoded frames, `(U, 3, H, W)` uint8.
         clip_rows (`torch.Tensor`): `(K, T)` rows of `frames` making up each clip.
         defer_color_augmentation (`bool`): return the views as cropped (uint8 for decoded frames), neither coloured
-            nor normalised, for `finish_view` to do elsewhere.
+            nor normalised, for `finish_views` to do elsewhere.
 
     Returns:
         The `(T, 3, h, w)` views (normalised float32 unless deferred) and each view's colour row
@@ -259,12 +206,15 @@ def make_views(
         colors = [no_color_augmentation() for _ in views]
     if defer_color_augmentation:
         return views, colors
-    return [finish_view(view, color, settings) for view, color in zip(views, colors)], colors
+    # One clip's views share their shape: coloured and normalised together.
+    finished = finish_views(torch.stack(views), torch.stack(colors), settings) if views else torch.empty(0)
+    return list(finished.unbind(0)), colors
 
 
-def finish_view(view: torch.Tensor, color: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
-    """A view's colour augmentation (`apply_color_augmentation`), then `rescale_and_normalize`."""
-    return rescale_and_normalize(apply_color_augmentation(view, color), settings)
+def finish_views(views: torch.Tensor, colors: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:
+    """`(N, T, 3, H, W)` views' colour augmentation (`apply_color_augmentation`, one row of `(N, ...)` `colors` per
+    view), then `rescale_and_normalize`."""
+    return rescale_and_normalize(apply_color_augmentation(views, colors), settings)
 
 
 def rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch.Tensor:

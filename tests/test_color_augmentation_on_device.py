@@ -16,7 +16,7 @@ from omniclip_hf.training.loop import parse_training_options
 from omniclip_hf.training.run import color_augmentation_on_device
 from omniclip_hf.training.trainer_collator import ClassTextCollator
 from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
-from omniclip_hf.video_transforms import COLOR_AUGMENTATION_SIZE
+from omniclip_hf.video_color_augmentation import COLOR_AUGMENTATION_SIZE
 
 from .conftest import SHARED_DIR, TOKENIZER_DIR
 from .test_training import motion_data, run, train_command, trainable_weights  # noqa: F401  (fixture)
@@ -152,7 +152,7 @@ def test_the_colour_draws_are_torchvisions_colour_jitter_and_grayscale():
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    from omniclip_hf.video_transforms import apply_color_augmentation, draw_color_augmentation
+    from omniclip_hf.video_color_augmentation import apply_color_augmentation, draw_color_augmentation
 
     clip = OmniCLIPVideoProcessor(num_frames=4, do_normalize=False, do_rescale=False)(
         str(VIDEOS[0]), return_tensors="pt")["pixel_values_videos"][0].to(torch.uint8)
@@ -163,8 +163,8 @@ def test_the_colour_draws_are_torchvisions_colour_jitter_and_grayscale():
         torch.manual_seed(seed)
         expected = grayscale(colour_jitter(tv_tensors.Video(clip)).as_subclass(torch.Tensor))
         torch.manual_seed(seed)
-        ours = apply_color_augmentation(clip, draw_color_augmentation(settings[0], v2.ColorJitter(*jitter),
-                                                                     settings[1]))
+        row = draw_color_augmentation(settings[0], v2.ColorJitter(*jitter), settings[1])
+        ours = apply_color_augmentation(clip[None], row[None])[0]
         difference = (ours.int() - expected.int()).abs()
         assert difference.max() <= 1 and (difference > 0).float().mean() < 0.01, seed
         changed += not torch.equal(ours, clip)

@@ -1,0 +1,181 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""
+Colour augmentation of training clips in two steps: drawn per clip where the clip is decoded (a DataLoader worker,
+from the example's seed), applied to a whole batch at once wherever the batch is (the training GPU, or the worker).
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import ColorJitter
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as tvF
+
+
+try:  # torchvision's own RGB <-> HSV conversions (private, identical in 0.26 and 0.29); see `_adjust_hue`.
+    from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
+except ImportError:  # a torchvision that moved them: hue one clip at a time, with its public kernel
+    _hsv_to_rgb = _rgb_to_hsv = None
+
+
+# One clip's colour augmentation as a row of numbers: [jitter applied (0/1), the order of brightness, contrast,
+# saturation and hue (4 entries, 0-3), their factors (NaN: not jittered), grayscale (0/1)].
+COLOR_AUGMENTATION_SIZE = 10
+_JITTER_APPLIED, _ORDER, _FACTORS, _GRAYSCALE = 0, slice(1, 5), slice(5, 9), 9
+_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE, _TO_GRAYSCALE = range(5)
+
+
+def no_color_augmentation() -> torch.Tensor:
+    """The colour row that changes nothing (evaluation views); draws nothing from any RNG."""
+    row = torch.full((COLOR_AUGMENTATION_SIZE,), float("nan"), dtype=torch.float32)
+    row[_JITTER_APPLIED] = row[_GRAYSCALE] = 0.0
+    row[_ORDER] = torch.arange(4, dtype=torch.float32)
+    return row
+
+
+def draw_color_augmentation(color_jitter_prob: float, jitter: v2.ColorJitter, grayscale_prob: float) -> torch.Tensor:
+    """
+    Draws one clip's colour jitter (with probability `color_jitter_prob`: brightness, contrast, saturation and hue
+    factors in a random order, as `jitter` draws them) and grayscale (with probability `grayscale_prob`) from torch's
+    global RNG, exactly as `RandomApply([jitter], color_jitter_prob)` then `RandomGrayscale(grayscale_prob)` draw.
+    Returns the `(COLOR_AUGMENTATION_SIZE,)` float32 row `apply_color_augmentation` takes.
+    """
+    row = no_color_augmentation()
+    applied = bool(torch.rand(1) < color_jitter_prob)
+    row[_JITTER_APPLIED] = float(applied)
+    if applied:
+        order, *factors = ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
+        row[_ORDER] = order.to(torch.float32)
+        row[_FACTORS] = torch.tensor([float("nan") if f is None else f for f in factors], dtype=torch.float32)
+    row[_GRAYSCALE] = float(bool(torch.rand(1) < grayscale_prob))
+    return row
+
+
+# The colour kernels below take one factor per clip, `(n, 1, 1, 1, 1)`, where torchvision's take one float per call:
+# called clip by clip on a GPU, torchvision's cost about 70 kernel launches per clip on the training thread (and a
+# host-to-device copy per hue call). Each is torchvision's kernel's arithmetic with the float made a tensor,
+# so the results are torchvision's (at most one grey level apart, rarely, where its blend fuses a multiply-add);
+# kornia's batched kernels use other formulas (an additive brightness, for one).
+
+
+def _max_value(clips: torch.Tensor) -> float:
+    return 1.0 if clips.is_floating_point() else float(torch.iinfo(clips.dtype).max)
+
+
+def _clamped_like(values: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
+    values = values.clamp_(0, _max_value(clips))
+    return values if clips.is_floating_point() else values.to(clips.dtype)
+
+
+def _blend(clips: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    return _clamped_like(clips.mul(ratio).add_(other.mul(1.0 - ratio)), clips)
+
+
+def _grayscale_values(clips: torch.Tensor) -> torch.Tensor:
+    # torchvision's luma in float; for integer frames floored, as torchvision's contrast and saturation take it.
+    return tvF.rgb_to_grayscale(clips, num_output_channels=1).to(torch.float32)
+
+
+def _adjust_brightness(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    return _clamped_like(clips.mul(factors), clips)
+
+
+def _adjust_contrast(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    frame_means = _grayscale_values(clips).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(clips, frame_means, factors)
+
+
+def _adjust_saturation(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    return _blend(clips, _grayscale_values(clips), factors)
+
+
+def _adjust_hue(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    if _rgb_to_hsv is None:  # see the import
+        return torch.stack([tvF.adjust_hue(clip, float(f)) for clip, f in zip(clips, factors.flatten().tolist())])
+    hue, saturation, value = _rgb_to_hsv(tvF.to_dtype(clips, torch.float32, scale=True)).unbind(dim=-3)
+    hue = hue.add_(factors.squeeze(-3)).remainder_(1.0)
+    rgb = _hsv_to_rgb(torch.stack((hue, saturation, value), dim=-3))
+    return tvF.to_dtype(rgb, clips.dtype, scale=True)
+
+
+def _to_grayscale(clips: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    return tvF.rgb_to_grayscale(clips, num_output_channels=3).contiguous()
+
+
+_KERNELS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue, _to_grayscale)
+
+
+def _plan(rows: torch.Tensor) -> list[tuple[int, list[int], list[float]]]:
+    """
+    The steps that apply `(N, COLOR_AUGMENTATION_SIZE)` host `rows`: (kernel, the clips it applies to, their
+    factors), in an order that gives every clip its own order. A clip takes one property at each of the four
+    positions of its order, so the clips of one step never meet twice within a position; grayscale comes last.
+    """
+    steps = []
+    values = rows.tolist()
+    for position in range(4):
+        for kernel in (_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE):
+            clips, factors = [], []
+            for clip, row in enumerate(values):
+                factor = row[_FACTORS][kernel]
+                if row[_JITTER_APPLIED] and int(row[_ORDER][position]) == kernel and factor == factor:  # not NaN
+                    clips.append(clip)
+                    factors.append(factor)
+            if clips:
+                steps.append((kernel, clips, factors))
+    grayscale = [clip for clip, row in enumerate(values) if row[_GRAYSCALE]]
+    if grayscale:
+        steps.append((_TO_GRAYSCALE, grayscale, [0.0] * len(grayscale)))
+    return steps
+
+
+def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """
+    Applies drawn colour augmentations (`draw_color_augmentation`) to a batch of clips, each clip its own row, every
+    frame alike, on the clips' device and in their dtype: the jittered properties in each clip's drawn order, then
+    grayscale kept as 3 channels. On a GPU a few hundred small kernels for the whole batch however many clips it
+    holds (clip by clip, torchvision's kernels launch about 70 per clip); on a CPU a few clips at a time. Each clip's
+    result is the same whichever clips share its batch.
+
+    Args:
+        clips (`torch.Tensor`): `(N, T, 3, H, W)`, uint8 (0-255) or float (0-1).
+        rows (`torch.Tensor`): `(N, COLOR_AUGMENTATION_SIZE)` float32, on any device (read on the host).
+
+    Returns:
+        `torch.Tensor`: `(N, T, 3, H, W)` in `clips`' dtype (`clips` itself when no row changes anything).
+    """
+    rows = rows.detach().cpu()
+    if not (rows[:, _JITTER_APPLIED].any() or rows[:, _GRAYSCALE].any()):
+        return clips
+    per_chunk = _clips_per_chunk(clips)
+    if len(clips) > per_chunk:
+        return torch.cat([_apply_to_batch(clips[start : start + per_chunk], rows[start : start + per_chunk])
+                          for start in range(0, len(clips), per_chunk)])
+    return _apply_to_batch(clips, rows)
+
+
+# On a CPU a step's float copies of a few clips stay in cache and a whole batch's do not: measured on the 2-core
+# development machine, 32 clips of 8 frames at 224 px took 532 ms four at a time and 732 ms all at once. On a GPU
+# the whole batch goes at once: the kernels are small and their launches are what costs.
+_CPU_CHUNK_ELEMENTS = 4 * 8 * 3 * 224 * 224
+
+
+def _clips_per_chunk(clips: torch.Tensor) -> int:
+    if clips.device.type != "cpu" or not len(clips):
+        return max(1, len(clips))
+    return max(1, _CPU_CHUNK_ELEMENTS // max(1, clips[0].numel()))
+
+
+def _apply_to_batch(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    steps = _plan(rows)
+    if not steps:
+        return clips
+    # One copy to the device for every step's clip indices and factors, not one per step.
+    indices = torch.tensor([clip for _, clip_ids, _ in steps for clip in clip_ids], device=clips.device)
+    factors = torch.tensor([f for _, _, step_factors in steps for f in step_factors], device=clips.device)
+    sizes = [len(clip_ids) for _, clip_ids, _ in steps]
+    clips = clips.clone()
+    for (kernel, _, _), step_indices, step_factors in zip(steps, indices.split(sizes), factors.split(sizes)):
+        chosen = clips.index_select(0, step_indices)
+        clips.index_copy_(0, step_indices, _KERNELS[kernel](chosen, step_factors.view(-1, 1, 1, 1, 1)))
+    return clips

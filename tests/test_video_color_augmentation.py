@@ -1,0 +1,107 @@
+"""`apply_color_augmentation` colours a whole batch at once, each clip by its own drawn row: every clip comes out as
+it would alone and as torchvision's kernels colour it, with a number of kernels that does not grow with the batch
+(what keeps the training GPU's thread free when the colours are applied there)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as tvF
+
+from omniclip_hf import video_color_augmentation
+from omniclip_hf.video_color_augmentation import apply_color_augmentation, draw_color_augmentation
+
+
+def drawn_rows(count: int, seed: int, jitter_prob: float = 1.0, grayscale_prob: float = 0.3) -> torch.Tensor:
+    torch.manual_seed(seed)
+    jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
+    return torch.stack([draw_color_augmentation(jitter_prob, jitter, grayscale_prob) for _ in range(count)])
+
+
+def random_clips(count: int, frames: int, side: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, 256, (count, frames, 3, side, side), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(seed))
+
+
+_TORCHVISION_KERNELS = (tvF.adjust_brightness, tvF.adjust_contrast, tvF.adjust_saturation, tvF.adjust_hue)
+
+
+def coloured_by_torchvision(clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """One clip coloured by torchvision's own kernels, one call per property in the row's order."""
+    applied, *order_and_factors = row.tolist()[:9]
+    order, factors = order_and_factors[:4], order_and_factors[4:]
+    if applied:
+        for kernel in order:
+            factor = factors[int(kernel)]
+            if factor == factor:
+                clip = _TORCHVISION_KERNELS[int(kernel)](clip, factor)
+    if row[-1]:
+        clip = tvF.rgb_to_grayscale(clip, num_output_channels=3)
+    return clip
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_each_clip_of_a_batch_is_coloured_as_alone_and_as_torchvision_colours_it(dtype):
+    # 20 clips of 2 frames at 224 px: on a CPU two chunks (16 + 4 clips), so the chunking is covered too.
+    clips = random_clips(20, 2, 224, seed=0)
+    clips = clips if dtype == torch.uint8 else clips.to(dtype) / 255
+    rows = drawn_rows(len(clips), seed=1)
+    batched = apply_color_augmentation(clips, rows)
+    alone = torch.cat([apply_color_augmentation(clips[i : i + 1], rows[i : i + 1]) for i in range(len(clips))])
+    assert torch.equal(batched, alone)
+    reference = torch.stack([coloured_by_torchvision(clip, row) for clip, row in zip(clips, rows)])
+    difference = (batched.double() - reference.double()).abs()
+    if dtype == torch.uint8:
+        # torchvision's blend fuses a multiply-add; where that rounds across a grey level the two part, rarely.
+        assert difference.max() <= 2 and (difference > 0).double().mean() < 1e-3
+    else:
+        assert difference.max() < 1e-5
+    changed = [not torch.equal(batched[i], clips[i]) for i in range(len(clips))]
+    assert sum(changed) >= 18
+    untouched = clips.clone()
+    apply_color_augmentation(clips, rows)
+    assert torch.equal(clips, untouched)  # the input is left as it was
+
+
+def test_rows_that_change_nothing_return_the_clips_as_they_are():
+    clips = random_clips(3, 2, 8, seed=0)
+    rows = drawn_rows(3, seed=0, jitter_prob=0.0, grayscale_prob=0.0)
+    assert apply_color_augmentation(clips, rows) is clips
+
+
+class _CountedOperators(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def operators_dispatched(clips: torch.Tensor, rows: torch.Tensor) -> int:
+    with _CountedOperators() as counter:
+        apply_color_augmentation(clips, rows)
+    return counter.count
+
+
+def test_the_kernels_launched_do_not_grow_with_the_batch():
+    # Tiny frames, so a CPU takes each batch whole as a GPU does. Both batches take every step: each of the four
+    # properties at each of the four positions, and grayscale.
+    small, large = (drawn_rows(count, seed=3, grayscale_prob=0.5) for count in (48, 192))
+    for rows in (small, large):
+        orders = rows[:, 1:5].long()
+        assert all((orders[:, position] == kernel).any() for position in range(4) for kernel in range(4))
+    small_count = operators_dispatched(random_clips(48, 4, 2, seed=0), small)
+    large_count = operators_dispatched(random_clips(192, 4, 2, seed=0), large)
+    assert small_count == large_count < 600
+
+
+def test_hue_without_torchvisions_hsv_helpers_falls_back_to_its_public_kernel(monkeypatch):
+    clips = random_clips(6, 2, 16, seed=0)
+    rows = drawn_rows(6, seed=4)
+    batched = apply_color_augmentation(clips, rows)
+    monkeypatch.setattr(video_color_augmentation, "_rgb_to_hsv", None)
+    assert torch.equal(apply_color_augmentation(clips, rows), batched)
