@@ -68,7 +68,7 @@ def _clamped_like(values: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
 
 
 def _blend(clips: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-    return _clamped_like(clips.mul(ratio).add_(other.mul(1.0 - ratio)), clips)
+    return _clamped_like(torch.addcmul(clips.mul(ratio), other, 1.0 - ratio), clips)
 
 
 def _grayscale_values(clips: torch.Tensor) -> torch.Tensor:
@@ -134,8 +134,8 @@ def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.T
     Applies drawn colour augmentations (`draw_color_augmentation`) to a batch of clips, each clip its own row, every
     frame alike, on the clips' device and in their dtype: the jittered properties in each clip's drawn order, then
     grayscale kept as 3 channels. On a GPU a few hundred small kernels for the whole batch however many clips it
-    holds (clip by clip, torchvision's kernels launch about 70 per clip); on a CPU a few clips at a time. Each clip's
-    result is the same whichever clips share its batch.
+    holds (clip by clip, torchvision's kernels launch about 70 per clip); on a CPU clip by clip. Each clip's result
+    is the same whichever clips share its batch.
 
     Args:
         clips (`torch.Tensor`): `(N, T, 3, H, W)`, uint8 (0-255) or float (0-1).
@@ -154,16 +154,12 @@ def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.T
     return _apply_to_batch(clips, rows)
 
 
-# On a CPU a step's float copies of a few clips stay in cache and a whole batch's do not: measured on the 2-core
-# development machine, 32 clips of 8 frames at 224 px took 532 ms four at a time and 732 ms all at once. On a GPU
-# the whole batch goes at once: the kernels are small and their launches are what costs.
-_CPU_CHUNK_ELEMENTS = 4 * 8 * 3 * 224 * 224
-
-
+# On a CPU one clip at a time: a clip's float copies stay in cache and a batch's do not. Measured on the 2-core
+# development machine (32 clips of 8 frames at 224 px, two runs of 6 rounds taking turns): 494-545 ms a clip at a
+# time, 578-630 four at a time, 956-969 all at once (torchvision's kernels, clip by clip: 462-486). On a GPU the
+# whole batch at once: there the kernels are small and launching them is what costs.
 def _clips_per_chunk(clips: torch.Tensor) -> int:
-    if clips.device.type != "cpu" or not len(clips):
-        return max(1, len(clips))
-    return max(1, _CPU_CHUNK_ELEMENTS // max(1, clips[0].numel()))
+    return 1 if clips.device.type == "cpu" else max(1, len(clips))
 
 
 def _apply_to_batch(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -174,8 +170,36 @@ def _apply_to_batch(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     indices = torch.tensor([clip for _, clip_ids, _ in steps for clip in clip_ids], device=clips.device)
     factors = torch.tensor([f for _, _, step_factors in steps for f in step_factors], device=clips.device)
     sizes = [len(clip_ids) for _, clip_ids, _ in steps]
-    clips = clips.clone()
+    copied = False  # the kernels return new tensors; the caller's clips are copied only before one is written into
     for (kernel, _, _), step_indices, step_factors in zip(steps, indices.split(sizes), factors.split(sizes)):
-        chosen = clips.index_select(0, step_indices)
-        clips.index_copy_(0, step_indices, _KERNELS[kernel](chosen, step_factors.view(-1, 1, 1, 1, 1)))
+        step_factors = step_factors.view(-1, 1, 1, 1, 1)
+        if len(step_indices) == len(clips):  # every clip, in order (one clip on its own, always)
+            clips, copied = _KERNELS[kernel](clips, step_factors), True
+            continue
+        if not copied:
+            clips, copied = clips.clone(), True
+        clips.index_copy_(0, step_indices, _KERNELS[kernel](clips.index_select(0, step_indices), step_factors))
     return clips
+
+
+_TORCHVISION_ADJUSTMENTS = (tvF.adjust_brightness, tvF.adjust_contrast, tvF.adjust_saturation, tvF.adjust_hue)
+
+
+def color_augmentation_clip_by_clip(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """
+    What `apply_color_augmentation` computes, done as torchvision's transforms do it: clip by clip, one call of
+    torchvision's kernel per property with the clip's factor. The reference the batched kernels are tested and
+    benchmarked against (`tests/test_video_color_augmentation.py`, `benchmarks/bench_input_pipeline.py`).
+    """
+    coloured = []
+    for clip, row in zip(clips, rows.detach().cpu().tolist()):
+        if row[_JITTER_APPLIED]:
+            factors = row[_FACTORS]
+            for kernel in row[_ORDER]:
+                factor = factors[int(kernel)]
+                if factor == factor:  # not NaN: this property is jittered
+                    clip = _TORCHVISION_ADJUSTMENTS[int(kernel)](clip, factor)
+        if row[_GRAYSCALE]:
+            clip = tvF.rgb_to_grayscale(clip, num_output_channels=3)
+        coloured.append(clip)
+    return torch.stack(coloured) if coloured else clips
