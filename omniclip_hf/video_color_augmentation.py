@@ -162,13 +162,22 @@ def _clips_per_chunk(clips: torch.Tensor) -> int:
     return 1 if clips.device.type == "cpu" else max(1, len(clips))
 
 
+def _on_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`values` on `device`; to a GPU from page-locked memory without waiting for the work already queued there (a
+    blocking copy from pageable memory makes torch synchronise the stream)."""
+    host = torch.tensor(values, dtype=dtype)
+    if device.type == "cuda":
+        host = host.pin_memory()
+    return host.to(device, non_blocking=True)
+
+
 def _apply_to_batch(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     steps = _plan(rows)
     if not steps:
         return clips
-    # One copy to the device for every step's clip indices and factors, not one per step.
-    indices = torch.tensor([clip for _, clip_ids, _ in steps for clip in clip_ids], device=clips.device)
-    factors = torch.tensor([f for _, _, step_factors in steps for f in step_factors], device=clips.device)
+    # One copy to the device for every step's clip indices and one for their factors, not one per step.
+    indices = _on_device([clip for _, clip_ids, _ in steps for clip in clip_ids], torch.long, clips.device)
+    factors = _on_device([f for _, _, step_factors in steps for f in step_factors], torch.float32, clips.device)
     sizes = [len(clip_ids) for _, clip_ids, _ in steps]
     copied = False  # the kernels return new tensors; the caller's clips are copied only before one is written into
     for (kernel, _, _), step_indices, step_factors in zip(steps, indices.split(sizes), factors.split(sizes)):

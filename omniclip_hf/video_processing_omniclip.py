@@ -575,7 +575,8 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             pixel_values_videos (`torch.Tensor`):
                 `(..., T, 3, H, W)` views as the deferred call returned them (uint8 for decoded video), on any device.
             color_augmentation (`torch.Tensor`):
-                `(..., COLOR_AUGMENTATION_SIZE)`: one row per view, the same leading shape.
+                `(..., COLOR_AUGMENTATION_SIZE)`: one row per view, the same leading shape. Read on the host: rows
+                on a GPU cost one copy back, which waits for the work queued there.
             kwargs:
                 `do_rescale`, `rescale_factor`, `do_normalize`, `image_mean`, `image_std` if the deferred call overrode
                 them (other settings are the deferred call's business and are ignored here).
