@@ -15,9 +15,7 @@ With `--frames` the same clips are first extracted into frame folders (`examples
 folder) and the same rows are measured reading those instead of decoding the videos. With `--color_on_device` the
 workers leave colour jitter, grayscale and normalisation to the training device (`--color_augmentation_on device`
 of train.py): for each source a one-core row and a row with the most workers, and the time the device then takes
-to finish a batch (`OmniCLIPVideoProcessor.finish_views`, on CUDA when there is a GPU, else on this CPU); then
-the time to colour a training batch there (`--device_batch_size`) at once and clip by clip with torchvision's
-kernels.
+to finish a batch (`OmniCLIPVideoProcessor.finish_views`, on CUDA when there is a GPU, else on this CPU).
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from omniclip_hf.training.data import (
 )
 from omniclip_hf.training.loader import default_num_workers, loader_settings
 from omniclip_hf.training.loop import build_video_processor
-from omniclip_hf.video_color_augmentation import apply_color_augmentation, color_augmentation_clip_by_clip
 from omniclip_hf.video_frame_folders import write_frame_folder
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
@@ -69,47 +66,21 @@ def training_dataset(videos: list[str], image_size: int, num_frames: int, color_
                             **deferred)
 
 
-def training_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def median_ms(step, device: torch.device, repeats: int = 5) -> float:
-    """Median milliseconds of `step()` on `device` over `repeats` calls after one that warms up (CUDA kernels,
-    allocator); on CUDA each call is timed to the end of its kernels."""
+def device_finish_ms(dataset: VideoClipDataset, batch_size: int, repeats: int = 5) -> tuple[str, float]:
+    """Median milliseconds the training device takes to finish one deferred batch (colour, rescale, normalise)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    batch = collate_video_batch([dataset[index % len(dataset)] for index in range(batch_size)])
+    pixels, colors = batch["pixel_values_videos"].to(device), batch["color_augmentation"].to(device)
     times = []
-    for _ in range(repeats + 1):
+    for _ in range(repeats + 1):  # the first call warms up (CUDA kernels, allocator)
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        step()
+        dataset.video_processor.finish_views(pixels, colors)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return 1000 * sorted(times[1:])[len(times[1:]) // 2]
-
-
-def deferred_batch(dataset: VideoClipDataset, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    batch = collate_video_batch([dataset[index % len(dataset)] for index in range(batch_size)])
-    return batch["pixel_values_videos"].to(device), batch["color_augmentation"].to(device)
-
-
-def device_finish_ms(dataset: VideoClipDataset, batch_size: int) -> tuple[str, float]:
-    """Median milliseconds the training device takes to finish one deferred batch (colour, rescale, normalise)."""
-    device = training_device()
-    pixels, colors = deferred_batch(dataset, batch_size, device)
-    return device.type, median_ms(lambda: dataset.video_processor.finish_views(pixels, colors), device)
-
-
-def colouring_ms(dataset: VideoClipDataset, batch_size: int) -> tuple[str, float, float]:
-    """Median milliseconds the training device takes to colour one deferred batch, the whole batch at once
-    (`apply_color_augmentation`) and clip by clip with torchvision's kernels (`color_augmentation_clip_by_clip`, how
-    the device coloured a batch before 2026-12-06), each timed in turn."""
-    device = training_device()
-    pixels, colors = deferred_batch(dataset, batch_size, device)
-    clips, rows = pixels.reshape(-1, *pixels.shape[-4:]), colors.reshape(-1, colors.shape[-1])
-    at_once = median_ms(lambda: apply_color_augmentation(clips, rows), device)
-    clip_by_clip = median_ms(lambda: color_augmentation_clip_by_clip(clips, rows), device)
-    return device.type, at_once, clip_by_clip
+    return device.type, 1000 * sorted(times[1:])[len(times[1:]) // 2]
 
 
 def one_core_clips_per_second(dataset: VideoClipDataset, batch_size: int) -> float:
@@ -158,8 +129,6 @@ def main() -> None:
                         help="also measure reading the clips from frame folders (examples/extract_frames.py)")
     parser.add_argument("--color_on_device", action="store_true",
                         help="also measure the workers with colour augmentation left to the training device")
-    parser.add_argument("--device_batch_size", type=int, default=32,
-                        help="with --color_on_device, the training batch the device colours (default: 32)")
     args = parser.parse_args()
     args.clips = args.clips or max(96, 4 * args.batch_size * max(args.workers))
 
@@ -183,8 +152,6 @@ def main() -> None:
                 name = f"{source}, colour on device"
                 per_core[name] = measure_rows(f"{name}, ", deferred, [max(args.workers)], args)
                 finishing[name] = device_finish_ms(deferred, args.batch_size)
-        if args.color_on_device:
-            colouring = colouring_ms(deferred, args.device_batch_size)
     print("\ncores needed (measured one-core rate; a real run also needs a core for the training process):")
     for target in args.gpu_clips_per_second:
         needed = ", ".join(f"{target / rate:.1f} cores from {source}" for source, rate in per_core.items())
@@ -195,11 +162,6 @@ def main() -> None:
         source = name.removesuffix(", colour on device")
         print(f"{name} / {source}, one core: {per_core[name] / per_core[source]:.2f}x; the device finishes a batch "
               f"of {args.batch_size} in {milliseconds:.1f} ms on {device} (median of 5)")
-    if args.color_on_device:
-        device, at_once, clip_by_clip = colouring
-        print(f"colouring a batch of {args.device_batch_size} clips on {device}: {at_once:.1f} ms at once, "
-              f"{clip_by_clip:.1f} ms clip by clip with torchvision's kernels ({clip_by_clip / at_once:.2f}x; medians "
-              "of 5)")
 
 
 def measure_rows(prefix: str, dataset: VideoClipDataset, worker_counts: list[int], args: argparse.Namespace) -> float:

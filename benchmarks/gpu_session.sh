@@ -12,7 +12,8 @@
 #      frozen MLP: CLIP's own against the fused one with the 1.702 in the GEMMs and in the weights;
 #   2. bench_input_pipeline.py with 4 to 14 DataLoader workers on the shared clips, decoding the videos and reading
 #      frame folders extracted from them (--frames), and with the colour augmentation left to the GPU
-#      (--color_on_device: the workers' rate, and the GPU's time to finish a batch);
+#      (--color_on_device: the workers' rate, and the GPU's time to finish a batch); then bench_color_augmentation.py,
+#      the GPU's time to colour a batch of 32 at once against clip by clip;
 #   3. a few training steps of examples/train.py through `accelerate launch` with the shipped FSDP and DDP
 #      configs (one process; colour augmentation on the GPU, as `--color_augmentation_on auto` puts it there), on a
 #      ViT-B/16-shaped random CLIP and a small motion set written there; what the checkpoints hold (FSDP and DDP
@@ -56,6 +57,7 @@ BENCH_MODEL_ARGS="--device cuda --compile"
 FROZEN_MLP_ARGS="--device cuda --dtype bf16 --batch_size 32"
 PIPELINE_ARGS="--clips 64 --workers 4 8 14 --frames --color_on_device"
 PROFILE_ARGS="--device cuda"
+COLOUR_ARGS=""
 if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     CLIP_SHAPE=tiny BATCH=4 PRECISION=no WORKERS=0 STEPS=2 RESUME_STEPS=3 EVERY=1 VIDEOS=${VIDEOS_DIR:-../shared/videos}
     DYNAMO_BACKEND=aot_eager COMPILED_STEPS=3  # no C++ compiler needed
@@ -64,6 +66,7 @@ if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
     FROZEN_MLP_ARGS="--repeats 3"
     PIPELINE_ARGS="--clips 4 --workers 1 --frames --color_on_device"
     PROFILE_ARGS="--batch_size 1 --num_classes 8 --rows 8"
+    COLOUR_ARGS="--repeats 1"
 fi
 
 {
@@ -85,6 +88,8 @@ if [[ " $PARTS " == *" 2 "* ]]; then
 echo "== 2. bench_input_pipeline.py  (at ${SECONDS} s)"
 timeout 200 python3 benchmarks/bench_input_pipeline.py --videos "$VIDEOS" $PIPELINE_ARGS \
     --gpu_clips_per_second 413 397 265 2>&1 | tee "$OUT/bench_input_pipeline.txt"
+echo "== 2b. bench_color_augmentation.py $COLOUR_ARGS  (at ${SECONDS} s)"
+timeout 90 python3 benchmarks/bench_color_augmentation.py $COLOUR_ARGS 2>&1 | tee "$OUT/bench_color_augmentation.txt"
 fi
 
 if [[ " $PARTS " == *" 5 "* ]]; then

@@ -131,7 +131,9 @@ def _plan(rows: torch.Tensor) -> list[tuple[int, list[int], list[float]]]:
     return steps
 
 
-def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def apply_color_augmentation(
+    clips: torch.Tensor, rows: torch.Tensor, clips_at_once: int | None = None
+) -> torch.Tensor:
     """
     Applies drawn colour augmentations (`draw_color_augmentation`) to a batch of clips, each clip its own row, every
     frame alike, on the clips' device and in their dtype: the jittered properties in each clip's drawn order, then
@@ -142,6 +144,8 @@ def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.T
     Args:
         clips (`torch.Tensor`): `(N, T, 3, H, W)`, uint8 (0-255) or float (0-1).
         rows (`torch.Tensor`): `(N, COLOR_AUGMENTATION_SIZE)` float32, on any device (read on the host).
+        clips_at_once (`int`, *optional*): how many clips go through the kernels together; by default the whole
+            batch on a GPU and one on a CPU (below). The pixels do not depend on it.
 
     Returns:
         `torch.Tensor`: `(N, T, 3, H, W)` in `clips`' dtype (`clips` itself when no row changes anything).
@@ -149,19 +153,19 @@ def apply_color_augmentation(clips: torch.Tensor, rows: torch.Tensor) -> torch.T
     rows = rows.detach().cpu()
     if not (rows[:, _JITTER_APPLIED].any() or rows[:, _GRAYSCALE].any()):
         return clips
-    per_chunk = _clips_per_chunk(clips)
+    per_chunk = max(1, clips_at_once or _clips_at_once(clips))
     if len(clips) > per_chunk:
         return torch.cat([_apply_to_batch(clips[start : start + per_chunk], rows[start : start + per_chunk])
                           for start in range(0, len(clips), per_chunk)])
     return _apply_to_batch(clips, rows)
 
 
-# On a CPU one clip at a time: a clip's float copies stay in cache and a batch's do not. Measured on the 2-core
-# development machine (32 clips of 8 frames at 224 px, two runs of 6 rounds taking turns): 494-545 ms a clip at a
-# time, 578-630 four at a time, 956-969 all at once (torchvision's kernels, clip by clip: 462-486). On a GPU the
-# whole batch at once: there the kernels are small and launching them is what costs.
-def _clips_per_chunk(clips: torch.Tensor) -> int:
-    return 1 if clips.device.type == "cpu" else max(1, len(clips))
+# On a CPU one clip at a time: a clip's float copies stay in cache and a batch's do not (32 clips of 8 frames at
+# 224 px, `benchmarks/bench_color_augmentation.py` on the 2-core development machine: all at once about twice the
+# time of a clip at a time). On a GPU the whole batch at once: there the kernels are small and launching them is
+# what costs.
+def _clips_at_once(clips: torch.Tensor) -> int:
+    return 1 if clips.device.type == "cpu" else len(clips)
 
 
 def _on_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

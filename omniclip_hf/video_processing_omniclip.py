@@ -594,8 +594,8 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             )
         settings = {key: kwargs.get(key, getattr(self, key)) for key in _NORMALIZATION_SETTINGS}
         views = pixel_values_videos.reshape(-1, *pixel_values_videos.shape[-4:])
-        # The whole batch at once: a few dozen kernels on the views' device, however many views (elementwise, or
-        # per frame: the same numbers as view by view).
+        # Coloured on the views' device, a GPU's batch at once (`apply_color_augmentation`), then one rescale and
+        # normalisation for the whole batch (elementwise: the same numbers as view by view).
         rows = color_augmentation.reshape(-1, COLOR_AUGMENTATION_SIZE)
         return finish_views(views, rows, settings).reshape(pixel_values_videos.shape)
 

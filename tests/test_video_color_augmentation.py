@@ -4,9 +4,10 @@ it would alone and as torchvision's kernels colour it, with a number of kernels 
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.transforms import v2
 
 from omniclip_hf import video_color_augmentation
@@ -15,6 +16,8 @@ from omniclip_hf.video_color_augmentation import (
     color_augmentation_clip_by_clip,
     draw_color_augmentation,
 )
+
+from .conftest import REPO_ROOT
 
 
 def drawn_rows(count: int, seed: int, jitter_prob: float = 1.0, grayscale_prob: float = 0.3) -> torch.Tensor:
@@ -29,14 +32,12 @@ def random_clips(count: int, frames: int, side: int, seed: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_each_clip_of_a_batch_is_coloured_as_alone_and_as_torchvision_colours_it(dtype, monkeypatch):
+def test_each_clip_of_a_batch_is_coloured_as_alone_and_as_torchvision_colours_it(dtype):
     clips = random_clips(20, 2, 224, seed=0)
     clips = clips if dtype == torch.uint8 else clips.to(dtype) / 255
     rows = drawn_rows(len(clips), seed=1)
     alone = apply_color_augmentation(clips, rows)  # on a CPU, a clip at a time
-    # The whole batch at once, as on a GPU.
-    monkeypatch.setattr(video_color_augmentation, "_clips_per_chunk", lambda batch: len(batch))
-    batched = apply_color_augmentation(clips, rows)
+    batched = apply_color_augmentation(clips, rows, clips_at_once=len(clips))  # as on a GPU
     assert torch.equal(batched, alone)
     assert torch.equal(apply_color_augmentation(clips[7:9], rows[7:9]), alone[7:9])
     reference = color_augmentation_clip_by_clip(clips, rows)
@@ -59,18 +60,20 @@ def test_rows_that_change_nothing_return_the_clips_as_they_are():
     assert apply_color_augmentation(clips, rows) is clips
 
 
-class _CountedOperators(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
+def _load_benchmark():
+    path = REPO_ROOT / "benchmarks" / "bench_color_augmentation.py"
+    spec = importlib.util.spec_from_file_location("bench_color_augmentation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
+
+# The benchmark's counter, so that the test and the figures in the docs count alike.
+OperatorCount = _load_benchmark().OperatorCount
 
 
 def operators_dispatched(clips: torch.Tensor, rows: torch.Tensor) -> int:
-    with _CountedOperators() as counter:
+    with OperatorCount() as counter:
         apply_color_augmentation(clips, rows)
     return counter.count
 
@@ -92,6 +95,6 @@ def test_the_kernels_launched_do_not_grow_with_the_batch():
 def test_hue_without_torchvisions_hsv_helpers_falls_back_to_its_public_kernel(monkeypatch):
     clips = random_clips(6, 2, 16, seed=0)
     rows = drawn_rows(6, seed=4)
-    batched = apply_color_augmentation(clips, rows)
+    batched = apply_color_augmentation(clips, rows, clips_at_once=len(clips))
     monkeypatch.setattr(video_color_augmentation, "_rgb_to_hsv", None)
-    assert torch.equal(apply_color_augmentation(clips, rows), batched)
+    assert torch.equal(apply_color_augmentation(clips, rows, clips_at_once=len(clips)), batched)
