@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import torch
+from accelerate.utils import send_to_device
 
 
 # A cap by host memory, not speed: each worker holds `prefetch_factor` (2) batches of 32 clips, 154 MB each in
@@ -42,8 +43,8 @@ def default_num_workers() -> int:
 def loader_settings(num_workers: int) -> dict[str, Any]:
     """`DataLoader` keyword arguments besides the dataset, batch size, order and collate function.
 
-    - `pin_memory` when training on a GPU: page-locked batches copy to the device straight, with no staging copy
-      (Accelerate's copy still blocks; the loop waits for the GPU once a step anyway, reading the loss).
+    - `pin_memory` when training on a GPU: page-locked batches copy to the device straight, with no staging copy,
+      and without the host waiting for the copy (`batch_to_device`).
     - `prefetch_factor` 2 (two batches in flight per worker): one batch of 32 clips takes a worker about 8 s to
       decode, so more prefetch adds memory (154 MB per float32 batch at 8x224x224) without adding throughput.
     - `persistent_workers` stays off: the per-epoch augmentation seed (`VideoClipDataset.set_epoch`) reaches the
@@ -56,4 +57,18 @@ def loader_settings(num_workers: int) -> dict[str, Any]:
     return settings
 
 
-__all__ = ["MAX_DEFAULT_WORKERS", "cpus_per_process", "default_num_workers", "loader_settings"]
+# The collated batch's keys that stay on the host: the deferred colour rows are read there (`finish_views` plans its
+# kernels from them), so on a GPU they would only come back again, and reading them back waits for the GPU.
+HOST_KEYS = ("color_augmentation",)
+
+
+def batch_to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The training loop's batch on `device`, all but `HOST_KEYS`. The copies are queued without the host waiting
+    for them (`non_blocking`: from the page-locked memory `pin_memory` gives, a GPU copies the batch while the host
+    goes on to queue the step), so the host can queue step k+1 while the GPU still runs step k. The loader is
+    prepared without Accelerate's own placement, which copies with the host waiting and moves every key."""
+    return send_to_device(batch, device, non_blocking=True, skip_keys=list(HOST_KEYS))
+
+
+__all__ = ["HOST_KEYS", "MAX_DEFAULT_WORKERS", "batch_to_device", "cpus_per_process", "default_num_workers",
+           "loader_settings"]

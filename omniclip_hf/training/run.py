@@ -27,7 +27,7 @@ from .checkpoints import (
 )
 from .data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
 from .evaluation import class_text_embeddings, classification_metrics, mean_and_std, predict, write_confusion_matrix_png
-from .loader import loader_settings
+from .loader import batch_to_device, loader_settings
 from .loop import (
     TrainingOptions,
     VideoMixer,
@@ -178,7 +178,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     if options.streaming:  # each process already reads its own shards: Accelerate must not split the batches again
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
-        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        # Sharded per process by Accelerate, but moved to the device by the loop (`batch_to_device`).
+        loader = accelerator.prepare_data_loader(loader, device_placement=False)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
@@ -190,6 +192,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
             warn_about_changed_recipe(options, output_dir)
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
+    losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
     saved_at = {"step": None}
@@ -198,6 +201,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         if saved_at["step"] == state["global_step"]:
             return  # the step checkpoint of the last batch already holds this position
         saved_at["step"] = state["global_step"]
+        losses.read()  # the checkpoint's state holds every step's loss so far
         save_checkpoint(accelerator, output_dir, state["global_step"], state, options.checkpoints_total_limit)
 
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
@@ -222,6 +226,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
             batches_this_pass = 0
             for batch in epoch_loader:
+                batch = batch_to_device(batch, accelerator.device)
                 state["batches_in_epoch"] += 1
                 batches_this_pass += 1
                 if options.strict and batch["errors"]:
@@ -257,9 +262,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     continue
                 state["global_step"] += 1
                 progress.update(1)
-                mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
-                state["losses"].append(round(mean_loss, 6))
+                losses.add(loss)
                 if state["global_step"] % options.logging_steps == 0:
+                    mean_loss = losses.read()[-1]
                     accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                 if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
@@ -278,12 +283,36 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             break
     finally:
         progress.close()  # before any error line, so it does not share the bar's line
+    losses.read()
     if record_seen_indices:
         (output_dir / f"seen_indices_rank{accelerator.process_index}.json").write_text(json.dumps(seen_indices))
     skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
     accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
             "class_names": data.class_names, "model": model}
+
+
+class StepLosses:
+    """Each optimizer step's loss, the mean over processes, appended to `recorded` when read: at logging steps,
+    checkpoints and the end of training. The host reads a GPU's loss only by waiting for the GPU to finish the
+    step; reading every step would keep it from queuing step k+1 while the GPU runs step k (transformers' Trainer
+    reads its loss at logging steps too)."""
+
+    def __init__(self, accelerator: Accelerator, recorded: list[float]):
+        self.accelerator = accelerator
+        self.recorded = recorded
+        self.pending: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach().float())
+
+    def read(self) -> list[float]:
+        """Every step's loss so far, rounded to 6 decimals: one reduction over processes and one read."""
+        if self.pending:
+            means = self.accelerator.reduce(torch.stack(self.pending), reduction="mean")
+            self.recorded.extend(round(value, 6) for value in means.tolist())
+            self.pending.clear()
+        return self.recorded
 
 
 TRAINING_OPTIONS_NAME = "training_options.json"

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from accelerate.utils import send_to_device
 
 from .data import _class_index, _describe, _name_lookup, process_training_clip
 
@@ -145,8 +144,9 @@ __all__ = ["StreamingVideoClipDataset", "StreamingVideoData", "load_streaming_da
 
 
 def batches_while_every_process_has_one(loader, accelerator) -> Iterator[dict[str, Any]]:
-    """The loader's batches until any process runs out: processes' shards may differ in length, and a process
-    that left the epoch alone would leave the others waiting in the gradient all-reduce."""
+    """The loader's batches, on the host, until any process runs out: processes' shards may differ in length, and a
+    process that left the epoch alone would leave the others waiting in the gradient all-reduce. (With several
+    processes, asking is a collective whose answer the host reads: a wait for the device every step.)"""
     iterator = iter(loader)
     while True:
         batch = next(iterator, None)
@@ -156,7 +156,7 @@ def batches_while_every_process_has_one(loader, accelerator) -> Iterator[dict[st
                 return
         elif batch is None:
             return
-        yield send_to_device(batch, accelerator.device)
+        yield batch
 
 
 __all__ += ["batches_while_every_process_has_one"]
