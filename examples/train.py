@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         log_with=options.report_to,
         project_dir=str(output_dir),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=options.seed),
+        # The loop steps the schedule once per optimizer step (Accelerate's default steps it once per process).
+        step_scheduler_with_optimizer=False,
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)

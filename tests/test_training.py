@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,14 @@ from omniclip_hf.training.data import few_shot_indices, few_shot_subset, load_an
 from omniclip_hf.training.evaluation import classification_metrics, mean_and_std
 from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, write_motion_dataset
 from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
-from omniclip_hf.training.loop import VideoMixer, build_optimizer, latest_checkpoint, parse_training_options
+from omniclip_hf.training.loop import (
+    VideoMixer,
+    build_optimizer,
+    build_scheduler,
+    latest_checkpoint,
+    parse_training_options,
+)
+from omniclip_hf.training.run import check_scheduler_stepping
 
 from .conftest import REPO_ROOT
 
@@ -60,6 +68,18 @@ def run(command: list[str], timeout: int = 600, hooks: dict | None = None) -> su
         process.communicate()
         raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def one_process_schedule(options, steps: int) -> list[float]:
+    """The learning rate of each of `steps` optimizer steps, the schedule stepped once per step."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=options.lr)
+    scheduler = build_scheduler(optimizer, options, steps_per_epoch=steps, total_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
 
 
 def assert_remote_code_gives(folder: Path, inputs: dict, expected: torch.Tensor, tmp_path: Path) -> None:
@@ -190,6 +210,12 @@ def test_a_module_lr_scale_gives_that_module_its_own_learning_rate(tiny_clip_dir
         parse_training_options(["--clip", "x", "--train_data", "y", f"--{flag}", "0"])
 
 
+def test_an_accelerator_that_steps_the_schedule_per_process_is_refused():
+    with pytest.raises(ValueError, match="step_scheduler_with_optimizer=False, as examples/train.py does"):
+        check_scheduler_stepping(SimpleNamespace(step_scheduler_with_optimizer=True))
+    check_scheduler_stepping(SimpleNamespace(step_scheduler_with_optimizer=False))
+
+
 def test_latest_checkpoint_ignores_partial_saves(tmp_path):
     (tmp_path / "checkpoints" / "step_00000004").mkdir(parents=True)
     (tmp_path / "checkpoints" / "step_00000010").mkdir()
@@ -200,11 +226,15 @@ def test_latest_checkpoint_ignores_partial_saves(tmp_path):
 # ----------------------------------------------------------------------------------------------------- end to end
 def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(tiny_clip_dir, motion_data, tmp_path):
     output = tmp_path / "run"
-    result = run(train_command(tiny_clip_dir, motion_data, output, "--eval_data", str(motion_data / "test"),
-                               "--epochs", "2", "--checkpointing_steps", "2", "--dry_run", "--hub_model_id", "me/tiny"))
+    command = train_command(tiny_clip_dir, motion_data, output, "--eval_data", str(motion_data / "test"),
+                            "--epochs", "2", "--checkpointing_steps", "2", "--dry_run", "--hub_model_id", "me/tiny",
+                            "--warmup_steps", "3")
+    result = run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((output / "metrics.json").read_text())
     assert 0 <= metrics["top1"] <= 1 and 0 <= metrics["top5"] <= 1 and metrics["global_step"] == 8
+    assert metrics["train_learning_rates"] == one_process_schedule(parse_training_options(command[2:]), steps=8)
+    assert len(metrics["train_losses"]) == 8
     assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)
     assert (output / "confusion_matrix_eval.png").stat().st_size > 0
     assert sorted(path.name for path in (output / "checkpoints").iterdir()) == [

@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 
+from omniclip_hf.training.loop import parse_training_options
 from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
 
 from .conftest import REPO_ROOT
-from .test_training import CLASSES, motion_data, train_command  # noqa: F401 (fixture)
+from .test_training import CLASSES, motion_data, one_process_schedule, train_command  # noqa: F401 (fixture)
 
 
 def free_port() -> int:
@@ -26,7 +27,7 @@ def free_port() -> int:
 def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_data, tmp_path):
     output = tmp_path / "two_nodes"
     command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "1", "--batch_size", "2",
-                            "--eval_data", str(motion_data / "test"))
+                            "--eval_data", str(motion_data / "test"), "--warmup_steps", "2")
     port = free_port()
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     nodes = []
@@ -53,6 +54,8 @@ def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_dat
     assert metrics["distributed"]["processes"] == 2 and metrics["distributed"]["nodes"] == 2
     assert metrics["distributed"]["processes_per_node"] == [1]
     assert metrics["global_step"] == 4  # 16 videos, 2 per process and step: the two nodes split the epoch
+    # The learning-rate schedule of one process: warmup and cosine over the 4 optimizer steps, not over 4 / 2.
+    assert metrics["train_learning_rates"] == one_process_schedule(parse_training_options(command[2:]), steps=4)
     assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)  # gathered across the nodes once
     assert sorted(path.name for path in (output / "checkpoints").iterdir()) == ["step_00000004"]
     assert sum("metrics:" in log for log in logs) == 1  # only the main process of node 0 reports

@@ -159,7 +159,19 @@ def training_loader(options: TrainingOptions, accelerator: Accelerator, data, vi
     return dataset, loader, max(1, batches_per_epoch // options.gradient_accumulation_steps)
 
 
+def check_scheduler_stepping(accelerator: Accelerator) -> None:
+    """The loop steps the learning-rate schedule once per optimizer step, so the schedule is the same for one process
+    or many. An Accelerator built with its default `step_scheduler_with_optimizer=True` would step a prepared
+    schedule once per process at every optimizer step instead (its convention for schedules counted in unsharded
+    batches): with 8 GPUs, warmup and the cosine would run 8 times too fast and the rate climb back up after the
+    first eighth of training, with nothing said."""
+    if accelerator.step_scheduler_with_optimizer:
+        raise ValueError("train() steps the learning-rate schedule itself: build the Accelerator with "
+                         "step_scheduler_with_optimizer=False, as examples/train.py does.")
+
+
 def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+    check_scheduler_stepping(accelerator)
     # Before anything is written to output_dir; every rank checks, so none waits alone; only the main one deletes.
     check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
                                    delete=accelerator.is_main_process)
@@ -183,7 +195,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         loader = accelerator.prepare_data_loader(loader, device_placement=False)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
-    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": []}
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": [],
+             "learning_rates": []}
     if options.resume_from_checkpoint:
         restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights)
         if restored is not None:
@@ -191,6 +204,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
             warn_about_changed_recipe(options, output_dir)
+    state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
@@ -255,8 +269,11 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and options.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+                    if accelerator.sync_gradients:
+                        state["learning_rates"].append(scheduler.get_last_lr()[0])  # the one this step uses
                     optimizer.step()
-                    scheduler.step()
+                    if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()  # once per optimizer step, however many processes (`check_scheduler_stepping`)
                     optimizer.zero_grad(set_to_none=True)
                 if not accelerator.sync_gradients:
                     continue
@@ -289,6 +306,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
     accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
+            "train_learning_rates": state["learning_rates"],
             "class_names": data.class_names, "model": model}
 
 
