@@ -15,7 +15,7 @@ from omniclip_hf.training.loop import parse_training_options
 from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
 
 from .conftest import REPO_ROOT
-from .test_training import CLASSES, motion_data, one_process_schedule, train_command  # noqa: F401 (fixture)
+from .test_training import CLASSES, motion_data, one_process_schedule, run, train_command  # noqa: F401 (fixture)
 
 
 def free_port() -> int:
@@ -59,3 +59,39 @@ def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_dat
     assert metrics["eval"]["num_videos"] == 2 * len(CLASSES)  # gathered across the nodes once
     assert sorted(path.name for path in (output / "checkpoints").iterdir()) == ["step_00000004"]
     assert sum("metrics:" in log for log in logs) == 1  # only the main process of node 0 reports
+
+
+def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_dir, motion_data, tmp_path):
+    """One video a batch: a process whose batch failed to decode still runs its forward (a blank clip, no weight),
+    so the other's gradient all-reduce and evaluation gathers are not left waiting; the evaluation scores the
+    decodable videos exactly as one process does and lists every process's failures."""
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "train" / CLASSES[0]).mkdir(parents=True)
+    (data / "train" / CLASSES[1]).mkdir(parents=True)
+    shutil.copy(next((motion_data / "train" / CLASSES[0]).iterdir()), data / "train" / CLASSES[0] / "good.mp4")
+    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")  # the first batch of one process
+    shutil.copytree(motion_data / "test", data / "test")
+    broken = [data / "test" / CLASSES[2] / f"broken{index}.mp4" for index in range(3)]
+    for path in broken:  # consecutive: each process gets whole batches of them
+        path.write_text("not a video")
+    output = tmp_path / "two"
+    command = train_command(tiny_clip_dir, data, output, "--max_steps", "2", "--batch_size", "1",
+                            "--eval_batch_size", "1", "--eval_data", str(data / "test"))
+    command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = run(torchrun + command[1:], timeout=240)
+    assert two.returncode == 0, two.stderr[-3000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["global_step"] == 2 and metrics["skipped_videos"] == 2  # the broken video, once an epoch
+    assert sorted(error.split(":")[0] for error in metrics["eval"]["failed_videos"]) == [str(path) for path in broken]
+
+    one = run([sys.executable, str(REPO_ROOT / "examples" / "evaluate.py"), "--model", str(output / "model"),
+               "--eval_data", str(data / "test"), "--labels_file", str(motion_data / "labels.txt"), "--num_clips", "1",
+               "--num_crops", "1", "--batch_size", "1", "--num_workers", "0", "--output_dir", str(tmp_path / "one")])
+    assert one.returncode == 0, one.stderr[-3000:]
+    alone = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert metrics["eval"]["num_videos"] == alone["num_videos"] == 2 * len(CLASSES)
+    for key in ("top1", "top5", "per_class_accuracy", "confusion_matrix"):
+        assert metrics["eval"][key] == alone[key], key

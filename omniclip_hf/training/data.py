@@ -333,10 +333,21 @@ def process_training_clip(video_processor, video: Any, train: bool, seed: int, e
     return {key: outputs[key][0] for key in ("pixel_values_videos", "color_augmentation") if key in outputs}
 
 
+def blank_clip(config, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`(1, T, 3, H, W)` zeros shaped for the model of `config` (an `OmniCLIPConfig`). With several processes, one
+    whose batch held no decodable video runs this instead, with no weight in the result: its forward then takes part
+    in the collectives the other processes' forwards start (DDP's buffer broadcast, FSDP's parameter all-gathers),
+    where skipping it would leave them waiting."""
+    size = config.vision_config.image_size
+    return torch.zeros(1, config.num_frames, 3, size, size, device=device)
+
+
 def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stacks the good items; failed ones are returned as `errors` (a list of messages) for the caller to count."""
+    """Stacks the good items; failed ones are returned as `errors` (a list of messages) for the caller to count.
+    `decoded` says, item by item in the loader's order, which ones the stacked tensors hold."""
     good = [item for item in items if "error" not in item]
-    batch: dict[str, Any] = {"errors": [item["error"] for item in items if "error" in item]}
+    batch: dict[str, Any] = {"errors": [item["error"] for item in items if "error" in item],
+                             "decoded": torch.tensor(["error" not in item for item in items])}
     if good:
         batch["pixel_values_videos"] = torch.stack([item["pixel_values_videos"] for item in good])
         if "color_augmentation" in good[0]:  # deferred to the training device (`--color_augmentation_on`)
@@ -349,6 +360,7 @@ def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
 __all__ = [
     "VideoClassificationData",
     "VideoClipDataset",
+    "blank_clip",
     "collate_video_batch",
     "few_shot_indices",
     "few_shot_subset",

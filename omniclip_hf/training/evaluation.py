@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from .data import VideoClassificationData, VideoClipDataset, collate_video_batch
+from .data import VideoClassificationData, VideoClipDataset, blank_clip, collate_video_batch
 from .loader import loader_settings
 from ..processing_omniclip import labels_to_prompts
 
@@ -120,20 +121,44 @@ def predict(
     is_main = accelerator is None or accelerator.is_main_process
     for batch in tqdm(loader, desc=f"evaluating {Path(str(data.source)).name}", disable=not (progress and is_main)):
         errors += batch["errors"]
-        if "pixel_values_videos" not in batch:
-            continue
-        videos = batch["pixel_values_videos"].to(text_embeds.device, dtype=next(model.parameters()).dtype)
-        # See examples/train.py: Accelerate's FSDP2 path wraps no autocast around forward.
-        with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
-            logits = model(text_embeds=text_embeds, pixel_values_videos=videos).logits_per_video.float()
-        labels = batch["labels"].to(logits.device)
+        logits, labels = batch_logits(model, batch, text_embeds, accelerator)
         if accelerator is not None:
+            # Every process gathers every batch, failed videos as rows labelled -1: a process whose videos failed
+            # must not skip or shorten a collective the others are in (gloo aborts; NCCL may hang or mix rows up).
             logits, labels = accelerator.gather_for_metrics((logits, labels))
-        all_logits.append(logits.cpu())
-        all_labels.append(labels.cpu())
-    if not all_logits:
+        decoded = labels >= 0
+        all_logits.append(logits[decoded].cpu())
+        all_labels.append(labels[decoded].cpu())
+    if accelerator is not None and accelerator.num_processes > 1:
+        # Each process's own failures, once each (the last batches repeat the first videos to even them out).
+        errors = list(dict.fromkeys(gather_object(errors)))
+    logits, labels = torch.cat(all_logits), torch.cat(all_labels)
+    if not len(labels):
         raise ValueError(f"{data.source}: no video could be evaluated ({len(errors)} failed to decode).")
-    return torch.cat(all_logits), torch.cat(all_labels), errors
+    return logits, labels, errors
+
+
+def batch_logits(model, batch: dict[str, Any], text_embeds: torch.Tensor, accelerator=None):
+    """`(items, C)` float32 logits and `(items,)` labels for every item the loader gave, in its order: a video that
+    failed to decode gets a row of NaN and the label -1."""
+    device = text_embeds.device
+    decoded = batch["decoded"].to(device)
+    logits = torch.full((len(decoded), text_embeds.shape[0]), float("nan"), device=device)
+    labels = torch.full((len(decoded),), -1, dtype=torch.long, device=device)
+    if "pixel_values_videos" in batch:
+        videos = batch["pixel_values_videos"]
+    elif accelerator is not None and accelerator.num_processes > 1:  # the others' forwards wait for this one's
+        videos = blank_clip(accelerator.unwrap_model(model).config, device)
+    else:
+        return logits, labels
+    videos = videos.to(device, dtype=next(model.parameters()).dtype)
+    # See examples/train.py: Accelerate's FSDP2 path wraps no autocast around forward.
+    with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
+        outputs = model(text_embeds=text_embeds, pixel_values_videos=videos).logits_per_video.float()
+    if "pixel_values_videos" in batch:
+        logits[decoded] = outputs
+        labels[decoded] = batch["labels"].to(device)
+    return logits, labels
 
 
 def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
@@ -151,6 +176,7 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
 
 __all__ = [
     "FRAME_AVERAGE",
+    "batch_logits",
     "class_text_embeddings",
     "classification_metrics",
     "confusion_matrix",

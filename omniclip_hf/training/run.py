@@ -25,7 +25,7 @@ from .checkpoints import (
     trainable_weight_shapes,
     write_folder_atomically,
 )
-from .data import VideoClipDataset, collate_video_batch, few_shot_subset, load_video_dataset
+from .data import VideoClipDataset, blank_clip, collate_video_batch, few_shot_subset, load_video_dataset
 from .evaluation import class_text_embeddings, classification_metrics, mean_and_std, predict, write_confusion_matrix_png
 from .loader import batch_to_device, loader_settings
 from .loop import (
@@ -221,6 +221,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
                     disable=not accelerator.is_local_main_process)
     last_good_batch = None
+    unwrapped_config = accelerator.unwrap_model(model).config
     seen_indices: list = []
     record_seen_indices = testing_hooks.records_seen_indices()
 
@@ -250,9 +251,12 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 state["skipped_videos"] += len(batch["errors"])
                 weight = 1.0
                 if "pixel_values_videos" not in batch:
-                    if accelerator.num_processes == 1 or last_good_batch is None:
+                    if accelerator.num_processes == 1:
                         continue
-                    batch, weight = last_good_batch, 0.0  # keep the ranks' gradient all-reduce in step
+                    # Keep the processes' forwards and gradient all-reduce in step, with no weight in the update.
+                    batch = last_good_batch or {"labels": torch.zeros(1, dtype=torch.long, device=accelerator.device),
+                                                "pixel_values_videos": blank_clip(unwrapped_config, accelerator.device)}
+                    weight = 0.0
                 elif "color_augmentation" in batch:  # deferred by the workers: finished here, on the device,
                     # with the workers' call settings (`--video_processor_overrides` may change normalisation)
                     batch["pixel_values_videos"] = processor.video_processor.finish_views(
