@@ -26,6 +26,7 @@ from omniclip_hf.training.loop import (
     VideoMixer,
     build_optimizer,
     build_scheduler,
+    check_inputs_exist,
     latest_checkpoint,
     parse_training_options,
 )
@@ -183,6 +184,49 @@ def test_unknown_recipe_option_is_an_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("learning_rate: 0.1\n")
     with pytest.raises(ValueError, match=r"unknown options \['learning_rate'\]"):
         parse_training_options(["--config", str(tmp_path / "bad.yaml"), "--clip", "x", "--train_data", "y"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--max_steps", "0"], r"--max_steps=0 is invalid: it must be >= 1 \(leave it out to train for --epochs\)"),
+    (["--max_steps", "-1"], r"--max_steps=-1 is invalid"),
+    (["--shots", "0"], r"--shots=0 is invalid"),
+    (["--logging_steps", "0"], r"--logging_steps=0 is invalid"),
+    (["--checkpoints_total_limit", "-1"], r"--checkpoints_total_limit=-1 is invalid"),
+    (["--checkpoints_total_limit", "0"], r"--checkpoints_total_limit=0 is invalid.*to keep every checkpoint"),
+    (["--checkpointing_steps", "-1"], r"--checkpointing_steps=-1 is invalid"),
+    (["--warmup_steps", "-5"], r"--warmup_steps=-5 is invalid: it must be >= 0"),
+    (["--eval_batch_size", "0"], r"--eval_batch_size=0 is invalid"),
+    (["--lr", "0"], r"--lr=0.0 is invalid"),
+    (["--video_processor_overrides", "flip_prob=0"], r"--video_processor_overrides 'flip_prob=0' is not valid JSON"),
+    (["--model_overrides", "{use_spg: false}"], r"--model_overrides '\{use_spg: false\}' is not valid JSON"),
+    (["--video_processor_overrides", "[1]"], r"--video_processor_overrides '\[1\]' is not a JSON object"),
+    (["--video_processor_overrides", '{"flip_probability": 0}'],
+     r"--video_processor_overrides: unknown settings \['flip_probability'\]"),
+    (["--video_processor_overrides", '{"train": false}'], r"--video_processor_overrides: unknown settings \['train'\]"),
+    (["--video_processor_overrides", '{"num_frames": 2}'],
+     r"--video_processor_overrides sets num_frames: .*use --num_frames"),
+])
+def test_a_bad_option_value_is_one_line_naming_the_flag(flags, message):
+    """Each was accepted before: --max_steps 0 trained an epoch, -1 nothing; --shots 0 every video; a limit of -1
+    deleted every checkpoint; an unknown or a frame-count override failed in a worker at the first batch or
+    quietly trained on other clips than the model's."""
+    with pytest.raises(ValueError, match=f"^{message}"):
+        parse_training_options(["--clip", "x", "--train_data", "y", *flags])
+    parse_training_options(["--clip", "x", "--train_data", "y", "--video_processor_overrides", '{"flip_prob": 0}'])
+
+
+def test_a_recipes_single_eval_set_may_be_a_string(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("eval_data: data/test\neval_labels_file: data/labels.txt\n")
+    options = parse_training_options(["--config", str(tmp_path / "recipe.yaml"), "--clip", "x", "--train_data", "y"])
+    assert options.eval_data == ["data/test"] and options.eval_labels_file == ["data/labels.txt"]
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_the_model_loads(tmp_path):
+    (tmp_path / "out").write_text("")
+    options = parse_training_options(["--clip", "openai/x", "--train_data", "owner/data", "--output_dir",
+                                      str(tmp_path / "out")])
+    with pytest.raises(ValueError, match=f"^--output_dir {tmp_path / 'out'} is a file; pass a folder"):
+        check_inputs_exist(options)
 
 
 @pytest.mark.parametrize("flag, module", [("prompt_lr_scale", "video_specific_prompts"),

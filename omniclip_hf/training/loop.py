@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -116,9 +117,28 @@ class TrainingOptions:
         for name in ("prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be > 0.")
-        for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps"):
+        for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps", "logging_steps",
+                     "eval_num_clips", "eval_num_crops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
+        for name, without in (("max_steps", "to train for --epochs"), ("shots", "to train on every video"),
+                              ("eval_batch_size", "to evaluate with --batch_size"),
+                              ("checkpointing_steps", "to checkpoint only at the end of each epoch"),
+                              ("checkpoints_total_limit", "to keep every checkpoint")):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name}={value} is invalid: it must be >= 1 (leave it out {without}).")
+        for name in ("warmup_epochs", "warmup_steps", "min_lr"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"--{name}={value} is invalid: it must be >= 0.")
+        if not self.lr > 0:
+            raise ValueError(f"--lr={self.lr} is invalid: it must be > 0.")
+        if self.model_overrides:
+            json_object_option("model_overrides", self.model_overrides)
+        if self.video_processor_overrides:
+            check_video_processor_overrides(json_object_option("video_processor_overrides",
+                                                               self.video_processor_overrides))
         if self.color_augmentation_on not in COLOR_AUGMENTATION_PLACES:
             raise ValueError(f"--color_augmentation_on={self.color_augmentation_on!r} is invalid: use one of "
                              f"{', '.join(COLOR_AUGMENTATION_PLACES)}.")
@@ -140,6 +160,36 @@ class TrainingOptions:
             raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
 
 
+def json_object_option(name: str, text: str) -> dict[str, Any]:
+    """The JSON object `--name` holds, or one line saying what is wrong with it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{name} {text!r} is not valid JSON ({error.msg} at character {error.pos}); pass an "
+                         f"object such as '{{\"flip_prob\": 0}}'.") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--{name} {text!r} is not a JSON object; pass one such as '{{\"flip_prob\": 0}}'.")
+    return value
+
+
+def check_video_processor_overrides(overrides: dict[str, Any]) -> None:
+    """Only the video processor's own settings, and none that decides the frame count (the model's, --num_frames):
+    checked before the model loads, where a worker would otherwise fail at the first batch."""
+    from ..video_processing_omniclip import _CALL_ONLY_KWARGS, OmniCLIPVideoProcessorKwargs
+
+    # What the training data's own calls set: the frame count (the model's), and each call's arguments.
+    set_by_training = {"num_frames", "fps", "device", "video_metadata", "return_metadata", *_CALL_ONLY_KWARGS}
+    known = set(OmniCLIPVideoProcessorKwargs.__annotations__) - set_by_training
+    sampling = sorted(set(overrides) & {"num_frames", "fps"})
+    if sampling:
+        raise ValueError(f"--video_processor_overrides sets {', '.join(sampling)}: the frames per clip are the "
+                         "model's; use --num_frames.")
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"--video_processor_overrides: unknown settings {unknown}; the video processor's settings "
+                         f"are {', '.join(sorted(known))}.")
+
+
 def check_inputs_exist(options: TrainingOptions) -> None:
     """Every local path among the options exists, and `--clip` is not an OmniCLIP folder: checked before the model
     loads, so a recipe whose data is missing fails at once, in one line naming the option."""
@@ -156,6 +206,8 @@ def check_inputs_exist(options: TrainingOptions) -> None:
     for name, value in files:
         if value and not Path(value).is_file():
             raise FileNotFoundError(f"--{name} {value}: no such file{where}; it lists the class names, one a line.")
+    if Path(options.output_dir).exists() and not Path(options.output_dir).is_dir():
+        raise ValueError(f"--output_dir {options.output_dir} is a file; pass a folder (it is created if missing).")
     if options.clip and is_omniclip_folder(options.clip):
         raise ValueError(f"--clip {options.clip} is an OmniCLIP folder (trained adapters included): pass it as "
                          f"--model {options.clip} to continue from it; --clip takes a plain CLIP checkpoint.")
@@ -189,6 +241,9 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
         for key in ("model_overrides", "video_processor_overrides"):
             if isinstance(settings.get(key), dict):
                 settings[key] = json.dumps(settings[key])
+        for key in ("eval_data", "eval_labels_file"):  # one set may be written as a plain string
+            if isinstance(settings.get(key), str):
+                settings[key] = [settings[key]]
         parser.set_defaults(**settings)
     options, _ = parser.parse_args_into_dataclasses(args=argv)
     options.config = known.config  # not a dataclass field: recorded so errors can name the recipe
