@@ -22,6 +22,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
+from omniclip_hf.training.checkpoints import check_output_dir_for_an_evaluation
 from omniclip_hf.training.distributed import describe_distributed_setup, full_state_dict
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
@@ -42,6 +43,8 @@ logger = logging.getLogger("omniclip.train")
 def main(argv: list[str] | None = None) -> None:
     options = parse_training_options(argv)
     check_inputs_exist(options)  # before Accelerate and the model: a missing path fails at once, in one line
+    if not options.train_data:
+        check_output_dir_for_an_evaluation(options.output_dir, options.overwrite_output_dir)
     output_dir = Path(options.output_dir)
     accelerator = Accelerator(
         # Without a GPU, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group.

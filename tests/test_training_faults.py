@@ -245,6 +245,21 @@ def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_d
     assert fresh.returncode == 2 and len(errors) == 1 and "--overwrite_output_dir" in errors[0], fresh.stderr[-3000:]
     assert files_under(output) == before
 
+    # --overwrite_output_dir with data that cannot train (5 shots of 4 videos a class): the earlier checkpoints stay.
+    failed = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1", "--shots", "5",
+                               "--overwrite_output_dir"))
+    assert failed.returncode == 2 and "shots" in failed.stderr, failed.stderr[-3000:]
+    assert files_under(output) == before
+
+    # Evaluating only (no --train_data) into the folder would replace its model/ and metrics.json: refused.
+    evaluation = train_command(tiny_clip_dir, motion_data, output, "--eval_data", str(motion_data / "test"))
+    evaluation[evaluation.index("--train_data"):evaluation.index("--train_data") + 2] = []
+    evaluated = run(evaluation)
+    errors = [line for line in evaluated.stderr.splitlines() if line.startswith("error:")]
+    assert evaluated.returncode == 2 and len(errors) == 1, evaluated.stderr[-3000:]
+    assert "holds an earlier run (model, metrics.json, checkpoints)" in errors[0]
+    assert files_under(output) == before
+
     # --overwrite_output_dir: the earlier run's checkpoints go, and the new model's are the only ones left.
     again = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1", "--checkpointing_steps", "1",
                               "--overwrite_output_dir"))

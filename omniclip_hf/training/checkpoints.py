@@ -151,7 +151,25 @@ def check_output_dir_for_a_new_run(output_dir: str | Path, resume_from_checkpoin
             f"(latest: {existing[-1].name}): continue it with --resume_from_checkpoint latest, train in a new "
             "--output_dir, or pass --overwrite_output_dir to delete them and start again.")
     if delete:
-        shutil.rmtree(checkpoint_dir(output_dir))
+        delete_earlier_checkpoints(output_dir)
+
+
+def delete_earlier_checkpoints(output_dir: str | Path) -> None:
+    """`--overwrite_output_dir`: called once the new run's data has loaded, so a run that fails on its inputs
+    leaves the earlier run's checkpoints in place."""
+    shutil.rmtree(checkpoint_dir(output_dir), ignore_errors=True)
+
+
+def check_output_dir_for_an_evaluation(output_dir: str | Path, overwrite: bool) -> None:
+    """A run that only evaluates writes `model/` (the evaluated model), `metrics.json` and `training_options.json`:
+    into a training run's folder they would replace its trained model and results. Refused in one line unless
+    `overwrite`."""
+    output_dir = Path(output_dir)
+    held = [name for name in ("model", "metrics.json", "checkpoints") if (output_dir / name).exists()]
+    if held and not overwrite:
+        raise ValueError(f"--output_dir {output_dir} holds an earlier run ({', '.join(held)}), which an evaluation "
+                         "without --train_data would replace: pass a new --output_dir, or --overwrite_output_dir to "
+                         "replace it.")
 
 
 def _no_space_message(target: Path, error: OSError) -> str:

@@ -19,6 +19,7 @@ from . import testing_hooks
 from .checkpoints import (
     TRAINABLE_WEIGHTS_KEY,
     check_output_dir_for_a_new_run,
+    delete_earlier_checkpoints,
     keep_checkpoints_trainable_only,
     restore_checkpoint,
     save_checkpoint,
@@ -172,15 +173,18 @@ def check_scheduler_stepping(accelerator: Accelerator) -> None:
 
 def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
     check_scheduler_stepping(accelerator)
-    # Before anything is written to output_dir; every rank checks, so none waits alone; only the main one deletes.
+    # Before anything is written to output_dir; every rank checks, so none waits alone. An earlier run's checkpoints
+    # are deleted (--overwrite_output_dir) only once this run's data has loaded, by the main process.
     check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
-                                   delete=accelerator.is_main_process)
-    accelerator.wait_for_everyone()
+                                   delete=False)
     data = training_data(options, accelerator, output_dir)
     if options.gradient_checkpointing:
         enable_activation_checkpointing(model)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     dataset, loader, steps_per_epoch = training_loader(options, accelerator, data, processor.video_processor)
+    if options.overwrite_output_dir and accelerator.is_main_process:
+        delete_earlier_checkpoints(output_dir)
+    accelerator.wait_for_everyone()
     optimizer = build_optimizer(model, options)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
