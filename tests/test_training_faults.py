@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from omniclip_hf.training.checkpoints import (
     CheckpointMismatchError,
@@ -239,6 +241,20 @@ def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_d
     assert "step_00000002" in errors[0] and "self_prompt_generator" in errors[0] and "Traceback" not in resumed.stderr
     assert files_under(output) == before
 
+    # Resuming over another CLIP of the same shapes (other frozen weights): refused too, nothing written.
+    other_clip = tmp_path / "other_clip"
+    shutil.copytree(tiny_clip_dir, other_clip)
+    weights = load_file(other_clip / "model.safetensors")
+    weights = {name: tensor * 1.01 if "vision_model" in name else tensor for name, tensor in weights.items()}
+    save_file(weights, other_clip / "model.safetensors", metadata={"format": "pt"})
+    command = train_command(other_clip, motion_data, output, "--max_steps", "3", "--resume_from_checkpoint", "latest",
+                            *no_spg)
+    other = run(command)
+    errors = [line for line in other.stderr.splitlines() if line.startswith("error:")]
+    assert other.returncode == 2 and len(errors) == 1, other.stderr[-3000:]
+    assert "step_00000002 was trained over another frozen CLIP" in errors[0]
+    assert files_under(output) == before
+
     # A new run without --resume_from_checkpoint: refused too (latest would pick the earlier run's step 2).
     fresh = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1"))
     errors = [line for line in fresh.stderr.splitlines() if line.startswith("error:")]
@@ -276,6 +292,14 @@ def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_d
     assert smaller.returncode == 0, smaller.stderr[-3000:]
     warnings = [line for line in smaller.stderr.splitlines() if "recipe other than the run's" in line]
     assert len(warnings) == 1 and "--batch_size 2 (was 4)" in warnings[0], smaller.stderr[-3000:]
+
+    # Another run's checkpoint, resumed in a new folder: compared with the recipe that checkpoint recorded.
+    elsewhere = run(train_command(tiny_clip_dir, motion_data, tmp_path / "elsewhere", "--max_steps", "2", "--seed",
+                                  "7", "--resume_from_checkpoint", str(output / "checkpoints" / "step_00000001")))
+    assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]
+    warnings = [line for line in elsewhere.stderr.splitlines() if "recipe other than the run's" in line]
+    assert len(warnings) == 1 and "step_00000001" in warnings[0] and "--seed 7 (was 42)" in warnings[0], \
+        elsewhere.stderr[-3000:]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
@@ -365,3 +389,17 @@ def test_a_checkpoint_write_failing_on_one_process_stops_every_process(tmp_path)
     assert "no space left on device" in outcomes[0]
     assert "another process could not write its part" in outcomes[1]  # not waiting forever at the barrier
     assert not any(path.name.startswith("step_") for path in (tmp_path / "checkpoints").iterdir())
+
+
+def test_the_frozen_clip_fingerprint_sees_frozen_weights_only(tiny_clip):
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.checkpoints import frozen_clip_fingerprint
+
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4)
+    fingerprint = frozen_clip_fingerprint(model)
+    assert frozen_clip_fingerprint(OmniCLIPModel.from_clip(tiny_clip, num_frames=4)) == fingerprint
+    with torch.no_grad():
+        next(parameter for parameter in model.parameters() if parameter.requires_grad).add_(1.0)  # trained: the same
+        assert frozen_clip_fingerprint(model) == fingerprint
+        model.clip.vision_model.post_layernorm.weight[0] += 0.01  # a frozen value it samples: another CLIP
+    assert frozen_clip_fingerprint(model) != fingerprint

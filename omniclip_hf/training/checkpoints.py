@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from . import testing_hooks
 
@@ -29,6 +32,8 @@ TRAINER_STATE_NAME = "trainer_state.json"
 TRAINER_STATE_KEYS = ("global_step", "epoch", "batches_in_epoch")
 # The trainable weights' names and shapes, written into every checkpoint's trainer state and compared on resume.
 TRAINABLE_WEIGHTS_KEY = "trainable_weights"
+# A digest of the frozen CLIP the adapters were trained over (`frozen_clip_fingerprint`), compared on resume too.
+FROZEN_CLIP_KEY = "frozen_clip"
 
 
 class CheckpointMismatchError(ValueError):
@@ -84,6 +89,32 @@ def keep_checkpoints_trainable_only(model) -> None:
 def trainable_weight_shapes(model) -> dict[str, list[int]]:
     """`{name: shape}` of the model's trainable weights (call on the model before `accelerator.prepare`)."""
     return {name: list(parameter.shape) for name, parameter in model.named_parameters() if parameter.requires_grad}
+
+
+def frozen_clip_fingerprint(model, stride: int = 997) -> str:
+    """A digest of the frozen weights (names, shapes and every `stride`-th value of each): checkpoints hold only the
+    trainable weights, so a resume takes the frozen CLIP from `--clip`/`--model` again, and another CLIP of the same
+    shapes would otherwise carry the adapters on over other features with nothing said. A sample, not every value:
+    two CLIP checkpoints differ nearly everywhere, and hashing all of a ViT-L/14 would take seconds."""
+    digest = hashlib.sha256()
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            continue
+        sample = parameter.detach().flatten()[::stride].to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}{list(parameter.shape)}".encode())
+        digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_checkpoint_frozen_clip(checkpoint: Path, state: dict[str, Any], fingerprint: str) -> None:
+    """Refuses, in one line, a checkpoint trained over another frozen CLIP (checkpoints written before the
+    fingerprint was recorded are not checked)."""
+    recorded = state.get(FROZEN_CLIP_KEY)
+    if recorded is not None and recorded != fingerprint:
+        raise CheckpointMismatchError(
+            f"{checkpoint} was trained over another frozen CLIP than this run's --clip/--model (same shapes, other "
+            "weights): resume with the CLIP the run was started with (its training_options.json), or train this one "
+            "in a new --output_dir.")
 
 
 def _listed(names: list[str], limit: int = 3) -> str:
@@ -291,20 +322,21 @@ def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
 
 
 def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
-                       trainable_weights: dict[str, list[int]] | None = None) -> tuple[Path, dict[str, Any]] | None:
+                       trainable_weights: dict[str, list[int]] | None = None,
+                       frozen_clip: str | None = None) -> tuple[Path, dict[str, Any]] | None:
     """Loads the checkpoint `value` names into the prepared objects; returns it and the loop's position.
 
     With `latest`, a checkpoint that cannot be read (empty or truncated files) is skipped with a warning for the one
     before it; an explicit folder that cannot be read is a ValueError naming it. None: no checkpoint yet.
-    `trainable_weights` (`trainable_weight_shapes` of the model) makes a checkpoint of another model a
-    `CheckpointMismatchError`, before anything is loaded.
+    `trainable_weights` (`trainable_weight_shapes` of the model) and `frozen_clip` (its `frozen_clip_fingerprint`)
+    make a checkpoint of another model a `CheckpointMismatchError`, before anything is loaded.
     """
     if value != "latest":
         checkpoint = resolve_checkpoint(value, output_dir)
-        return checkpoint, _load(accelerator, checkpoint, trainable_weights)
+        return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
     for checkpoint in reversed(complete_checkpoints(output_dir)):
         try:
-            return checkpoint, _load(accelerator, checkpoint, trainable_weights)
+            return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
         except CheckpointMismatchError:
             raise
         except ValueError as error:
@@ -312,10 +344,13 @@ def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
     return None
 
 
-def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]] | None) -> dict[str, Any]:
+def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]] | None,
+          frozen_clip: str | None = None) -> dict[str, Any]:
     state = load_trainer_state(checkpoint)  # the cheap check first: an empty or partial state file
     if trainable_weights is not None:
         check_checkpoint_matches_model(checkpoint, state, trainable_weights)
+    if frozen_clip is not None:
+        check_checkpoint_frozen_clip(checkpoint, state, frozen_clip)
     try:
         with _checkpoint_io():
             accelerator.load_state(str(checkpoint), strict=False)
@@ -327,10 +362,13 @@ def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]]
 
 __all__ = [
     "CheckpointMismatchError",
+    "FROZEN_CLIP_KEY",
     "TRAINABLE_WEIGHTS_KEY",
+    "check_checkpoint_frozen_clip",
     "check_checkpoint_matches_model",
     "check_output_dir_for_a_new_run",
     "complete_checkpoints",
+    "frozen_clip_fingerprint",
     "keep_checkpoints_trainable_only",
     "latest_checkpoint",
     "load_trainer_state",

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -17,9 +18,11 @@ from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
 from .checkpoints import (
+    FROZEN_CLIP_KEY,
     TRAINABLE_WEIGHTS_KEY,
     check_output_dir_for_a_new_run,
     delete_earlier_checkpoints,
+    frozen_clip_fingerprint,
     keep_checkpoints_trainable_only,
     restore_checkpoint,
     save_checkpoint,
@@ -191,10 +194,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     keep_frozen_clip_out_of_fsdp(accelerator, model)
     keep_checkpoints_trainable_only(model)
     trainable_weights = trainable_weight_shapes(model)
-    if options.streaming:  # each process already reads its own shards: Accelerate must not split the batches again
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    else:
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    frozen_clip = frozen_clip_fingerprint(model)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if not options.streaming:  # a stream's processes already read their own shards: Accelerate must not split them
         # Sharded per process by Accelerate, but moved to the device by the loop (`batch_to_device`).
         loader = accelerator.prepare_data_loader(loader, device_placement=False)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
@@ -202,14 +204,17 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": [],
              "learning_rates": []}
     if options.resume_from_checkpoint:
-        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights)
+        restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights,
+                                      frozen_clip)
         if restored is not None:
             checkpoint, state = restored
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
-            warn_about_changed_recipe(options, output_dir)
+            warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY))
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
+    state[FROZEN_CLIP_KEY] = frozen_clip
+    state[RECIPE_KEY] = recipe_of(options)
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
@@ -349,19 +354,33 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames
                   "warmup_steps", "streaming")
 
 
-def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path) -> None:
-    """One warning line when a resume changes what the run's own `training_options.json` recorded."""
-    recorded = output_dir / TRAINING_OPTIONS_NAME
-    try:
-        previous = json.loads(recorded.read_text())
-    except (OSError, ValueError):
-        return
+# The recipe options, written into every checkpoint's trainer state: a resume from another run's checkpoint is
+# compared with that run's recipe, not with this folder's training_options.json (which it may not have yet).
+RECIPE_KEY = "recipe"
+
+
+def recipe_of(options: TrainingOptions) -> dict[str, Any]:
     current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
-    changed = [f"--{name} {current[name]} (was {previous[name]})" for name in RECIPE_OPTIONS
-               if name in previous and previous[name] != current.get(name)]
+    return {name: current.get(name) for name in RECIPE_OPTIONS}
+
+
+def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkpoint: Path,
+                              recorded: dict[str, Any] | None = None) -> None:
+    """One warning line when a resume changes the recipe `checkpoint` recorded (checkpoints of earlier versions:
+    the run's own `training_options.json`)."""
+    source = f"{checkpoint}"
+    if recorded is None:
+        source = str(output_dir / TRAINING_OPTIONS_NAME)
+        try:
+            recorded = json.loads(Path(source).read_text())
+        except (OSError, ValueError):
+            return
+    current = recipe_of(options)
+    changed = [f"--{name} {current[name]} (was {recorded[name]})" for name in RECIPE_OPTIONS
+               if name in recorded and recorded[name] != current[name]]
     if changed:
         logger.warning("resuming with a recipe other than the run's (%s): %s; the resumed position and schedule "
-                       "refer to the old one.", recorded, ", ".join(changed))
+                       "refer to the old one.", source, ", ".join(changed))
 
 
 def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:
