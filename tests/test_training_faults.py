@@ -193,6 +193,12 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before_with_a_warning
     with pytest.raises(ValueError, match=r"step_00000004/trainer_state.json is damaged"):
         restore_checkpoint(FakeAccelerator(), str(tmp_path / "checkpoints" / "step_00000004"), tmp_path)
 
+    # When none can be read, the run stops in one line instead of starting over from nothing.
+    (tmp_path / "checkpoints" / "step_00000002" / "trainer_state.json").write_text("")
+    with pytest.raises(ValueError, match=r"^no checkpoint in .*checkpoints can be loaded \(step_00000002, "
+                                         r"step_00000004, step_00000006 damaged"):
+        restore_checkpoint(FakeAccelerator(), "latest", tmp_path)
+
 
 def test_a_checkpoint_of_another_model_is_refused_not_skipped_for_an_older_one(tmp_path):
     written_by = {"down.weight": [32, 64], "up.weight": [64, 32], "spg.weight": [64, 64]}

@@ -334,13 +334,19 @@ def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
     if value != "latest":
         checkpoint = resolve_checkpoint(value, output_dir)
         return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
-    for checkpoint in reversed(complete_checkpoints(output_dir)):
+    checkpoints = complete_checkpoints(output_dir)
+    for checkpoint in reversed(checkpoints):
         try:
             return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
         except CheckpointMismatchError:
             raise
         except ValueError as error:
             logger.warning("%s; falling back to the checkpoint before it.", error)
+    if checkpoints:  # starting from scratch would throw the run's progress away with nothing said
+        names = _listed([checkpoint.name for checkpoint in checkpoints])
+        raise ValueError(f"no checkpoint in {checkpoint_dir(output_dir)} can be loaded ({names} damaged, see the "
+                         "warnings above): move them away to resume from nothing, or start again with "
+                         "--overwrite_output_dir instead of --resume_from_checkpoint.")
     return None
 
 
