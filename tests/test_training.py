@@ -221,6 +221,25 @@ def test_a_recipes_single_eval_set_may_be_a_string(tmp_path):
     assert options.eval_data == ["data/test"] and options.eval_labels_file == ["data/labels.txt"]
 
 
+@pytest.mark.parametrize("line, message", [
+    ("batch_size: two", r"batch_size: 'two' is not a whole number"),  # argparse printed its usage, no file named
+    ("epochs: 2.5", r"epochs: 2.5 is not a whole number"),  # was taken as it came
+    ("streaming: maybe", r"streaming: 'maybe' is not true or false"),
+    ("eval_data: [1, 2]", r"eval_data: \[1, 2\] is not a list of strings"),
+])
+def test_a_recipe_value_of_the_wrong_type_is_one_line_naming_the_file(tmp_path, line, message):
+    (tmp_path / "recipe.yaml").write_text(line + "\n")
+    with pytest.raises(ValueError, match=f"^{tmp_path / 'recipe.yaml'}: {message}"):
+        parse_training_options(["--config", str(tmp_path / "recipe.yaml"), "--clip", "x", "--train_data", "y"])
+
+
+def test_a_recipe_reads_yaml_as_people_write_it(tmp_path):
+    """`no` is YAML's false, and `1e-3` (no dot) a string in YAML 1.1: both mean what they say."""
+    (tmp_path / "recipe.yaml").write_text("mixed_precision: no\nlr: 1e-3\nwarmup_epochs: 1\n")
+    options = parse_training_options(["--config", str(tmp_path / "recipe.yaml"), "--clip", "x", "--train_data", "y"])
+    assert (options.mixed_precision, options.lr, options.warmup_epochs) == ("no", 0.001, 1.0)
+
+
 def test_an_output_dir_that_is_a_file_is_refused_before_the_model_loads(tmp_path):
     (tmp_path / "out").write_text("")
     options = parse_training_options(["--clip", "openai/x", "--train_data", "owner/data", "--output_dir",

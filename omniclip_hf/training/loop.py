@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,46 @@ class TrainingOptions:
             raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
 
 
+def _reads_as(kind: type, value) -> bool:
+    """Whether argparse's `kind(value)` takes a YAML value: YAML 1.1 reads `1e-3` (no dot) as a string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (kind is int and isinstance(value, float)):
+        return False
+    try:
+        kind(value)
+    except ValueError:
+        return False
+    return True
+
+
+_RECIPE_TYPES = {  # what a YAML value may be for each option type (an int is a float too)
+    int: (lambda value: _reads_as(int, value), "a whole number"),
+    float: (lambda value: _reads_as(float, value), "a number"),
+    bool: (lambda value: isinstance(value, bool), "true or false"),
+    str: (lambda value: isinstance(value, str), "a string"),
+    list: (lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value), "a list of strings"),
+}
+
+
+def _option_type(annotation) -> type | None:
+    """`int` for `int` and `int | None`, `list` for `list[str] | None`."""
+    arguments = [argument for argument in typing.get_args(annotation) if argument is not type(None)]
+    if arguments and typing.get_origin(annotation) is not list:  # a union with None
+        annotation = arguments[0]
+    return typing.get_origin(annotation) or annotation
+
+
+def check_recipe_types(path: str, settings: dict[str, Any]) -> None:
+    """Each option of a `--config` file has its option's type, or one line naming the file and the option (argparse
+    would print its usage and name neither, or take 2.5 epochs as they come)."""
+    for name, annotation in typing.get_type_hints(TrainingOptions).items():
+        value, kind = settings.get(name), _option_type(annotation)
+        if value is None or kind not in _RECIPE_TYPES:
+            continue
+        accepts, described = _RECIPE_TYPES[kind]
+        if not accepts(value):
+            raise ValueError(f"{path}: {name}: {value!r} is not {described}.")
+
+
 def json_object_option(name: str, text: str) -> dict[str, Any]:
     """The JSON object `--name` holds, or one line saying what is wrong with it."""
     try:
@@ -241,9 +282,12 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
         for key in ("model_overrides", "video_processor_overrides"):
             if isinstance(settings.get(key), dict):
                 settings[key] = json.dumps(settings[key])
+        if settings.get("mixed_precision") is False:  # YAML reads a bare `no` as false
+            settings["mixed_precision"] = "no"
         for key in ("eval_data", "eval_labels_file"):  # one set may be written as a plain string
             if isinstance(settings.get(key), str):
                 settings[key] = [settings[key]]
+        check_recipe_types(known.config, settings)
         parser.set_defaults(**settings)
     options, _ = parser.parse_args_into_dataclasses(args=argv)
     options.config = known.config  # not a dataclass field: recorded so errors can name the recipe
