@@ -163,7 +163,9 @@ class TrainingOptions:
 
 def _reads_as(kind: type, value) -> bool:
     """Whether argparse's `kind(value)` takes a YAML value: YAML 1.1 reads `1e-3` (no dot) as a string."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (kind is int and isinstance(value, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    if kind is int and isinstance(value, float):  # int(2.5) would take it
         return False
     try:
         kind(value)
