@@ -117,7 +117,8 @@ def test_few_shot_selection_is_exact_and_reproducible(motion_data):
     labels = list(range(10)) * 20  # 10 classes, 20 each
     draws = {tuple(few_shot_indices(labels, 3, seed, 10)) for seed in range(5)}
     assert len(draws) == 5  # the seed matters
-    with pytest.raises(ValueError, match="fewer than shots=5"):
+    with pytest.raises(ValueError, match=f"^{data.source}: class '{CLASSES[0]}' has only 4 training videos, fewer "
+                                         "than --shots 5: lower --shots"):
         few_shot_subset(data, shots=5, seed=0)
 
 

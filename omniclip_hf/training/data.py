@@ -244,23 +244,29 @@ def looks_like_a_local_path(source: str | Path) -> bool:
     return "/" in text and Path(text.split("/")[0]).is_dir()
 
 
-def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: int) -> list[int]:
+def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: int,
+                     class_names: Sequence[str] | None = None) -> list[int]:
     """Exactly `shots` examples per class, drawn without replacement with `seed`; sorted indices."""
     if shots < 1:
-        raise ValueError(f"shots={shots} is invalid: it must be >= 1.")
+        raise ValueError(f"--shots={shots} is invalid: it must be >= 1.")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     chosen = []
     for label in range(num_classes):
         members = np.flatnonzero(labels == label)
         if len(members) < shots:
-            raise ValueError(f"class {label} has only {len(members)} training videos, fewer than shots={shots}.")
+            name = f"class {class_names[label]!r}" if class_names else f"class {label}"
+            raise ValueError(f"{name} has only {len(members)} training videos, fewer than --shots {shots}: lower "
+                             "--shots, or add videos of that class.")
         chosen += rng.choice(members, size=shots, replace=False).tolist()
     return sorted(chosen)
 
 
 def few_shot_subset(data: VideoClassificationData, shots: int, seed: int) -> tuple[VideoClassificationData, list[int]]:
-    indices = few_shot_indices(data.dataset["label"], shots, seed, len(data.class_names))
+    try:
+        indices = few_shot_indices(data.dataset["label"], shots, seed, len(data.class_names), data.class_names)
+    except ValueError as error:
+        raise ValueError(f"{data.source}: {error}") from None
     return VideoClassificationData(data.dataset.select(indices), data.class_names, data.source), indices
 
 
