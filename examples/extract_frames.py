@@ -8,10 +8,13 @@
 
 `--data` is what `examples/train.py --train_data` takes locally: an annotation file or a folder of class
 sub-folders. Each video becomes a folder of JPEG frames (upright, short side at most `--short_side`) under `--out`,
-and `OUT/<name>.csv` lists them with the same labels: train from it with `--data_root OUT`. Frames keep the
-video's frame numbering and rate (unless `--max_fps`), so sampling, augmentation and evaluation work as on the
-video. Running again skips the folders already complete; a video that cannot be decoded is left out and listed.
-See docs/data.md, "Decoding once: frame folders".
+and `OUT/<name>.csv` lists them with the same labels: train from it with `--data_root OUT` (and, without
+`--labels_file`, `--labels_file OUT/<name>.labels.txt`, every class of the data in order, so a class whose videos
+all fail to decode keeps its place). Frames keep the video's frame numbering and rate (unless `--max_fps`), so
+sampling, augmentation and evaluation work as on the video. Running again skips the folders already complete; a
+video that cannot be decoded is left out and listed. `--out` goes outside a `--data` folder, and never writes over
+a file an earlier extraction did not write (the annotation file read, for one). See docs/data.md, "Decoding once:
+frame folders".
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import argparse
 from pathlib import Path
 
 from omniclip_hf.training.data import ANNOTATION_EXTENSIONS, load_annotation_file, load_folder
-from omniclip_hf.training.frame_extraction import extract_frame_folders
+from omniclip_hf.training.frame_extraction import ExtractionResult, extract_frame_folders
 from omniclip_hf.training.loader import cpus_per_process
 from omniclip_hf.training.loop import run_script
 from omniclip_hf.processing_omniclip import load_label_names
@@ -64,8 +67,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_out_outside_data_folder(data: Path, out: Path) -> None:
+    """
+    Inside a `--data` folder, `--out` (or the folder holding it) is one more sub-folder, read as a class: the next run
+    (a resumed extraction) and training from the videos would stop on it ("this class folder holds no video files").
+    Refused before anything is written, rather than after the first run.
+    """
+    if not data.is_dir():
+        return
+    data_folder, out_folder = data.resolve(), out.resolve()
+    if out_folder != data_folder and out_folder.is_relative_to(data_folder):
+        raise ValueError(
+            f"--out {out} is inside --data {data}, whose sub-folders are read as classes (by the next run, and by "
+            f"training from {data}): pick an --out outside {data}."
+        )
+
+
+def report(result: ExtractionResult, out: Path, labels_file: Path | None) -> None:
+    print(f"wrote {result.num_videos - len(result.undecodable)} frame folders under {out} and "
+          f"{result.annotation_file} ({result.num_rows} rows)")
+    if result.undecodable:
+        print(f"WARNING: {len(result.undecodable)} of {result.num_videos} videos could not be decoded and are left "
+              f"out of {result.annotation_file}: listed in {result.undecodable_file}")
+    for name in result.lost_classes:  # still a class (labels file), but one training has no example of
+        print(f"WARNING: class {name} has no frame folder: none of its videos could be decoded")
+    labels_file = labels_file or result.labels_file
+    labels = f" --labels_file {labels_file}" if labels_file else ""
+    print(f"train from them with: --train_data {result.annotation_file} --data_root {out}{labels}")
+
+
 def main() -> None:
     args = parse_args()
+    check_out_outside_data_folder(args.data, args.out)
     class_names = load_label_names(args.labels_file) if args.labels_file else None
     if args.data.is_dir():
         data, data_root = load_folder(args.data, class_names), args.data
@@ -81,13 +114,7 @@ def main() -> None:
         labels_as_indices=args.labels_file is not None, short_side=args.short_side, quality=args.quality,
         max_fps=args.max_fps, workers=args.workers,
     )
-    print(f"wrote {result.num_videos - len(result.undecodable)} frame folders under {args.out} and "
-          f"{result.annotation_file} ({result.num_rows} rows)")
-    if result.undecodable:
-        print(f"WARNING: {len(result.undecodable)} of {result.num_videos} videos could not be decoded and are left "
-              f"out of {result.annotation_file}: listed in {result.undecodable_file}")
-    labels = f" --labels_file {args.labels_file}" if args.labels_file else ""
-    print(f"train from them with: --train_data {result.annotation_file} --data_root {args.out}{labels}")
+    report(result, args.out, args.labels_file)
 
 
 if __name__ == "__main__":

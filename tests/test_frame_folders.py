@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import torchvision.io
 from torchvision.transforms.v2 import functional as tvF
 
 from omniclip_hf import OmniCLIPVideoProcessor
+from omniclip_hf.motion_benchmark.motion_data import write_video
+from omniclip_hf.processing_omniclip import load_label_names
 from omniclip_hf.training.data import VideoClipDataset, collate_video_batch, load_annotation_file
 from omniclip_hf.training.frame_extraction import extract_frame_folders
 from omniclip_hf.training.loop import build_video_processor
@@ -268,3 +271,92 @@ def test_a_full_disk_stops_the_extraction_rather_than_skip_every_video(tmp_path,
     with pytest.raises(FrameFolderOutputError, match="cannot write .*000003.jpg: No space left on device"):
         extract_frame_folders(data, VIDEOS, out, "train.csv", labels_as_indices=False)
     assert list(out.iterdir()) == []  # no folder, no .partial, no annotation file
+
+
+def tiny_class_folders(root: Path, videos_per_class: dict[str, int]) -> Path:
+    """`root/<class>/<n>.mp4`: 8-frame 32x32 clips, extracted in milliseconds."""
+    rng = np.random.default_rng(0)
+    for name, count in videos_per_class.items():
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            write_video(root / name / f"{index:05d}.mp4", rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    return root
+
+
+def extract_frames_here(capsys, monkeypatch, *arguments: str) -> tuple[int, str, str]:
+    """`examples/extract_frames.py ARGUMENTS` (exit status, stdout, stderr), run in this process: seconds faster."""
+    monkeypatch.setattr(sys, "argv", ["extract_frames.py", *map(str, arguments)])
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    try:
+        runpy.run_path(str(REPO_ROOT / "examples" / "extract_frames.py"), run_name="__main__")
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    stdout, stderr = capsys.readouterr()
+    return status, stdout, stderr
+
+
+def files_under(folder: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_extract_frames_never_writes_over_the_annotation_file_it_reads(tmp_path, capsys, monkeypatch):
+    # A copy of a training folder whose train.csv lists its videos, extracted into that folder: OUT/train.csv is the
+    # file being read. Replacing it would lose its rows (and a rerun then reads frame folders as videos).
+    data = tiny_class_folders(tmp_path / "data", {"a": 2, "b": 1})
+    annotation = data / "train.csv"
+    annotation.write_text("".join(f"{video.relative_to(data).as_posix()},{video.parent.name}\n"
+                                  for video in sorted(data.glob("*/*.mp4"))))
+    before = files_under(data)
+    status, stdout, stderr = extract_frames_here(capsys, monkeypatch, "--data", annotation, "--out", data,
+                                                 "--workers", 1)
+    assert status == 2, stdout
+    assert stderr.strip().splitlines() == [
+        f"error: --out {data} would write its list of frame folders over {annotation}, the annotation file being "
+        "extracted (--data): pick another --out."
+    ]
+    assert files_under(data) == before and sorted(path.name for path in data.iterdir()) == ["a", "b", "train.csv"]
+    # Nor over a file of the user's that is not an earlier extraction's list (a split file beside its own CSV).
+    split = data / "train.txt"
+    split.write_text("a/00000.mp4 0\nb/00000.mp4 1\n")
+    with pytest.raises(ValueError, match=re.escape(
+        f"{annotation} already exists and is not an earlier extraction's list of frame folders (line 1 is not a "
+        "'path,label' header): pick another --out, or move that file away."
+    )):
+        extract_frame_folders(load_annotation_file(split, ["a", "b"]), data, data, "train.csv", labels_as_indices=True)
+    assert files_under(data) == {**before, split: split.read_bytes()}
+
+
+def test_extract_frames_keeps_a_class_whose_videos_all_fail_to_decode(tmp_path, capsys, monkeypatch):
+    # Without --labels_file the classes are the sub-folder names; a class left with no frame folder must not vanish
+    # from the list (class indices, id2label and evaluation against the videos' classes would shift).
+    data = tiny_class_folders(tmp_path / "bad", {"a": 2, "b": 2})
+    (data / "c").mkdir()
+    (data / "c" / "00000.mp4").write_bytes((data / "a" / "00000.mp4").read_bytes()[:100])
+    out = tmp_path / "frames"
+    status, stdout, stderr = extract_frames_here(capsys, monkeypatch, "--data", data, "--out", out, "--workers", 1)
+    assert status == 0, stderr
+    labels_file = out / "bad.labels.txt"
+    assert labels_file.read_text() == "a\nb\nc\n"
+    assert "WARNING: class c has no frame folder: none of its videos could be decoded" in stdout
+    assert f"--train_data {out / 'bad.csv'} --data_root {out} --labels_file {labels_file}" in stdout
+    extracted = load_annotation_file(out / "bad.csv", load_label_names(labels_file), data_root=out)
+    assert extracted.class_names == ["a", "b", "c"] and extracted.dataset["label"] == [0, 0, 1, 1]
+    # A second run replaces the list and class names it wrote itself.
+    assert extract_frames_here(capsys, monkeypatch, "--data", data, "--out", out, "--workers", 1)[0] == 0
+    assert labels_file.read_text() == "a\nb\nc\n"
+
+
+def test_extract_frames_refuses_an_out_inside_the_data_folder(tmp_path, capsys, monkeypatch):
+    # There its folder would be read as a class folder of --data: by the next (resumed) run, and by training from the
+    # videos. Refused before anything is written.
+    data = tiny_class_folders(tmp_path / "data", {"a": 1, "b": 1})
+    before = files_under(data)
+    status, stdout, stderr = extract_frames_here(capsys, monkeypatch, "--data", data, "--out", data / "frames",
+                                                 "--workers", 1)
+    assert status == 2, stdout
+    assert stderr.strip().splitlines() == [
+        f"error: --out {data / 'frames'} is inside --data {data}, whose sub-folders are read as classes (by the next "
+        f"run, and by training from {data}): pick an --out outside {data}."
+    ]
+    assert files_under(data) == before and sorted(path.name for path in data.iterdir()) == ["a", "b"]

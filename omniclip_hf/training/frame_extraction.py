@@ -5,7 +5,8 @@ trains from them with the same flags.
 
 Decoding the video is most of a training clip's CPU cost; a frame folder is read several times faster
 (`benchmarks/bench_input_pipeline.py --frames`), so fewer cores keep a GPU fed. The extraction is resumable: every
-folder is written all or nothing, and a second run skips the folders that are complete.
+folder is written all or nothing, and a second run skips the folders that are complete. It replaces only files an
+earlier extraction wrote: never the annotation file it reads, nor a user's file of the same name.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..video_frame_folders import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_SHORT_SIDE,
     FrameFolderOutputError,
+    is_frame_folder,
     write_frame_folder,
 )
 from .data import VideoClassificationData
@@ -35,6 +38,8 @@ class ExtractionResult:
     num_videos: int
     undecodable: list[str] = field(default_factory=list)  # "path: why", one per video left out
     undecodable_file: Path | None = None
+    labels_file: Path | None = None  # the class names in index order, written when the rows' labels are names
+    lost_classes: list[str] = field(default_factory=list)  # classes with videos, none of which could be decoded
 
 
 def frame_folder_paths(videos: list[str], data_root: Path, out: Path) -> dict[str, Path]:
@@ -103,15 +108,98 @@ def _run_jobs(jobs: list[tuple], workers: int) -> dict[str, str | None]:
     return results
 
 
-def _write_csv_atomically(path: Path, rows: list[tuple[str, str]]) -> None:
-    """`path,label` rows, written whole or not at all (a temporary file renamed into place)."""
+@contextmanager
+def _replacing_atomically(path: Path) -> Iterator[Any]:
+    """A text handle whose content replaces `path` whole, or not at all (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
                                      delete=False, newline="") as handle:
+        try:
+            yield handle
+        except BaseException:
+            handle.close()
+            os.unlink(handle.name)
+            raise
+    os.replace(handle.name, path)
+
+
+def _write_csv_atomically(path: Path, rows: list[tuple[str, str]]) -> None:
+    """`path,label` rows, written whole or not at all."""
+    with _replacing_atomically(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "label"])
         writer.writerows(rows)
-    os.replace(handle.name, path)
+
+
+def labels_text(class_names: list[str]) -> str:
+    """A labels file (`--labels_file`): one class name a line, in index order."""
+    return "".join(f"{name}\n" for name in class_names)
+
+
+def _not_a_frame_folder_list(annotation_file: Path, out: Path) -> str | None:
+    """
+    Why `annotation_file` is not the list of frame folders an earlier extraction into `out` wrote, or None when it is:
+    a `path,label` header, then rows naming complete frame folders relative to `out`.
+    """
+    number = 0
+    try:
+        with annotation_file.open(newline="") as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if number == 1:
+                    if row != ["path", "label"]:
+                        return "line 1 is not a 'path,label' header"
+                elif len(row) != 2 or Path(row[0]).is_absolute() or not is_frame_folder(out / row[0]):
+                    return f"line {number} does not name a frame folder under {out}"
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        return f"it cannot be read as one: {error}"
+    return None if number else "it is empty"
+
+
+def _is_same_file(path: Path, other: str) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # either does not exist (a Hub dataset's name, a file not written yet)
+        return False
+
+
+def _check_outputs_replaceable(
+    data: VideoClassificationData, out: Path, annotation_file: Path, labels_file: Path | None
+) -> None:
+    """
+    Refuses, before anything is written, to replace a file an earlier extraction did not write: with `--out` the
+    annotation file's own folder, `out/<name>.csv` can be the very file being read, or the user's own list of the
+    videos. Replacing it would lose its rows, and a rerun would then read frame folders as videos.
+    """
+    if annotation_file.exists():
+        if _is_same_file(annotation_file, data.source):
+            raise ValueError(
+                f"--out {out} would write its list of frame folders over {annotation_file}, the annotation file being "
+                "extracted (--data): pick another --out."
+            )
+        why = _not_a_frame_folder_list(annotation_file, out)
+        if why is not None:
+            raise ValueError(
+                f"{annotation_file} already exists and is not an earlier extraction's list of frame folders ({why}): "
+                "pick another --out, or move that file away."
+            )
+    # The class names an earlier extraction wrote beside its list may be replaced (a class folder added since);
+    # another file of that name only when it already says the same.
+    if labels_file is not None and labels_file.exists() and not annotation_file.exists():
+        try:
+            same = labels_file.read_text() == labels_text(data.class_names)
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            raise ValueError(
+                f"{labels_file} already exists and is not an earlier extraction's class names (it lists other "
+                "classes): pick another --out, or move that file away."
+            )
+
+
+def _lost_classes(data: VideoClassificationData, labels: list[int], decoded: list[bool]) -> list[str]:
+    """The classes that have videos but none decoded: training from the frame folders sees no example of them."""
+    kept = {label for label, ok in zip(labels, decoded) if ok}
+    return [data.class_names[label] for label in sorted(set(labels) - kept)]
 
 
 def extract_frame_folders(
@@ -128,19 +216,25 @@ def extract_frame_folders(
     """
     Decodes every video of `data` into a frame folder under `out` and writes `out/<annotation_name>`: `path,label`
     rows with the folders relative to `out` (the data root to train with), labels as class indices when
-    `labels_as_indices` (the data's labels file then names them), else as class names. `short_side`, `quality` and
-    `max_fps` are `write_frame_folder`'s.
+    `labels_as_indices` (the data's labels file then names them), else as class names, all of `data`'s classes then
+    listed in index order in `out/<annotation_name stem>.labels.txt` (to train with as `--labels_file`: a class whose
+    videos all fail to decode keeps its place). `short_side`, `quality` and `max_fps` are `write_frame_folder`'s.
 
     A video that cannot be decoded is left out of the annotation file, listed with its reason in
     `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
 
     Raises:
+        `ValueError`: `out/<annotation_name>` (or the labels file) exists and is not an earlier extraction's, the
+        annotation file being read for one; nothing is written.
         `FrameFolderOutputError`: a video's folder holds another video's frames or frames made with other settings,
         or cannot be written; nothing more is extracted and no annotation file is written.
     """
     videos = [str(video) for video in data.dataset["video"]]  # local paths (folders and annotation files)
     labels = list(data.dataset["label"])
     folders = frame_folder_paths(videos, data_root, out)
+    annotation_file = out / annotation_name
+    labels_file = None if labels_as_indices else annotation_file.with_suffix(".labels.txt")
+    _check_outputs_replaceable(data, out, annotation_file, labels_file)
     settings = {"short_side": short_side, "quality": quality, "max_fps": max_fps}
     jobs = [(video, str(folder), settings, workers <= 1) for video, folder in folders.items()]
     errors = _run_jobs(jobs, workers)
@@ -149,7 +243,6 @@ def extract_frame_folders(
         for video, label in zip(videos, labels)
         if errors[video] is None
     ]
-    annotation_file = out / annotation_name
     undecodable = [f"{video}: {errors[video]}" for video in folders if errors[video] is not None]  # data order
     undecodable_file = annotation_file.with_suffix(".undecodable.txt")
     if undecodable:
@@ -161,8 +254,14 @@ def extract_frame_folders(
         raise ValueError(
             f"none of the {len(folders)} videos could be decoded (listed in {undecodable_file}); nothing written."
         )
+    if labels_file is not None:  # first: a list of class names without its labels file would lose the empty classes
+        with _replacing_atomically(labels_file) as handle:
+            handle.write(labels_text(data.class_names))
     _write_csv_atomically(annotation_file, rows)
-    return ExtractionResult(annotation_file, len(rows), len(folders), undecodable, undecodable_file)
+    lost_classes = _lost_classes(data, labels, [errors[video] is None for video in videos])
+    return ExtractionResult(
+        annotation_file, len(rows), len(folders), undecodable, undecodable_file, labels_file, lost_classes
+    )
 
 
 __all__ = ["ExtractionResult", "extract_frame_folders", "frame_folder_paths"]
