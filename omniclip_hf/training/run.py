@@ -307,7 +307,12 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
                 state["epoch"] += 1
                 state["batches_in_epoch"] = 0
-                checkpoint_now()
+                if accelerator.sync_gradients:
+                    checkpoint_now()
+                # Otherwise the epoch ended between optimizer steps, its last gradients accumulated and carried into
+                # the next epoch (a stream's end is not known ahead; Accelerate steps at a listed loader's end). No
+                # checkpoint holds such gradients, so none is written here: the next one is at an optimizer step,
+                # and a resume from the one before replays this epoch's end exactly.
                 continue
             checkpoint_now()  # stopped by max_steps in the middle of an epoch
             break

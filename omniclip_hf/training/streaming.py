@@ -1,8 +1,10 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
 """Training from a streamed dataset: WebDataset-style tar shards of video files, or a Hub dataset, never on disk whole.
 
-`--streaming` with `--train_data` a folder of `*.tar` shards (each sample `<key>.mp4` + `<key>.cls`, the class
-index, read with datasets' `webdataset` builder) or a Hub dataset id (`load_dataset(..., streaming=True)`).
+`--streaming` with `--train_data` a folder of `*.tar` shards (each sample `<key>.mp4`, or another video extension, +
+`<key>.cls`, the class index, read with datasets' `webdataset` builder) or a Hub dataset id
+(`load_dataset(..., streaming=True)`). A sample without one video or a label, or with a label out of range, stops
+the run in one line naming shard and file (`StreamingDataError`); an undecodable video is skipped, as listed ones.
 
 - Each process reads its own shards (`datasets.distributed.split_dataset_by_node`: with a shard count divisible
   by the number of processes, whole shards; otherwise every process reads everything and keeps its share).
@@ -14,26 +16,46 @@ index, read with datasets' `webdataset` builder) or a Hub dataset id (`load_data
 
 from __future__ import annotations
 
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from .data import _class_index, _describe, _name_lookup, process_training_clip
+from .data import VIDEO_EXTENSIONS, _class_index, _describe, _name_lookup, process_training_clip
 
 
-VIDEO_FIELD_EXTENSIONS = ("mp4", "avi", "webm", "mkv", "mov", "m4v")
+# A shard sample's video is its `<key>.<extension>` file, whichever of these: datasets' `webdataset` builder infers
+# the columns from the first shard's first samples only, so a set of `.mp4` and `.avi` shards would stream the `.avi`
+# samples without their video. Declaring every extension's column makes every sample find its own.
+VIDEO_FIELD_EXTENSIONS = tuple(extension.lstrip(".") for extension in VIDEO_EXTENSIONS)
+LABEL_FIELD = "cls"
 DEFAULT_SHUFFLE_BUFFER = 256
+
+
+class StreamingDataError(ValueError):
+    """A bad sample in a stream (no video, no label, a label out of range): the run stops, in one line, instead of
+    skipping it as an undecodable video. Raised in a DataLoader worker, it reaches the main process rebuilt from the
+    worker's formatted traceback (torch's `ExceptionWrapper.reraise` passes that text as the only argument): the
+    message is then cut back to the original line, so `run_script` still prints one line, not a traceback."""
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
 
 
 @dataclass
 class StreamingVideoData:
-    """A streamed split with columns `video` (bytes/path dict) and `label` (class index or name)."""
+    """A streamed split with columns `video` (bytes/path dict) and `label` (class index or name); tar shards add
+    `sample` ("<shard>: <file or key>", for messages) and `problem` (why the sample has no one video, or None)."""
 
     stream: Any  # datasets.IterableDataset
     class_names: list[str]
     source: str
+    class_names_from: str = "--labels_file"  # where the class list came from, for a label's error message
 
     @property
     def num_shards(self) -> int:
@@ -43,28 +65,21 @@ class StreamingVideoData:
 def load_streaming_dataset(source: str | Path, class_names: list[str] | None, split: str = "train",
                            video_column: str = "video", label_column: str = "label") -> StreamingVideoData:
     """A folder of WebDataset tar shards, or a Hub dataset id, as a stream (nothing is downloaded whole)."""
+    if Path(source).exists():
+        return load_tar_shards(source, class_names, split)
     from datasets import ClassLabel, Video, load_dataset
 
-    path = Path(source)
-    if path.is_dir():
-        shards = sorted(str(shard.resolve()) for shard in path.glob("*.tar"))
-        if not shards:
-            raise ValueError(f"{source}: --streaming reads WebDataset tar shards (*.tar), and this folder has none.")
-        stream = load_dataset("webdataset", data_files={split: shards}, split=split, streaming=True)
-        video_column = next((name for name in stream.features if name in VIDEO_FIELD_EXTENSIONS), video_column)
-        label_column = "cls" if "cls" in stream.features else label_column
-    else:
-        stream = load_dataset(str(source), split=split, streaming=True)
+    stream = load_dataset(str(source), split=split, streaming=True)
     features = stream.features or {}
     for column in (video_column, label_column):
         if column not in features:
             raise ValueError(f"{source}: the stream has no column {column!r} (its columns: {list(features)}); "
-                             "tar shards need <key>.mp4 and <key>.cls per sample, Hub datasets --video_column and "
-                             "--label_column.")
+                             "Hub datasets need --video_column and --label_column.")
+    class_names_from = "--labels_file"
     if class_names is None:
         if not isinstance(features[label_column], ClassLabel):
             raise ValueError(f"{source}: pass --labels_file with the class names (one a line, in index order).")
-        class_names = list(features[label_column].names)
+        class_names, class_names_from = list(features[label_column].names), f"the {label_column!r} ClassLabel"
     if isinstance(features[video_column], Video):
         stream = stream.cast_column(video_column, Video(decode=False))  # decode in our workers, our way
     stream = stream.select_columns([video_column, label_column])
@@ -72,7 +87,79 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
         stream = stream.rename_column(video_column, "video")
     if label_column != "label":
         stream = stream.rename_column(label_column, "label")
+    return StreamingVideoData(stream, list(class_names), str(source), class_names_from)
+
+
+def load_tar_shards(source: str | Path, class_names: list[str] | None, split: str) -> StreamingVideoData:
+    """The `*.tar` shards of a folder as a stream of `video`, `label` and `sample` (the shard and file, for messages).
+
+    The columns are declared, not inferred from the first shard: every sample finds its video whatever its extension,
+    and one without a video or a `.cls` streams with None there, which `StreamingVideoClipDataset` reports by shard
+    and key, instead of datasets' error about the whole set (or a missing column read as an undecodable video).
+    """
+    from datasets import Features, Value, Video, load_dataset
+
+    shards = tar_shards(source)
+    if class_names is None:  # a `.cls` holds an index: the names come from elsewhere
+        raise ValueError(f"{source}: pass --labels_file with the class names (one a line, in index order).")
+    features = Features({**{extension: Video(decode=False) for extension in VIDEO_FIELD_EXTENSIONS},
+                         LABEL_FIELD: Value("int64"), "__key__": Value("string"), "__url__": Value("string")})
+    stream = load_dataset("webdataset", data_files={split: shards}, split=split, streaming=True, features=features)
+    stream = stream.map(one_video_per_sample, remove_columns=list(features))
     return StreamingVideoData(stream, list(class_names), str(source))
+
+
+def tar_shards(source: str | Path) -> list[str]:
+    """The folder's `*.tar` shards, each checked to be a tar archive with at least one file (datasets would stop at an
+    empty first shard with "Must pass at least one table", naming none, and skip an empty later one unsaid)."""
+    path = Path(source)
+    if not path.is_dir():
+        advice = ("to stream a single shard, put it in a folder of its own" if path.suffix.lower() == ".tar" else
+                  "to train from an annotation file, leave out --streaming")
+        raise ValueError(f"{source}: --streaming reads a folder of WebDataset tar shards (*.tar) or a Hub dataset id, "
+                         f"not a file; pass the folder of shards ({advice}).")
+    shards = sorted(shard.resolve() for shard in path.glob("*.tar"))
+    if not shards:
+        raise ValueError(f"{source}: --streaming reads WebDataset tar shards (*.tar), and this folder has none.")
+    for shard in shards:
+        check_shard_has_files(shard)
+    return [str(shard) for shard in shards]
+
+
+def check_shard_has_files(shard: Path) -> None:
+    """Reads only the shard's first headers: cheap for any number of shards, whatever their size."""
+    try:
+        with tarfile.open(shard) as archive:
+            member = archive.next()
+            while member is not None and not member.isfile():
+                member = archive.next()
+    except tarfile.ReadError as error:
+        if shard.stat().st_size == 0:
+            member = None  # an empty file: no tar header at all
+        else:
+            # Not tarfile's message: it lists each compression it tried, over several lines.
+            raise ValueError(f"{shard}: not a readable tar archive; rebuild the shard or remove it from the folder."
+                             ) from error
+    if member is None:
+        raise ValueError(f"{shard}: this shard holds no samples (an empty tar archive); rebuild it or remove it from "
+                         "the folder.")
+
+
+def one_video_per_sample(row: dict[str, Any]) -> dict[str, Any]:
+    """A shard sample as `video` (its video file's bytes), `label` (its `.cls`, None without one), `sample` (shard and
+    file, for messages) and `problem` (None, or why the sample has no one video). Checked where the sample is decoded
+    (`StreamingVideoClipDataset`), not here: this runs in every worker over the whole stream, skipped batches too."""
+    videos = [extension for extension in VIDEO_FIELD_EXTENSIONS if row[extension] is not None]
+    problem = None
+    if not videos:
+        # Also what keys with dots (`a.b.mp4`: key `a`, file `b.mp4`) and a sample's files apart in the tar give.
+        problem = (f"no video file (<key>.{', <key>.'.join(VIDEO_FIELD_EXTENSIONS)}) in this sample; a sample is the "
+                   "files of one key, without dots, next to each other in the tar")
+    elif len(videos) > 1:
+        problem = f"{len(videos)} video files ({', '.join(videos)}) in one sample; keep one video a key"
+    name = f"{row['__key__']}.{videos[0]}" if len(videos) == 1 else row["__key__"]
+    return {"video": row[videos[0]] if videos else None, "label": row[LABEL_FIELD],
+            "sample": f"{row['__url__']}: {name}", "problem": problem}
 
 
 def stream_for_process(data: StreamingVideoData, rank: int, world_size: int, seed: int,
@@ -83,7 +170,7 @@ def stream_for_process(data: StreamingVideoData, rank: int, world_size: int, see
     stream = data.stream.shuffle(seed=seed, buffer_size=shuffle_buffer) if shuffle_buffer > 1 else data.stream
     if world_size > 1:
         stream = split_dataset_by_node(stream, rank=rank, world_size=world_size)
-    return StreamingVideoData(stream, data.class_names, data.source)
+    return StreamingVideoData(stream, data.class_names, data.source, data.class_names_from)
 
 
 class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
@@ -117,30 +204,60 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
         self.data.stream.set_epoch(self.epoch)
         # `iter(batch_size)` reads the whole stream in every worker (datasets would otherwise split the shards among
         # workers, making the order depend on their number); only this worker's batches are decoded.
-        for number, rows in enumerate(self.data.stream.iter(batch_size=self.batch_size)):
+        rows_of_batches = enumerate(self.data.stream.iter(batch_size=self.batch_size))
+        while (batch := next_batch(rows_of_batches, self.data.source)) is not None:
+            number, rows = batch
             if number < self.batches_to_skip or (number - self.batches_to_skip) % num_workers != worker_id:
                 continue
-            for offset, (video, label) in enumerate(zip(rows["video"], rows["label"])):
-                yield self._item(number * self.batch_size + offset, video, label)
+            samples = zip(rows["video"], rows["label"], rows.get("sample", [None] * len(rows["video"])),
+                          rows.get("problem", [None] * len(rows["video"])))
+            for offset, (video, label, sample, problem) in enumerate(samples):
+                yield self._item(number * self.batch_size + offset, video, label, sample, problem)
 
-    def _item(self, index: int, video: Any, label: Any) -> dict[str, Any]:
+    def _item(self, index: int, video: Any, label: Any, sample: str | None = None,
+              problem: str | None = None) -> dict[str, Any]:
+        where = sample or _describe(video)
+        if problem is not None:
+            raise StreamingDataError(f"{where}: {problem}.")
+        # A wrong label is the data's or the labels file's mistake, not the video's: it stops the run (as listed data
+        # refuses it when it loads) instead of being skipped and counted as an undecodable video.
+        target = self._label_index(label, where, from_shard=sample is not None)
         try:
-            target = self._label_index(label)
             views = process_training_clip(self.video_processor, video, self.train, self.seed, self.epoch, index,
                                           self.processor_kwargs)
         except (ValueError, FileNotFoundError, OSError) as error:
-            return {"index": index, "error": f"{_describe(video)}: {error}"}
+            return {"index": index, "error": f"{where}: {error}"}
         return {"index": index, **views, "labels": target}
 
-    def _label_index(self, label: Any) -> int:
+    def _label_index(self, label: Any, where: str, from_shard: bool) -> int:
+        count = len(self.data.class_names)
+        if label is None:
+            missing = "no <key>.cls file (the class index, e.g. 0) beside its video" if from_shard else "no label"
+            raise StreamingDataError(f"{where}: {missing}; every sample needs one.")
         if isinstance(label, int):
-            if not 0 <= label < len(self.data.class_names):
-                raise ValueError(f"label index {label} is out of range for {len(self.data.class_names)} classes")
+            if not 0 <= label < count:
+                raise StreamingDataError(
+                    f"{where}: label index {label} is out of range: {self.data.class_names_from} has {count} classes, "
+                    f"indices 0 to {count - 1}; fix the label or pass the class list it counts in.")
             return label
-        return _class_index(str(label), self.data.class_names, self._name_lookup, self.data.source)
+        try:
+            return _class_index(str(label), self.data.class_names, self._name_lookup, where)
+        except ValueError as error:
+            raise StreamingDataError(str(error)) from None
 
 
-__all__ = ["StreamingVideoClipDataset", "StreamingVideoData", "load_streaming_dataset", "stream_for_process"]
+def next_batch(batches: Iterator[tuple[int, dict[str, list]]], source: str) -> tuple[int, dict[str, list]] | None:
+    """The stream's next batch (None at its end); what datasets cannot read stops the run in one line. That is mostly
+    a `.cls` that is not a number (datasets turns it into an int while reading the tar, before any of our checks)."""
+    try:
+        return next(batches, None)
+    except ValueError as error:
+        raise StreamingDataError(f"{source}: a shard could not be read: {error} (a <key>.cls holds the class index, "
+                                 "e.g. 0, not its name).") from error
+
+
+__all__ = ["StreamingDataError", "StreamingVideoClipDataset", "StreamingVideoData", "load_streaming_dataset",
+           "stream_for_process"]
 
 
 def batches_while_every_process_has_one(loader, accelerator) -> Iterator[dict[str, Any]]:
