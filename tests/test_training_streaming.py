@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from omniclip_hf.training.loop import check_inputs_exist, parse_training_options
 from omniclip_hf.training.streaming import (
     StreamingDataError,
     StreamingVideoClipDataset,
@@ -181,6 +182,11 @@ def test_streaming_given_a_file_says_to_pass_the_folder_of_shards(tmp_path, name
     path.touch()
     with pytest.raises(ValueError, match=r"^.*train.*: --streaming reads a folder .* pass the folder of shards"):
         load_streaming_dataset(path, CLASS_NAMES)
+    # examples/train.py checks it with the other inputs, before the model loads.
+    options = parse_training_options(["--clip", "openai/x", "--streaming", "--train_data", str(path), "--max_steps",
+                                      "1", "--warmup_steps", "0"])
+    with pytest.raises(ValueError, match=r"^.*train.*: --streaming reads a folder .* pass the folder of shards"):
+        check_inputs_exist(options)
 
 
 @pytest.mark.parametrize("empty", ["no files", "no bytes"])

@@ -249,6 +249,10 @@ def check_inputs_exist(options: TrainingOptions) -> None:
     for name, value in files:
         if value and not Path(value).is_file():
             raise FileNotFoundError(f"--{name} {value}: no such file{where}; it lists the class names, one a line.")
+    if options.streaming and options.train_data and Path(options.train_data).exists():
+        from .streaming import tar_shards
+
+        tar_shards(options.train_data)  # a file for the folder, or an empty or unreadable shard: before the model
     if Path(options.output_dir).exists() and not Path(options.output_dir).is_dir():
         raise ValueError(f"--output_dir {options.output_dir} is a file; pass a folder (it is created if missing).")
     if options.clip and is_omniclip_folder(options.clip):
