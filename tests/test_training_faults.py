@@ -409,3 +409,16 @@ def test_the_frozen_clip_fingerprint_sees_frozen_weights_only(tiny_clip):
         assert frozen_clip_fingerprint(model) == fingerprint
         model.clip.vision_model.post_layernorm.weight[0] += 0.01  # a frozen value it samples: another CLIP
     assert frozen_clip_fingerprint(model) != fingerprint
+
+
+def test_a_resume_on_another_number_of_processes_is_warned_about(tmp_path, caplog):
+    """A checkpoint's position counts each process's batches: batch 40 of two processes is batch 80 of one."""
+    from omniclip_hf.training.loop import parse_training_options
+    from omniclip_hf.training.run import recipe_of, warn_about_changed_recipe
+
+    options = parse_training_options(["--clip", "x", "--train_data", "y"])
+    with caplog.at_level("WARNING"):
+        warn_about_changed_recipe(options, tmp_path, tmp_path / "step_00000040", recipe_of(options, 2), processes=2)
+        assert not caplog.records
+        warn_about_changed_recipe(options, tmp_path, tmp_path / "step_00000040", recipe_of(options, 2), processes=1)
+    assert len(caplog.records) == 1 and "step_00000040): processes 1 (was 2)" in caplog.records[0].getMessage()

@@ -210,11 +210,11 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             checkpoint, state = restored
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
-            warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY))
+            warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes)
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
-    state[RECIPE_KEY] = recipe_of(options)
+    state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes)
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
@@ -364,13 +364,15 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames
 RECIPE_KEY = "recipe"
 
 
-def recipe_of(options: TrainingOptions) -> dict[str, Any]:
+def recipe_of(options: TrainingOptions, processes: int) -> dict[str, Any]:
+    """The recipe options, and the number of processes: a checkpoint's batch position counts each process's batches
+    (batch 40 of 2 processes is 80 batches of one)."""
     current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
-    return {name: current.get(name) for name in RECIPE_OPTIONS}
+    return {**{name: current.get(name) for name in RECIPE_OPTIONS}, "processes": processes}
 
 
 def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkpoint: Path,
-                              recorded: dict[str, Any] | None = None) -> None:
+                              recorded: dict[str, Any] | None = None, processes: int = 1) -> None:
     """One warning line when a resume changes the recipe `checkpoint` recorded (checkpoints of earlier versions:
     the run's own `training_options.json`)."""
     source = f"{checkpoint}"
@@ -380,9 +382,9 @@ def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkp
             recorded = json.loads(Path(source).read_text())
         except (OSError, ValueError):
             return
-    current = recipe_of(options)
-    changed = [f"--{name} {current[name]} (was {recorded[name]})" for name in RECIPE_OPTIONS
-               if name in recorded and recorded[name] != current[name]]
+    current = recipe_of(options, processes)
+    changed = [f"{'--' if name in RECIPE_OPTIONS else ''}{name} {current[name]} (was {recorded[name]})"
+               for name in current if name in recorded and recorded[name] != current[name]]
     if changed:
         logger.warning("resuming with a recipe other than the run's (%s): %s; the resumed position and schedule "
                        "refer to the old one.", source, ", ".join(changed))
