@@ -23,7 +23,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from omniclip_hf.training.checkpoints import check_output_dir_for_an_evaluation
-from omniclip_hf.training.distributed import describe_distributed_setup, full_state_dict
+from omniclip_hf.training.distributed import check_launch, describe_distributed_setup, full_state_dict
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
 from omniclip_hf.training.publishing import publish_model
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = Accelerator(
         # Without a GPU, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group.
         cpu=options.cpu or not torch.cuda.is_available(),
-        mixed_precision=options.mixed_precision,
+        mixed_precision=options.mixed_precision,  # None: the launcher's (its config file's), as Accelerate reads it
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         log_with=options.report_to,
         project_dir=str(output_dir),
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
+    check_launch(accelerator)
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

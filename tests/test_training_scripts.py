@@ -92,3 +92,19 @@ def test_the_single_process_config_launches_without_accelerates_defaults_warning
     result = run(launch)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "json.tool" in result.stdout and "had defaults used instead" not in result.stderr + result.stdout
+
+
+def test_the_launchers_mixed_precision_is_kept_and_fp16_on_a_cpu_refused(tiny_clip_dir, motion_data, tmp_path):
+    """`--mixed_precision` defaulted to "no" and was passed to Accelerate, which let it beat the launcher's: every
+    shipped config (bf16) trained in float32, and `metrics.json` said no."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO_ROOT / "examples" / "accelerate_configs" / "single.yaml"), "--mixed_precision", "bf16"]
+    result = run(launch + train_command(tiny_clip_dir, motion_data, tmp_path / "bf16", "--max_steps", "1")[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert metrics["distributed"]["mixed_precision"] == "bf16" and metrics["options"]["mixed_precision"] is None
+
+    fp16 = run(train_command(tiny_clip_dir, motion_data, tmp_path / "fp16", "--max_steps", "1",
+                             "--mixed_precision", "fp16"))
+    assert "--mixed_precision fp16 needs a GPU" in one_error_line(fp16)
+    assert not (tmp_path / "fp16").exists()

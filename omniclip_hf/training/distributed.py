@@ -4,10 +4,14 @@ and the trained model's full weights, gathered from whatever Accelerate wrapped 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
 from typing import Any
+
+
+logger = logging.getLogger("omniclip.train")
 
 
 def node_identity() -> str:
@@ -18,6 +22,18 @@ def node_identity() -> str:
     """
     group_rank = os.environ.get("GROUP_RANK")
     return f"node {group_rank}" if group_rank is not None else socket.gethostname()
+
+
+def check_launch(accelerator) -> None:
+    """What Accelerate set up differs from what was asked, where it would otherwise train on with nothing said:
+    fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), and an FSDP config
+    that Accelerate ran as plain data parallelism (it does not place FSDP on a CPU): one warning line."""
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise ValueError("--mixed_precision fp16 needs a GPU: on a CPU Accelerate trains in float32; use bf16 or no.")
+    asked_for_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes")
+    if asked_for_fsdp and str(accelerator.distributed_type.value) != "FSDP" and accelerator.is_main_process:
+        logger.warning("the launch config asks for FSDP, but Accelerate set up %s on %s (it places FSDP on GPUs only): "
+                       "the model is not sharded.", accelerator.distributed_type.value, accelerator.device.type)
 
 
 def describe_distributed_setup(accelerator) -> dict[str, Any]:
@@ -59,4 +75,4 @@ def full_state_dict(accelerator, model) -> dict[str, Any] | None:
     return {COMPILED_WRAPPER_SEGMENT.sub(r"\1", key): value for key, value in state_dict.items()}
 
 
-__all__ = ["describe_distributed_setup", "full_state_dict", "node_identity"]
+__all__ = ["check_launch", "describe_distributed_setup", "full_state_dict", "node_identity"]

@@ -76,7 +76,8 @@ class TrainingOptions:
     adam_beta2: float = 0.98
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16"})
+    mixed_precision: str | None = field(default=None, metadata={"help": "no, fp16 or bf16; default: the launcher's "
+                                        "(`accelerate launch --mixed_precision` or its config file), else no."})
     cpu: bool = field(default=False, metadata={"help": "Train on the CPU even where a GPU is present."})
     gradient_checkpointing: bool = False
     label_smoothing: float = 0.1
@@ -143,7 +144,7 @@ class TrainingOptions:
         if self.color_augmentation_on not in COLOR_AUGMENTATION_PLACES:
             raise ValueError(f"--color_augmentation_on={self.color_augmentation_on!r} is invalid: use one of "
                              f"{', '.join(COLOR_AUGMENTATION_PLACES)}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is invalid: use no, fp16 or bf16.")
         if self.overwrite_output_dir and self.resume_from_checkpoint:
             raise ValueError("--overwrite_output_dir deletes the checkpoints that --resume_from_checkpoint would "
