@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from omniclip_hf.training import data as data_module
 from omniclip_hf.training.data import load_video_dataset
+from omniclip_hf.training.loop import check_inputs_exist, parse_training_options
+from omniclip_hf.training.publishing import publish_model
 
 from .conftest import REPO_ROOT
 from .test_training import motion_data, run, train_command  # noqa: F401 (fixture)
@@ -108,3 +112,45 @@ def test_the_launchers_mixed_precision_is_kept_and_fp16_on_a_cpu_refused(tiny_cl
                              "--mixed_precision", "fp16"))
     assert "--mixed_precision fp16 needs a GPU" in one_error_line(fp16)
     assert not (tmp_path / "fp16").exists()
+
+
+@pytest.mark.parametrize("hub_id", ["bad id", "a/b/c", "me/"])
+def test_a_hub_id_that_can_never_work_is_refused_before_training(hub_id):
+    with pytest.raises(ValueError, match=rf"^--hub_model_id '{re.escape(hub_id)}' is not a Hub repository id"):
+        parse_training_options(["--clip", "x", "--train_data", "y", "--push_to_hub", "--hub_model_id", hub_id])
+
+
+def test_an_adapter_only_upload_over_a_local_base_clip_is_refused(tiny_clip_dir, tiny_omniclip_dir, tmp_path):
+    """Its config named the base CLIP by the local folder, which loads on no other machine."""
+    options = parse_training_options(["--clip", str(tiny_clip_dir), "--train_data", "owner/data", "--adapter_only",
+                                      "--dry_run", "--hub_model_id", "me/tiny"])
+    with pytest.raises(ValueError, match=r"^--adapter_only with --push_to_hub/--dry_run names its base CLIP"):
+        check_inputs_exist(options)
+    from omniclip_hf import OmniCLIPModel
+
+    OmniCLIPModel.from_pretrained(tiny_omniclip_dir).save_adapter(tmp_path / "adapter",
+                                                                  base_clip_name_or_path=str(tiny_clip_dir))
+    with pytest.raises(ValueError, match=r"holds only the trained adapters over the base CLIP .* a local folder"):
+        publish_model(tmp_path / "adapter", SimpleNamespace(hub_model_id="me/tiny"), {}, dry_run=True,
+                      dry_run_dir=tmp_path / "upload")
+    assert not (tmp_path / "upload").exists()
+
+
+def test_a_dry_run_replaces_only_an_earlier_dry_runs_folder(tiny_omniclip_dir, tmp_path):
+    """`--dry_run_dir` was deleted without a look: the run's model/ or the whole run folder went."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_omniclip_dir, run_dir / "model")
+    (run_dir / "metrics.json").write_text("{}")
+    options = SimpleNamespace(hub_model_id="me/tiny")
+    for target in (run_dir / "model", run_dir):
+        with pytest.raises(ValueError, match=r"would replace the model folder .* it copies"):
+            publish_model(run_dir / "model", options, {}, dry_run=True, dry_run_dir=target)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"exists and is not an earlier dry run's folder"):
+        publish_model(run_dir / "model", options, {}, dry_run=True, dry_run_dir=mine)
+    assert (mine / "notes.txt").read_text() == "keep me" and (run_dir / "model" / "config.json").exists()
+    first = publish_model(run_dir / "model", options, {}, dry_run=True)  # the default: run/hub_upload
+    second = publish_model(run_dir / "model", options, {}, dry_run=True)
+    assert first == second == run_dir / "hub_upload" and (second / "config.json").exists()

@@ -151,6 +151,10 @@ class TrainingOptions:
                              "continue from: pass one of them.")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (e.g. your-name/omniclip-b16-hmdb51).")
+        if self.hub_model_id:
+            from .publishing import check_hub_model_id
+
+            check_hub_model_id(self.hub_model_id)  # before training, not at the upload
         if self.streaming and not self.max_steps:
             raise ValueError("--streaming needs --max_steps: a stream's length is not known in advance.")
         if self.streaming and self.warmup_epochs and self.warmup_steps is None:
@@ -254,6 +258,13 @@ def check_inputs_exist(options: TrainingOptions) -> None:
         from .streaming import tar_shards
 
         tar_shards(options.train_data)  # a file for the folder, or an empty or unreadable shard: before the model
+    if options.adapter_only and (options.push_to_hub or options.dry_run) and options.clip:
+        from .publishing import hub_id_or_none
+
+        if hub_id_or_none(options.clip) is None:  # the upload names its base CLIP, which must load anywhere
+            raise ValueError(f"--adapter_only with --push_to_hub/--dry_run names its base CLIP, here the local folder "
+                             f"{options.clip} that no one who downloads it has: pass --clip as the base's Hub id "
+                             "(e.g. openai/clip-vit-base-patch16), or publish the full model (leave out --adapter_only).")
     if Path(options.output_dir).exists() and not Path(options.output_dir).is_dir():
         raise ValueError(f"--output_dir {options.output_dir} is a file; pass a folder (it is created if missing).")
     if options.clip and is_omniclip_folder(options.clip):

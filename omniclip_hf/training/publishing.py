@@ -10,6 +10,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .checkpoints import write_folder_atomically
+
 
 def _format_metric(value: Any) -> str:
     if isinstance(value, dict) and "mean" in value:
@@ -152,18 +154,62 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
     return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + "\n".join(lines) + "\n")
 
 
+# Written into a dry run's folder: the next dry run may replace a folder that holds it, and no other.
+DRY_RUN_MARKER = ".omniclip_dry_run"
+
+
+def check_hub_model_id(hub_model_id: str) -> None:
+    """huggingface_hub's own rule for repository ids, checked before training rather than at the upload."""
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(hub_model_id)
+    except ValueError as error:
+        raise ValueError(f"--hub_model_id {hub_model_id!r} is not a Hub repository id ({str(error).splitlines()[0]}); "
+                         "use your-name/model-name.") from None
+
+
+def check_adapter_base_is_on_the_hub(model_folder: Path) -> None:
+    """An adapter-only folder names its base CLIP (`base_clip_name_or_path`), loaded first by whoever downloads it: a
+    local folder there would load on no other machine."""
+    if not (model_folder / "adapter_model.safetensors").exists():
+        return
+    base = json.loads((model_folder / "config.json").read_text()).get("base_clip_name_or_path")
+    if hub_id_or_none(base) is None:
+        raise ValueError(f"{model_folder} holds only the trained adapters over the base CLIP {base!r}, a local folder "
+                         "that no one who downloads it has: train with --clip set to the base's Hub id (e.g. "
+                         "openai/clip-vit-base-patch16), or publish the full model (without --adapter_only).")
+
+
+def _dry_run_target(model_folder: Path, dry_run_dir: str | Path | None) -> Path:
+    """The folder a dry run writes: never the model folder or one holding it, and an existing one only when an earlier
+    dry run wrote it (it is replaced whole)."""
+    target = Path(dry_run_dir or model_folder.parent / "hub_upload")
+    if target.resolve() == model_folder.resolve() or model_folder.resolve().is_relative_to(target.resolve()):
+        raise ValueError(f"--dry_run_dir {target} would replace the model folder {model_folder} it copies: pick "
+                         "another folder.")
+    if target.exists() and any(target.iterdir()) and not (target / DRY_RUN_MARKER).exists():
+        raise ValueError(f"--dry_run_dir {target} exists and is not an earlier dry run's folder: pick another "
+                         "folder, or move that one away.")
+    return target
+
+
 def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any], dry_run: bool,
                   dry_run_dir: str | Path | None = None, private: bool = False) -> Path | str:
     """Writes the model card into the folder, then uploads the folder, or copies exactly that to `dry_run_dir`."""
     model_folder = Path(model_folder)
     if not (model_folder / "config.json").exists():
         raise FileNotFoundError(f"{model_folder}: not a saved OmniCLIP folder (no config.json).")
+    check_hub_model_id(options.hub_model_id)
+    check_adapter_base_is_on_the_hub(model_folder)
+    target = _dry_run_target(model_folder, dry_run_dir) if dry_run else None
     build_model_card(model_folder, options, metrics).save(model_folder / "README.md")
     if dry_run:
-        target = Path(dry_run_dir or model_folder.parent / "hub_upload")
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(model_folder, target)
-        return target
+        def copy(partial: Path) -> None:
+            shutil.copytree(model_folder, partial)
+            (partial / DRY_RUN_MARKER).write_text("written by a dry run of publish_model; the next one replaces it\n")
+
+        return write_folder_atomically(target, copy)
     from huggingface_hub import create_repo, upload_folder
 
     repo_id = options.hub_model_id
@@ -172,4 +218,4 @@ def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any
     return repo_id
 
 
-__all__ = ["build_card_data", "build_model_card", "hub_id_or_none", "publish_model"]
+__all__ = ["build_card_data", "build_model_card", "check_hub_model_id", "hub_id_or_none", "publish_model"]
