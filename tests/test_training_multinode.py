@@ -85,6 +85,8 @@ def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_di
     assert two.returncode == 0, two.stderr[-3000:]
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["global_step"] == 2 and metrics["skipped_videos"] == 2  # the broken video, once an epoch
+    # Named each time, by whichever process read it (only the main process's were shown).
+    assert two.stderr.count("skipped an undecodable training video: ") == 2, two.stderr[-3000:]
     assert sorted(error.split(":")[0] for error in metrics["eval"]["failed_videos"]) == [str(path) for path in broken]
 
     one = run([sys.executable, str(REPO_ROOT / "examples" / "evaluate.py"), "--model", str(output / "model"),
@@ -95,3 +97,8 @@ def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_di
     assert metrics["eval"]["num_videos"] == alone["num_videos"] == 2 * len(CLASSES)
     for key in ("top1", "top5", "per_class_accuracy", "confusion_matrix"):
         assert metrics["eval"][key] == alone[key], key
+
+    # Resumed to step 4: the checkpoint held every process's skipped videos (it held the main process's only).
+    resumed = run(torchrun + command[1:] + ["--max_steps", "4", "--resume_from_checkpoint", "latest"], timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((output / "metrics.json").read_text())["skipped_videos"] == 4

@@ -49,6 +49,9 @@ from .streaming import (
 
 
 logger = logging.getLogger("omniclip.train")
+# Undecodable training videos are named by every process (the scripts quiet `logger` on all but the main one).
+skipped_logger = logging.getLogger("omniclip.train.skipped")
+skipped_logger.setLevel(logging.WARNING)
 
 
 def load_model_and_processor(options: TrainingOptions):
@@ -211,6 +214,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
             warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes)
+            if not accelerator.is_main_process:
+                state["skipped_videos"] = 0  # the checkpoint's count is every process's, restored on the main one
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
@@ -225,12 +230,17 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             return  # the step checkpoint of the last batch already holds this position
         saved_at["step"] = state["global_step"]
         losses.read()  # the checkpoint's state holds every step's loss so far
-        save_checkpoint(accelerator, output_dir, state["global_step"], state, options.checkpoints_total_limit)
+        # The main process writes the state: it records every process's skipped videos (a resume gives them back to
+        # the main process alone).
+        skipped = skipped_videos_of_every_process(accelerator, state["skipped_videos"])
+        save_checkpoint(accelerator, output_dir, state["global_step"], {**state, "skipped_videos": skipped},
+                        options.checkpoints_total_limit)
 
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
                     disable=not accelerator.is_local_main_process)
     last_good_batch = None
     unwrapped_config = accelerator.unwrap_model(model).config
+    rank_prefix = f"process {accelerator.process_index}: " if accelerator.num_processes > 1 else ""
     seen_indices: list = []
     record_seen_indices = testing_hooks.records_seen_indices()
 
@@ -255,8 +265,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 batches_this_pass += 1
                 if options.strict and batch["errors"]:
                     raise ValueError(f"{batch['errors'][0]} (run without --strict to skip it)")
-                for error in batch["errors"]:
-                    logger.warning("skipped an undecodable training video: %s", error)
+                for error in batch["errors"]:  # from every process: each names its own
+                    skipped_logger.warning("%sskipped an undecodable training video: %s", rank_prefix, error)
                 state["skipped_videos"] += len(batch["errors"])
                 weight = 1.0
                 if "pixel_values_videos" not in batch:
@@ -321,11 +331,16 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     losses.read()
     if record_seen_indices:
         (output_dir / f"seen_indices_rank{accelerator.process_index}.json").write_text(json.dumps(seen_indices))
-    skipped = accelerator.gather(torch.tensor([state["skipped_videos"]], device=accelerator.device)).sum().item()
+    skipped = skipped_videos_of_every_process(accelerator, state["skipped_videos"])
     accelerator.print(f"finished at step {state['global_step']}; {skipped} undecodable training videos skipped")
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
             "train_learning_rates": state["learning_rates"],
             "class_names": data.class_names, "model": model}
+
+
+def skipped_videos_of_every_process(accelerator: Accelerator, count: int) -> int:
+    """The sum of every process's count (a collective)."""
+    return int(accelerator.gather(torch.tensor([count], device=accelerator.device)).sum().item())
 
 
 class StepLosses:
