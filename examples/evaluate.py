@@ -67,9 +67,7 @@ def main(argv=None) -> dict:
                         help="where metrics.json and confusion_matrix.png go; if it already holds a metrics.json, the "
                              "next free OUTPUT_DIR-2, -3, ... is used instead (nothing is overwritten)")
     args = parser.parse_args(argv)
-    if args.clip and is_omniclip_folder(args.clip):
-        raise ValueError(f"--clip {args.clip} is an OmniCLIP folder (trained adapters included): pass it as "
-                         f"--model {args.clip}; --clip evaluates a plain CLIP checkpoint as the baseline.")
+    check_arguments(args)
 
     model, processor = load(args)
     data = load_video_dataset(args.eval_data, args.labels_file, args.split, data_root=args.data_root)
@@ -87,6 +85,32 @@ def main(argv=None) -> dict:
     print(json.dumps({key: metrics[key] for key in ("model", "top1", "top5", "mean_class_accuracy", "num_videos")}))
     print(f"wrote {output_dir / 'metrics.json'} and {output_dir / 'confusion_matrix.png'}")
     return metrics
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """One line naming the argument, before the model loads and the videos decode."""
+    if args.clip and is_omniclip_folder(args.clip):
+        raise ValueError(f"--clip {args.clip} is an OmniCLIP folder (trained adapters included): pass it as "
+                         f"--model {args.clip}; --clip evaluates a plain CLIP checkpoint as the baseline.")
+    if args.model and is_clip_folder(args.model):
+        raise ValueError(f"--model {args.model} is a plain CLIP checkpoint: pass it as --clip {args.model} to evaluate "
+                         "it as the frame-averaging baseline; --model takes a trained OmniCLIP folder.")
+    for name in ("num_frames", "num_clips", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name}={value} is invalid: it must be >= 1.")
+    if args.num_crops not in (1, 3):
+        raise ValueError(f"--num_crops={args.num_crops} is invalid: use 1 (the centre) or 3 (left, centre, right).")
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise ValueError(f"--output_dir {args.output_dir} is a file; pass a folder (it is created if missing).")
+
+
+def is_clip_folder(path: str) -> bool:
+    config = Path(path) / "config.json"
+    try:
+        return config.is_file() and json.loads(config.read_text()).get("model_type") == "clip"
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def unused_output_dir(requested: Path) -> Path:

@@ -154,3 +154,39 @@ def test_a_dry_run_replaces_only_an_earlier_dry_runs_folder(tiny_omniclip_dir, t
     first = publish_model(run_dir / "model", options, {}, dry_run=True)  # the default: run/hub_upload
     second = publish_model(run_dir / "model", options, {}, dry_run=True)
     assert first == second == run_dir / "hub_upload" and (second / "config.json").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("batch_size: 4\n  lr: [1\n", r"is not valid YAML at line \d"),  # PyYAML's traceback named "<unicode string>"
+    ("- a\n- b\n", r"must be a mapping of option: value lines, not a list"),  # "unknown options ['a', 'b']"
+])
+def test_a_recipe_yaml_cannot_read_is_one_line_naming_it(tmp_path, text, message):
+    (tmp_path / "recipe.yaml").write_text(text)
+    with pytest.raises(ValueError, match=rf"^--config {tmp_path / 'recipe.yaml'} {message}"):
+        parse_training_options(["--config", str(tmp_path / "recipe.yaml"), "--clip", "x", "--train_data", "y"])
+
+
+def test_eval_crops_other_than_one_or_three_are_refused_before_training():
+    """`--eval_num_crops 2` failed only after the whole training run, as "no video could be evaluated"."""
+    with pytest.raises(ValueError, match=r"^--eval_num_crops=2 is invalid: use 1 \(the centre\) or 3"):
+        parse_training_options(["--clip", "x", "--train_data", "y", "--eval_num_crops", "2"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--num_crops", "2"], r"--num_crops=2 is invalid: use 1 \(the centre\) or 3"),
+    (["--num_clips", "0"], r"--num_clips=0 is invalid: it must be >= 1"),
+    (["--num_frames", "0"], r"--num_frames=0 is invalid"),  # was taken as the model's default
+])
+def test_evaluate_refuses_bad_view_counts_before_loading(tiny_omniclip_dir, motion_data, flags, message):
+    result = run(EVALUATE + ["--model", str(tiny_omniclip_dir), "--eval_data", str(motion_data / "test"), *flags])
+    assert re.match(rf"error: {message}", one_error_line(result))
+
+
+def test_evaluate_points_a_clip_folder_to_clip_and_refuses_a_file_as_output_dir(tiny_clip_dir, tiny_omniclip_dir,
+                                                                               motion_data, tmp_path):
+    clip = run(EVALUATE + ["--model", str(tiny_clip_dir), "--eval_data", str(motion_data / "test")])
+    assert f"pass it as --clip {tiny_clip_dir}" in one_error_line(clip)
+    (tmp_path / "out").write_text("")
+    file = run(EVALUATE + ["--model", str(tiny_omniclip_dir), "--eval_data", str(motion_data / "test"),
+                           "--output_dir", str(tmp_path / "out")])
+    assert f"--output_dir {tmp_path / 'out'} is a file" in one_error_line(file)

@@ -134,6 +134,9 @@ class TrainingOptions:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name}={value} is invalid: it must be >= 0.")
+        if self.eval_num_crops not in (1, 3):
+            raise ValueError(f"--eval_num_crops={self.eval_num_crops} is invalid: use 1 (the centre) or 3 (left, "
+                             "centre, right).")
         if not self.lr > 0:
             raise ValueError(f"--lr={self.lr} is invalid: it must be > 0.")
         if self.model_overrides:
@@ -194,6 +197,20 @@ def _option_type(annotation) -> type | None:
     if arguments and typing.get_origin(annotation) is not list:  # a union with None
         annotation = arguments[0]
     return typing.get_origin(annotation) or annotation
+
+
+def read_recipe(path: str) -> dict[str, Any]:
+    """A `--config` YAML file's options; a file YAML cannot read, or whose top level is not a mapping, is one line."""
+    try:
+        settings = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or error
+        raise ValueError(f"--config {path} is not valid YAML{line} ({problem}).") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"--config {path} must be a mapping of option: value lines, not a {type(settings).__name__}.")
+    return settings
 
 
 def check_recipe_types(path: str, settings: dict[str, Any]) -> None:
@@ -264,7 +281,7 @@ def check_inputs_exist(options: TrainingOptions) -> None:
         if hub_id_or_none(options.clip) is None:  # the upload names its base CLIP, which must load anywhere
             raise ValueError(f"--adapter_only with --push_to_hub/--dry_run names its base CLIP, here the local folder "
                              f"{options.clip} that no one who downloads it has: pass --clip as the base's Hub id "
-                             "(e.g. openai/clip-vit-base-patch16), or publish the full model (leave out --adapter_only).")
+                             "(e.g. openai/clip-vit-base-patch16), or publish the full model (no --adapter_only).")
     if Path(options.output_dir).exists() and not Path(options.output_dir).is_dir():
         raise ValueError(f"--output_dir {options.output_dir} is a file; pass a folder (it is created if missing).")
     if options.clip and is_omniclip_folder(options.clip):
@@ -292,7 +309,7 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
             action.help = "(default: %(default)s)"
     known, _ = parser.parse_known_args(argv)
     if known.config:
-        settings = yaml.safe_load(Path(known.config).read_text()) or {}
+        settings = read_recipe(known.config)
         names = {option.name for option in fields(TrainingOptions)}
         unknown = sorted(set(settings) - names)
         if unknown:
