@@ -190,3 +190,13 @@ def test_evaluate_points_a_clip_folder_to_clip_and_refuses_a_file_as_output_dir(
     file = run(EVALUATE + ["--model", str(tiny_omniclip_dir), "--eval_data", str(motion_data / "test"),
                            "--output_dir", str(tmp_path / "out")])
     assert f"--output_dir {tmp_path / 'out'} is a file" in one_error_line(file)
+
+
+def test_an_fsdp_config_accelerate_runs_unsharded_is_warned_about(tiny_clip_dir, motion_data, tmp_path):
+    """Accelerate places FSDP on GPUs only: on a CPU the shipped fsdp.yaml ran as plain data parallelism, unsaid."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO_ROOT / "examples" / "accelerate_configs" / "fsdp.yaml"), "--num_processes", "1"]
+    result = run(launch + train_command(tiny_clip_dir, motion_data, tmp_path / "run", "--max_steps", "1")[1:])
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if "the launch config asks for FSDP" in line]
+    assert len(warnings) == 1 and "MULTI_CPU" in warnings[0] and "not sharded" in warnings[0], result.stderr[-3000:]
