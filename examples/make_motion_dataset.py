@@ -5,21 +5,31 @@
     python examples/make_motion_dataset.py --output_dir demo_output/motion --train_per_class 40 --test_per_class 10
 
 Layout: <output_dir>/labels.txt, <output_dir>/dataset_info.json, <output_dir>/{train,test}/<class name>/<id>.mp4.
-See docs/motion_benchmark.md.
+See docs/motion_benchmark.md. A non-empty --output_dir is refused: a rerun into it would mix two sets' clips and
+classes. --overwrite replaces an earlier motion set there as a whole; the new set is written beside it and renamed
+into place, so an interrupted run leaves the old set (or nothing), never half of one.
 """
 
 import argparse
+import os
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Optional, Sequence
 
-from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, write_motion_dataset
+from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, INFO_FILE, LABELS_FILE, SPLITS, write_motion_dataset
+from omniclip_hf.training.checkpoints import write_folder_atomically
+from omniclip_hf.training.loop import run_script
+
+# What write_motion_dataset puts in its folder: --overwrite deletes a folder holding nothing else.
+MOTION_SET_ENTRIES = {LABELS_FILE, INFO_FILE, *SPLITS}
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", default="demo_output/motion", help="folder to write (created if missing)")
+    parser.add_argument("--output_dir", default="demo_output/motion",
+                        help="folder to write (created if missing; must be empty unless --overwrite)")
     parser.add_argument("--train_per_class", type=int, default=40, help="training clips per class")
     parser.add_argument("--test_per_class", type=int, default=10, help="test clips per class")
     parser.add_argument("--num_frames", type=int, default=8, help="frames per clip")
@@ -28,15 +38,44 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classes", nargs="+", default=list(CLASS_NAMES), metavar="CLASS",
                         help="subset of classes, each with its time-reversed partner (quote names with spaces)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the motion set already in --output_dir (a folder holding anything else is kept)")
     return parser
+
+
+def check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuses a file, and a non-empty folder unless --overwrite and it holds only an earlier motion set."""
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--output_dir {output_dir}: {folder} is a file; give a folder.")
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not overwrite:
+        raise ValueError(f"--output_dir {output_dir} is not empty: give a new folder, or pass --overwrite to replace "
+                         "the motion set there (writing into it would mix the two sets' clips and classes).")
+    others = sorted(entry.name for entry in output_dir.iterdir() if entry.name not in MOTION_SET_ENTRIES)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise ValueError(f"--output_dir {output_dir} holds files that are not a motion set ({shown}): --overwrite "
+                         "replaces only a folder this script wrote; give a new folder.")
+
+
+def write_in_place_of(output_dir: Path, **settings) -> dict:
+    """Writes the set in a folder beside `output_dir`, then swaps it in: never two sets mixed, never half one."""
+    written: dict = {}
+    # "." has no name to write beside; write_folder_atomically writes `.partial-<name>` in the parent folder.
+    write_folder_atomically(Path(os.path.abspath(output_dir)),
+                            lambda partial: written.update(write_motion_dataset(partial, **settings)))
+    return written
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_arg_parser().parse_args(argv)
     start = time.time()
-    info = write_motion_dataset(args.output_dir, num_train_per_class=args.train_per_class,
-                                num_test_per_class=args.test_per_class, num_frames=args.num_frames, size=args.size,
-                                seed=args.seed, fps=args.fps, classes=args.classes, progress=sys.stderr.isatty())
+    check_output_dir(Path(args.output_dir), args.overwrite)
+    info = write_in_place_of(Path(args.output_dir), num_train_per_class=args.train_per_class,
+                             num_test_per_class=args.test_per_class, num_frames=args.num_frames, size=args.size,
+                             seed=args.seed, fps=args.fps, classes=args.classes, progress=sys.stderr.isatty())
     settings = info["settings"]
     print(f"wrote {args.output_dir} in {time.time() - start:.1f}s: {len(info['classes'])} classes, "
           f"{settings['num_frames']} frames of {settings['size']}x{settings['size']} at {settings['fps']} fps, "
@@ -51,7 +90,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as error:  # bad flag values: one clear line, not a traceback
-        sys.exit(f"error: {error}")
+    run_script(main)

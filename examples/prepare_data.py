@@ -9,13 +9,16 @@
 The videos are expected in `OUT/videos` (`--videos` says otherwise); written files hold paths relative to it, the
 recipes' `data_root`, and class indices in the order of `labels/<dataset>.txt`. `docs/data.md` has the downloads
 and the extraction commands. A listed video that is not on disk is an error (a broken extraction), unless
-`--allow_missing`, which leaves it out and says how many (Kinetics clips disappear from YouTube).
+`--allow_missing`, which leaves it out and says how many (Kinetics clips disappear from YouTube). An incomplete or
+malformed download (a missing HMDB51 split file, a line or record that cannot be read) is an error naming the file and
+line: a split that silently lacks classes would change the benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import sys
@@ -46,6 +49,8 @@ def class_indices(dataset: str) -> dict[str, int]:
 
 
 def index_of(name: str, indices: dict[str, int], where: str) -> int:
+    if not isinstance(name, str):
+        raise PrepareError(f"{where}: class {name!r} is not a class name (a string).")
     key = class_key(name)
     if key not in indices:
         raise PrepareError(f"{where}: class {name!r} is not in labels/ (is this the right dataset?).")
@@ -53,26 +58,84 @@ def index_of(name: str, indices: dict[str, int], where: str) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Reading the downloads: every problem names the file (and line or record)
+# ----------------------------------------------------------------------------------------------------------------
+def read_text(path: Path) -> str:
+    # utf-8-sig: a CSV saved by a spreadsheet starts with a BOM, which would otherwise hide its first column's name.
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PrepareError(f"{path}: not UTF-8 text (byte {error.start}); is this the right file?") from None
+
+
+def read_json_records(path: Path, keys: tuple[str, ...]) -> list[dict]:
+    """The JSON list of objects in `path`, each holding `keys`."""
+    try:
+        records = json.loads(read_text(path))
+    except json.JSONDecodeError as error:
+        raise PrepareError(f"{path}: not valid JSON ({error}); extract the file again.") from None
+    expected = f"expected a list of {{{', '.join(repr(key) for key in keys)}}} records"
+    if not isinstance(records, list):
+        raise PrepareError(f"{path}: {expected}, found a JSON {type(records).__name__}.")
+    if not records:
+        raise PrepareError(f"{path}: the list is empty; extract the file again.")
+    for number, record in enumerate(records, start=1):
+        where = f"{path}: record {number} of {len(records)}"
+        if not isinstance(record, dict):
+            raise PrepareError(f"{where} is {record!r:.60}: {expected}.")
+        missing = [key for key in keys if key not in record]
+        if missing:
+            raise PrepareError(f"{where} has no {', '.join(map(repr, missing))}: {expected}.")
+    return records
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # The four datasets: each returns {output file name: [(video path relative to the videos folder, class index)]}
 # ----------------------------------------------------------------------------------------------------------------
+HMDB51_SPLIT_MARKS = {"0": None, "1": "train", "2": "val"}
+
+
+def hmdb51_split_files(splits: Path, class_names: list[str]) -> list[Path]:
+    """The 3 split files of every class; refuses a folder missing any (a split without a class is another benchmark)."""
+    expected = [splits / f"{name}_test_split{split}.txt" for name in class_names for split in (1, 2, 3)]
+    for unknown in sorted(set(splits.glob("*_test_split[123].txt")) - set(expected)):
+        index_of(unknown.stem.rsplit("_test_split", 1)[0], {}, str(unknown))  # another dataset's file: refused
+    missing = [path.name for path in expected if not path.is_file()]
+    if len(missing) == len(expected):
+        raise PrepareError(f"{splits}: no <class>_test_split<1|2|3>.txt files (extract test_train_splits.rar).")
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise PrepareError(f"{splits}: {len(missing)} of the {len(expected)} split files of labels/hmdb51.txt's "
+                           f"classes are missing ({shown}); extract test_train_splits.rar again.")
+    return expected
+
+
 def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
     """`<class>_test_split<k>.txt` files: `<video>.avi 1` trains, `2` tests, `0` is unused in that split."""
     indices = class_indices("hmdb51")
+    class_names = [line.strip() for line in (LABELS_DIR / "hmdb51.txt").read_text().splitlines() if line.strip()]
+    splits = Path(args.splits)
     outputs: dict[str, list[tuple[str, int]]] = {}
-    files = sorted(Path(args.splits).glob("*_test_split[123].txt"))
-    if not files:
-        raise PrepareError(f"{args.splits}: no <class>_test_split<1|2|3>.txt files (extract test_train_splits.rar).")
-    for split_file in files:
+    for split_file in sorted(hmdb51_split_files(splits, class_names)):
         class_name, split = split_file.stem.rsplit("_test_split", 1)
         label = index_of(class_name, indices, str(split_file))
-        for line in split_file.read_text().splitlines():
+        subsets_seen = set()
+        for number, line in enumerate(read_text(split_file).splitlines(), start=1):
             fields = line.split()
-            if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
+            if not fields:
                 continue
-            subset = {"1": "train", "2": "val"}.get(fields[1])
+            if len(fields) != 2 or fields[1] not in HMDB51_SPLIT_MARKS:
+                raise PrepareError(f"{split_file}:{number}: {line.strip()!r} is not '<video>.avi 0|1|2'.")
+            subset = HMDB51_SPLIT_MARKS[fields[1]]
             if subset:
+                subsets_seen.add(subset)
                 rows = outputs.setdefault(f"hmdb51_{subset}_split_{split}_videos.txt", [])
                 rows.append((f"{class_name}/{fields[0]}", label))
+        # A file without a 1 or a 2 would drop its class from that split's training or test list.
+        unmarked = [f"{mark} ({subset})" for mark, subset in HMDB51_SPLIT_MARKS.items()
+                    if subset and subset not in subsets_seen]
+        if unmarked:
+            raise PrepareError(f"{split_file}: no video marked {' or '.join(unmarked)}; extract the file again.")
     return outputs
 
 
@@ -86,12 +149,61 @@ def ucf101_rows(args) -> dict[str, list[tuple[str, int]]]:
             if not list_file.is_file():
                 raise PrepareError(f"{list_file} does not exist (extract UCF101TrainTestSplits-RecognitionTask.zip).")
             rows = []
-            for line in list_file.read_text().splitlines():
+            for number, line in enumerate(read_text(list_file).splitlines(), start=1):
                 if line.strip():
                     video = line.split()[0]
-                    rows.append((video, index_of(video.split("/")[0], indices, str(list_file))))
+                    rows.append((video, index_of(video.split("/")[0], indices, f"{list_file}:{number}")))
+            if not rows:
+                raise PrepareError(f"{list_file}: lists no videos; extract the file again.")
             outputs[f"ucf101_{subset}_split_{split}_videos.txt"] = rows
     return outputs
+
+
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
+
+
+def kinetics400_clip(record: dict, where: str) -> str:
+    """`<youtube_id>_<start>_<end>`, the times as whole seconds zero-padded to 6 digits (the CVDF file names)."""
+    empty = [key for key in KINETICS_COLUMNS if not (record.get(key) or "").strip()]
+    if empty:
+        raise PrepareError(f"{where}: empty {', '.join(empty)}; every row needs {','.join(KINETICS_COLUMNS)}.")
+    times = []
+    for key in ("time_start", "time_end"):
+        try:
+            times.append(int(float(record[key])))
+        except ValueError:
+            raise PrepareError(f"{where}: {key} {record[key]!r} is not a number of seconds.") from None
+    start, end = times
+    return f"{record['youtube_id'].strip()}_{start:06d}_{end:06d}"
+
+
+def kinetics400_csv_rows(path: Path, subset: str, indices: dict[str, int]) -> list[tuple[str, int]]:
+    """One subset's rows. A clip listed twice with one label is kept once (and counted); with two labels, refused."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    missing = [key for key in KINETICS_COLUMNS if key not in (reader.fieldnames or [])]
+    if missing:
+        raise PrepareError(f"{path}: no column {', '.join(map(repr, missing))} in the header line (expected "
+                           f"{','.join(KINETICS_COLUMNS)},...); is this the Kinetics-400 annotation file?")
+    rows, first_line = [], {}
+    duplicates = 0
+    for record in reader:
+        where = f"{path}:{reader.line_num}"
+        video = f"{subset}/{kinetics400_clip(record, where)}.mp4"
+        label = index_of(record["label"], indices, where)
+        if video in first_line:
+            earlier_line, earlier_label = first_line[video]
+            if earlier_label != label:
+                raise PrepareError(f"{where}: {video} is listed again with another label (first at line "
+                                   f"{earlier_line}); a clip has one class: remove one of the two rows.")
+            duplicates += 1  # evaluating a clip twice would weigh it double
+            continue
+        first_line[video] = (reader.line_num, label)
+        rows.append((video, label))
+    if not rows:
+        raise PrepareError(f"{path}: holds no rows under its header; extract the file again.")
+    if duplicates:
+        print(f"{path}: dropped {duplicates} duplicate rows (a clip listed again with the same label)")
+    return rows
 
 
 def kinetics400_rows(args) -> dict[str, list[tuple[str, int]]]:
@@ -102,13 +214,7 @@ def kinetics400_rows(args) -> dict[str, list[tuple[str, int]]]:
         found = [Path(args.annotations) / name for name in candidates if (Path(args.annotations) / name).is_file()]
         if not found:
             raise PrepareError(f"{args.annotations}: no {' or '.join(candidates)} (the Kinetics-400 annotations).")
-        with found[0].open(newline="") as handle:
-            rows = []
-            for number, record in enumerate(csv.DictReader(handle), start=2):
-                start, end = (int(float(record[key])) for key in ("time_start", "time_end"))
-                clip = f"{record['youtube_id']}_{start:06d}_{end:06d}"
-                rows.append((f"{subset}/{clip}.mp4", index_of(record["label"], indices, f"{found[0]}:{number}")))
-        outputs[f"kinetics400_{subset}_list_videos.txt"] = rows
+        outputs[f"kinetics400_{subset}_list_videos.txt"] = kinetics400_csv_rows(found[0], subset, indices)
     return outputs
 
 
@@ -120,10 +226,9 @@ def ssv2_rows(args) -> dict[str, list[tuple[str, int]]]:
         path = Path(args.annotations) / f"{subset}.json"
         if not path.is_file():
             raise PrepareError(f"{path} does not exist (extract the SSv2 labels archive).")
-        records = json.loads(path.read_text())
         outputs[f"{subset}.jsonl"] = [
             (f"{record['id']}.webm", index_of(record["template"], indices, f"{path} id {record['id']}"))
-            for record in records
+            for record in read_json_records(path, ("id", "template"))
         ]
     return outputs
 
@@ -159,6 +264,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_missing: bool) -> dict:
     """Drops rows whose video is not on disk when allowed (and says how many); otherwise refuses."""
+    if videos.exists() and not videos.is_dir():
+        raise PrepareError(f"videos folder {videos} is a file: pass the folder of the extracted videos as --videos.")
     if not videos.is_dir():
         raise PrepareError(f"videos folder {videos} does not exist: extract the videos there, or pass --videos.")
     kept = {}
@@ -179,6 +286,16 @@ def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_
     return kept
 
 
+def check_out(out: Path) -> None:
+    # Before reading anything: a file there (or above it) would otherwise fail only at the end, as a bare "[Errno 17]
+    # File exists" or "[Errno 20] Not a directory".
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise PrepareError(f"--out {out}: {folder} is a file; give a folder for the annotation files.")
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", choices=DATASETS)
@@ -194,8 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Path(args.out)
         videos = Path(args.videos) if args.videos else out / "videos"
+        check_out(out)
         outputs = keep_present(READERS[args.dataset](args), videos, args.allow_missing)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise PrepareError(f"--out {out}: cannot create the folder ({error.strerror}).") from None
         for file_name, rows in outputs.items():
             write_atomically(out / file_name, format_rows(file_name, rows))
             print(f"wrote {out / file_name} ({len(rows)} videos)")

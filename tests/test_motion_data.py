@@ -1,12 +1,15 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
 """The synthetic motion set: time-reversal symmetry, reproducibility, and the files it writes."""
 
+import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 from omniclip_hf.motion_benchmark import motion_data as md
+
+from .conftest import REPO_ROOT
 
 FRAMES, SIZE = 8, 64
 
@@ -248,3 +251,68 @@ def test_bad_settings_raise_clear_errors(tmp_path, kwargs, message):
 def test_unknown_class_raises():
     with pytest.raises(ValueError, match="unknown class"):
         md.sample_clip_params("jumping", np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# examples/make_motion_dataset.py: an existing --output_dir
+# ----------------------------------------------------------------------------------------------------------------------
+def make_motion_dataset(output_dir, *flags) -> dict:
+    script = REPO_ROOT / "examples" / "make_motion_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_motion_dataset", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(["--output_dir", str(output_dir), "--num_frames", "2", "--size", "32", "--test_per_class", "1",
+                        *flags])
+
+
+def clips_on_disk(folder) -> dict[str, list[str]]:
+    return {f"{split.name}/{cls.name}": sorted(clip.name for clip in cls.iterdir())
+            for split in sorted(folder.iterdir()) if split.is_dir() for cls in sorted(split.iterdir())}
+
+
+def test_script_refuses_a_non_empty_output_dir_and_overwrite_replaces_the_whole_set(tmp_path):
+    out = tmp_path / "motion"
+    make_motion_dataset(out, "--train_per_class", "2")
+    before = clips_on_disk(out)
+    assert len(before) == 2 * len(md.CLASS_NAMES) and before["train/approaching"] == ["00000.mp4", "00001.mp4"]
+    # A rerun with other settings would leave the first run's clips and classes beside the new ones.
+    with pytest.raises(ValueError, match="is not empty: give a new folder, or pass --overwrite"):
+        make_motion_dataset(out, "--train_per_class", "1", "--seed", "5")
+    assert clips_on_disk(out) == before
+    make_motion_dataset(out, "--train_per_class", "1", "--seed", "5", "--classes", "approaching", "receding",
+                        "--overwrite")
+    assert clips_on_disk(out) == {f"{split}/{name}": ["00000.mp4"] for split in md.SPLITS
+                                  for name in ("approaching", "receding")}
+    assert md.read_labels(out) == ["approaching", "receding"]
+    assert json.loads((out / "dataset_info.json").read_text())["settings"]["seed"] == 5
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["motion"]  # no scratch folder left
+
+
+def test_script_overwrite_keeps_a_folder_it_did_not_write_and_a_file_is_refused(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"holds files that are not a motion set \(notes.txt\)"):
+        make_motion_dataset(tmp_path / "mine", "--train_per_class", "1", "--overwrite")
+    assert [path.name for path in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    (tmp_path / "afile").write_text("")
+    for output_dir in (tmp_path / "afile", tmp_path / "afile" / "motion"):  # was a FileExistsError traceback
+        with pytest.raises(ValueError, match=r"--output_dir .*afile.*: .*afile is a file; give a folder"):
+            make_motion_dataset(output_dir, "--train_per_class", "1")
+
+
+def test_script_interrupted_overwrite_leaves_the_old_set_whole(tmp_path, monkeypatch):
+    out = tmp_path / "motion"
+    make_motion_dataset(out, "--train_per_class", "1", "--classes", "approaching", "receding")
+    before = clips_on_disk(out)
+    written = []
+
+    def write_then_fail(path, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+
+    monkeypatch.setattr(md, "write_video", write_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        make_motion_dataset(out, "--train_per_class", "3", "--overwrite")
+    assert clips_on_disk(out) == before and md.read_labels(out) == ["approaching", "receding"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["motion"]

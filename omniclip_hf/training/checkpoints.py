@@ -224,6 +224,9 @@ def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -
     except OSError as error:
         shutil.rmtree(partial, ignore_errors=True)
         raise OSError(_no_space_message(target, error)) from error
+    except BaseException:  # any other failure, an interrupt included: nothing is left behind either
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     _replace_folder(partial, target)
     return target
 
