@@ -28,7 +28,7 @@ from omniclip_hf.training.evaluation import (
     write_metrics,
 )
 from omniclip_hf.training.loader import default_num_workers
-from omniclip_hf.training.loop import is_omniclip_folder, build_processor, run_script
+from omniclip_hf.training.loop import build_processor, folder_model_type, is_omniclip_folder, run_script
 
 
 
@@ -92,7 +92,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.clip and is_omniclip_folder(args.clip):
         raise ValueError(f"--clip {args.clip} is an OmniCLIP folder (trained adapters included): pass it as "
                          f"--model {args.clip}; --clip evaluates a plain CLIP checkpoint as the baseline.")
-    if args.model and is_clip_folder(args.model):
+    if args.model and folder_model_type(args.model) == "clip":
         raise ValueError(f"--model {args.model} is a plain CLIP checkpoint: pass it as --clip {args.model} to evaluate "
                          "it as the frame-averaging baseline; --model takes a trained OmniCLIP folder.")
     for name in ("num_frames", "num_clips", "batch_size"):
@@ -103,14 +103,6 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_crops={args.num_crops} is invalid: use 1 (the centre) or 3 (left, centre, right).")
     if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         raise ValueError(f"--output_dir {args.output_dir} is a file; pass a folder (it is created if missing).")
-
-
-def is_clip_folder(path: str) -> bool:
-    config = Path(path) / "config.json"
-    try:
-        return config.is_file() and json.loads(config.read_text()).get("model_type") == "clip"
-    except (ValueError, UnicodeDecodeError):
-        return False
 
 
 def unused_output_dir(requested: Path) -> Path:

@@ -289,14 +289,19 @@ def check_inputs_exist(options: TrainingOptions) -> None:
                          f"--model {options.clip} to continue from it; --clip takes a plain CLIP checkpoint.")
 
 
-def is_omniclip_folder(path: str) -> bool:
+def folder_model_type(path: str) -> str | None:
+    """The `model_type` in a checkpoint folder's config.json ("omniclip", "clip", ...), or None."""
     config = Path(path) / "config.json"
     if not config.is_file():
-        return False
+        return None
     try:
-        return json.loads(config.read_text()).get("model_type") == "omniclip"
+        return json.loads(config.read_text()).get("model_type")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return False
+        return None
+
+
+def is_omniclip_folder(path: str) -> bool:
+    return folder_model_type(path) == "omniclip"
 
 
 def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
@@ -462,6 +467,7 @@ __all__ = [
     "build_video_processor",
     "build_scheduler",
     "check_inputs_exist",
+    "folder_model_type",
     "is_omniclip_folder",
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
