@@ -102,3 +102,28 @@ def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_di
     resumed = run(torchrun + command[1:] + ["--max_steps", "4", "--resume_from_checkpoint", "latest"], timeout=240)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((output / "metrics.json").read_text())["skipped_videos"] == 4
+
+
+def test_strict_stops_both_processes_with_one_error_line_each(tiny_clip_dir, motion_data, tmp_path):
+    """--strict and an undecodable video read by one of two processes: that process names the video; the other,
+    whose collective lost its peer, says so in one line instead of printing gloo's traceback."""
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "train" / CLASSES[0]).mkdir(parents=True)
+    (data / "train" / CLASSES[1]).mkdir(parents=True)
+    shutil.copy(next((motion_data / "train" / CLASSES[0]).iterdir()), data / "train" / CLASSES[0] / "good.mp4")
+    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")
+    command = train_command(tiny_clip_dir, data, tmp_path / "strict", "--max_steps", "2", "--batch_size", "1",
+                            "--strict")
+    command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
+    # torchrun stops the other process 5 s after the first exits (0.1 s by default): time to see it lost its peer.
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "--monitor-interval", "5"]
+    result = run(torchrun + command[1:], timeout=240)
+    assert result.returncode != 0
+    assert "broken.mp4" in result.stderr and "(run without --strict to skip it)" in result.stderr, result.stderr[-3000:]
+    # The other process: one line, no traceback (gloo's was 30 lines). torchrun's own failure report stays.
+    assert "another process of this run stopped (its error is printed above)" in result.stderr, result.stderr[-3000:]
+    assert "Connection closed by peer" in result.stderr
+    assert "[rank0]: Traceback" not in result.stderr and "[rank1]: Traceback" not in result.stderr, result.stderr[-3000:]

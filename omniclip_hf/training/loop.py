@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import typing
 from dataclasses import dataclass, field, fields
@@ -450,13 +451,34 @@ def keep_frozen_clip_out_of_fsdp(accelerator, model: torch.nn.Module) -> None:
     accelerator.state.fsdp_plugin.ignored_modules = [model.clip]
 
 
+def lost_another_process(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because another process of the run stopped: gloo raises a plain
+    RuntimeError ("Connection closed by peer") when a peer exits, e.g. on its own `error:` line under --strict."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    if torch.distributed.get_world_size() < 2:
+        return False
+    message = str(error)
+    return isinstance(error, torch.distributed.DistError) or any(
+        symptom in message for symptom in ("Connection closed by peer", "Connection reset by peer"))
+
+
 def run_script(main) -> None:
-    """Runs an example script's `main()`: a bad input prints one `error:` line and exits 2, no traceback."""
+    """Runs an example script's `main()`: a bad input prints one `error:` line and exits 2, no traceback; a
+    process whose peer stopped says so in one line (the peer's own error is the one to read) and exits 1."""
     try:
         main()
     except (ValueError, OSError) as error:  # OSError: missing files and folders, unreadable checkpoints
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as error:
+        if not lost_another_process(error):
+            raise
+        # gloo's line starts with its source location ("[.../pair.cc:561] Connection closed by peer ...").
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip()).split(". ")[0] or type(error).__name__
+        print(f"error: another process of this run stopped (its error is printed above), so this one stops too "
+              f"({reason})", file=sys.stderr)
+        sys.exit(1)
 
 
 __all__ = [
@@ -471,6 +493,7 @@ __all__ = [
     "is_omniclip_folder",
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
+    "lost_another_process",
     "parse_training_options",
     "run_script",
 ]
