@@ -32,8 +32,9 @@ from omniclip_hf.motion_benchmark.runner import (
     load_split,
     omniclip_scores,
     train_omniclip,
+    write_motion_dataset_in_place_of,
 )
-from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
+from omniclip_hf.training.data import looks_like_a_local_path
 from omniclip_hf.training.loop import build_processor, run_script
 
 
@@ -59,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.classes = args.classes or first_pairs_classes(args.pairs)
     except ValueError as error:
         parser.error(f"--{error}")
+    if args.clip and looks_like_a_local_path(args.clip) and not Path(args.clip).exists():
+        parser.error(f"--clip {args.clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
     return args
 
 
@@ -102,9 +105,10 @@ def main(argv=None) -> list[dict]:
     output.mkdir(parents=True, exist_ok=True)
 
     data_dir = output / "motion_data"
-    write_motion_dataset(data_dir, num_train_per_class=args.train_per_class, num_test_per_class=args.test_per_class,
-                         num_frames=args.num_frames, size=args.frame_size, seed=args.seed,
-                         classes=args.classes)
+    # A rerun replaces the set whole: with fewer clips or other classes, the old ones would stay in it.
+    write_motion_dataset_in_place_of(data_dir, num_train_per_class=args.train_per_class,
+                                     num_test_per_class=args.test_per_class, num_frames=args.num_frames,
+                                     size=args.frame_size, seed=args.seed, classes=args.classes)
     log(f"1. wrote the motion set to {data_dir}", start)
 
     if args.clip:

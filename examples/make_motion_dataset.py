@@ -11,15 +11,14 @@ into place, so an interrupted run leaves the old set (or nothing), never half of
 """
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
-from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, INFO_FILE, LABELS_FILE, SPLITS, write_motion_dataset
-from omniclip_hf.training.checkpoints import write_folder_atomically
+from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, INFO_FILE, LABELS_FILE, SPLITS
+from omniclip_hf.motion_benchmark.runner import write_motion_dataset_in_place_of
 from omniclip_hf.training.loop import run_script
 
 # What write_motion_dataset puts in its folder: --overwrite deletes a folder holding nothing else.
@@ -60,22 +59,14 @@ def check_output_dir(output_dir: Path, overwrite: bool) -> None:
                          "replaces only a folder this script wrote; give a new folder.")
 
 
-def write_in_place_of(output_dir: Path, **settings) -> dict:
-    """Writes the set in a folder beside `output_dir`, then swaps it in: never two sets mixed, never half one."""
-    written: dict = {}
-    # "." has no name to write beside; write_folder_atomically writes `.partial-<name>` in the parent folder.
-    write_folder_atomically(Path(os.path.abspath(output_dir)),
-                            lambda partial: written.update(write_motion_dataset(partial, **settings)))
-    return written
-
-
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = build_arg_parser().parse_args(argv)
     start = time.time()
     check_output_dir(Path(args.output_dir), args.overwrite)
-    info = write_in_place_of(Path(args.output_dir), num_train_per_class=args.train_per_class,
-                             num_test_per_class=args.test_per_class, num_frames=args.num_frames, size=args.size,
-                             seed=args.seed, fps=args.fps, classes=args.classes, progress=sys.stderr.isatty())
+    info = write_motion_dataset_in_place_of(
+        args.output_dir, num_train_per_class=args.train_per_class, num_test_per_class=args.test_per_class,
+        num_frames=args.num_frames, size=args.size, seed=args.seed, fps=args.fps, classes=args.classes,
+        progress=sys.stderr.isatty())
     settings = info["settings"]
     print(f"wrote {args.output_dir} in {time.time() - start:.1f}s: {len(info['classes'])} classes, "
           f"{settings['num_frames']} frames of {settings['size']}x{settings['size']} at {settings['fps']} fps, "

@@ -66,6 +66,37 @@ def test_demo_rejects_a_class_without_its_reversal_partner(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_demo_rerun_replaces_its_motion_set_and_passes_on_trainings_error_line(tmp_path):
+    """A rerun with other classes or fewer clips left the old ones in motion_data (and trained on them); a CLIP
+    folder train.py refuses ended in a RuntimeError around the launcher's traceback; a missing one was found only
+    after the motion set was written."""
+    stale = [tmp_path / "motion_data" / "train" / "rotating clockwise" / "00000.mp4",
+             tmp_path / "motion_data" / "train" / "appearing" / "00099.mp4"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"an earlier run's clip")
+    not_a_clip = tmp_path / "not_a_clip"
+    not_a_clip.mkdir()
+    demo = [sys.executable, str(REPO_ROOT / "examples" / "demo.py"), "--output_dir", str(tmp_path), "--classes",
+            "appearing", "disappearing", "--train_per_class", "1", "--test_per_class", "1"]
+    result = subprocess.run(demo + ["--clip", str(not_a_clip)], capture_output=True, text=True, cwd=REPO_ROOT,
+                            timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: examples/train.py stopped: {not_a_clip} holds no config.json"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not any(path.exists() for path in stale)
+    assert sorted(path.relative_to(tmp_path / "motion_data").as_posix()
+                  for path in (tmp_path / "motion_data").rglob("*.mp4")) == [
+        "test/appearing/00000.mp4", "test/disappearing/00000.mp4",
+        "train/appearing/00000.mp4", "train/disappearing/00000.mp4"]
+
+    missing = subprocess.run(demo + ["--output_dir", str(tmp_path / "second"), "--clip", str(tmp_path / "nothere")],
+                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert missing.returncode == 2 and "--clip" in missing.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "second").exists()  # refused before anything was written
+
+
 def test_reversal_errors_count_the_errors_that_chose_the_reverse_class():
     import torch
 

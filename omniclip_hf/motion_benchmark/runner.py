@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any, Sequence
 
 import torch
 
+from ..training.checkpoints import write_folder_atomically
 from ..training.data import VideoClassificationData, load_video_dataset
 from ..training.evaluation import FRAME_AVERAGE, predict, top_k_accuracy
-from .motion_data import CLASS_NAMES, REVERSED_CLASS
+from .motion_data import CLASS_NAMES, REVERSED_CLASS, write_motion_dataset
 
 # The demo's recipe, shared by `examples/demo.py` and `benchmarks/bench_ablation.py` (how it was chosen, with the
 # measurements: docs/motion_benchmark.md section 3).
@@ -48,6 +50,16 @@ DEMO_SPG_LR_SCALE = 0.1
 DEMO_PROMPT_LR_SCALE = 0.1
 # The demo trains the package's default model (SPG as eq. 6, its projector started at the identity).
 DEMO_MODEL_OVERRIDES: dict = {}
+
+
+def write_motion_dataset_in_place_of(output_dir: str | Path, **settings) -> dict:
+    """Writes the motion set in a folder beside `output_dir`, then swaps it in for whatever was there: never two
+    sets' clips and classes mixed (a rerun with fewer clips or other classes kept the old ones), never half one."""
+    written: dict = {}
+    # "." has no name to write beside; write_folder_atomically writes `.partial-<name>` in the parent folder.
+    write_folder_atomically(Path(os.path.abspath(output_dir)),
+                            lambda partial: written.update(write_motion_dataset(partial, **settings)))
+    return written
 
 
 def first_pairs_classes(pairs: int) -> list[str]:
@@ -209,6 +221,11 @@ def train_omniclip(clip: str | Path, data_dir: str | Path, output_dir: str | Pat
         command += ["--model_overrides", json.dumps(model_overrides)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
+        # A bad input (a missing --clip, say) is train.py's one `error:` line: passed on as one line, not as a
+        # traceback around the launcher's own; anything else keeps the log's end to read.
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        if errors:
+            raise ValueError(f"examples/train.py stopped: {errors[-1].removeprefix('error: ')}")
         raise RuntimeError(f"training failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
     return json.loads((Path(output_dir) / "metrics.json").read_text())
 
@@ -219,6 +236,7 @@ def load_split(data_dir: str | Path, split: str) -> VideoClassificationData:
 
 
 __all__ = [
+    "write_motion_dataset_in_place_of",
     "DEMO_EPOCHS",
     "DEMO_LR",
     "DEMO_PAIRS",
