@@ -11,6 +11,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Under pytest-xdist (`make test` runs the suite on every core) the workers share the cores: each one's torch
+# takes its share of them, where two workers of two threads each on two cores slowed both.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 TOKENIZER_DIR = REPO_ROOT / "omniclip_hf" / "tokenizer"

@@ -390,10 +390,10 @@ def test_fused_quick_gelu_mlp_makes_one_elementwise_pass_over_the_hidden_tensor(
 
 
 def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_rounding(tiny_clip, clip_tokenizer):
-    """Every trainable gradient of a float32 training step with the fused MLPs is within 1e-4 of its tensor's scale
-    from the float64 gradient of CLIP's own MLPs (the elementwise error is within 2x of CLIP's own module, test above;
-    summed over a step its errors, scale-like, cancel less: up to 3e-5 here, where CLIP's own reach 6e-6; a 0.1%
-    change of the MLP gives 4e-4), and training keeps exactly one hidden tensor per frozen layer less."""
+    """Every trainable gradient of a float32 training step with the fused MLPs is as close to the float64 gradient of
+    CLIP's own MLPs as float32 rounding allows: within twice the worst error of CLIP's own float32 step, relative to
+    each tensor's scale (measured: fused 7.4e-5 with two threads and 1.2e-4 with one, CLIP's own 1.1e-4 with either; a
+    0.1% change of the MLP gives 4e-4), and training keeps exactly one hidden tensor per frozen layer less."""
     from contextlib import nullcontext
 
     from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELUMLP
@@ -415,9 +415,13 @@ def test_training_keeps_one_tensor_per_frozen_mlp_with_gradients_equal_to_roundi
         return kept, {name: p.grad.double() for name, p in model.named_parameters() if p.requires_grad}
 
     _, exact = training_step("clip's own", torch.float64)
-    (kept_fused, fused), (kept_own, _) = (training_step(kind, torch.float32) for kind in ("fused", "clip's own"))
+    (kept_fused, fused), (kept_own, own) = (training_step(kind, torch.float32) for kind in ("fused", "clip's own"))
+    # The yardstick is the rounding of CLIP's own float32 step, whose worst tensor is 1.1e-4 of its scale here (and
+    # moves with the threads' summation order): the fused MLP's errors stay within twice that.
+    own_worst = max(((own[name] - gradient).abs().max() / gradient.abs().max()).item() for name, gradient in exact.items())
     for name, gradient in exact.items():
-        torch.testing.assert_close(fused[name], gradient, rtol=0, atol=1e-4 * gradient.abs().max().item(), msg=name)
+        tolerance = max(1e-4, 2 * own_worst) * gradient.abs().max().item()
+        torch.testing.assert_close(fused[name], gradient, rtol=0, atol=tolerance, msg=name)
     # What the fused MLP leaves out: one (frames, tokens, intermediate) tensor per vision layer; under autocast, where
     # the 1.702 scales the weights, the scaled weights' bf16 copies take the place of the casts CLIP's MLP keeps.
     vision = tiny_clip.config.vision_config
@@ -508,9 +512,11 @@ def test_saved_folder_loads_with_trust_remote_code_without_the_package(tiny_clip
     with torch.no_grad():
         expected = model(**inputs).logits_per_video
     torch.save({key: value for key, value in inputs.items()}, tmp_path / "inputs.pt")
+    # The same thread count as here: bit-equal sums, whatever share of the cores this test process has.
     script = f"""
 import sys, torch
 from transformers import AutoModel
+torch.set_num_threads({torch.get_num_threads()})
 model = AutoModel.from_pretrained({str(tmp_path / "model")!r}, trust_remote_code=True).eval()
 assert "omniclip_hf" not in sys.modules, "the package must not be imported"
 inputs = torch.load({str(tmp_path / "inputs.pt")!r})
