@@ -236,7 +236,6 @@ def load_split(data_dir: str | Path, split: str) -> VideoClassificationData:
 
 
 __all__ = [
-    "write_motion_dataset_in_place_of",
     "DEMO_EPOCHS",
     "DEMO_LR",
     "DEMO_PAIRS",
@@ -259,4 +258,5 @@ __all__ = [
     "split_scores",
     "train_linear_head",
     "train_omniclip",
+    "write_motion_dataset_in_place_of",
 ]
