@@ -52,6 +52,9 @@ from omniclip_hf.motion_benchmark.runner import (
     train_omniclip,
 )
 from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
+from omniclip_hf.training.data import looks_like_a_local_path
+
+from _arguments import above, at_least
 
 ROWS = {
     "full": {},
@@ -231,6 +234,17 @@ def main(argv=None) -> None:
         classes = first_pairs_classes(args.pairs)
     except ValueError as error:
         parser.error(f"--{error}")
+
+    # Before the data set is written and the tiny CLIP pretrained (minutes), not when the first training fails.
+    at_least(parser, 1, {"--train_per_class": args.train_per_class, "--test_per_class": args.test_per_class,
+                         "--num_frames": args.num_frames, "--epochs": args.epochs})
+    at_least(parser, 0, {"--warmup_epochs": args.warmup_epochs, "--spg_lr_scale": args.spg_lr_scale,
+                         "--prompt_lr_scale": args.prompt_lr_scale})
+    above(parser, 0, {"--lr": args.lr})
+    if args.clip and looks_like_a_local_path(args.clip) and not Path(args.clip).exists():
+        parser.error(f"--clip {args.clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+    if args.work_dir and Path(args.work_dir).exists() and not Path(args.work_dir).is_dir():
+        parser.error(f"--work_dir {args.work_dir}: not a folder; give a folder (it is made if missing)")
 
     if args.table:
         if not args.work_dir:

@@ -3,6 +3,7 @@
     python benchmarks/bench_checkpoint_size.py
 """
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def folder_size(folder: Path) -> int:
 
 
 def main() -> None:
+    # No options: parsing still refuses any argument given (it would be ignored) and answers --help.
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     torch.manual_seed(0)
     clip = CLIPModel(CLIPConfig(
         vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,

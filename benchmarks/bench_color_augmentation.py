@@ -27,6 +27,8 @@ from omniclip_hf.video_color_augmentation import (
     draw_color_augmentation,
 )
 
+from _arguments import at_least, torch_device
+
 
 class OperatorCount(TorchDispatchMode):
     def __init__(self):
@@ -66,12 +68,14 @@ def medians_ms(ways: dict, clips: torch.Tensor, rows: torch.Tensor, repeats: int
 
 
 def main() -> None:
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    device = torch.device(args.device)
+    at_least(parser, 1, {"--repeats": args.repeats})  # 0 leaves no call to take the median of
+    device = torch_device(parser, args.device)
     torch.manual_seed(args.seed)
     jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
     print(f"# colouring a batch of 8-frame uint8 clips on {device} "

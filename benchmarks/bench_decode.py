@@ -29,6 +29,8 @@ from transformers.video_utils import load_video
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from omniclip_hf.video_processing_omniclip import read_video_pyav, sample_clip_indices  # noqa: E402
 
+from _arguments import at_least, video_files  # noqa: E402
+
 
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
@@ -182,8 +184,10 @@ def main() -> None:
                         help="instead of the throughput table: CPU time of a full decode, its RGB conversion, the "
                              "reference frames an exact decoder must decode, and this decoder, for clips of 9 s+")
     args = parser.parse_args()
+    # --repeats 0 would print 0 clips/s for every method, --num-frames 0 a table of "fails".
+    at_least(parser, 1, {"--repeats": args.repeats, "--num-frames": args.num_frames})
 
-    paths = sorted(p for p in args.videos.iterdir() if p.suffix in {".mp4", ".avi", ".webm", ".mkv", ".mov"})
+    paths = video_files(parser, args.videos, lambda p: p.suffix in {".mp4", ".avi", ".webm", ".mkv", ".mov"})
     if args.where_time_goes:
         where_time_goes(paths, args.num_frames, args.repeats)
         return

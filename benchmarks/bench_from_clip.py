@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _arguments import at_least
+
 
 MEASURE = r"""
 import json, sys, time
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     args = parser.parse_args()
+    at_least(parser, 1, {"--repeats": args.repeats})  # before the CLIP is saved: 0 leaves no run to take the best of
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "clip-b16"
         save_b16_clip(folder)

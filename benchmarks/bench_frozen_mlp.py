@@ -21,6 +21,7 @@ import torch
 from transformers import CLIPVisionConfig
 from transformers.models.clip.modeling_clip import CLIPMLP
 
+from _arguments import at_least, torch_device
 from bench_model import interleaved_median_seconds
 from omniclip_hf.modeling_omniclip import OmniCLIPQuickGELUMLP
 
@@ -48,7 +49,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=1, help="clips of 8 frames")
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
-    device = torch.device(args.device)
+    # --batch_size 0 would time empty tensors; --repeats 0 leaves no call to take the median of.
+    at_least(parser, 1, {"--batch_size": args.batch_size, "--repeats": args.repeats})
+    device = torch_device(parser, args.device)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     variants = mlp_variants(dtype, device)
     inputs = torch.randn(args.batch_size * 8, TOKENS, 768, device=device, dtype=dtype)

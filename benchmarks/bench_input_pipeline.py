@@ -39,14 +39,13 @@ from omniclip_hf.training.loader import default_num_workers, loader_settings
 from omniclip_hf.training.loop import build_video_processor
 from omniclip_hf.video_frame_folders import write_frame_folder
 
+from _arguments import above, at_least, video_files
+
 DEFAULT_VIDEOS = Path(__file__).resolve().parents[1].parent / "shared" / "videos"
 
 
-def clip_list(folder: Path, count: int) -> list[str]:
-    videos = sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
-    if not videos:
-        raise SystemExit(f"error: {folder} holds no videos; pass --videos FOLDER")
-    return [videos[index % len(videos)] for index in range(count)]
+def clip_list(videos: list[Path], count: int) -> list[str]:
+    return [str(videos[index % len(videos)]) for index in range(count)]
 
 
 def frame_folders_of(videos: list[str], out: Path) -> list[str]:
@@ -122,7 +121,8 @@ def main() -> None:
     parser.add_argument("--num_frames", type=int, default=8)
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--workers", type=int, nargs="+", default=sorted({1, 2, default_num_workers()} - {0}),
-                        help="DataLoader worker counts (default: 1, 2 and train.py's default for this machine)")
+                        help="DataLoader worker counts, 0 for the main process (default: 1, 2 and train.py's "
+                             "default for this machine)")
     parser.add_argument("--gpu_clips_per_second", type=float, nargs="+", default=[413.0],
                         help="training rates to feed (default: the frozen B/16 + SPG encoder on one H200)")
     parser.add_argument("--frames", action="store_true",
@@ -130,9 +130,14 @@ def main() -> None:
     parser.add_argument("--color_on_device", action="store_true",
                         help="also measure the workers with colour augmentation left to the training device")
     args = parser.parse_args()
+    at_least(parser, 1, {"--clips": args.clips, "--batch_size": args.batch_size, "--num_frames": args.num_frames,
+                         "--image_size": args.image_size})
+    at_least(parser, 0, {"--workers": args.workers})
+    above(parser, 0, {"--gpu_clips_per_second": args.gpu_clips_per_second})
     args.clips = args.clips or max(96, 4 * args.batch_size * max(args.workers))
 
-    videos = clip_list(args.videos, args.clips)
+    videos = clip_list(video_files(parser, args.videos, lambda path: path.suffix.lower() in VIDEO_EXTENSIONS),
+                       args.clips)
     print(f"# {args.clips} clips from {args.videos} ({len(set(videos))} files), {args.num_frames} frames, train "
           f"augmentation at {args.image_size} px, batch {args.batch_size}; {os.cpu_count()} CPU cores; "
           f"torch {torch.__version__}")
@@ -170,8 +175,9 @@ def measure_rows(prefix: str, dataset: VideoClipDataset, worker_counts: list[int
     print(f"| {prefix}in-process, 1 core | {per_core:.1f} | {per_core:.1f} |", flush=True)
     for workers in worker_counts:
         rate = loader_clips_per_second(dataset, workers, args.batch_size)
-        print(f"| {prefix}DataLoader, {workers} worker{'s' if workers > 1 else ''} | {rate:.1f} | "
-              f"{rate / workers:.1f} |", flush=True)
+        # With 0 workers the main process loads the batches: it is the one worker.
+        print(f"| {prefix}DataLoader, {workers} worker{'' if workers == 1 else 's'} | {rate:.1f} | "
+              f"{rate / max(workers, 1):.1f} |", flush=True)
     return per_core
 
 

@@ -42,6 +42,8 @@ from omniclip_hf import OmniCLIPModel
 from omniclip_hf.modeling_omniclip import (OmniCLIPQuickGELUMLP, OmniCLIPTemporalAdapter,
                                           disable_activation_checkpointing, enable_activation_checkpointing)
 
+from _arguments import at_least, torch_device
+
 B16_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                   image_size=224, patch_size=16)
 B16_TEXT = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8)
@@ -417,8 +419,11 @@ def main() -> None:
     parser.add_argument("--training_flops", action="store_true",
                         help="only the training FLOPs per clip, OmniCLIP and X-CLIP, at --batch_size (default 32)")
     args = parser.parse_args()
+    # 0 would read as "the default" below (`args.batch_size or ...`), not as the 0 asked for.
+    at_least(parser, 1, {"--batch_size": args.batch_size, "--frames": args.frames, "--repeats": args.repeats,
+                         "--num_classes": args.num_classes})
 
-    device = torch.device(args.device)
+    device = torch_device(parser, args.device)
     on_gpu = device.type == "cuda"
     dtype = torch.bfloat16 if on_gpu else torch.float32
     batch = args.batch_size or (32 if on_gpu else 1)

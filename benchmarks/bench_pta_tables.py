@@ -16,6 +16,8 @@ Every candidate is checked against the package's computation before it is timed.
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 import torch.nn.functional as F
 
@@ -272,3 +274,10 @@ def block_training_rows(omniclip, batch, frames, device, dtype, repeats, omnicli
         share = (f"{layers * seconds[name] / (batch / omniclip_train_clips_s):.1%}"
                  if omniclip_train_clips_s else "")
         print(f"| {name} | {seconds[name] * 1e3:.3f} | {share} |", flush=True)
+
+
+if __name__ == "__main__":  # the tables need bench_model.py's models: alone, this file would print nothing
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()
+    parser.error("these tables are printed by bench_model.py: run `python benchmarks/bench_model.py "
+                 "--pta_tables_only` (with --device cuda on a GPU)")

@@ -38,7 +38,11 @@ def describe(checkpoint: Path, clip_mib: float) -> tuple[str, bool]:
     parts = [f"{checkpoint.name}: {len(files)} files, {total:.1f} MiB (the CLIP alone: {clip_mib:.1f} MiB)"]
     clean = True
     for path in weights:
-        names, size = weight_names_and_bytes(path)
+        try:
+            names, size = weight_names_and_bytes(path)
+        except Exception as error:  # safetensors' or torch.load's error for a truncated or foreign file
+            raise ValueError(f"{path}: not a readable weights file ({type(error).__name__}); give the checkpoint "
+                             "folders examples/train.py wrote") from error
         clip_names = [name for name in names if name.startswith("clip.")]
         clean = clean and not clip_names
         parts.append(f"{path.name}: {len(names)} tensors, {size / MIB:.1f} MiB, {len(clip_names)} clip.* keys")
@@ -57,9 +61,14 @@ def main() -> None:
         print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
         sys.exit(2)
     clip_mib = clip_megabytes(args.clip)
+    if not clip_mib:  # not the CLIP the run wrapped: its size would read 0.0 MiB
+        parser.error(f"{args.clip}: holds no *.safetensors weights; give the CLIP folder the run wrapped (train.py's --clip)")
     all_clean = True
     for checkpoint in args.checkpoints:
-        line, clean = describe(checkpoint, clip_mib)
+        try:
+            line, clean = describe(checkpoint, clip_mib)
+        except ValueError as error:
+            parser.error(str(error))
         all_clean = all_clean and clean
         print(("ok   " if clean else "FAIL ") + line)
     sys.exit(0 if all_clean else 1)

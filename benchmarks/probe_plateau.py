@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from _arguments import at_least
+
 from omniclip_hf.training.evaluation import class_text_embeddings
 from omniclip_hf.modeling_omniclip import OmniCLIPModel
 from omniclip_hf.motion_benchmark.runner import load_split
@@ -94,8 +96,12 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=Path("demo_output/motion_data"), help="the run's data folder")
     parser.add_argument("--clips", type=int, default=96, help="training clips to probe, spread over the split")
     args = parser.parse_args(argv)
+    at_least(parser, 1, {"--clips": args.clips})  # 0 would divide by zero when spreading the clips
     if not (args.run / "model" / "config.json").exists():
         parser.error(f"{args.run} has no trained model/ folder: give an output folder of examples/train.py")
+    if not (args.data / "labels.txt").exists():
+        parser.error(f"--data {args.data}: no labels.txt there; give the run's data folder (examples/demo.py's "
+                     "<output_dir>/motion_data)")
 
     data = load_split(args.data, "train")
     rows = data.dataset.select(range(0, len(data), max(1, len(data) // args.clips))[: args.clips])

@@ -17,6 +17,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from _arguments import at_least, torch_device
 from bench_model import build_models, prepare_training, synchronize, training_step, video_features
 
 # aten operators by kind, for the one-line summary (an operator in none of these counts as "other").
@@ -66,8 +67,11 @@ def main() -> None:
     parser.add_argument("--num_classes", type=int, default=400)
     parser.add_argument("--rows", type=int, default=25, help="operators listed per table")
     args = parser.parse_args()
+    # --batch_size 0 would read as "the default"; --rows 0 would print empty tables.
+    at_least(parser, 1, {"--batch_size": args.batch_size, "--frames": args.frames,
+                         "--num_classes": args.num_classes, "--rows": args.rows})
 
-    device = torch.device(args.device)
+    device = torch_device(parser, args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     batch = args.batch_size or (32 if device.type == "cuda" else 1)
     models = build_models(device, dtype)

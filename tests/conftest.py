@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,15 @@ def frame_order_clips(num_frames: int, clips_per_class: int = 12) -> tuple[torch
     pixel_values = torch.cat([brightening, brightening.flip(1)])
     labels = torch.cat([torch.zeros(clips_per_class, dtype=torch.long), torch.ones(clips_per_class, dtype=torch.long)])
     return pixel_values, labels
+
+
+def load_benchmark(name: str):
+    """`benchmarks/<name>.py` as a module, loaded as running the script loads it: with `benchmarks/` on `sys.path`,
+    where the scripts find their shared helpers (`_arguments`)."""
+    folder = str(REPO_ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,19 +4,15 @@ training options are the ones asked for, and `--table` names the runs it lacks i
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import load_benchmark
 
 
 def load_bench_ablation():
-    spec = importlib.util.spec_from_file_location("bench_ablation", REPO_ROOT / "benchmarks" / "bench_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_ablation")
 
 
 def write_run(run_dir, clip, train_data, lr=2e-3, seed=0, model_overrides=None, **more_options):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from transformers import AutoConfig, AutoModel, CLIPModel
 from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
 from omniclip_hf.modeling_omniclip import disable_activation_checkpointing, enable_activation_checkpointing
 
-from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips, tiny_clip_config
+from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips, load_benchmark, tiny_clip_config
 
 FRAMES = 4
 ALL_OFF = dict(use_pta=False, use_spg=False, use_video_specific_prompts=False)
@@ -290,10 +289,7 @@ def test_activation_checkpointing_is_non_reentrant_under_either_name_without_a_s
 def bench_model():
     """`benchmarks/bench_model.py`, whose counter of what autograd keeps and whose switch back to CLIP's QuickGELU the
     tests below use (so the benchmark's count is tested here too)."""
-    spec = importlib.util.spec_from_file_location("bench_model", REPO_ROOT / "benchmarks" / "bench_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_model")
 
 
 def clip_mlp_and_fused(dtype):

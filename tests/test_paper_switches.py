@@ -8,7 +8,6 @@ recipe trains against a fixed classifier; frame order is learnt with the video h
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import zlib
@@ -21,7 +20,7 @@ from omniclip_hf import OmniCLIPConfig, OmniCLIPModel
 from omniclip_hf.modeling_omniclip import run_frozen_layer
 from omniclip_hf.training.loop import parse_training_options
 
-from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips
+from .conftest import REPO_ROOT, build_tiny_clip, frame_order_clips, load_benchmark
 
 FRAMES = 4
 NO_PROMPTS = dict(use_video_specific_prompts=False)
@@ -49,10 +48,7 @@ def randomise_by_name(model: OmniCLIPModel, std: float = 0.1) -> OmniCLIPModel:
 
 
 def load_ablation_rows() -> dict[str, dict]:
-    spec = importlib.util.spec_from_file_location("bench_ablation", REPO_ROOT / "benchmarks" / "bench_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ROWS
+    return load_benchmark("bench_ablation").ROWS
 
 
 # Every switch of the ablation table (bench_ablation's rows) plus the config's other model switches.

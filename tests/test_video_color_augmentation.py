@@ -4,7 +4,6 @@ it would alone and as torchvision's kernels colour it, with a number of kernels 
 
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from omniclip_hf.video_color_augmentation import (
     draw_color_augmentation,
 )
 
-from .conftest import REPO_ROOT
+from .conftest import load_benchmark
 
 
 def drawn_rows(count: int, seed: int, jitter_prob: float = 1.0, grayscale_prob: float = 0.3) -> torch.Tensor:
@@ -60,16 +59,8 @@ def test_rows_that_change_nothing_return_the_clips_as_they_are():
     assert apply_color_augmentation(clips, rows) is clips
 
 
-def _load_benchmark():
-    path = REPO_ROOT / "benchmarks" / "bench_color_augmentation.py"
-    spec = importlib.util.spec_from_file_location("bench_color_augmentation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # The benchmark's counter, so that the test and the figures in the docs count alike.
-OperatorCount = _load_benchmark().OperatorCount
+OperatorCount = load_benchmark("bench_color_augmentation").OperatorCount
 
 
 def operators_dispatched(clips: torch.Tensor, rows: torch.Tensor) -> int:

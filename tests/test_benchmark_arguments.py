@@ -1,0 +1,63 @@
+"""The benchmark scripts answer a bad argument with one `error:` line naming it and exit status 2, before any heavy
+work: no traceback from torch or PyAV, and no table measured from nothing or with a flag silently ignored."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from .conftest import REPO_ROOT
+
+# id: (script, arguments, what the last line of stderr names). {empty}, {junk} and {missing} are folders made
+# (or not) for the test. Sizes are small, so a script that wrongly starts its work ends soon or times out.
+CASES = {
+    "pipeline-missing-videos": ("bench_input_pipeline.py", "--videos {missing} --clips 1 --workers 1", "--videos"),
+    "pipeline-undecodable-video": ("bench_input_pipeline.py", "--videos {junk} --clips 1 --workers 1 --num_frames 1 "
+                                   "--image_size 8", "broken.mp4"),
+    "pipeline-zero-clips": ("bench_input_pipeline.py", "--videos {empty} --clips 0 --workers 1", "--clips"),
+    "model-zero-batch": ("bench_model.py", "--pta_tables_only --batch_size 0 --repeats 1 --frames 1", "--batch_size"),
+    "profile-zero-rows": ("profile_step.py", "--batch_size 1 --frames 1 --rows 0", "--rows"),
+    "frozen-mlp-zero-batch": ("bench_frozen_mlp.py", "--batch_size 0 --repeats 1", "--batch_size"),
+    "colour-zero-repeats": ("bench_color_augmentation.py", "--device cpu --repeats 0", "--repeats"),
+    "decode-empty-videos": ("bench_decode.py", "--videos {empty} --repeats 1", "--videos"),
+    "from-clip-zero-repeats": ("bench_from_clip.py", "--repeats 0", "--repeats"),
+    "checkpoint-size-ignored-flag": ("bench_checkpoint_size.py", "--repeats 1", "--repeats"),
+    "pta-tables-alone": ("bench_pta_tables.py", "", "bench_model.py"),
+    "checkpoint-contents-clip-without-weights": ("checkpoint_contents.py", "{empty} {empty}", "{empty}"),
+    "checkpoint-contents-unreadable-weights": ("checkpoint_contents.py", "{junk} {junk}", "model.safetensors"),
+    "probe-zero-clips": ("probe_plateau.py", "{missing} --clips 0", "--clips"),
+    "ablation-zero-epochs": ("bench_ablation.py", "--rows full --seeds 0 --epochs 0 --train_per_class 1 "
+                             "--test_per_class 1 --work_dir {missing}", "--epochs"),
+}
+if not torch.cuda.is_available():  # the one-line answer to a GPU flag on a machine without one
+    CASES["model-cuda-without-gpu"] = ("bench_model.py", "--device cuda --pta_tables_only --batch_size 1 "
+                                       "--repeats 1", "--device cuda")
+
+
+def bad_argument_folders(root):
+    """{empty}, {junk} (a broken video, and unreadable weights for a CLIP folder and a checkpoint) and {missing}."""
+    folders = {name: root / name for name in ("empty", "junk", "missing")}
+    for name in ("empty", "junk"):
+        folders[name].mkdir()
+    (folders["junk"] / "broken.mp4").write_bytes(b"not a video" * 100)
+    (folders["junk"] / "model.safetensors").write_bytes(b"not weights")
+    return folders
+
+
+# One process a case, each start importing torch (seconds): `make test` spreads them over its workers.
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_argument_gets_one_error_line_and_status_2(case, tmp_path):
+    folders = bad_argument_folders(tmp_path)
+    script, arguments, named = CASES[case]
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / script), *arguments.format(**folders).split()]
+    try:
+        process = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case}: the script started its work instead of refusing the argument")
+    assert process.returncode == 2, (process.returncode, process.stderr[-2000:])
+    assert "Traceback" not in process.stderr, process.stderr[-2000:]
+    last_line = process.stderr.strip().splitlines()[-1]
+    assert "error:" in last_line and named.format(**folders) in last_line, last_line
