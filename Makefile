@@ -41,7 +41,8 @@ transformers-tests: $(STAMP)
 	$(PY) -m tests.transformers_suite
 
 # On every core (pytest-xdist): most tests wait on one single-threaded subprocess, so two workers on two cores ran
-# the suite in 0.53x the time of one (563 s against 1060 s). TEST_WORKERS=0 runs it in one process.
+# the suite in 0.53x the time of one (563 s against 1060 s, one run each, `pytest -n 2` and `pytest`, 2026-12-06).
+# TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= auto
 test: $(STAMP) transformers-tests
 	$(PY) -m pytest -n $(TEST_WORKERS)

@@ -46,13 +46,13 @@ from filelock import FileLock
 
 from omniclip_hf.motion_benchmark.runner import (
     add_demo_recipe_arguments,
+    check_clip_argument,
     first_pairs_classes,
     load_split,
     omniclip_scores,
     train_omniclip,
 )
 from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
-from omniclip_hf.training.data import looks_like_a_local_path
 
 from _arguments import above, at_least
 
@@ -241,8 +241,7 @@ def main(argv=None) -> None:
     at_least(parser, 0, {"--warmup_epochs": args.warmup_epochs, "--spg_lr_scale": args.spg_lr_scale,
                          "--prompt_lr_scale": args.prompt_lr_scale})
     above(parser, 0, {"--lr": args.lr})
-    if args.clip and looks_like_a_local_path(args.clip) and not Path(args.clip).exists():
-        parser.error(f"--clip {args.clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+    check_clip_argument(parser, args.clip)
     if args.work_dir and Path(args.work_dir).exists() and not Path(args.work_dir).is_dir():
         parser.error(f"--work_dir {args.work_dir}: not a folder; give a folder (it is made if missing)")
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from omniclip_hf.motion_benchmark.runner import (
     DEMO_MODEL_OVERRIDES,
     add_demo_recipe_arguments,
+    check_clip_argument,
     first_pairs_classes,
     frame_average_baseline,
     load_split,
@@ -34,7 +35,6 @@ from omniclip_hf.motion_benchmark.runner import (
     train_omniclip,
     write_motion_dataset_in_place_of,
 )
-from omniclip_hf.training.data import looks_like_a_local_path
 from omniclip_hf.training.loop import build_processor, run_script
 
 
@@ -60,8 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.classes = args.classes or first_pairs_classes(args.pairs)
     except ValueError as error:
         parser.error(f"--{error}")
-    if args.clip and looks_like_a_local_path(args.clip) and not Path(args.clip).exists():
-        parser.error(f"--clip {args.clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+    check_clip_argument(parser, args.clip)
     return args
 
 

@@ -119,10 +119,10 @@ def frame_order_clips(num_frames: int, clips_per_class: int = 12) -> tuple[torch
 def load_benchmark(name: str):
     """`benchmarks/<name>.py` as a module, loaded as running the script loads it: with `benchmarks/` on `sys.path`,
     where the scripts find their shared helpers (`_arguments`)."""
-    folder = str(REPO_ROOT / "benchmarks")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    folder = REPO_ROOT / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -61,25 +61,40 @@ def test_two_nodes_of_one_process_train_and_write_once(tiny_clip_dir, motion_dat
     assert sum("metrics:" in log for log in logs) == 1  # only the main process of node 0 reports
 
 
-def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_dir, motion_data, tmp_path):
-    """One video a batch: a process whose batch failed to decode still runs its forward (a blank clip, no weight),
-    so the other's gradient all-reduce and evaluation gathers are not left waiting; the evaluation scores the
-    decodable videos exactly as one process does and lists every process's failures."""
+def one_good_one_broken_training_set(motion_data, tmp_path):
+    """A training folder of two classes, one video each, the second undecodable: with two processes and batch 1,
+    one process reads the good video and the other the broken one."""
     import shutil
 
     data = tmp_path / "data"
     (data / "train" / CLASSES[0]).mkdir(parents=True)
     (data / "train" / CLASSES[1]).mkdir(parents=True)
     shutil.copy(next((motion_data / "train" / CLASSES[0]).iterdir()), data / "train" / CLASSES[0] / "good.mp4")
-    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")  # the first batch of one process
+    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")
+    return data
+
+
+def two_process_command(tiny_clip_dir, motion_data, data, output, *flags):
+    """train.py on `data` with the motion set's class names, batch 1, two steps, and the flags given."""
+    command = train_command(tiny_clip_dir, data, output, "--max_steps", "2", "--batch_size", "1", *flags)
+    command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
+    return command
+
+
+def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_dir, motion_data, tmp_path):
+    """One video a batch: a process whose batch failed to decode still runs its forward (a blank clip, no weight),
+    so the other's gradient all-reduce and evaluation gathers are not left waiting; the evaluation scores the
+    decodable videos exactly as one process does and lists every process's failures."""
+    import shutil
+
+    data = one_good_one_broken_training_set(motion_data, tmp_path)  # the first batch of one process fails
     shutil.copytree(motion_data / "test", data / "test")
     broken = [data / "test" / CLASSES[2] / f"broken{index}.mp4" for index in range(3)]
     for path in broken:  # consecutive: each process gets whole batches of them
         path.write_text("not a video")
     output = tmp_path / "two"
-    command = train_command(tiny_clip_dir, data, output, "--max_steps", "2", "--batch_size", "1",
-                            "--eval_batch_size", "1", "--eval_data", str(data / "test"))
-    command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
+    command = two_process_command(tiny_clip_dir, motion_data, data, output, "--eval_batch_size", "1",
+                                  "--eval_data", str(data / "test"))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     two = run(torchrun + command[1:], timeout=240)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -107,16 +122,8 @@ def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_di
 def test_strict_stops_both_processes_with_one_error_line_each(tiny_clip_dir, motion_data, tmp_path):
     """--strict and an undecodable video read by one of two processes: that process names the video; the other,
     whose collective lost its peer, says so in one line instead of printing gloo's traceback."""
-    import shutil
-
-    data = tmp_path / "data"
-    (data / "train" / CLASSES[0]).mkdir(parents=True)
-    (data / "train" / CLASSES[1]).mkdir(parents=True)
-    shutil.copy(next((motion_data / "train" / CLASSES[0]).iterdir()), data / "train" / CLASSES[0] / "good.mp4")
-    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")
-    command = train_command(tiny_clip_dir, data, tmp_path / "strict", "--max_steps", "2", "--batch_size", "1",
-                            "--strict")
-    command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
+    data = one_good_one_broken_training_set(motion_data, tmp_path)
+    command = two_process_command(tiny_clip_dir, motion_data, data, tmp_path / "strict", "--strict")
     # torchrun stops the other process 5 s after the first exits (0.1 s by default): time to see it lost its peer.
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                 "--monitor-interval", "5"]

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from ..training.checkpoints import write_folder_atomically
-from ..training.data import VideoClassificationData, load_video_dataset
+from ..training.data import VideoClassificationData, load_video_dataset, looks_like_a_local_path
 from ..training.evaluation import FRAME_AVERAGE, predict, top_k_accuracy
 from .motion_data import CLASS_NAMES, REVERSED_CLASS, write_motion_dataset
 
@@ -67,6 +67,13 @@ def first_pairs_classes(pairs: int) -> list[str]:
     if not 1 <= pairs <= len(CLASS_NAMES) // 2:
         raise ValueError(f"pairs must lie in 1..{len(CLASS_NAMES) // 2}, got {pairs}")
     return list(CLASS_NAMES[: 2 * pairs])
+
+
+def check_clip_argument(parser: argparse.ArgumentParser, clip: str | None) -> None:
+    """A `--clip` that names a local folder must exist: refused at parsing, before the motion set is written and a
+    tiny CLIP pretrained (`examples/demo.py`, `bench_ablation.py`), not when training starts."""
+    if clip and looks_like_a_local_path(clip) and not Path(clip).exists():
+        parser.error(f"--clip {clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
 
 
 def add_demo_recipe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -247,6 +254,7 @@ __all__ = [
     "DEMO_WARMUP_EPOCHS",
     "FRAME_AVERAGE",
     "add_demo_recipe_arguments",
+    "check_clip_argument",
     "frame_average_baseline",
     "frame_average_features",
     "first_pairs_classes",
