@@ -2,9 +2,10 @@
 
     python benchmarks/checkpoint_contents.py CLIP_FOLDER runs/x/checkpoints/step_*
 
-One line per checkpoint. Accelerate writes the weights as `model.safetensors` (one process, DDP) or
-`pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT); both must hold only the trainable OmniCLIP weights (no `clip.`
-key). Exits 1 when a checkpoint holds a CLIP weight, 2 on a bad argument.
+One line per checkpoint. Accelerate writes the weights as `model.safetensors` (one process, DDP),
+`pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT) or a `pytorch_model_fsdp_0/` folder of torch.distributed.checkpoint
+shards (FSDP, SHARDED_STATE_DICT); each must hold only the trainable OmniCLIP weights (no `clip.` key). Exits 1 when
+a checkpoint holds a CLIP weight, 2 on a bad argument (a folder with no weights in it included).
 """
 
 from __future__ import annotations
@@ -16,10 +17,32 @@ from pathlib import Path
 MIB = 2**20
 
 
+WEIGHT_FILES = ("model.safetensors", "pytorch_model_fsdp.bin")
+SHARDED_WEIGHTS_PREFIX = "pytorch_model_fsdp_"  # accelerate's folder for FSDP's SHARDED_STATE_DICT
+
+
+def sharded_weight_names_and_bytes(folder: Path) -> tuple[list[str], int]:
+    """Names and sizes from a torch.distributed.checkpoint folder's metadata alone (no shard is read).
+
+    Accelerate saves the sharded model as {"model": state_dict}, so each name starts with "model.".
+    """
+    import torch
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    entries = FileSystemReader(str(folder)).read_metadata().state_dict_metadata
+    names = [name.removeprefix("model.") for name in entries]
+    size = sum(entry.size.numel() * torch.empty((), dtype=entry.properties.dtype).element_size()
+               for entry in entries.values() if isinstance(entry, TensorStorageMetadata))
+    return names, size
+
+
 def weight_names_and_bytes(path: Path) -> tuple[list[str], int]:
     import torch
     from safetensors.torch import load_file
 
+    if path.is_dir():
+        return sharded_weight_names_and_bytes(path)
     if path.suffix == ".safetensors":
         state = load_file(path)
     else:
@@ -34,7 +57,11 @@ def clip_megabytes(clip_folder: Path) -> float:
 def describe(checkpoint: Path, clip_mib: float) -> tuple[str, bool]:
     files = [path for path in checkpoint.rglob("*") if path.is_file()]
     total = sum(path.stat().st_size for path in files) / MIB
-    weights = [path for path in files if path.name in ("model.safetensors", "pytorch_model_fsdp.bin")]
+    weights = [path for path in files if path.name in WEIGHT_FILES]
+    weights += [path for path in checkpoint.iterdir() if path.is_dir() and path.name.startswith(SHARDED_WEIGHTS_PREFIX)]
+    if not weights:  # reading as "ok" (no CLIP weight in it) would pass a checkpoint that holds nothing
+        raise ValueError(f"{checkpoint}: holds no weights ({', '.join(WEIGHT_FILES)} or {SHARDED_WEIGHTS_PREFIX}0/); "
+                         "give the checkpoint folders examples/train.py wrote")
     parts = [f"{checkpoint.name}: {len(files)} files, {total:.1f} MiB (the CLIP alone: {clip_mib:.1f} MiB)"]
     clean = True
     for path in weights:
@@ -46,8 +73,6 @@ def describe(checkpoint: Path, clip_mib: float) -> tuple[str, bool]:
         clip_names = [name for name in names if name.startswith("clip.")]
         clean = clean and not clip_names
         parts.append(f"{path.name}: {len(names)} tensors, {size / MIB:.1f} MiB, {len(clip_names)} clip.* keys")
-    if not weights:
-        parts.append("no weights file found (sharded state dict?): " + ", ".join(sorted(p.name for p in files))[:200])
     return "; ".join(parts), clean
 
 

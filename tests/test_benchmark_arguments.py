@@ -28,6 +28,7 @@ CASES = {
     "pta-tables-alone": ("bench_pta_tables.py", "", "bench_model.py"),
     "checkpoint-contents-clip-without-weights": ("checkpoint_contents.py", "{empty} {empty}", "{empty}"),
     "checkpoint-contents-unreadable-weights": ("checkpoint_contents.py", "{junk} {junk}", "model.safetensors"),
+    "checkpoint-contents-no-weights": ("checkpoint_contents.py", "{junk} {empty}", "{empty}"),
     "probe-zero-clips": ("probe_plateau.py", "{missing} --clips 0", "--clips"),
     "ablation-zero-epochs": ("bench_ablation.py", "--rows full --seeds 0 --epochs 0 --train_per_class 1 "
                              "--test_per_class 1 --work_dir {missing}", "--epochs"),
@@ -61,3 +62,32 @@ def test_a_bad_argument_gets_one_error_line_and_status_2(case, tmp_path):
     assert "Traceback" not in process.stderr, process.stderr[-2000:]
     last_line = process.stderr.strip().splitlines()[-1]
     assert "error:" in last_line and named.format(**folders) in last_line, last_line
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled")  # dcp.save in one process, as intended here
+def test_checkpoint_contents_reads_each_weights_format_and_fails_on_a_clip_weight(tmp_path):
+    """model.safetensors (DDP), pytorch_model_fsdp.bin (FSDP FULL_STATE_DICT) and pytorch_model_fsdp_0/ (FSDP
+    SHARDED_STATE_DICT, read from its metadata): "ok" when only trainable weights are in it, "FAIL" and status 1 for
+    the one holding a `clip.` key."""
+    import torch.distributed.checkpoint as dcp
+    from safetensors.torch import save_file
+
+    (tmp_path / "clip").mkdir()
+    save_file({"weight": torch.zeros(4)}, tmp_path / "clip" / "model.safetensors")
+    trainable = {"video_head.weight": torch.ones(2, 3), "pta.0.down.weight": torch.ones(3)}
+    checkpoints = {name: tmp_path / name for name in ("ddp", "fsdp_full", "fsdp_sharded", "sharded_with_clip")}
+    for folder in checkpoints.values():
+        folder.mkdir()
+    save_file(trainable, checkpoints["ddp"] / "model.safetensors")
+    torch.save(trainable, checkpoints["fsdp_full"] / "pytorch_model_fsdp.bin")
+    dcp.save({"model": trainable}, checkpoint_id=str(checkpoints["fsdp_sharded"] / "pytorch_model_fsdp_0"))
+    dcp.save({"model": {**trainable, "clip.logit_scale": torch.ones(1)}},
+             checkpoint_id=str(checkpoints["sharded_with_clip"] / "pytorch_model_fsdp_0"))
+    process = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "checkpoint_contents.py"),
+                              str(tmp_path / "clip"), *map(str, checkpoints.values())],
+                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    lines = {line.split()[1].rstrip(":"): line for line in process.stdout.splitlines()}
+    assert process.returncode == 1, process.stderr[-2000:]
+    for name in ("ddp", "fsdp_full", "fsdp_sharded"):
+        assert lines[name].startswith("ok ") and "2 tensors" in lines[name] and "0 clip.* keys" in lines[name]
+    assert lines["sharded_with_clip"].startswith("FAIL ") and "1 clip.* keys" in lines["sharded_with_clip"]
