@@ -79,6 +79,27 @@ def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
     return {_normalise_name(name): index for index, name in enumerate(class_names)}
 
 
+def labels_in_class_order(dataset, label_column: str, class_names: list[str], source: str):
+    """`dataset` (a `Dataset` or an `IterableDataset`) with its `ClassLabel` column re-indexed by name into
+    `class_names`. The column's indices count in its own names' order, and a --labels_file may list the same classes
+    in another: used as they are, every label would mean the class at its index in the file (silently the wrong
+    class). A class name the file does not have is refused in one line; a column that is no ClassLabel is kept."""
+    feature = (dataset.features or {}).get(label_column)
+    if not isinstance(feature, ClassLabel):
+        return dataset
+    lookup = _name_lookup(class_names)
+    order = [_class_index(name, class_names, lookup, f"{source}: class {name!r} of the {label_column!r} ClassLabel")
+             for name in feature.names]
+    if order == list(range(len(order))):
+        return dataset
+
+    def reindex(batch):  # -1 (no label) stays, to be refused as out of range where the sample is read
+        return {label_column: [order[label] if label is not None and 0 <= label < len(order) else label
+                               for label in batch[label_column]]}
+
+    return dataset.cast_column(label_column, Value("int64")).map(reindex, batched=True)
+
+
 def load_folder(root: str | Path, class_names: list[str] | None = None) -> VideoClassificationData:
     """
     A folder of class sub-folders of videos, read with datasets' `videofolder` builder (labels from the sub-folder
@@ -200,6 +221,7 @@ def load_hub_dataset(
         if not isinstance(feature, ClassLabel):
             raise ValueError(f"dataset {name!r}: column {label_column!r} is not a ClassLabel; pass --labels_file.")
         class_names = list(feature.names)
+    dataset = labels_in_class_order(dataset, label_column, class_names, f"dataset {name!r}")
     dataset = dataset.select_columns([video_column, label_column])
     dataset = dataset.rename_columns({video_column: "video", label_column: "label"})
     return VideoClassificationData(dataset, list(class_names), name)
@@ -370,6 +392,7 @@ __all__ = [
     "collate_video_batch",
     "few_shot_indices",
     "few_shot_subset",
+    "labels_in_class_order",
     "load_annotation_file",
     "load_folder",
     "load_hub_dataset",

@@ -275,7 +275,7 @@ def check_inputs_exist(options: TrainingOptions) -> None:
     if options.streaming and options.train_data and Path(options.train_data).exists():
         from .streaming import tar_shards
 
-        tar_shards(options.train_data)  # a file for the folder, or an empty or unreadable shard: before the model
+        tar_shards(options.train_data, options.train_split)  # a file for the folder, or an empty or unreadable shard: before the model
     if options.adapter_only and (options.push_to_hub or options.dry_run) and options.clip:
         from .publishing import hub_id_or_none
 

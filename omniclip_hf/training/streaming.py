@@ -1,8 +1,10 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
 """Training from a streamed dataset: WebDataset-style tar shards of video files, or a Hub dataset, never on disk whole.
 
-`--streaming` with `--train_data` a folder of `*.tar` shards (each sample `<key>.mp4`, or another video extension, +
-`<key>.cls`, the class index, read with datasets' `webdataset` builder) or a Hub dataset id
+`--streaming` with `--train_data` a folder of tar shards (`*.tar`, `*.tar.gz` or `*.tgz`; each sample `<key>.mp4`, or
+another video extension, + `<key>.cls`, the class index, read with datasets' `webdataset` builder; shards named by
+split, `train-*.tar` and `validation-*.tar`, are told apart as `load_dataset` does, `--train_split` picking one) or a
+Hub dataset id
 (`load_dataset(..., streaming=True)`). A sample without one video or a label, or with a label out of range, stops
 the run in one line naming shard and file (`StreamingDataError`); an undecodable video is skipped, as listed ones.
 
@@ -12,10 +14,13 @@ the run in one line naming shard and file (`StreamingDataError`); an undecodable
   the number of DataLoader workers: worker `w` of `W` decodes the stream's batches `w, w + W, ...`, which the
   DataLoader hands out in stream order. So a resumed run skips the epoch's first N batches without decoding them
   and continues with exactly the batches an uninterrupted run would have seen.
+- A clip's augmentation is drawn from its position in the whole epoch (over every process), so no two processes
+  crop, flip and colour their k-th clips alike.
 """
 
 from __future__ import annotations
 
+import logging
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +28,21 @@ from typing import Any, Iterator
 
 import torch
 
-from .data import VIDEO_EXTENSIONS, _class_index, _describe, _name_lookup, process_training_clip
+from .data import VIDEO_EXTENSIONS, _class_index, _describe, _name_lookup, labels_in_class_order, process_training_clip
+
+
+logger = logging.getLogger(__name__)
 
 
 # A shard sample's video is its `<key>.<extension>` file, whichever of these: datasets' `webdataset` builder infers
 # the columns from the first shard's first samples only, so a set of `.mp4` and `.avi` shards would stream the `.avi`
 # samples without their video. Declaring every extension's column makes every sample find its own.
-VIDEO_FIELD_EXTENSIONS = tuple(extension.lstrip(".") for extension in VIDEO_EXTENSIONS)
-LABEL_FIELD = "cls"
+# Upper-case spellings (`CLIP.MP4`, as cameras write them) are declared too: datasets keeps a field's case and drops
+# undeclared fields, so such a sample would read as having no video.
+VIDEO_FIELD_EXTENSIONS = tuple(spelled for extension in VIDEO_EXTENSIONS
+                               for spelled in (extension.lstrip("."), extension.lstrip(".").upper()))
+LABEL_FIELDS = ("cls", "CLS")
+SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")  # any case; datasets' webdataset builder reads the compressed ones too
 DEFAULT_SHUFFLE_BUFFER = 256
 
 
@@ -56,6 +68,8 @@ class StreamingVideoData:
     class_names: list[str]
     source: str
     class_names_from: str = "--labels_file"  # where the class list came from, for a label's error message
+    rank: int = 0  # this process's part of the stream (`stream_for_process`), for positions over the whole epoch
+    world_size: int = 1
 
     @property
     def num_shards(self) -> int:
@@ -70,17 +84,20 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
     from datasets import ClassLabel, Video, load_dataset
 
     stream = load_dataset(str(source), split=split, streaming=True)
-    features = stream.features or {}
+    # A stream whose card declares no features tells its columns only in its rows: the first one is read for them.
+    columns = list(stream.features) if stream.features else list(next(iter(stream.take(1)), {}))
     for column in (video_column, label_column):
-        if column not in features:
-            raise ValueError(f"{source}: the stream has no column {column!r} (its columns: {list(features)}); "
+        if column not in columns:
+            raise ValueError(f"{source}: the stream has no column {column!r} (its columns: {columns}); "
                              "Hub datasets need --video_column and --label_column.")
+    features = stream.features or {}
     class_names_from = "--labels_file"
     if class_names is None:
-        if not isinstance(features[label_column], ClassLabel):
+        if not isinstance(features.get(label_column), ClassLabel):
             raise ValueError(f"{source}: pass --labels_file with the class names (one a line, in index order).")
         class_names, class_names_from = list(features[label_column].names), f"the {label_column!r} ClassLabel"
-    if isinstance(features[video_column], Video):
+    stream = labels_in_class_order(stream, label_column, class_names, str(source))
+    if isinstance(features.get(video_column), Video):
         stream = stream.cast_column(video_column, Video(decode=False))  # decode in our workers, our way
     stream = stream.select_columns([video_column, label_column])
     if video_column != "video":
@@ -90,7 +107,7 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
     return StreamingVideoData(stream, list(class_names), str(source), class_names_from)
 
 
-def load_tar_shards(source: str | Path, class_names: list[str] | None, split: str) -> StreamingVideoData:
+def load_tar_shards(source: str | Path, class_names: list[str] | None, split: str = "train") -> StreamingVideoData:
     """The `*.tar` shards of a folder as a stream of `video`, `label` and `sample` (the shard and file, for messages).
 
     The columns are declared, not inferred from the first shard: every sample finds its video whatever its extension,
@@ -99,31 +116,56 @@ def load_tar_shards(source: str | Path, class_names: list[str] | None, split: st
     """
     from datasets import Features, Value, Video, load_dataset
 
-    shards = tar_shards(source)
+    shards = tar_shards(source, split)
     if class_names is None:  # a `.cls` holds an index: the names come from elsewhere
         raise ValueError(f"{source}: pass --labels_file with the class names (one a line, in index order).")
     features = Features({**{extension: Video(decode=False) for extension in VIDEO_FIELD_EXTENSIONS},
-                         LABEL_FIELD: Value("int64"), "__key__": Value("string"), "__url__": Value("string")})
+                         **{field: Value("int64") for field in LABEL_FIELDS},
+                         "__key__": Value("string"), "__url__": Value("string")})
     stream = load_dataset("webdataset", data_files={split: shards}, split=split, streaming=True, features=features)
     stream = stream.map(one_video_per_sample, remove_columns=list(features))
     return StreamingVideoData(stream, list(class_names), str(source))
 
 
-def tar_shards(source: str | Path) -> list[str]:
-    """The folder's `*.tar` shards, each checked to be a tar archive with at least one file (datasets would stop at an
-    empty first shard with "Must pass at least one table", naming none, and skip an empty later one unsaid)."""
+def tar_shards(source: str | Path, split: str = "train") -> list[str]:
+    """The folder's tar shards of `split`, each checked to be a tar archive with at least one file (datasets would stop
+    at an empty first shard with "Must pass at least one table", naming none, and skip an empty later one unsaid).
+
+    Splits are told apart by the shards' names as `load_dataset` does (`train-00000.tar`, `validation-00000.tar`,
+    `test-*`, in sub-folders too: datasets' `get_data_patterns`); shards named for no split are all the `train` split.
+    Before, every `*.tar` of the folder streamed, validation shards beside training ones included, and a `.TAR` or
+    `.tar.gz` shard was left out unsaid.
+    """
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
     path = Path(source)
     if not path.is_dir():
-        advice = ("to stream a single shard, put it in a folder of its own" if path.suffix.lower() == ".tar" else
+        advice = ("to stream a single shard, put it in a folder of its own" if is_shard(path) else
                   "to train from an annotation file, leave out --streaming")
         raise ValueError(f"{source}: --streaming reads a folder of WebDataset tar shards (*.tar) or a Hub dataset id, "
                          f"not a file; pass the folder of shards ({advice}).")
-    shards = sorted(shard.resolve() for shard in path.glob("*.tar"))
-    if not shards:
-        raise ValueError(f"{source}: --streaming reads WebDataset tar shards (*.tar), and this folder has none.")
+    try:
+        files_of_split = DataFilesDict.from_patterns(get_data_patterns(str(path)), str(path))
+    except FileNotFoundError:  # datasets' EmptyDatasetError: no file at all
+        files_of_split = {}
+    shards_of_split = {str(name): sorted(Path(file).resolve() for file in files if is_shard(Path(file)))
+                       for name, files in files_of_split.items()}
+    shards_of_split = {name: shards for name, shards in shards_of_split.items() if shards}
+    if not shards_of_split:
+        raise ValueError(f"{source}: --streaming reads WebDataset tar shards ({', '.join('*' + suffix for suffix in SHARD_SUFFIXES)}), "
+                         "and this folder has none.")
+    if split not in shards_of_split:
+        raise ValueError(f"{source}: no shards of split {split!r} (--train_split); this folder's shards are named for "
+                         f"{', '.join(repr(name) for name in shards_of_split)} (e.g. train-00000.tar, "
+                         "validation-00000.tar; shards named for no split are the 'train' split).")
+    shards = shards_of_split[split]
     for shard in shards:
         check_shard_has_files(shard)
     return [str(shard) for shard in shards]
+
+
+def is_shard(path: Path) -> bool:
+    return path.name.lower().endswith(SHARD_SUFFIXES)
 
 
 def check_shard_has_files(shard: Path) -> None:
@@ -153,12 +195,13 @@ def one_video_per_sample(row: dict[str, Any]) -> dict[str, Any]:
     problem = None
     if not videos:
         # Also what keys with dots (`a.b.mp4`: key `a`, file `b.mp4`) and a sample's files apart in the tar give.
-        problem = (f"no video file (<key>.{', <key>.'.join(VIDEO_FIELD_EXTENSIONS)}) in this sample; a sample is the "
-                   "files of one key, without dots, next to each other in the tar")
+        problem = (f"no video file (<key>{', <key>'.join(VIDEO_EXTENSIONS)}, any case) in this sample; a sample is "
+                   "the files of one key, without dots, next to each other in the tar")
     elif len(videos) > 1:
         problem = f"{len(videos)} video files ({', '.join(videos)}) in one sample; keep one video a key"
     name = f"{row['__key__']}.{videos[0]}" if len(videos) == 1 else row["__key__"]
-    return {"video": row[videos[0]] if videos else None, "label": row[LABEL_FIELD],
+    labels = [row[field] for field in LABEL_FIELDS if row[field] is not None]
+    return {"video": row[videos[0]] if videos else None, "label": labels[0] if labels else None,
             "sample": f"{row['__url__']}: {name}", "problem": problem}
 
 
@@ -170,13 +213,14 @@ def stream_for_process(data: StreamingVideoData, rank: int, world_size: int, see
     stream = data.stream.shuffle(seed=seed, buffer_size=shuffle_buffer) if shuffle_buffer > 1 else data.stream
     if world_size > 1:
         stream = split_dataset_by_node(stream, rank=rank, world_size=world_size)
-    return StreamingVideoData(stream, data.class_names, data.source, data.class_names_from)
+    return StreamingVideoData(stream, data.class_names, data.source, data.class_names_from, rank, world_size)
 
 
 class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
     """Decodes a stream's videos in DataLoader workers, in an order that does not depend on the worker count.
 
-    Items are those of `VideoClipDataset` (`index` is the position in this process's epoch stream); `set_epoch`
+    Items are those of `VideoClipDataset`; `index` is the clip's position in the epoch over every process (the k-th
+    clip of process r of N: k * N + r), which seeds its augmentation, so processes do not draw alike. `set_epoch`
     reshuffles, `skip_batches` makes the next pass start after that many batches (resumption), unread.
     """
 
@@ -212,7 +256,8 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
             samples = zip(rows["video"], rows["label"], rows.get("sample", [None] * len(rows["video"])),
                           rows.get("problem", [None] * len(rows["video"])))
             for offset, (video, label, sample, problem) in enumerate(samples):
-                yield self._item(number * self.batch_size + offset, video, label, sample, problem)
+                position = number * self.batch_size + offset  # in this process's stream
+                yield self._item(position * self.data.world_size + self.data.rank, video, label, sample, problem)
 
     def _item(self, index: int, video: Any, label: Any, sample: str | None = None,
               problem: str | None = None) -> dict[str, Any]:
@@ -247,13 +292,18 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
 
 
 def next_batch(batches: Iterator[tuple[int, dict[str, list]]], source: str) -> tuple[int, dict[str, list]] | None:
-    """The stream's next batch (None at its end); what datasets cannot read stops the run in one line. That is mostly
-    a `.cls` that is not a number (datasets turns it into an int while reading the tar, before any of our checks)."""
+    """The stream's next batch (None at its end); what datasets cannot read stops the run in one line: mostly a
+    `.cls` that is not a number (datasets turns it into an int while reading the tar, before any of our checks), or
+    a shard cut short (tarfile's ReadError, which is no ValueError, came out as a traceback)."""
     try:
         return next(batches, None)
+    except tarfile.TarError as error:
+        raise StreamingDataError(f"{source}: a shard could not be read to its end ({error}): a truncated or damaged tar "
+                                 "archive; rebuild it or remove it from the folder.") from error
     except ValueError as error:
-        raise StreamingDataError(f"{source}: a shard could not be read: {error} (a <key>.cls holds the class index, "
-                                 "e.g. 0, not its name).") from error
+        hint = (" (a <key>.cls holds the class index, e.g. 0, not its name)" if "invalid literal for int" in str(error)
+                else "")
+        raise StreamingDataError(f"{source}: a shard could not be read: {error}{hint}.") from error
 
 
 __all__ = ["StreamingDataError", "StreamingVideoClipDataset", "StreamingVideoData", "load_streaming_dataset",
