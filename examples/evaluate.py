@@ -7,18 +7,25 @@ Top-1 and top-5, multi-view (4 temporal clips x 3 spatial crops by default, scor
 and a confusion-matrix PNG, written to `--output_dir` (`metrics.json`, `confusion_matrix.png`). With `--clip`, the
 model is the CLIP checkpoint with every OmniCLIP module off: exactly CLIP's frame-averaged features, zero-shot
 against the class texts.
+
+The classes scored are, by default, the ones the model was trained on (its config's `id2label`, written by
+`examples/train.py`); `--labels_file` names others. OmniCLIP scores by class name (text similarity), so any set of
+names works, zero-shot; a labels file listing other classes than the trained ones, or the same in another order, is
+warned about, since class indices in the eval file (`path index` rows) are read in the labels file's order.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import torch
 
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
-from omniclip_hf.training.data import load_video_dataset
+from omniclip_hf.training.checkpoints import TRAINER_STATE_NAME
+from omniclip_hf.training.data import _name_lookup, _normalise_name, load_video_dataset
 from omniclip_hf.training.evaluation import (
     FRAME_AVERAGE,
     class_text_embeddings,
@@ -31,6 +38,8 @@ from omniclip_hf.training.loader import default_num_workers
 from omniclip_hf.training.loop import build_processor, folder_model_type, is_omniclip_folder, run_script
 
 
+logger = logging.getLogger("omniclip.evaluate")
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The module docstring as written, and each option's default."""
@@ -40,7 +49,9 @@ def load(args):
     if args.model:
         model = OmniCLIPModel.from_pretrained(args.model)
         processor = OmniCLIPProcessor.from_pretrained(args.model)
-        processor.video_processor.num_frames = args.num_frames or model.config.num_frames
+        # The saved processor's count is the one the model was last trained with (train.py --num_frames may differ
+        # from the count its temporal weights were built for, config.num_frames); the pipeline uses it too.
+        processor.video_processor.num_frames = args.num_frames or processor.video_processor.num_frames
     else:
         model = OmniCLIPModel.from_clip(args.clip, num_frames=args.num_frames or 8, **FRAME_AVERAGE)
         processor = build_processor(args.clip, args.num_frames or 8)
@@ -53,7 +64,11 @@ def main(argv=None) -> dict:
     source.add_argument("--model", help="a trained OmniCLIP folder")
     source.add_argument("--clip", help="a CLIP checkpoint, evaluated as the frame-averaging baseline")
     parser.add_argument("--eval_data", required=True, help="folder, annotation file or Hub dataset")
-    parser.add_argument("--labels_file", default=None)
+    parser.add_argument("--labels_file", default=None,
+                        help="class names, one a line (or a CSV with a 'name' column), in the order of the eval "
+                             "file's class indices; the names are what is scored (by text similarity). Without it: "
+                             "the classes the --model was trained on (its config's id2label); for --clip or a model "
+                             "never trained, the class names the eval data holds")
     parser.add_argument("--split", default="test")
     parser.add_argument("--data_root", default=None)
     parser.add_argument("--num_frames", type=int, default=None)
@@ -67,10 +82,15 @@ def main(argv=None) -> dict:
                         help="where metrics.json and confusion_matrix.png go; if it already holds a metrics.json, the "
                              "next free OUTPUT_DIR-2, -3, ... is used instead (nothing is overwritten)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     check_arguments(args)
 
     model, processor = load(args)
-    data = load_video_dataset(args.eval_data, args.labels_file, args.split, data_root=args.data_root)
+    trained = trained_class_names(model.config, args.model) if args.model else None
+    data = load_video_dataset(args.eval_data, args.labels_file, args.split, data_root=args.data_root,
+                              class_names=trained)
+    if args.labels_file and trained:
+        warn_if_classes_differ_from_training(args.labels_file, data.class_names, trained)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names)
     logits, labels, errors = predict(model, processor.video_processor, data, text_embeds, batch_size=args.batch_size,
                                      num_workers=args.num_workers, num_temporal_clips=args.num_clips,
@@ -92,6 +112,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.clip and is_omniclip_folder(args.clip):
         raise ValueError(f"--clip {args.clip} is an OmniCLIP folder (trained adapters included): pass it as "
                          f"--model {args.clip}; --clip evaluates a plain CLIP checkpoint as the baseline.")
+    if args.model:
+        check_not_a_training_output(Path(args.model))
     if args.model and folder_model_type(args.model) == "clip":
         raise ValueError(f"--model {args.model} is a plain CLIP checkpoint: pass it as --clip {args.model} to evaluate "
                          "it as the frame-averaging baseline; --model takes a trained OmniCLIP folder.")
@@ -101,8 +123,101 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name}={value} is invalid: it must be >= 1.")
     if args.num_crops not in (1, 3):
         raise ValueError(f"--num_crops={args.num_crops} is invalid: use 1 (the centre) or 3 (left, centre, right).")
-    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
-        raise ValueError(f"--output_dir {args.output_dir} is a file; pass a folder (it is created if missing).")
+    check_output_dir(args.output_dir)
+    check_device(args.device)
+
+
+def check_not_a_training_output(path: Path) -> None:
+    """examples/train.py's output folder RUN, or one of its RUN/checkpoints/step_N, passed as --model: the model to
+    evaluate is RUN/model (a checkpoint holds the trainable weights and optimizer state for resuming, no config)."""
+    if is_omniclip_folder(str(path)):
+        return
+    if (path / TRAINER_STATE_NAME).is_file():
+        run = path.parent.parent if path.parent.name == "checkpoints" else None
+        what = "a training checkpoint (trainable weights and optimizer state for resuming), not a saved model"
+    elif (path / "checkpoints").is_dir() or is_omniclip_folder(str(path / "model")):
+        run, what = path, "a training run folder"
+    else:
+        return
+    if run is None:
+        raise ValueError(f"--model {path} is {what}: pass the model/ folder of the run it belongs to "
+                         "(--model RUN/model, which examples/train.py writes when training ends).")
+    advice = f"pass the run's model, --model {run / 'model'}"
+    if not is_omniclip_folder(str(run / "model")):
+        advice += (" (not written yet: examples/train.py writes it when training ends; finish the run by rerunning "
+                   "its command with --resume_from_checkpoint latest)")
+    raise ValueError(f"--model {path} is {what}: {advice}.")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Before the model loads: a folder that cannot be created would otherwise fail only after the evaluation."""
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--output_dir {output_dir} is a file; pass a folder (it is created if missing).")
+    existing = next((parent for parent in path.parents if parent.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"--output_dir {output_dir} cannot be created: {existing} is a file, not a folder; pass "
+                         "a folder path.")
+
+
+def check_device(device: str) -> None:
+    """`--device cuda` without a GPU would otherwise end in torch's traceback when the model moves there."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device {device} is not a device name torch knows: use cpu, cuda or cuda:N.") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                             f"numbered from 0.")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu.")
+
+
+def trained_class_names(config, model: str) -> list[str] | None:
+    """The classes the model was trained on, in index order (`id2label`, which examples/train.py writes), or None
+    for a model never trained: transformers' placeholder `LABEL_0`, `LABEL_1`, ... or no mapping at all."""
+    id2label = {int(index): name for index, name in (config.id2label or {}).items()}
+    if not id2label or all(name == f"LABEL_{index}" for index, name in id2label.items()):
+        return None
+    if sorted(id2label) != list(range(len(id2label))):
+        raise ValueError(f"{model}/config.json: id2label's indices are {sorted(id2label)[:10]}, not 0 to "
+                         f"{len(id2label) - 1}; fix them, or pass --labels_file with the class names in index order.")
+    names = [id2label[index] for index in range(len(id2label))]
+    try:
+        _name_lookup(names)
+    except ValueError as error:
+        raise ValueError(f"{model}/config.json id2label: {error}") from None
+    return names
+
+
+def warn_if_classes_differ_from_training(labels_file: str, class_names: list[str], trained: list[str]) -> None:
+    """One warning line when --labels_file is not the model's trained classes in their order. Names are what is
+    scored, so another set is legitimate zero-shot use; but class indices in the eval file (`path index` rows, as
+    examples/prepare_data.py writes them) are read in this file's order: a reordered copy silently moves every
+    ground-truth label to another class."""
+    given, known = [_normalise_name(name) for name in class_names], [_normalise_name(name) for name in trained]
+    if given == known:
+        return
+    if sorted(given) == sorted(known):
+        position = next(i for i, (mine, theirs) in enumerate(zip(given, known)) if mine != theirs)
+        logger.warning(
+            "--labels_file %s lists the %d classes the model was trained on in another order (class %d is %r there, "
+            "%r in training): scores go by class name, so name-labelled eval rows are unaffected, but class indices "
+            "in the eval file (`path index` rows) are read in this file's order; make sure the eval file was written "
+            "with it, or leave --labels_file out to use the training order.",
+            labels_file, len(known), position, class_names[position], trained[position])
+        return
+    new = [name for name, key in zip(class_names, given) if key not in known]
+    absent = [name for name, key in zip(trained, known) if key not in given]
+    differences = [f"{len(new)} the model was not trained on, e.g. {new[:3]}" if new else "",
+                   f"{len(absent)} of the trained classes left out, e.g. {absent[:3]}" if absent else ""]
+    logger.warning(
+        "--labels_file %s holds other classes than the %d the model was trained on (%s): evaluating zero-shot over "
+        "this file's names (OmniCLIP scores by class name); class indices in the eval file (`path index` rows) are "
+        "read in this file's order.", labels_file, len(known), "; ".join(filter(None, differences)))
 
 
 def unused_output_dir(requested: Path) -> Path:

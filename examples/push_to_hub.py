@@ -3,18 +3,18 @@
     python examples/push_to_hub.py --run_dir runs/hmdb51 --hub_model_id your-name/omniclip-b16-hmdb51
     python examples/push_to_hub.py --run_dir runs/hmdb51 --hub_model_id your-name/x --dry_run   # writes runs/hmdb51/hub_upload
 
-`--run_dir` is a training output folder (its `model/`, `metrics.json` and `training_options.json` are used); a
-bare model folder works too with `--model_dir`.
+`--run_dir` is a training output folder (its `model/`, `metrics.json` and `training_options.json` are used; the
+two JSON files must come from the same run); a bare model folder works too with `--model_dir` (a card without
+metrics or recipe).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from omniclip_hf.training.publishing import publish_model
+from omniclip_hf.training.publishing import publish_model, read_run_record
 from omniclip_hf.training.loop import run_script
 
 
@@ -31,11 +31,8 @@ def main(argv=None):
 
     run_dir = Path(args.run_dir) if args.run_dir else None
     model_dir = run_dir / "model" if run_dir else Path(args.model_dir)
-    metrics, options = {}, {}
-    if run_dir and (run_dir / "metrics.json").exists():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    if run_dir and (run_dir / "training_options.json").exists():
-        options = json.loads((run_dir / "training_options.json").read_text())
+    # The card's recipe is the one metrics.json recorded, refused when training_options.json is another run's.
+    metrics, options = read_run_record(run_dir) if run_dir else ({}, {})
     options["hub_model_id"] = args.hub_model_id
     target = publish_model(model_dir, SimpleNamespace(**options), metrics, dry_run=args.dry_run,
                            dry_run_dir=args.dry_run_dir or model_dir.parent / "hub_upload", private=args.private)

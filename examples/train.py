@@ -63,12 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    if not options.train_data:
-        write_training_options(options, accelerator, output_dir)  # a training run writes them once it has resumed
     if options.report_to:
         accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
 
-    model, processor = load_model_and_processor(options)
+    # Before training: an eval set that cannot load (tar shards, a missing class) fails now, not after the last step.
+    eval_sets = load_eval_sets(options)
+    model, processor = load_model_and_processor(options)  # settles --num_frames (the --model's own, if left out)
+    if not options.train_data:
+        write_training_options(options, accelerator, output_dir)  # a training run writes them once it has resumed
     metrics: dict = {"options": vars(options), "distributed": describe_distributed_setup(accelerator)}
     trained_model = model
     if options.train_data:
@@ -85,7 +87,6 @@ def main(argv: list[str] | None = None) -> None:
         save_final_model(options, model, processor, output_dir / "model", state_dict)
     accelerator.wait_for_everyone()
 
-    eval_sets = load_eval_sets(options)
     if eval_sets:
         metrics.update(evaluate_all(options, accelerator, trained_model, processor, eval_sets, output_dir))
     if accelerator.is_main_process:

@@ -97,8 +97,8 @@ def report_device_reads(argv_json: str) -> None:
         reads.counting = True  # from the first batch on
         return moved
 
-    real_send, real_add, real_after_step = accelerate.data_loader.send_to_device, run_module.StepLosses.add, \
-        run_module.testing_hooks.after_optimizer_step
+    real_send, real_add = accelerate.data_loader.send_to_device, run_module.StepLosses.add_micro_batch
+    real_after_step = run_module.testing_hooks.after_optimizer_step
 
     def accelerate_places(*args, **kwargs):
         report["accelerate_placements"] += 1
@@ -137,7 +137,7 @@ def report_device_reads(argv_json: str) -> None:
             return _real(self, *args, **kwargs)
         setattr(torch.Tensor, method, read)
     run_module.batch_to_device = to_device
-    run_module.StepLosses.add = spied_add
+    run_module.StepLosses.add_micro_batch = spied_add
     run_module.testing_hooks.after_optimizer_step = after_step
     accelerate.data_loader.send_to_device = accelerate_places
 

@@ -68,10 +68,11 @@ def test_train_help_shows_defaults_and_no_testing_aids():
     result = run(TRAIN + ["--help"])
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for option, default in (("--num_frames", 8), ("--lr", 0.002), ("--batch_size", 32), ("--seed", 42)):
+    for option, default in (("--epochs", 30), ("--lr", 0.002), ("--batch_size", 32), ("--seed", 42)):
         metavar = option[2:].upper()
         assert re.search(rf"{option} {metavar}(, --[\w-]+ {metavar})? \(default: {default}\)", text), option
     assert "trains and evaluates in full" in text  # --dry_run says what it does
+    assert "Frames per clip; default: the --model folder's own, or 8 with --clip." in text
     assert "kill" not in text.lower() and "seen_indices" not in text and "Testing aid" not in text
 
 

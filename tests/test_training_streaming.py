@@ -135,6 +135,8 @@ def test_two_processes_with_unequal_shards_end_each_epoch_together(tiny_clip_dir
                "--max_steps", "5", "--warmup_steps", "0", "--shuffle_buffer", "1"]
     result = run(command, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    # said at each epoch's end (two; step 5 stops the third): rank 1's third batch is left out of every epoch
+    assert result.stderr.count("the epoch ended when a process ran out of batches; 1 of 2 processes had more") == 2
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["global_step"] == 5 and metrics["distributed"]["processes"] == 2
     # 2 steps an epoch (rank 0's batches): steps 1-2, 3-4, then step 5 in the third epoch

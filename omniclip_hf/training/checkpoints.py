@@ -185,10 +185,58 @@ def check_output_dir_for_a_new_run(output_dir: str | Path, resume_from_checkpoin
         delete_earlier_checkpoints(output_dir)
 
 
+# What examples/train.py writes into --output_dir (run.py, evaluation.py, publishing.py): `--overwrite_output_dir`
+# removes an earlier run's copies with its checkpoints. Left beside a new run that then failed, they were published
+# as its results (its model/ with the earlier run's metrics.json). Whatever else the folder holds is the user's and
+# stays. The files that say whose results these are go first, so a removal that fails half-way leaves no folder
+# that names one run's results beside another's model.
+FEW_SHOT_SELECTION_NAME = "few_shot_selection.json"
+EARLIER_RUN_OUTPUTS = (
+    "metrics.json", "training_options.json", "confusion_matrix_*.png", "seen_indices_rank*.json",
+    "model", ".partial-model", ".old-model", "checkpoints", ".old-checkpoints",
+    ".partial-hub_upload", ".old-hub_upload",  # a dry run's temporary names (`write_folder_atomically`)
+    FEW_SHOT_SELECTION_NAME,  # the new run writes its own after this removal (`run.write_few_shot_selection`)
+)
+# A dry run's upload folder, removed only when a dry run wrote it (it holds publishing.DRY_RUN_MARKER).
+DRY_RUN_FOLDER_NAME = "hub_upload"
+
+
 def delete_earlier_checkpoints(output_dir: str | Path) -> None:
-    """`--overwrite_output_dir`: called once the new run's data has loaded, so a run that fails on its inputs
-    leaves the earlier run's checkpoints in place."""
-    shutil.rmtree(checkpoint_dir(output_dir), ignore_errors=True)
+    """`--overwrite_output_dir`: removes the earlier run's checkpoints and every other output of it (metrics,
+    model, confusion matrices, dry-run upload, options, few-shot selection), nothing else. Called once the new run's
+    data has loaded, so a run that fails on its inputs leaves the earlier run whole. A path that cannot be removed
+    is one OSError line naming it (a stale metrics.json left in place would be published with the new model)."""
+    for path in earlier_run_outputs(Path(output_dir)):
+        _remove(path)
+
+
+def earlier_run_outputs(output_dir: Path) -> list[Path]:
+    """The paths in `output_dir` that an earlier examples/train.py run wrote, in the order they are removed."""
+    from .publishing import DRY_RUN_MARKER  # publishing imports this module
+
+    if not output_dir.is_dir():
+        return []
+    paths = [path for pattern in EARLIER_RUN_OUTPUTS for path in sorted(output_dir.glob(pattern))]
+    if (output_dir / DRY_RUN_FOLDER_NAME / DRY_RUN_MARKER).is_file():
+        paths.append(output_dir / DRY_RUN_FOLDER_NAME)
+    return paths
+
+
+def _remove(path: Path) -> None:
+    """Removes a file, or a folder whole: it is renamed aside first (`.old-*`, as `_replace_folder` does), so a
+    removal that fails half-way never leaves a model/ with a config and no weights."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            aside = path if path.name.startswith(".old-") else path.parent / f".old-{path.name}"
+            if aside != path:
+                shutil.rmtree(aside, ignore_errors=True)
+                os.replace(path, aside)
+            shutil.rmtree(aside)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as error:
+        raise OSError(f"--overwrite_output_dir: could not remove the earlier run's {path} ({error.strerror or error}); "
+                      "remove it by hand, or train in a new --output_dir.") from error
 
 
 def check_output_dir_for_an_evaluation(output_dir: str | Path, overwrite: bool) -> None:

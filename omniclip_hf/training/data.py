@@ -75,8 +75,24 @@ def _normalise_name(name: str) -> str:
     return label_to_text(name.replace("-", " "))
 
 
+class DuplicateClassNamesError(ValueError):
+    """Two class names that are one class once normalised (`moving up`, `Moving_Up`); `load_video_dataset` adds the
+    file or data set they came from."""
+
+
 def _name_lookup(class_names: Sequence[str]) -> dict[str, int]:
-    return {_normalise_name(name): index for index, name in enumerate(class_names)}
+    """Normalised name -> class index. Two names that normalise alike are refused: a lookup would keep one of them,
+    and the other (same prompt text, so the same text embedding) would be a class that can never be predicted."""
+    lookup: dict[str, int] = {}
+    for index, name in enumerate(class_names):
+        key = _normalise_name(name)
+        if key in lookup:
+            raise DuplicateClassNamesError(
+                f"class names {class_names[lookup[key]]!r} and {name!r} are the same class once spelled as text "
+                f"({key!r}), so one of them could never be predicted: keep one of them."
+            )
+        lookup[key] = index
+    return lookup
 
 
 def labels_in_class_order(dataset, label_column: str, class_names: list[str], source: str):
@@ -234,9 +250,25 @@ def load_video_dataset(
     video_column: str = "video",
     label_column: str = "label",
     data_root: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> VideoClassificationData:
-    """Loads a folder, an annotation file or a Hub dataset; `labels_file` gives the class names (one a line)."""
-    class_names = load_label_names(labels_file) if labels_file else None
+    """Loads a folder, an annotation file or a Hub dataset; `labels_file` gives the class names (one a line), or
+    else `class_names` (e.g. the classes a model was trained on), or else the data's own labels."""
+    if labels_file:
+        class_names = load_label_names(labels_file)
+        try:
+            _name_lookup(class_names)  # here, so the message names the labels file rather than the data
+        except DuplicateClassNamesError as error:
+            raise ValueError(f"{labels_file}: {error}") from None
+    elif class_names is not None:
+        class_names = list(class_names)
+    try:
+        return _load_video_dataset(source, class_names, split, video_column, label_column, data_root)
+    except DuplicateClassNamesError as error:  # names from the class folders, the annotation rows or a ClassLabel
+        raise ValueError(f"{source}: {error}") from None
+
+
+def _load_video_dataset(source, class_names, split, video_column, label_column, data_root) -> VideoClassificationData:
     path = Path(source)
     if path.is_dir():
         return load_folder(path, class_names)

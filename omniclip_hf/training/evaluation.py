@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +21,8 @@ from .data import VideoClassificationData, VideoClipDataset, blank_clip, collate
 from .loader import loader_settings
 from ..processing_omniclip import labels_to_prompts
 
+
+logger = logging.getLogger(__name__)
 
 # OmniCLIP with every module off: exactly CLIP's frame-averaged features (tested), the baseline everywhere.
 FRAME_AVERAGE = dict(use_pta=False, use_spg=False, use_temporal_embedding=False, video_head_num_layers=0,
@@ -135,7 +139,17 @@ def predict(
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)
     if not len(labels):
         raise ValueError(f"{data.source}: no video could be evaluated ({len(errors)} failed to decode).")
+    if errors and is_main:
+        warn_about_failed_videos(errors, len(data), data.source)
     return logits, labels, errors
+
+
+def warn_about_failed_videos(errors: Sequence[str], num_videos: int, source: Any) -> None:
+    """One console line when videos of an evaluation set failed to decode: they are left out of every metric, and
+    `failed_videos` in metrics.json is not where anyone looks first (a top-1 over fewer videos than the set holds)."""
+    logger.warning("%d of the %d videos of %s could not be decoded and are left out of the metrics (first: %s); "
+                   "metrics.json lists them all under failed_videos.", len(errors), num_videos, source,
+                   " ".join(str(errors[0]).split()))
 
 
 def batch_logits(model, batch: dict[str, Any], text_embeds: torch.Tensor, accelerator=None):
@@ -161,6 +175,24 @@ def batch_logits(model, batch: dict[str, Any], text_embeds: torch.Tensor, accele
     return logits, labels
 
 
+def eval_set_names(sources: Sequence[Any]) -> list[str]:
+    """Each eval set's name in metrics.json, its confusion matrix's file and the model card: "eval" for one set,
+    else its file or folder name with as many parent folders as tell the sets apart (`split1/test.csv`,
+    `split2/test.csv` give `split1_test`, `split2_test`: a zero-shot layout whose sets were all named `test`, the
+    last one's results replacing the others'), numbered when one set is given twice."""
+    if len(sources) == 1:
+        return ["eval"]
+    paths = [Path(str(source)) for source in sources]
+    if len(set(paths)) < len(paths):
+        return [f"{path.stem}_{index}" for index, path in enumerate(paths, 1)]
+    for depth in range(1, max(len(path.parts) for path in paths) + 1):
+        names = ["_".join([*path.parent.parts[max(0, len(path.parent.parts) - depth + 1):], path.stem])
+                 for path in paths]
+        if len(set(names)) == len(names):
+            break
+    return names
+
+
 def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
     def clean(value):
         if isinstance(value, float) and math.isnan(value):
@@ -171,7 +203,11 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
             return [clean(item) for item in value]
         return value
 
-    Path(path).write_text(json.dumps(clean(metrics), indent=2))
+    # Written beside and renamed: a kill or a full disk mid-write leaves the earlier metrics.json, never half of one.
+    path = Path(path)
+    partial = path.with_name(f".partial-{path.name}")
+    partial.write_text(json.dumps(clean(metrics), indent=2))
+    os.replace(partial, path)
 
 
 __all__ = [
@@ -180,9 +216,11 @@ __all__ = [
     "class_text_embeddings",
     "classification_metrics",
     "confusion_matrix",
+    "eval_set_names",
     "mean_and_std",
     "predict",
     "top_k_accuracy",
+    "warn_about_failed_videos",
     "write_confusion_matrix_png",
     "write_metrics",
 ]

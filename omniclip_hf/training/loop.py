@@ -43,11 +43,13 @@ class TrainingOptions:
     label_column: str = "label"
     train_split: str = "train"
     eval_split: str = "test"
-    num_frames: int = 8
+    num_frames: int | None = field(default=None, metadata={"help": "Frames per clip; default: the --model folder's "
+                                    "own, or 8 with --clip."})
     shots: int | None = field(default=None, metadata={"help": "Few-shot: exactly K training videos per class."})
     streaming: bool = field(default=False, metadata={"help": "Stream --train_data (a folder of WebDataset *.tar "
                             "shards, or a Hub dataset) instead of listing it; needs --max_steps (docs/training.md)."})
-    shuffle_buffer: int = field(default=256, metadata={"help": "With --streaming: examples in the shuffle buffer."})
+    shuffle_buffer: int = field(default=256, metadata={"help": "With --streaming: examples in the shuffle buffer "
+                                "(0 or 1: the shards' own order, unshuffled)."})
     text_template: str | None = field(default=None, metadata={"help": "Defaults to the model's ('a video of {} action')."})
     # Optimisation (the paper's Table 1 for HMDB51/UCF101)
     seed: int = 42
@@ -99,9 +101,10 @@ class TrainingOptions:
     checkpointing_steps: int | None = field(default=None, metadata={"help": "Save accelerate state every N steps (and at each epoch end)."})
     checkpoints_total_limit: int | None = None
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder, or 'latest'."})
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Delete the checkpoints of an earlier run in "
-                                       "--output_dir and train from scratch (without it, training into such a folder "
-                                       "without --resume_from_checkpoint is refused)."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Delete an earlier run's checkpoints and "
+                                       "outputs (model/, metrics.json, ...) in --output_dir and train from scratch "
+                                       "(without it, training into such a folder without --resume_from_checkpoint is "
+                                       "refused)."})
     push_to_hub: bool = False
     hub_model_id: str | None = None
     dry_run: bool = field(default=False, metadata={"help": "Dry run of the Hub upload, not of training: the run trains "
@@ -120,18 +123,19 @@ class TrainingOptions:
         for name in ("prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be > 0.")
-        for name in ("epochs", "batch_size", "num_frames", "gradient_accumulation_steps", "logging_steps",
+        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "logging_steps",
                      "eval_num_clips", "eval_num_crops"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be >= 1.")
         for name, without in (("max_steps", "to train for --epochs"), ("shots", "to train on every video"),
                               ("eval_batch_size", "to evaluate with --batch_size"),
                               ("checkpointing_steps", "to checkpoint only at the end of each epoch"),
-                              ("checkpoints_total_limit", "to keep every checkpoint")):
+                              ("checkpoints_total_limit", "to keep every checkpoint"),
+                              ("num_frames", "for the --model's own, or 8 with --clip")):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name}={value} is invalid: it must be >= 1 (leave it out {without}).")
-        for name in ("warmup_epochs", "warmup_steps", "min_lr"):
+        for name in ("warmup_epochs", "warmup_steps", "min_lr", "shuffle_buffer"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name}={value} is invalid: it must be >= 0.")
@@ -283,6 +287,10 @@ def check_inputs_exist(options: TrainingOptions) -> None:
             raise ValueError(f"--adapter_only with --push_to_hub/--dry_run names its base CLIP, here the local folder "
                              f"{options.clip} that no one who downloads it has: pass --clip as the base's Hub id "
                              "(e.g. openai/clip-vit-base-patch16), or publish the full model (no --adapter_only).")
+    if options.overwrite_output_dir and options.model and Path(options.model).resolve().is_relative_to(
+            Path(options.output_dir).resolve()):  # deleted with the earlier run once the data has loaded
+        raise ValueError(f"--overwrite_output_dir would delete --model {options.model}, which is inside --output_dir "
+                         f"{options.output_dir}: train into another --output_dir, or copy the model out first.")
     if Path(options.output_dir).exists() and not Path(options.output_dir).is_dir():
         raise ValueError(f"--output_dir {options.output_dir} is a file; pass a folder (it is created if missing).")
     if options.clip and is_omniclip_folder(options.clip):

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,40 +15,82 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .checkpoints import write_folder_atomically
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_accuracy(value: Any) -> bool:
+    return _is_number(value) and 0 <= value <= 1
+
+
+def _is_metric(value: Any) -> bool:
+    """An accuracy as metrics.json holds it: a fraction, or `{"mean": ..., "std": ...}` over several eval sets."""
+    if isinstance(value, dict):
+        return _is_accuracy(value.get("mean")) and _is_accuracy(value.get("std"))
+    return _is_accuracy(value)
+
+
 def _format_metric(value: Any) -> str:
-    if isinstance(value, dict) and "mean" in value:
+    """None: nothing was measured (no eval data). Anything else that is no accuracy is refused, never shown as "not
+    measured" (`check_metrics` names the file first where the metrics come from one)."""
+    if value is None:
+        return "not measured"
+    if not _is_metric(value):
+        raise ValueError(f"the metrics hold {json.dumps(value)[:60]} where an accuracy belongs, not a number.")
+    if isinstance(value, dict):
         return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
-    if isinstance(value, (int, float)):
-        return f"{100 * value:.2f}"
-    return "not measured"
+    return f"{100 * value:.2f}"
+
+
+def _exists_locally(name: str) -> bool:
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):  # a name too long for a path, or one holding a NUL byte
+        return False
 
 
 def hub_id_or_none(name: Any) -> str | None:
-    """`name` when it reads as a Hub id (`owner/name`, not an existing local path), else `None`: the card names no
-    local path (base CLIP folders and data folders stay on the machine that trained)."""
-    if not isinstance(name, str) or name.count("/") != 1 or name.startswith((".", "/", "~")) or Path(name).exists():
+    """`name` when it reads as a Hub id (`owner/name` by huggingface_hub's rule, not an existing local path), else
+    `None`: the card names no local path (base CLIP folders and data folders stay on the machine that trained)."""
+    from huggingface_hub.utils import validate_repo_id
+
+    if not isinstance(name, str) or name.count("/") != 1 or name.startswith((".", "/", "~")) or _exists_locally(name):
+        return None
+    try:
+        validate_repo_id(name)
+    except ValueError:
         return None
     return name
 
 
+def dataset_hub_id_or_none(source: Any) -> str | None:
+    """`source` (a --train_data or --eval_data value) when it names a Hub dataset, by the rule the data loader
+    itself uses (`looks_like_a_local_path`): `hmdb51/train.csv` is a local annotation file, even where publishing
+    runs from another folder than training did."""
+    from .data import looks_like_a_local_path
+
+    hub_id = hub_id_or_none(source)
+    return None if hub_id is None or looks_like_a_local_path(hub_id) else hub_id
+
+
 def _metric_value(value: Any) -> float | None:
-    if isinstance(value, dict) and "mean" in value:
-        return float(value["mean"])
-    return float(value) if isinstance(value, (int, float)) else None
+    if not _is_metric(value):
+        return None
+    return float(value["mean"] if isinstance(value, dict) else value)
 
 
 def _evaluation_sets(options: Any, metrics: dict[str, Any]) -> list[tuple[str | None, str, dict[str, Any]]]:
     """`(hub dataset id or None, display name, metrics)` for each evaluated set in `metrics.json`."""
     eval_data = list(getattr(options, "eval_data", None) or []) if options else []
     if "eval_sets" in metrics:
-        sets = []
-        for name, values in metrics["eval_sets"].items():
-            source = next((item for item in eval_data if Path(str(item)).stem == name), None)
-            sets.append((hub_id_or_none(source), name, values))
-        return sets
+        from .evaluation import eval_set_names  # loads torch: only for a run with several eval sets
+
+        source_of = dict(zip(eval_set_names(eval_data), eval_data)) if len(eval_data) > 1 else {}
+        return [(dataset_hub_id_or_none(source_of.get(name)), name, values)
+                for name, values in metrics["eval_sets"].items()]
     if "top1" in metrics:
         source = eval_data[0] if len(eval_data) == 1 else None
-        hub_id = hub_id_or_none(source)
+        hub_id = dataset_hub_id_or_none(source)
         return [(hub_id, hub_id or "evaluation set", metrics)]
     return []
 
@@ -59,7 +103,7 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
         config = json.loads((Path(model_folder) / "config.json").read_text())
     evaluation_sets = _evaluation_sets(options, metrics)
     model_name = getattr(options, "hub_model_id", None) if options else None
-    train_data = hub_id_or_none(getattr(options, "train_data", None) if options else None)
+    train_data = training_set_hub_id(options)
     eval_results = []
     for hub_id, name, values in evaluation_sets:
         for key, metric_name in (("top1", "top-1 accuracy"), ("top5", "top-5 accuracy")):
@@ -87,6 +131,67 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
     )
 
 
+def training_set_hub_id(options: Any) -> str | None:
+    """The training data set's Hub id; None when it is a local path, or when the run did not train (an evaluation
+    of a --model)."""
+    return dataset_hub_id_or_none(getattr(options, "train_data", None) if options else None)
+
+
+# Options that only ever name a local file or folder (a recipe YAML, label lists, folders of the run): left out of
+# the card whatever they hold. A relative path there would read as a Hub id where publishing runs from another folder.
+LOCAL_PATH_OPTIONS = ("config", "output_dir", "labels_file", "eval_labels_file", "data_root", "eval_data_root",
+                      "resume_from_checkpoint")
+# Options naming a Hub data set or a local data file/folder: judged by the data loader's own rule.
+DATA_OPTIONS = ("train_data", "eval_data")
+
+
+def _reads_as_a_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.startswith("~") or _exists_locally(text)
+
+
+def _published_item(key: str, item: Any) -> bool:
+    """Whether one value of option `key` may appear in the card: no local path, Hub ids kept. Options not listed
+    above (`--clip`, `--model` and any added later) are judged by their value, so a new path option cannot leak."""
+    if key in LOCAL_PATH_OPTIONS:
+        return False
+    if key in DATA_OPTIONS:
+        return dataset_hub_id_or_none(item) is not None
+    if isinstance(item, str) and _reads_as_a_path(item):
+        return hub_id_or_none(item) is not None
+    return True
+
+
+def card_recipe(options: Any) -> dict[str, Any]:
+    """The options the card shows as the training recipe: those set, without local paths (Hub ids stay). A zero is
+    a setting (`--mixup_alpha 0` turns mixup off) and is shown: `value in (None, False, [])` dropped it, since
+    `0 == False`, and the card then read as the default."""
+    recipe = {}
+    for key, value in (vars(options).items() if options else []):
+        if value is None or value is False or value == []:
+            continue
+        if isinstance(value, list):
+            kept = [item for item in value if _published_item(key, item)]
+            if kept:
+                recipe[key] = kept
+        elif _published_item(key, value):
+            recipe[key] = value
+    return recipe
+
+
+def _results_lines(evaluation_sets: list[tuple[str | None, str, dict[str, Any]]], metrics: dict[str, Any]) -> list[str]:
+    """The results table: one row per evaluation set (named here, not in the title), and their mean with several."""
+    lines = ["| evaluation set | top-1 (%) | top-5 (%) |", "|---|---|---|"]
+    if not evaluation_sets:
+        return lines + ["| none measured | not measured | not measured |"]
+    for hub_id, name, values in evaluation_sets:
+        label = hub_id or f"{name} (local)"
+        lines.append(f"| {label} | {_format_metric(values.get('top1'))} | {_format_metric(values.get('top5'))} |")
+    if len(evaluation_sets) > 1:
+        lines.append(f"| mean ± std over the {len(evaluation_sets)} sets | {_format_metric(metrics.get('top1'))} | "
+                     f"{_format_metric(metrics.get('top5'))} |")
+    return lines
+
+
 def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCard:
     """A model card: metadata as `ModelCardData` (with `model-index` results from `metrics.json`), then the base
     CLIP, the recipe, the measured metrics and the limitations, naming no local path."""
@@ -95,19 +200,11 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
     data = build_card_data(model_folder, options, metrics, config)
     base = data.base_model or "a local CLIP checkpoint (not published)"
     adapter_only = (model_folder / "adapter_model.safetensors").exists()
-    recipe = {key: value for key, value in vars(options).items() if value not in (None, False, [])} if options else {}
-    for key in ("train_data", "eval_data", "data_root", "eval_data_root", "clip", "output_dir", "labels_file",
-                "eval_labels_file", "resume_from_checkpoint"):
-        if key in recipe:  # local paths stay out of the card; Hub ids are named in the metadata
-            value = recipe[key]
-            values = value if isinstance(value, list) else [value]
-            kept = [item for item in values if hub_id_or_none(item)]
-            if kept:
-                recipe[key] = kept if isinstance(value, list) else kept[0]
-            else:
-                recipe.pop(key)
+    recipe = card_recipe(options)
     repo = getattr(options, "hub_model_id", None) or "this-repo"
-    trained_on = data.datasets[0] if data.datasets else None
+    # The training set only: `data.datasets` lists the evaluation sets too, and with a local training set the first
+    # of them is an evaluation set (a K400 -> HMDB51 zero-shot card claimed HMDB51 training).
+    trained_on = training_set_hub_id(options)
     lines = [
         f"# OmniCLIP{f' on {trained_on}' if trained_on else ''}",
         "",
@@ -120,10 +217,7 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "",
         "## Measured results",
         "",
-        "| metric | value (%) |",
-        "|---|---|",
-        f"| top-1 | {_format_metric(metrics.get('top1'))} |",
-        f"| top-5 | {_format_metric(metrics.get('top5'))} |",
+        *_results_lines(_evaluation_sets(options, metrics), metrics),
         "",
         "Multi-view evaluation: "
         f"{recipe.get('eval_num_clips', '?')} temporal clips x {recipe.get('eval_num_crops', '?')} spatial crops, "
@@ -146,7 +240,7 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "",
         "## Limitations",
         "",
-        "- The numbers above were measured on the evaluation data named in the recipe only; they say nothing about "
+        "- The numbers above were measured on the evaluation sets named in the table only; they say nothing about "
         "other domains.",
         "- The frozen CLIP carries the biases of its web-scale training data; the adapters do not remove them.",
         "- Zero-shot transfer to unseen labels depends on how the label names read as English text.",
@@ -210,12 +304,138 @@ def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any
             (partial / DRY_RUN_MARKER).write_text("written by a dry run of publish_model; the next one replaces it\n")
 
         return write_folder_atomically(target, copy)
+    return upload(model_folder, options.hub_model_id, private)
+
+
+def _hub_client_errors() -> tuple[type[BaseException], ...]:
+    """What an upload raises when it fails: huggingface_hub's own errors (HTTP status, offline mode, no token) are
+    OSErrors; a connection that fails below HTTP (no network, DNS, timeout) raises the HTTP client's own error,
+    which is not. Only a client huggingface_hub has imported can have raised, so none is imported here."""
+    errors: list[type[BaseException]] = [OSError]
+    for name in ("httpx2", "httpx"):
+        client_error = getattr(sys.modules.get(name), "HTTPError", None)
+        if isinstance(client_error, type) and issubclass(client_error, BaseException):
+            errors.append(client_error)
+    return tuple(errors)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def upload(model_folder: Path, repo_id: str, private: bool = False) -> str:
+    """Creates the repository (if new) and uploads the folder in one commit; a failure is one OSError line (the
+    client's own message runs over several lines, or is a traceback for a refused connection)."""
     from huggingface_hub import create_repo, upload_folder
 
-    repo_id = options.hub_model_id
-    create_repo(repo_id, exist_ok=True, private=private)
-    upload_folder(repo_id=repo_id, folder_path=str(model_folder), commit_message="Upload OmniCLIP")
+    try:
+        create_repo(repo_id, exist_ok=True, private=private)
+        upload_folder(repo_id=repo_id, folder_path=str(model_folder), commit_message="Upload OmniCLIP")
+    except _hub_client_errors() as error:
+        raise OSError(f"uploading {model_folder} to the Hub repository {repo_id} failed ({_first_line(error)}); the "
+                      "upload made no commit. Check the network and your token (`hf auth login`), then run it again "
+                      "(examples/push_to_hub.py --run_dir ...), or try it with --dry_run.") from error
     return repo_id
 
 
-__all__ = ["build_card_data", "build_model_card", "check_hub_model_id", "hub_id_or_none", "publish_model"]
+# ------------------------------------------------------------------------------------- a training run's record
+METRICS_NAME = "metrics.json"
+TRAINING_OPTIONS_NAME = "training_options.json"  # run.TRAINING_OPTIONS_NAME, not imported: run.py loads torch
+# Options that change neither the trained weights nor the files published: where the run wrote, how it logged,
+# checkpointed and read its data (the same videos either way), how it was published, and how it was evaluated
+# (metrics.json's own options say how its numbers were measured). A difference in any other option means
+# metrics.json and training_options.json were written by different runs.
+OPTIONS_THAT_DO_NOT_DECIDE_THE_MODEL = frozenset({
+    "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps", "checkpoints_total_limit",
+    "logging_steps", "report_to", "num_workers", "color_augmentation_on", "gradient_checkpointing", "strict",
+    "config", "push_to_hub", "hub_model_id", "dry_run",
+    "eval_data", "eval_labels_file", "eval_data_root", "eval_split", "eval_batch_size", "eval_num_clips",
+    "eval_num_crops",
+})
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+_REWRITE = ("rerun examples/train.py into this folder to write it again, or publish the model alone with "
+            "--model_dir")
+
+
+def read_json_object(path: Path, remedy: str = _REWRITE) -> dict[str, Any]:
+    """The JSON object in `path`; a file cut short, not UTF-8, or holding anything but an object is one ValueError
+    line naming it (json's own message names no file)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a JSON file (not UTF-8 text): {remedy}.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}; cut "
+                         f"short or edited?): {remedy}.") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds {_JSON_KINDS.get(type(data), type(data).__name__)}, not the JSON object "
+                         f"examples/train.py writes: {remedy}.")
+    return data
+
+
+def check_metrics(metrics: dict[str, Any], source: Path) -> None:
+    """Every accuracy the card shows is a number (or a mean and std): anything else was shown as "not measured"."""
+    places = [(key, metrics.get(key)) for key in ("top1", "top5") if key in metrics]
+    eval_sets = metrics.get("eval_sets", {})
+    if not isinstance(eval_sets, dict):
+        raise ValueError(f"{source}: eval_sets is {_JSON_KINDS.get(type(eval_sets), 'not an object')}, not an object "
+                         f"of eval set: metrics: {_REWRITE}.")
+    for name, values in eval_sets.items():
+        values = values if isinstance(values, dict) else {}
+        places += [(f"eval_sets.{name}.{key}", values.get(key)) for key in ("top1", "top5")]
+    for place, value in places:
+        if not _is_metric(value):
+            raise ValueError(f"{source}: {place} is {json.dumps(value)[:60]}, not an accuracy (a fraction "
+                             f"from 0 to 1): the card cannot show it; {_REWRITE}.")
+
+
+def _differences(measured: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
+    names = sorted((set(measured) | set(recorded)) - OPTIONS_THAT_DO_NOT_DECIDE_THE_MODEL)
+    return [f"--{name} {json.dumps(measured.get(name))} in {METRICS_NAME}, {json.dumps(recorded.get(name))} in "
+            f"{TRAINING_OPTIONS_NAME}" for name in names if measured.get(name) != recorded.get(name)]
+
+
+def check_same_run(measured: dict[str, Any], recorded: dict[str, Any], metrics_path: Path, options_path: Path) -> None:
+    """Refuses metrics measured by another run than the one whose options (and so, most likely, `model/`) the folder
+    holds: a run that fails after writing training_options.json (or its model) leaves the earlier run's metrics."""
+    changed = _differences(measured, recorded)
+    if changed:
+        more = f"; and {len(changed) - 2} more" if len(changed) > 2 else ""
+        raise ValueError(f"{metrics_path} and {options_path} were written by different runs ({'; '.join(changed[:2])}"
+                         f"{more}): model/ may be either run's. Rerun examples/train.py into this folder to measure "
+                         "the model it holds, or publish the model alone with --model_dir.")
+
+
+def read_run_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`(metrics, options)` of an examples/train.py output folder, for the card: the options are the ones
+    metrics.json recorded (those its numbers were measured with), checked against training_options.json. Either
+    file may be missing (a run without evaluation, an earlier version); a damaged one is one ValueError line."""
+    metrics_path, options_path = run_dir / METRICS_NAME, run_dir / TRAINING_OPTIONS_NAME
+    metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
+    recorded = read_json_object(options_path) if options_path.is_file() else None
+    check_metrics(metrics, metrics_path)
+    measured = metrics.get("options")
+    if measured is not None and not isinstance(measured, dict):
+        raise ValueError(f"{metrics_path}: options is {_JSON_KINDS.get(type(measured), type(measured).__name__)}, not "
+                         f"the object of options examples/train.py writes: {_REWRITE}.")
+    if measured is not None and recorded is not None:
+        check_same_run(measured, recorded, metrics_path, options_path)
+    return metrics, dict(measured if measured is not None else recorded or {})
+
+
+__all__ = [
+    "build_card_data",
+    "build_model_card",
+    "card_recipe",
+    "check_hub_model_id",
+    "check_metrics",
+    "check_same_run",
+    "dataset_hub_id_or_none",
+    "hub_id_or_none",
+    "publish_model",
+    "read_json_object",
+    "read_run_record",
+    "upload",
+]

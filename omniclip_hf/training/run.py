@@ -14,10 +14,12 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from ..configuration_omniclip import OmniCLIPConfig
 from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
 from .checkpoints import (
+    FEW_SHOT_SELECTION_NAME,
     FROZEN_CLIP_KEY,
     TRAINABLE_WEIGHTS_KEY,
     check_output_dir_for_a_new_run,
@@ -30,7 +32,14 @@ from .checkpoints import (
     write_folder_atomically,
 )
 from .data import VideoClipDataset, blank_clip, collate_video_batch, few_shot_subset, load_video_dataset
-from .evaluation import class_text_embeddings, classification_metrics, mean_and_std, predict, write_confusion_matrix_png
+from .evaluation import (
+    class_text_embeddings,
+    classification_metrics,
+    eval_set_names,
+    mean_and_std,
+    predict,
+    write_confusion_matrix_png,
+)
 from .loader import batch_to_device, loader_settings
 from .loop import (
     TrainingOptions,
@@ -54,11 +63,23 @@ skipped_logger = logging.getLogger("omniclip.train.skipped")
 skipped_logger.setLevel(logging.WARNING)
 
 
+# Video processor settings that shape training clips only (augmentation, and how this run's workers decode): every
+# other --video_processor_overrides setting (sampling, sizes, normalisation) is also what the model must be evaluated
+# and served with, so it goes into the processor that is saved beside the model.
+TRAINING_ONLY_VIDEO_SETTINGS = ("do_augment", "augment_resize_shortest_edge", "augment_crop_scale",
+                                "augment_crop_ratio", "flip_prob", "color_jitter_prob", "color_jitter",
+                                "grayscale_prob", "video_backend", "decoder_threading")
+
+
 def load_model_and_processor(options: TrainingOptions):
+    """The model and its processor. `options.num_frames` left out becomes the --model folder's frame count (its saved
+    processor's), or the config default with --clip; the processor then carries every setting the model is evaluated
+    and served with: the frame count, --text_template and the non-augmentation --video_processor_overrides."""
     overrides = json.loads(options.model_overrides) if options.model_overrides else {}
     if options.text_template:
         overrides["text_template"] = options.text_template
     if options.clip:
+        options.num_frames = options.num_frames or OmniCLIPConfig().num_frames
         model = OmniCLIPModel.from_clip(
             options.clip, num_frames=options.num_frames, label_smoothing=options.label_smoothing, **overrides
         )
@@ -68,7 +89,15 @@ def load_model_and_processor(options: TrainingOptions):
         for key, value in {"label_smoothing": options.label_smoothing, **overrides}.items():
             setattr(model.config, key, value)
         processor = OmniCLIPProcessor.from_pretrained(options.model)
+        # Before, the default 8 replaced the folder's own count: a 32-frame model went on training at 8, its saved
+        # config and processor then disagreeing.
+        options.num_frames = options.num_frames or processor.video_processor.num_frames
         processor.video_processor.num_frames = options.num_frames
+    processor.text_template = model.config.text_template  # the saved processor's prompts are the model's
+    video_overrides = json.loads(options.video_processor_overrides) if options.video_processor_overrides else {}
+    for key, value in video_overrides.items():
+        if key not in TRAINING_ONLY_VIDEO_SETTINGS:
+            setattr(processor.video_processor, key, value)
     return model, processor
 
 
@@ -86,7 +115,8 @@ def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: 
     """Multi-view evaluation of every eval set; zero-shot runs with several sets also get mean and std."""
     unwrapped = accelerator.unwrap_model(model)
     results = {}
-    for data in eval_sets:
+    names = eval_set_names([data.source for data in eval_sets])
+    for data, name in zip(eval_sets, names):
         text_embeds = class_text_embeddings(unwrapped, processor.tokenizer, data.class_names)
         logits, labels, errors = predict(
             model, processor.video_processor, data, text_embeds, accelerator,
@@ -95,7 +125,6 @@ def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: 
         )
         metrics = classification_metrics(logits, labels, data.class_names)
         metrics["failed_videos"] = errors
-        name = Path(str(data.source)).stem if len(eval_sets) > 1 else "eval"
         if accelerator.is_main_process:
             write_confusion_matrix_png(metrics["confusion_matrix"], data.class_names,
                                        output_dir / f"confusion_matrix_{name}.png")
@@ -113,8 +142,9 @@ def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: 
     return summary
 
 
-def training_data(options: TrainingOptions, accelerator: Accelerator, output_dir: Path):
-    """The training split: listed (a `VideoClassificationData`) or, with --streaming, this process's stream."""
+def training_data(options: TrainingOptions, accelerator: Accelerator):
+    """The training split: listed (a `VideoClassificationData`; with --shots, `few_shot_indices` says which videos of
+    the full split it holds) or, with --streaming, this process's stream."""
     if options.streaming:
         class_names = load_label_names(options.labels_file) if options.labels_file else None
         data = load_streaming_dataset(options.train_data, class_names, options.train_split, options.video_column,
@@ -125,13 +155,17 @@ def training_data(options: TrainingOptions, accelerator: Accelerator, output_dir
     data = load_video_dataset(options.train_data, options.labels_file, options.train_split, options.video_column,
                               options.label_column, options.data_root)
     if options.shots:
-        data, chosen = few_shot_subset(data, options.shots, options.seed)
-        if accelerator.is_main_process:
-            selection = [{"index": i, "video": data.dataset[n]["video"], "label": data.class_names[data.dataset[n]["label"]]}
-                         for n, i in enumerate(chosen)]
-            (output_dir / "few_shot_selection.json").write_text(json.dumps(selection, indent=2))
+        data, data.few_shot_indices = few_shot_subset(data, options.shots, options.seed)
     accelerator.print(f"training on {len(data)} videos of {len(data.class_names)} classes from {data.source}")
     return data
+
+
+def write_few_shot_selection(data, output_dir: Path) -> None:
+    """`few_shot_selection.json`: each training video of a --shots run, its index in the full split and its label."""
+    selection = [{"index": index, "video": data.dataset[n]["video"],
+                  "label": data.class_names[data.dataset[n]["label"]]} for n, index in enumerate(data.few_shot_indices)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / FEW_SHOT_SELECTION_NAME).write_text(json.dumps(selection, indent=2))
 
 
 def color_augmentation_on_device(options: TrainingOptions, accelerator: Accelerator) -> bool:
@@ -183,13 +217,15 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     # are deleted (--overwrite_output_dir) only once this run's data has loaded, by the main process.
     check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
                                    delete=False)
-    data = training_data(options, accelerator, output_dir)
+    data = training_data(options, accelerator)
     if options.gradient_checkpointing:
         enable_activation_checkpointing(model)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
     dataset, loader, steps_per_epoch = training_loader(options, accelerator, data, processor.video_processor)
     if options.overwrite_output_dir and accelerator.is_main_process:
         delete_earlier_checkpoints(output_dir)
+    if getattr(data, "few_shot_indices", None) is not None and accelerator.is_main_process:
+        write_few_shot_selection(data, output_dir)  # after the earlier run's copy is deleted
     accelerator.wait_for_everyone()
     optimizer = build_optimizer(model, options)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
@@ -213,13 +249,14 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             checkpoint, state = restored
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
-            warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes)
+            warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes,
+                                      data.class_names)
             if not accelerator.is_main_process:
                 state["skipped_videos"] = 0  # the checkpoint's count is every process's, restored on the main one
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
-    state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes)
+    state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes, data.class_names)
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
@@ -251,14 +288,14 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         while not finished():
             dataset.set_epoch(state["epoch"])
             model.train()
-            steps_before = state["global_step"]
             if options.streaming:  # skipped batches are read past, not decoded
                 dataset.skip_batches(state["batches_in_epoch"])
                 epoch_loader = batches_while_every_process_has_one(loader, accelerator)
             else:
                 loader.set_epoch(state["epoch"])
                 epoch_loader = accelerator.skip_first_batches(loader, state["batches_in_epoch"]) if state["batches_in_epoch"] else loader
-            batches_this_pass = 0
+            batches_this_pass = decoded_this_pass = 0
+            skipped_at_start = state["batches_in_epoch"]
             for batch in epoch_loader:
                 batch = batch_to_device(batch, accelerator.device)
                 state["batches_in_epoch"] += 1
@@ -269,6 +306,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     skipped_logger.warning("%sskipped an undecodable training video: %s", rank_prefix, error)
                 state["skipped_videos"] += len(batch["errors"])
                 weight = 1.0
+                decoded_this_pass += "pixel_values_videos" in batch
                 if "pixel_values_videos" not in batch:
                     if accelerator.num_processes == 1:
                         continue
@@ -292,6 +330,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and options.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
+                    losses.add_micro_batch(loss)
                     if accelerator.sync_gradients:
                         state["learning_rates"].append(scheduler.get_last_lr()[0])  # the one this step uses
                     optimizer.step()
@@ -302,7 +341,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     continue
                 state["global_step"] += 1
                 progress.update(1)
-                losses.add(loss)
+                losses.end_step()
                 if state["global_step"] % options.logging_steps == 0:
                     mean_loss = losses.read()[-1]
                     accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
@@ -313,8 +352,13 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 if state["global_step"] >= total_steps:
                     break
             else:  # the epoch ran to its end
-                if state["global_step"] == steps_before and batches_this_pass:
-                    raise ValueError(f"{data.source}: an epoch made no training step; every video failed to decode?")
+                if not batches_this_pass and not skipped_at_start:  # would go on to the next epoch, forever
+                    raise ValueError(empty_epoch_message(data, options, accelerator.num_processes))
+                if batches_this_pass and not decoded_by_any_process(accelerator, decoded_this_pass):
+                    # (Not "no optimizer step": with --gradient_accumulation_steps above an epoch's batches, an epoch
+                    # of good videos makes none, its gradients carried into the next.)
+                    raise ValueError(f"{data.source}: every video of an epoch failed to decode (the warnings above "
+                                     "name them); check the files or the --data_root they are read from.")
                 state["epoch"] += 1
                 state["batches_in_epoch"] = 0
                 if accelerator.sync_gradients:
@@ -338,6 +382,24 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             "class_names": data.class_names, "model": model}
 
 
+def decoded_by_any_process(accelerator: Accelerator, decoded_batches: int) -> bool:
+    """Whether any process decoded a batch this epoch (a collective at the epoch's end, which every process reaches
+    together): one process whose every video failed goes on with blank batches while the others train."""
+    if accelerator.num_processes > 1:
+        decoded_batches = int(accelerator.reduce(torch.tensor([decoded_batches], device=accelerator.device),
+                                                 reduction="sum").item())
+    return decoded_batches > 0
+
+
+def empty_epoch_message(data, options: TrainingOptions, processes: int) -> str:
+    """Why an epoch gave no batch at all (only a stream can: listed data is checked when it loads)."""
+    shards = getattr(data, "num_shards", None)
+    if processes > 1:
+        return (f"{data.source}: an epoch gave a process no batch: {shards} shards over {processes} processes leave one "
+                "with no samples; give at least as many shards as processes, each with samples.")
+    return f"{data.source}: the stream gave no samples (split {options.train_split!r}); check its shards or columns."
+
+
 def skipped_videos_of_every_process(accelerator: Accelerator, count: int) -> int:
     """The sum of every process's count (a collective)."""
     return int(accelerator.gather(torch.tensor([count], device=accelerator.device)).sum().item())
@@ -353,9 +415,17 @@ class StepLosses:
         self.accelerator = accelerator
         self.recorded = recorded
         self.pending: list[torch.Tensor] = []
+        self.micro_batches: list[torch.Tensor] = []
 
-    def add(self, loss: torch.Tensor) -> None:
-        self.pending.append(loss.detach().float())
+    def add_micro_batch(self, loss: torch.Tensor) -> None:
+        """One forward's loss; with --gradient_accumulation_steps a step's loss is the mean of its micro-batches' (the
+        last one's alone was recorded before)."""
+        self.micro_batches.append(loss.detach().float())
+
+    def end_step(self) -> None:
+        if self.micro_batches:
+            self.pending.append(torch.stack(self.micro_batches).mean())
+            self.micro_batches.clear()
 
     def read(self) -> list[float]:
         """Every step's loss so far, rounded to 6 decimals: one reduction over processes and one read."""
@@ -369,9 +439,9 @@ class StepLosses:
 TRAINING_OPTIONS_NAME = "training_options.json"
 # Options that decide which videos a step sees and how far the schedule has come: a resume that changes one of them
 # continues from a position that means something else (batch 40 of another batch size, another data order).
-RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames", "batch_size",
-                  "gradient_accumulation_steps", "seed", "epochs", "max_steps", "lr", "min_lr", "warmup_epochs",
-                  "warmup_steps", "streaming")
+RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "labels_file", "video_column", "label_column", "shots",
+                  "num_frames", "batch_size", "gradient_accumulation_steps", "seed", "epochs", "max_steps", "lr",
+                  "min_lr", "warmup_epochs", "warmup_steps", "streaming", "shuffle_buffer", "text_template")
 
 
 # The recipe options, written into every checkpoint's trainer state: a resume from another run's checkpoint is
@@ -379,15 +449,20 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "shots", "num_frames
 RECIPE_KEY = "recipe"
 
 
-def recipe_of(options: TrainingOptions, processes: int) -> dict[str, Any]:
-    """The recipe options, and the number of processes: a checkpoint's batch position counts each process's batches
-    (batch 40 of 2 processes is 80 batches of one)."""
+def recipe_of(options: TrainingOptions, processes: int, class_names: list[str] | None = None) -> dict[str, Any]:
+    """The recipe options, the number of processes (a checkpoint's batch position counts each process's batches:
+    batch 40 of 2 processes is 80 batches of one) and the class names in index order (the same --labels_file path may
+    hold another list, and an index-labelled set then trains its second half on other classes)."""
     current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
-    return {**{name: current.get(name) for name in RECIPE_OPTIONS}, "processes": processes}
+    recipe = {**{name: current.get(name) for name in RECIPE_OPTIONS}, "processes": processes}
+    if class_names is not None:
+        recipe["class_names"] = list(class_names)
+    return recipe
 
 
 def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkpoint: Path,
-                              recorded: dict[str, Any] | None = None, processes: int = 1) -> None:
+                              recorded: dict[str, Any] | None = None, processes: int = 1,
+                              class_names: list[str] | None = None) -> None:
     """One warning line when a resume changes the recipe `checkpoint` recorded (checkpoints of earlier versions:
     the run's own `training_options.json`)."""
     source = f"{checkpoint}"
@@ -397,12 +472,19 @@ def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkp
             recorded = json.loads(Path(source).read_text())
         except (OSError, ValueError):
             return
-    current = recipe_of(options, processes)
-    changed = [f"{'--' if name in RECIPE_OPTIONS else ''}{name} {current[name]} (was {recorded[name]})"
+    current = recipe_of(options, processes, class_names)
+    changed = [describe_change(name, current[name], recorded[name])
                for name in current if name in recorded and recorded[name] != current[name]]
     if changed:
         logger.warning("resuming with a recipe other than the run's (%s): %s; the resumed position and schedule "
                        "refer to the old one.", source, ", ".join(changed))
+
+
+def describe_change(name: str, value: Any, was: Any) -> str:
+    if name == "class_names":
+        order = "the same classes in another order" if sorted(value) == sorted(was) else "other classes"
+        return f"the class names ({order}: {value[:4]}... was {was[:4]}...)"
+    return f"{'--' if name in RECIPE_OPTIONS else ''}{name} {value} (was {was})"
 
 
 def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:

@@ -31,7 +31,8 @@ import torch
 from .data import VIDEO_EXTENSIONS, _class_index, _describe, _name_lookup, labels_in_class_order, process_training_clip
 
 
-logger = logging.getLogger(__name__)
+# Under the scripts' "omniclip.train" logger, which is quiet on all but the main process.
+logger = logging.getLogger("omniclip.train.streaming")
 
 
 # A shard sample's video is its `<key>.<extension>` file, whichever of these: datasets' `webdataset` builder infers
@@ -243,6 +244,7 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
         self.batches_to_skip = count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        import_torchcodec_before_datasets_threads()
         worker = torch.utils.data.get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker is not None else (0, 1)
         self.data.stream.set_epoch(self.epoch)
@@ -291,6 +293,18 @@ class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
             raise StreamingDataError(str(error)) from None
 
 
+def import_torchcodec_before_datasets_threads() -> None:
+    """datasets (5.2) reads several shards in threads, and its `_cast_to_python_objects` imports torchcodec's
+    `VideoDecoder` only if torchcodec is already in `sys.modules` when it starts, then checks `sys.modules` again
+    before using it: when the `Video` feature's `encode_example` imports torchcodec in another thread in between, the
+    worker fails with "UnboundLocalError: cannot access local variable 'VideoDecoder'" (seen here one run in two
+    with 2 workers). Imported first, it is in `sys.modules` for both checks."""
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except Exception:  # not installed, or FFmpeg's libraries missing: datasets then never imports it either
+        pass
+
+
 def next_batch(batches: Iterator[tuple[int, dict[str, list]]], source: str) -> tuple[int, dict[str, list]] | None:
     """The stream's next batch (None at its end); what datasets cannot read stops the run in one line: mostly a
     `.cls` that is not a number (datasets turns it into an int while reading the tar, before any of our checks), or
@@ -319,7 +333,12 @@ def batches_while_every_process_has_one(loader, accelerator) -> Iterator[dict[st
         batch = next(iterator, None)
         if accelerator.num_processes > 1:
             have = torch.tensor([0 if batch is None else 1], device=accelerator.device)
-            if accelerator.reduce(have, reduction="sum").item() < accelerator.num_processes:
+            processes_with_a_batch = int(accelerator.reduce(have, reduction="sum").item())
+            if processes_with_a_batch < accelerator.num_processes:
+                if processes_with_a_batch:  # documented, but a share of the data goes untrained every epoch
+                    logger.warning("the epoch ended when a process ran out of batches; %d of %d processes had more, "
+                                   "left out of this epoch: keep the shards of equal size (docs/training.md, "
+                                   "Streaming).", processes_with_a_batch, accelerator.num_processes)
                 return
         elif batch is None:
             return
