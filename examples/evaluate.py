@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
+from omniclip_hf.model_loading import load_omniclip_model
 from omniclip_hf.training.checkpoints import TRAINER_STATE_NAME
 from omniclip_hf.training.data import _name_lookup, _normalise_name, load_video_dataset
 from omniclip_hf.training.evaluation import (
@@ -47,7 +48,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def load(args):
     if args.model:
-        model = OmniCLIPModel.from_pretrained(args.model)
+        # A config.json that does not fit the weights (edited, or another model's) is one line naming both.
+        model = load_omniclip_model(args.model)
         processor = OmniCLIPProcessor.from_pretrained(args.model)
         # The saved processor's count is the one the model was last trained with (train.py --num_frames may differ
         # from the count its temporal weights were built for, config.num_frames); the pipeline uses it too.

@@ -212,6 +212,28 @@ def check_processor_files(path: Path, needs_processor_settings: bool = True) -> 
         raise CommandError(one_line(error)) from None
 
 
+def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> str:
+    """One line saying why `pipeline()` could not load `model`. transformers' own message for a model class that
+    failed wraps that class's whole traceback: the model is loaded here on its own to report the cause itself."""
+    text = str(error)
+    if not text.startswith(f"Could not load model {model}"):
+        return one_line(error)
+    loading = {name: kwargs[name] for name in ("dtype", "revision") if name in kwargs}
+    from .model_loading import load_omniclip_model
+
+    try:
+        load_omniclip_model(model, **loading)
+    except Exception as cause:  # noqa: BLE001  (whatever stopped the pipeline's load, in one line)
+        return one_line(cause)
+    # It loads on its own: the last line of each traceback transformers kept is its error.
+    causes = []
+    for part in text.split("while loading with ")[1:]:
+        lines = [line.strip() for line in part.splitlines() if line.strip()]
+        if lines:
+            causes.append(lines[-1])
+    return "; ".join(causes) or one_line(error)
+
+
 def load_pipeline(model: str, device: str | None, dtype: str, revision: str | None = None):
     """The zero-shot video classification pipeline of a saved model folder or Hub id (OmniCLIP, or a plain CLIP
     wrapped as frame-averaged CLIP), with its tokenizer and processor."""
@@ -228,7 +250,9 @@ def load_pipeline(model: str, device: str | None, dtype: str, revision: str | No
     try:
         return pipeline("zero-shot-video-classification", model=model, **kwargs)
     except (OSError, ValueError, TypeError) as error:
-        raise CommandError(f"could not load the model and its processor from {model}: {one_line(error)}") from None
+        raise CommandError(
+            f"could not load the model and its processor from {model}: {loading_error(model, error, kwargs)}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -387,13 +411,13 @@ def describe_model(model, processor=None) -> list[str]:
 def run_info(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
-    from .modeling_omniclip import OmniCLIPModel
+    from .model_loading import load_omniclip_model
     from .processing_omniclip import OmniCLIPProcessor
 
     check_model_source(args.path, args.revision)
     path = args.path
     try:
-        model = OmniCLIPModel.from_pretrained(path, **({"revision": args.revision} if args.revision else {}))
+        model = load_omniclip_model(path, **({"revision": args.revision} if args.revision else {}))
     except (OSError, ValueError, TypeError) as error:
         raise CommandError(f"could not load an OmniCLIP model from {args.path}: {one_line(error)}") from None
     processor = None

@@ -68,13 +68,54 @@ def load_label_names(path: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"Label file {path} does not exist.")
     text = _read_label_text(path)
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        if not rows or "name" not in rows[0]:
-            raise ValueError(f"Label file {path} must be a CSV with a 'name' column (and optionally 'id').")
-        if "id" in rows[0]:
-            rows.sort(key=lambda row: int(row["id"]))
-        return [row["name"].strip() for row in rows]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        return _load_csv_label_names(path, text)
+    names = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            names.append(_checked_label_name(path, line_number, line.strip()))
+    return names
+
+
+def _load_csv_label_names(path: Path, text: str) -> list[str]:
+    """The `name` column of a label CSV, in the order of its `id` column if it has one; a row without a name, with
+    a name that is empty once cleaned or with an `id` that is not a whole number is refused naming the file and line."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = []  # (line number, row): the line a row ends on, as the file's reader counts them from 1
+    for row in reader:
+        rows.append((reader.line_num, row))
+    if not rows or "name" not in rows[0][1]:
+        raise ValueError(f"Label file {path} must be a CSV with a 'name' column (and optionally 'id').")
+    has_ids = "id" in rows[0][1]
+    entries = []
+    for line_number, row in rows:
+        name = _checked_label_name(path, line_number, (row["name"] or "").strip())
+        index = 0
+        if has_ids:
+            raw = (row["id"] or "").strip()
+            try:
+                index = int(raw)
+            except ValueError:
+                raise ValueError(
+                    f"Label file {path}, line {line_number}: id {raw!r} is not a whole number; the 'id' column "
+                    "gives each class's index (0, 1, 2, ...): fix that line, or drop the 'id' column to keep the "
+                    "file's order."
+                ) from None
+        entries.append((index, name))
+    if has_ids:
+        entries.sort(key=lambda entry: entry[0])
+    return [name for _, name in entries]
+
+
+def _checked_label_name(path: Path, line_number: int, name: str) -> str:
+    """`name`, refused with the file and line when it is empty once cleaned (as `label_to_text` cleans it)."""
+    try:
+        label_to_text(name)
+    except ValueError:
+        raise ValueError(
+            f"Label file {path}, line {line_number}: the class name {name!r} is empty"
+            f"{' once cleaned' if name else ''}; every class needs a name: write it there, or delete the line."
+        ) from None
+    return name
 
 
 def _read_label_text(path: Path) -> str:
