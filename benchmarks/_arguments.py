@@ -29,18 +29,14 @@ def above(parser: argparse.ArgumentParser, minimum: float, flags: dict) -> None:
 def torch_device(parser: argparse.ArgumentParser, value: str, flag: str = "--device"):
     """`value` as a `torch.device` the benchmarks run on: cpu, or cuda where a GPU is there (torch's own error for a
     missing GPU comes only once a model is built, as a traceback)."""
-    import torch
+    from omniclip_hf.training.loop import check_device_name
 
     try:
-        parsed = torch.device(value)
-    except RuntimeError:
-        parser.error(f"{flag} {value}: not a device; use cpu or cuda")
+        parsed = check_device_name(value, flag)
+    except ValueError as error:
+        parser.error(str(error))
     if parsed.type not in ("cpu", "cuda"):
         parser.error(f"{flag} {value}: the benchmarks run on cpu or cuda")
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"{flag} {value}: no GPU is available here; use --device cpu")
-    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
-        parser.error(f"{flag} {value}: there are only {torch.cuda.device_count()} GPUs (cuda:0 and up)")
     return parsed
 
 

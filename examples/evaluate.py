@@ -36,7 +36,13 @@ from omniclip_hf.training.evaluation import (
     write_metrics,
 )
 from omniclip_hf.training.loader import default_num_workers
-from omniclip_hf.training.loop import build_processor, folder_model_type, is_omniclip_folder, run_script
+from omniclip_hf.training.loop import (
+    build_processor,
+    check_device_name,
+    folder_model_type,
+    is_omniclip_folder,
+    run_script,
+)
 
 
 logger = logging.getLogger("omniclip.evaluate")
@@ -126,7 +132,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.num_crops not in (1, 3):
         raise ValueError(f"--num_crops={args.num_crops} is invalid: use 1 (the centre) or 3 (left, centre, right).")
     check_output_dir(args.output_dir)
-    check_device(args.device)
+    check_device_name(args.device)  # before the model loads
 
 
 def check_not_a_training_output(path: Path) -> None:
@@ -160,22 +166,6 @@ def check_output_dir(output_dir: str) -> None:
     if existing is not None and not existing.is_dir():
         raise ValueError(f"--output_dir {output_dir} cannot be created: {existing} is a file, not a folder; pass "
                          "a folder path.")
-
-
-def check_device(device: str) -> None:
-    """`--device cuda` without a GPU would otherwise end in torch's traceback when the model moves there."""
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"--device {device} is not a device name torch knows: use cpu, cuda or cuda:N.") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu.")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                             f"numbered from 0.")
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu.")
 
 
 def trained_class_names(config, model: str) -> list[str] | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
 import sys
 
 import pytest
@@ -23,6 +21,7 @@ from omniclip_hf.training.streaming import (
 )
 
 from .conftest import REPO_ROOT
+from .test_training import run
 from .test_training_streaming import CLASS_NAMES, FileSize, good_samples, stream_of, streamed, write_shard
 
 
@@ -111,8 +110,7 @@ def train_on_stream(tiny_clip_dir, folder, tmp_path, *extra, timeout=240):
                "--train_data", str(folder), "--labels_file", str(tmp_path / "labels.txt"),
                "--output_dir", str(tmp_path / "run"), "--num_frames", "2", "--batch_size", "2", "--num_workers", "0",
                "--warmup_steps", "0", *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"})
+    return run(command, timeout=timeout)
 
 
 def test_a_stream_with_no_samples_stops_instead_of_running_forever(tiny_clip_dir, tmp_path):

@@ -298,6 +298,22 @@ def check_inputs_exist(options: TrainingOptions) -> None:
                          f"--model {options.clip} to continue from it; --clip takes a plain CLIP checkpoint.")
 
 
+def check_device_name(value: str, flag: str = "--device") -> torch.device:
+    """`value` as a `torch.device` this machine has, or one ValueError line naming `flag`: torch's own error for a
+    missing GPU comes only once a model moves there, as a traceback."""
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{flag} {value} is not a device name torch knows: use cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{flag} {value}: no CUDA GPU is available on this machine; use {flag} cpu.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{flag} {value}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{flag} {value}: MPS is not available on this machine; use {flag} cpu.")
+    return device
+
+
 def folder_model_type(path: str) -> str | None:
     """The `model_type` in a checkpoint folder's config.json ("omniclip", "clip", ...), or None."""
     config = Path(path) / "config.json"
