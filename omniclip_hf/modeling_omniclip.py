@@ -173,6 +173,75 @@ def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: di
     return cached_file(name, ADAPTER_WEIGHTS_NAME, **hub_kwargs_of(hub_kwargs))
 
 
+# How many values of the frozen CLIP `base_clip_fingerprint` reads, spread evenly over all its weights.
+FINGERPRINT_SAMPLES = 65536
+# Odd multipliers of the multiplicative hashes giving each projection its fixed +-1 direction (Knuth's constant and
+# others): integer arithmetic, so the directions are the same under every torch version and on every device.
+FINGERPRINT_HASHES = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 2869860233, 1500450271, 3084996963)
+# A projection moves by about the relative size of a change of the weights: casting to bf16 moves it by under 0.002,
+# 8-bit quantisation by about 0.01; another CLIP moves each by about 1.4 (independent standard normals).
+FINGERPRINT_TOLERANCE = 0.05
+
+
+def base_clip_fingerprint(clip: nn.Module) -> list[float] | None:
+    """Nine numbers that tell one CLIP's weights from another's in any dtype: the root mean square of a sample of
+    `FINGERPRINT_SAMPLES` values taken at even steps over all its parameters, then the sample's projections on eight
+    fixed +-1 directions, in units of its norm (each about a standard normal).
+
+    `save_adapter` records it, since an adapter-only checkpoint holds no CLIP weight: loaded over another CLIP of the
+    same shapes (another checkpoint, or a fine-tuned one, under the same name or folder), its modules would read other
+    features with nothing said. Not a digest of the bytes: loading in bfloat16 or float16 must still match.
+    None when the weights cannot be read (on the meta device, offloaded, or quantised to integers).
+    """
+    parameters = [parameter.detach() for parameter in clip.parameters()]
+    unreadable = (type(p) is not torch.Tensor or p.device.type == "meta" or not p.is_floating_point() for p in parameters)
+    if not parameters or any(unreadable):  # a DTensor shard, an offloaded or an integer-quantised weight
+        return None
+    total = sum(parameter.numel() for parameter in parameters)
+    stride = max(1, total // FINGERPRINT_SAMPLES)
+    samples, offset = [], 0
+    for parameter in parameters:
+        first = (-offset) % stride  # the sample's positions continue across parameters
+        samples.append(parameter.reshape(-1)[first::stride].to("cpu", torch.float64))
+        offset += parameter.numel()
+    sample = torch.cat(samples)
+    norm = sample.norm()
+    if not torch.isfinite(norm) or norm == 0:
+        return None
+    positions = torch.arange(sample.numel(), dtype=torch.int64)
+    fingerprint = [float(norm / sample.numel() ** 0.5)]
+    for multiplier in FINGERPRINT_HASHES:
+        signs = ((positions * multiplier) % 2**32 >= 2**31).to(torch.float64) * 2 - 1
+        fingerprint.append(float(sample @ signs / norm))
+    return [float(f"{value:.6g}") for value in fingerprint]
+
+
+def fingerprints_differ(recorded: list[float], loaded: list[float]) -> bool:
+    """Whether two `base_clip_fingerprint`s are of different CLIPs (not merely of one CLIP in two dtypes)."""
+    if len(recorded) != len(loaded):
+        return True
+    rms_recorded, rms_loaded = recorded[0], loaded[0]
+    if abs(rms_recorded - rms_loaded) > FINGERPRINT_TOLERANCE * max(abs(rms_recorded), 1e-12):
+        return True
+    return any(abs(a - b) > FINGERPRINT_TOLERANCE for a, b in zip(recorded[1:], loaded[1:]))
+
+
+def check_base_clip(folder, config: OmniCLIPConfig, clip: nn.Module, base: str, chosen_by_caller: bool) -> None:
+    """An adapter-only checkpoint loaded over a CLIP other than the one it was saved over: refused in one line when
+    the config named that CLIP (the folder or Hub repo now holds other weights), a warning when the caller chose it
+    with `base_clip=` (on purpose, perhaps). Checkpoints saved before the fingerprint was recorded are not checked."""
+    recorded = getattr(config, "base_clip_fingerprint", None)
+    loaded = base_clip_fingerprint(clip) if recorded else None
+    if loaded is None or not fingerprints_differ(recorded, loaded):
+        return
+    message = (f"{folder} holds adapters trained over another CLIP than the one loaded from {base} (same shapes, "
+               "other weights), so its scores would be meaningless")
+    if chosen_by_caller:
+        logger.warning(f"{message}; base_clip={base!r} was asked for, so it is used.")
+        return
+    raise ValueError(f"{message}: pass base_clip= the CLIP the adapters were saved over, or load a full checkpoint.")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Outputs
 # ----------------------------------------------------------------------------------------------------------------
@@ -1043,6 +1112,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         config = copy.deepcopy(self.config)
         # Marks the checkpoint in its config, so loading from the Hub knows it without listing the repo's files.
         config.checkpoint_format = "adapter"
+        config.base_clip_fingerprint = base_clip_fingerprint(self.clip)
         # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
         custom_object_save(self, save_directory, config=config)
         config.save_pretrained(save_directory)
@@ -1074,6 +1144,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             adapter_weights = load_file(adapter_file)
         except Exception as error:
             raise damaged_file_error(adapter_file, error) from None
+        check_base_clip(folder, config, model.clip, base, chosen_by_caller=base != config.base_clip_name_or_path)
         missing, unexpected = model.load_state_dict(adapter_weights, strict=False, assign=False)
         loading_info = {"missing_keys": [name for name in missing if not name.startswith("clip.")],
                         "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
