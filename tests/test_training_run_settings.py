@@ -90,3 +90,19 @@ def test_a_steps_loss_is_the_mean_of_its_micro_batches():
     losses.add_micro_batch(torch.tensor(0.5))
     losses.end_step()
     assert losses.read() == [3.0, 0.5] and recorded == [3.0, 0.5]
+
+
+def test_a_resume_over_another_number_of_listed_videos_is_warned_about(tmp_path, caplog):
+    """The same annotation file re-exported with more videos: the sampler's permutation and the resumed position
+    refer to another set."""
+    from omniclip_hf.training.data import VideoClassificationData
+    from omniclip_hf.training.run import training_data_of
+
+    options = parse_training_options(["--clip", "x", "--train_data", "y"])
+    data = VideoClassificationData(dataset=list(range(10)), class_names=["a", "b"], source="y")
+    recorded = recipe_of(options, 1, ["a", "b"], training_data_of(data))
+    with caplog.at_level("WARNING"):
+        warn_about_changed_recipe(options, tmp_path, tmp_path / "step_7", recorded, 1, ["a", "b"], {"videos": 10})
+        assert not caplog.records
+        warn_about_changed_recipe(options, tmp_path, tmp_path / "step_7", recorded, 1, ["a", "b"], {"videos": 12})
+    assert "the training data (12 videos, was 10 videos)" in caplog.records[0].getMessage()

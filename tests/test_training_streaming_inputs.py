@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import sys
 
 import pytest
@@ -126,10 +127,12 @@ def test_a_stream_with_no_samples_stops_instead_of_running_forever(tiny_clip_dir
 
 def test_an_accumulated_step_longer_than_an_epoch_trains(tiny_clip_dir, shared_clip_shards, tmp_path):
     """4 batches an epoch and --gradient_accumulation_steps 5: no epoch ends on an optimizer step, which read as
-    "an epoch made no training step; every video failed to decode?" and stopped the run."""
+    "an epoch made no training step; every video failed to decode?" and stopped the run. A stream's length is set by
+    --max_steps: the --epochs given was dropped with nothing said."""
     result = train_on_stream(tiny_clip_dir, shared_clip_shards, tmp_path, "--max_steps", "2",
-                             "--gradient_accumulation_steps", "5", "--shuffle_buffer", "0")
+                             "--gradient_accumulation_steps", "5", "--shuffle_buffer", "0", "--epochs", "3")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "--epochs 3 is not used: --max_steps 2 sets how long training runs." in result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["global_step"] == 2 and len(metrics["train_losses"]) == 2
 
@@ -156,3 +159,18 @@ def test_shards_given_as_eval_data_fail_before_training(tiny_clip_dir, shared_cl
     assert result.returncode == 2, result.stderr[-2000:]
     assert "no class sub-folders found" in result.stderr.strip().splitlines()[-1]
     assert "training" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_resume_over_another_set_of_shards_is_warned_about(tiny_clip_dir, shared_clip_shards, tmp_path):
+    """A shard added to the folder between two runs moved the resumed position within the stream with nothing said."""
+    shards = tmp_path / "shards"
+    shutil.copytree(shared_clip_shards, shards)
+    first = train_on_stream(tiny_clip_dir, shards, tmp_path, "--max_steps", "1", "--checkpointing_steps", "1",
+                            "--shuffle_buffer", "0")
+    assert first.returncode == 0, first.stderr[-2000:]
+    shutil.copy(shards / "train-00000.tar", shards / "train-00004.tar")
+    resumed = train_on_stream(tiny_clip_dir, shards, tmp_path, "--max_steps", "2", "--shuffle_buffer", "0",
+                              "--resume_from_checkpoint", "latest")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert ("the training data (5 shards: train-00000.tar, train-00001.tar, train-00002.tar..., was 4 shards: "
+            "train-00000.tar, train-00001.tar, train-00002.tar...)") in resumed.stderr

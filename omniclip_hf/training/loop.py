@@ -54,7 +54,7 @@ class TrainingOptions:
     # Optimisation (the paper's Table 1 for HMDB51/UCF101)
     seed: int = 42
     epochs: int = 30
-    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
+    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps (--epochs is then not used)."})
     batch_size: int = 32
     eval_batch_size: int | None = None
     lr: float = 2e-3

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from .loop import (
 )
 from .streaming import (
     StreamingVideoClipDataset,
+    StreamingVideoData,
     batches_while_every_process_has_one,
     load_streaming_dataset,
     stream_for_process,
@@ -211,8 +213,18 @@ def check_scheduler_stepping(accelerator: Accelerator) -> None:
                          "step_scheduler_with_optimizer=False, as examples/train.py does.")
 
 
+def warn_about_unused_epochs(options: TrainingOptions) -> None:
+    """--max_steps sets how long training runs, as `max_steps` does in transformers' Trainer: an --epochs that was
+    set (other than its default) would otherwise be dropped with nothing said (with --streaming always)."""
+    default_epochs = next(option.default for option in fields(TrainingOptions) if option.name == "epochs")
+    if options.max_steps and options.epochs != default_epochs:
+        logger.warning("--epochs %d is not used: --max_steps %d sets how long training runs.", options.epochs,
+                       options.max_steps)
+
+
 def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
     check_scheduler_stepping(accelerator)
+    warn_about_unused_epochs(options)
     # Before anything is written to output_dir; every rank checks, so none waits alone. An earlier run's checkpoints
     # are deleted (--overwrite_output_dir) only once this run's data has loaded, by the main process.
     check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
@@ -250,13 +262,13 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
             warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes,
-                                      data.class_names)
+                                      data.class_names, training_data_of(data))
             if not accelerator.is_main_process:
                 state["skipped_videos"] = 0  # the checkpoint's count is every process's, restored on the main one
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
-    state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes, data.class_names)
+    state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes, data.class_names, training_data_of(data))
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
@@ -449,20 +461,33 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "labels_file", "vide
 RECIPE_KEY = "recipe"
 
 
-def recipe_of(options: TrainingOptions, processes: int, class_names: list[str] | None = None) -> dict[str, Any]:
+def training_data_of(data) -> dict[str, Any]:
+    """What a checkpoint's position counts in: the listed videos, or the stream's shards. The same --train_data path
+    may hold another set by the resume (shards added to the folder, a re-exported list), and the position then points
+    elsewhere in it."""
+    if isinstance(data, StreamingVideoData):
+        return {"shards": data.shards}
+    return {"videos": len(data)}
+
+
+def recipe_of(options: TrainingOptions, processes: int, class_names: list[str] | None = None,
+              training_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The recipe options, the number of processes (a checkpoint's batch position counts each process's batches:
-    batch 40 of 2 processes is 80 batches of one) and the class names in index order (the same --labels_file path may
-    hold another list, and an index-labelled set then trains its second half on other classes)."""
+    batch 40 of 2 processes is 80 batches of one), the class names in index order (the same --labels_file path may
+    hold another list, and an index-labelled set then trains its second half on other classes) and the training
+    data's size (`training_data_of`)."""
     current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
     recipe = {**{name: current.get(name) for name in RECIPE_OPTIONS}, "processes": processes}
     if class_names is not None:
         recipe["class_names"] = list(class_names)
+    if training_data is not None:
+        recipe["training_data"] = training_data
     return recipe
 
 
 def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkpoint: Path,
                               recorded: dict[str, Any] | None = None, processes: int = 1,
-                              class_names: list[str] | None = None) -> None:
+                              class_names: list[str] | None = None, training_data: dict[str, Any] | None = None) -> None:
     """One warning line when a resume changes the recipe `checkpoint` recorded (checkpoints of earlier versions:
     the run's own `training_options.json`)."""
     source = f"{checkpoint}"
@@ -472,7 +497,7 @@ def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkp
             recorded = json.loads(Path(source).read_text())
         except (OSError, ValueError):
             return
-    current = recipe_of(options, processes, class_names)
+    current = recipe_of(options, processes, class_names, training_data)
     changed = [describe_change(name, current[name], recorded[name])
                for name in current if name in recorded and recorded[name] != current[name]]
     if changed:
@@ -484,7 +509,18 @@ def describe_change(name: str, value: Any, was: Any) -> str:
     if name == "class_names":
         order = "the same classes in another order" if sorted(value) == sorted(was) else "other classes"
         return f"the class names ({order}: {value[:4]}... was {was[:4]}...)"
+    if name == "training_data":
+        return f"the training data ({describe_training_data(value)}, was {describe_training_data(was)})"
     return f"{'--' if name in RECIPE_OPTIONS else ''}{name} {value} (was {was})"
+
+
+def describe_training_data(data: dict[str, Any]) -> str:
+    if "videos" in data:
+        return f"{data['videos']} videos"
+    shards = data.get("shards")
+    if isinstance(shards, list):
+        return f"{len(shards)} shards: {', '.join(shards[:3])}{'...' if len(shards) > 3 else ''}"
+    return f"{shards} shards"
 
 
 def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:

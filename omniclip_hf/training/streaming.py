@@ -21,7 +21,9 @@ the run in one line naming shard and file (`StreamingDataError`); an undecodable
 from __future__ import annotations
 
 import logging
+import os
 import tarfile
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -71,6 +73,9 @@ class StreamingVideoData:
     class_names_from: str = "--labels_file"  # where the class list came from, for a label's error message
     rank: int = 0  # this process's part of the stream (`stream_for_process`), for positions over the whole epoch
     world_size: int = 1
+    # The whole stream's shards, recorded with each checkpoint (another set under the same --train_data moves a resumed
+    # position): the file names of a folder's tar shards, or how many a Hub dataset has.
+    shards: list[str] | int = 0
 
     @property
     def num_shards(self) -> int:
@@ -105,7 +110,7 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
         stream = stream.rename_column(video_column, "video")
     if label_column != "label":
         stream = stream.rename_column(label_column, "label")
-    return StreamingVideoData(stream, list(class_names), str(source), class_names_from)
+    return StreamingVideoData(stream, list(class_names), str(source), class_names_from, shards=stream.num_shards)
 
 
 def load_tar_shards(source: str | Path, class_names: list[str] | None, split: str = "train") -> StreamingVideoData:
@@ -125,7 +130,7 @@ def load_tar_shards(source: str | Path, class_names: list[str] | None, split: st
                          "__key__": Value("string"), "__url__": Value("string")})
     stream = load_dataset("webdataset", data_files={split: shards}, split=split, streaming=True, features=features)
     stream = stream.map(one_video_per_sample, remove_columns=list(features))
-    return StreamingVideoData(stream, list(class_names), str(source))
+    return StreamingVideoData(stream, list(class_names), str(source), shards=[os.path.relpath(shard, Path(source).resolve()) for shard in shards])
 
 
 def tar_shards(source: str | Path, split: str = "train") -> list[str]:
@@ -214,7 +219,7 @@ def stream_for_process(data: StreamingVideoData, rank: int, world_size: int, see
     stream = data.stream.shuffle(seed=seed, buffer_size=shuffle_buffer) if shuffle_buffer > 1 else data.stream
     if world_size > 1:
         stream = split_dataset_by_node(stream, rank=rank, world_size=world_size)
-    return StreamingVideoData(stream, data.class_names, data.source, data.class_names_from, rank, world_size)
+    return dataclasses.replace(data, stream=stream, rank=rank, world_size=world_size)
 
 
 class StreamingVideoClipDataset(torch.utils.data.IterableDataset):
