@@ -93,8 +93,6 @@ def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
             names = load_label_names(path)
         except ValueError as error:
             raise CommandError(one_line(error)) from None
-        if not names:
-            raise CommandError(f"label file {labels_file} has no labels (one name a line).")
         if len(names) == 1:
             raise CommandError(
                 f"label file {labels_file} has one label ({names[0]!r}), and a softmax over one label always scores "

@@ -1139,7 +1139,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         overrides["base_clip_name_or_path"] = base
         # The Hub keywords named the adapter repo; the base CLIP is its own repo (its revision is not this one's).
         clip_loading = {k: v for k, v in loading.items() if k not in ("revision", "subfolder")}
-        model = cls.from_clip(base, **clip_loading, **overrides)
+        try:
+            model = cls.from_clip(base, **clip_loading, **overrides)
+        except OSError as error:  # not found, not cached, offline: say whose base CLIP it is and how to give another
+            named_by = "base_clip=" if base != config.base_clip_name_or_path else "its config's base_clip_name_or_path"
+            raise OSError(f"{folder} is an adapter-only checkpoint over the CLIP {base} ({named_by}), which cannot be "
+                          f"loaded: {one_line(error)} Pass base_clip= a folder or Hub id holding that CLIP.") from None
         try:
             adapter_weights = load_file(adapter_file)
         except Exception as error:

@@ -68,11 +68,13 @@ def load_label_names(path: str | os.PathLike) -> list[str]:
         raise FileNotFoundError(f"Label file {path} does not exist.")
     text = _read_label_text(path)
     if path.suffix.lower() == ".csv":
-        return _load_csv_label_names(path, text)
-    names = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            names.append(_checked_label_name(path, line_number, line.strip()))
+        names = _load_csv_label_names(path, text)
+    else:
+        names = [_checked_label_name(path, line_number, line.strip())
+                 for line_number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not names:  # an empty class list scored nothing, or failed later naming no file
+        raise ValueError(f"Label file {path} lists no class names: write one name a line, or a CSV with a 'name' "
+                         "column and a row per class.")
     return names
 
 
@@ -83,6 +85,8 @@ def _load_csv_label_names(path: Path, text: str) -> list[str]:
     rows = []  # (line number, row): the line a row ends on, as the file's reader counts them from 1
     for row in reader:
         rows.append((reader.line_num, row))
+    if not rows and "name" in (reader.fieldnames or []):
+        return []  # a header and no row
     if not rows or "name" not in rows[0][1]:
         raise ValueError(f"Label file {path} must be a CSV with a 'name' column (and optionally 'id').")
     has_ids = "id" in rows[0][1]

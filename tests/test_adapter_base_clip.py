@@ -94,3 +94,15 @@ def test_an_adapter_saved_before_the_fingerprint_is_not_checked(adapter_over_a_b
     (adapter / "config.json").write_text(json.dumps(config))
     replace_base_with(base, build_tiny_clip(seed=1))
     OmniCLIPModel.from_pretrained(adapter)
+
+
+def test_a_base_clip_that_cannot_be_loaded_is_named_as_the_adapters_base(adapter_over_a_base_folder, monkeypatch):
+    """The error named only a folder the user never passed (the config's base_clip_name_or_path)."""
+    from omniclip_hf import OmniCLIPModel
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base, adapter = adapter_over_a_base_folder
+    shutil.rmtree(base)
+    with pytest.raises(OSError, match=rf"^{adapter} is an adapter-only checkpoint over the CLIP {base} \(its config's "
+                                      r"base_clip_name_or_path\), which cannot be loaded: .* Pass base_clip= a folder"):
+        OmniCLIPModel.from_pretrained(adapter)

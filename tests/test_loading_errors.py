@@ -163,3 +163,17 @@ def test_a_name_empty_once_cleaned_in_a_text_file_names_its_line(tmp_path):
     assert load_label_names(labels) == ["archery", "yoga"]
     (tmp_path / "ordered.csv").write_text("id,name\n1,yoga\n0,archery\n")
     assert load_label_names(tmp_path / "ordered.csv") == ["archery", "yoga"]
+
+
+@pytest.mark.parametrize("name, text", [("labels.csv", "id,name\n"), ("labels.txt", "\n  \n")])
+def test_a_label_file_with_no_class_names_says_so(tiny_omniclip_dir, tmp_path, capsys, name, text):
+    """A header-only CSV read as "must be a CSV with a 'name' column", which it has; a blank text file gave an empty
+    class list, which training took."""
+    from omniclip_hf import load_label_names
+
+    labels = tmp_path / name
+    labels.write_text(text)
+    with pytest.raises(ValueError, match=f"^Label file {labels} lists no class names: write one name a line"):
+        load_label_names(labels)
+    line = one_cli_error(capsys, ["classify", SHORT_MP4, "--model", tiny_omniclip_dir, "--labels-file", labels])
+    assert line.startswith(f"omniclip: error: Label file {labels} lists no class names"), line
