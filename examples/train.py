@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
-from omniclip_hf.training.checkpoints import check_output_dir_for_an_evaluation
+from omniclip_hf.training.checkpoints import check_output_dir_for_an_evaluation, delete_earlier_checkpoints
 from omniclip_hf.training.distributed import check_launch, describe_distributed_setup, full_state_dict
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
@@ -63,13 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    if options.report_to:
-        accelerator.init_trackers("omniclip", config={k: v for k, v in vars(options).items() if v is not None and not isinstance(v, list)})
 
     # Before training: an eval set that cannot load (tar shards, a missing class) fails now, not after the last step.
     eval_sets = load_eval_sets(options)
     model, processor = load_model_and_processor(options)  # settles --num_frames (the --model's own, if left out)
     if not options.train_data:
+        if options.overwrite_output_dir and accelerator.is_main_process:
+            delete_earlier_checkpoints(output_dir)  # its checkpoints would stay beside this evaluation's results
+        accelerator.wait_for_everyone()
         write_training_options(options, accelerator, output_dir)  # a training run writes them once it has resumed
     metrics: dict = {"options": vars(options), "distributed": describe_distributed_setup(accelerator)}
     trained_model = model

@@ -64,6 +64,43 @@ def test_overwriting_a_run_leaves_none_of_its_results_beside_the_new_model(tiny_
     assert "| none measured | not measured | not measured |" in card and '"lr": 0.002' in card
 
 
+def test_an_evaluation_that_overwrites_a_run_leaves_none_of_the_runs_outputs(tiny_clip_dir, motion_data, tmp_path):
+    """An evaluation (no --train_data) with --overwrite_output_dir replaced model/ and metrics.json but left the earlier
+    run's checkpoints and few-shot selection beside them: a resume then continued the old run under the new options."""
+    output = tmp_path / "run"
+    first = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "1", "--shots", "1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (output / "checkpoints").is_dir() and (output / "few_shot_selection.json").is_file()
+    evaluation = [part for part in train_command(tiny_clip_dir, motion_data, output)
+                  if part not in ("--train_data", str(motion_data / "train"))]
+    second = run(evaluation + ["--eval_data", str(motion_data / "test"), "--overwrite_output_dir"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {path.name for path in output.iterdir()} == {"model", "metrics.json", "training_options.json",
+                                                         "confusion_matrix_eval.png"}
+
+
+def test_overwriting_a_run_logged_to_tensorboard_keeps_only_the_new_runs_curves(tiny_clip_dir, motion_data, tmp_path):
+    """--report_to tensorboard: the earlier run's event files stayed in output_dir/omniclip, and TensorBoard drew both
+    runs' losses as one run. They go with the rest of the earlier run, before the new run starts logging."""
+    pytest.importorskip("tensorboard")  # a dev dependency (pyproject.toml)
+    output = tmp_path / "run"
+    command = train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--shots", "1", "--logging_steps",
+                            "1", "--report_to", "tensorboard")
+    first = run(command)
+    assert first.returncode == 0, first.stderr[-3000:]
+    earlier = sorted((output / "omniclip").glob("**/events.out.tfevents.*"))
+    assert earlier
+    second = run(command + ["--overwrite_output_dir"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    logs = sorted((output / "omniclip").glob("**/events.out.tfevents.*"))
+    assert logs and not set(logs) & set(earlier)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # What TensorBoard draws for the run: every event file of the folder (the earlier run's made it 1, 2, 1, 2).
+    steps = [event.step for event in EventAccumulator(str(output / "omniclip")).Reload().Scalars("train/loss")]
+    assert steps == [1, 2]
+
+
 def test_a_dry_run_folder_goes_only_with_its_marker(tmp_path):
     """A `hub_upload/` without the dry-run marker is the user's; so is every file train.py does not write."""
     (tmp_path / "hub_upload").mkdir()

@@ -199,11 +199,14 @@ EARLIER_RUN_OUTPUTS = (
 )
 # A dry run's upload folder, removed only when a dry run wrote it (it holds publishing.DRY_RUN_MARKER).
 DRY_RUN_FOLDER_NAME = "hub_upload"
+# The project name `--report_to` trackers are started with; TensorBoard logs into this folder of output_dir, removed
+# only when it holds TensorBoard's event files (an earlier run's curves would be drawn over the new run's).
+TRACKER_PROJECT_NAME = "omniclip"
 
 
 def delete_earlier_checkpoints(output_dir: str | Path) -> None:
     """`--overwrite_output_dir`: removes the earlier run's checkpoints and every other output of it (metrics,
-    model, confusion matrices, dry-run upload, options, few-shot selection), nothing else. Called once the new run's
+    model, confusion matrices, dry-run upload, TensorBoard logs, options, few-shot selection), nothing else. Called once the new run's
     data has loaded, so a run that fails on its inputs leaves the earlier run whole. A path that cannot be removed
     is one OSError line naming it (a stale metrics.json left in place would be published with the new model)."""
     for path in earlier_run_outputs(Path(output_dir)):
@@ -219,6 +222,8 @@ def earlier_run_outputs(output_dir: Path) -> list[Path]:
     paths = [path for pattern in EARLIER_RUN_OUTPUTS for path in sorted(output_dir.glob(pattern))]
     if (output_dir / DRY_RUN_FOLDER_NAME / DRY_RUN_MARKER).is_file():
         paths.append(output_dir / DRY_RUN_FOLDER_NAME)
+    if next((output_dir / TRACKER_PROJECT_NAME).glob("**/events.out.tfevents.*"), None) is not None:
+        paths.append(output_dir / TRACKER_PROJECT_NAME)
     return paths
 
 
@@ -420,6 +425,7 @@ def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]]
 __all__ = [
     "CheckpointMismatchError",
     "FROZEN_CLIP_KEY",
+    "TRACKER_PROJECT_NAME",
     "TRAINABLE_WEIGHTS_KEY",
     "check_checkpoint_frozen_clip",
     "check_checkpoint_matches_model",

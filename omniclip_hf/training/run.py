@@ -22,6 +22,7 @@ from . import testing_hooks
 from .checkpoints import (
     FEW_SHOT_SELECTION_NAME,
     FROZEN_CLIP_KEY,
+    TRACKER_PROJECT_NAME,
     TRAINABLE_WEIGHTS_KEY,
     check_output_dir_for_a_new_run,
     delete_earlier_checkpoints,
@@ -213,6 +214,13 @@ def check_scheduler_stepping(accelerator: Accelerator) -> None:
                          "step_scheduler_with_optimizer=False, as examples/train.py does.")
 
 
+def start_trackers(options: TrainingOptions, accelerator: Accelerator) -> None:
+    """--report_to's trackers (the Accelerator was built with `log_with`), given the run's scalar options."""
+    if options.report_to:
+        config = {name: value for name, value in vars(options).items() if value is not None and not isinstance(value, list)}
+        accelerator.init_trackers(TRACKER_PROJECT_NAME, config=config)
+
+
 def warn_about_unused_epochs(options: TrainingOptions) -> None:
     """--max_steps sets how long training runs, as `max_steps` does in transformers' Trainer: an --epochs that was
     set (other than its default) would otherwise be dropped with nothing said (with --streaming always)."""
@@ -239,6 +247,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     if getattr(data, "few_shot_indices", None) is not None and accelerator.is_main_process:
         write_few_shot_selection(data, output_dir)  # after the earlier run's copy is deleted
     accelerator.wait_for_everyone()
+    start_trackers(options, accelerator)  # after the earlier run's logs are deleted, or they would take the new ones
     optimizer = build_optimizer(model, options)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
