@@ -138,7 +138,7 @@ def record_score(path: Path, row: str, seed: int, scores: dict) -> None:
 
 def read_table(path: Path, rows: list[str], seeds: list[int],
                expected_run: Callable[[str, int], tuple[Path, dict]]) -> dict[str, dict[int, dict]]:
-    """The scores of `rows` x `seeds` from an `ablation_results.json`; says which runs are missing.
+    """The scores of `rows` x `seeds` from an `ablation_results.json`; a ValueError says which runs are missing.
 
     `expected_run(row, seed)` gives each run's folder and the options it must have been trained with: scores are
     printed only for runs of the recipe asked for, so a table never mixes recipes (say the 12 epochs the demo had
@@ -147,16 +147,16 @@ def read_table(path: Path, rows: list[str], seeds: list[int],
     recorded = load_results(path)
     missing = [f"{row} seed {seed}" for row in rows for seed in seeds if recorded_scores(recorded, row, seed) is None]
     if missing:
-        raise SystemExit(f"{path} has no scores for {', '.join(missing)}; run those rows and seeds without --table")
+        raise ValueError(f"{path} has no scores for {', '.join(missing)}; run those rows and seeds without --table")
     for row in rows:
         for seed in seeds:
             run_dir, expected = expected_run(row, seed)
             differing = differing_options(run_dir, expected)
             if differing is None:
-                raise SystemExit(f"{path} has scores for {row} seed {seed} but {run_dir} holds no trained model to "
+                raise ValueError(f"{path} has scores for {row} seed {seed} but {run_dir} holds no trained model to "
                                  "check their recipe against; run it again without --table")
             if differing:
-                raise SystemExit(f"{row} seed {seed} in {path} was trained with other options {differing}; give "
+                raise ValueError(f"{row} seed {seed} in {path} was trained with other options {differing}; give "
                                  "the recipe flags it was trained with (e.g. --epochs) to print its table")
     return {row: {seed: recorded[row][str(seed)] for seed in seeds} for row in rows}
 
@@ -249,8 +249,12 @@ def main(argv=None) -> None:
         if not args.work_dir:
             parser.error("--table reads <work_dir>/ablation_results.json: give --work_dir")
         work, clip = Path(args.work_dir), args.clip or str(Path(args.work_dir) / "tiny_clip")
-        print_table(read_table(work / "ablation_results.json", args.rows, args.seeds,
-                               lambda row, seed: expected_run(row, seed, args, work, clip)), args.seeds)
+        try:
+            table = read_table(work / "ablation_results.json", args.rows, args.seeds,
+                               lambda row, seed: expected_run(row, seed, args, work, clip))
+        except ValueError as error:  # runs missing or of another recipe: a usage error, exit status 2 as the others
+            parser.error(str(error))
+        print_table(table, args.seeds)
         return
 
     with tempfile.TemporaryDirectory() as scratch:
