@@ -625,6 +625,17 @@ def use_fused_quick_gelu_mlps(clip: nn.Module) -> None:
             module.__class__ = OmniCLIPQuickGELUMLP
 
 
+def hook_frozen_vision_attentions(vision_model: nn.Module) -> None:
+    """Installs transformers' output-capturing hooks in CLIP's vision model (once: it keeps its own mark), where
+    `get_video_features` records the frozen layers' attention weights. Installed only when attentions are asked for,
+    as transformers does, so a compiled model without them has no hooks to trace."""
+    try:
+        from transformers.utils.output_capturing import maybe_install_capturing_hooks
+    except ImportError:  # an earlier transformers, whose check_model_inputs installs its own
+        return
+    maybe_install_capturing_hooks(vision_model)
+
+
 def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
     """Calls a frozen `CLIPEncoderLayer` (vision layers take no attention mask)."""
     output = frozen_layer(hidden_states, None)
@@ -975,6 +986,11 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         )
         self.post_init()
         self.freeze_clip()
+        # transformers' output capturing, on the first recording from this model, would hook the whole tree below it,
+        # CLIP's text and vision models included even when they have hooked themselves already: each of their layers
+        # was then recorded twice (transformers 5.17 to 5.25). Marked as hooked, this model leaves them to hook
+        # themselves once (`hook_frozen_vision_attentions`, and CLIP's text model on its own first recording).
+        self._output_capturing_hooks_installed = True
 
     # ------------------------------------------------------------------ frozen CLIP
     def freeze_clip(self) -> None:
@@ -1345,6 +1361,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         grid = (height // patch, width // patch)
         num_patches = grid[0] * grid[1]
         vision = self.clip.vision_model
+        if kwargs.get("output_attentions", self.config.output_attentions):
+            hook_frozen_vision_attentions(vision)
 
         hidden_states = self._embed_frames(pixel_values_videos.reshape(-1, channels, height, width), num_frames)
         if self.self_prompt_generator is not None:
@@ -1414,6 +1432,13 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             )
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (num_texts, sequence_length), got {tuple(input_ids.shape)}.")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must hold token ids (an integer tensor), got {input_ids.dtype}: tokenize the "
+                             "class texts, e.g. processor(text=[...], return_tensors='pt').")
+        longest = self.clip.config.text_config.max_position_embeddings
+        if input_ids.shape[1] > longest:  # CLIP's own error names no remedy
+            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens a text, more than CLIP's {longest}: tokenize "
+                             f"with truncation=True (the processor does), or shorten the class texts.")
         for flag in ("output_hidden_states", "output_attentions"):
             if kwargs.get(flag) is None:
                 kwargs[flag] = getattr(self.config, flag)
@@ -1498,6 +1523,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             raise ValueError(
                 f"text_embeds must have shape (num_classes, {self.config.projection_dim}), got {tuple(text_embeds.shape)}."
             )
+        elif not text_embeds.is_floating_point():
+            raise ValueError(f"text_embeds must be a float tensor (from get_text_features()), got {text_embeds.dtype}.")
+        else:  # embeddings kept from a model in another dtype (float64 from numpy, float32 from an fp32 model)
+            text_embeds = text_embeds.to(self.dtype)
 
         video_outputs = self.get_video_features(pixel_values_videos, return_dict=True, **output_flags, **kwargs)
         video_embeds = video_outputs.pooler_output

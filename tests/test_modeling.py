@@ -567,6 +567,37 @@ def test_precomputed_text_embeds_equal_input_ids(tiny_clip, clip_tokenizer):
     torch.testing.assert_close(from_ids, from_embeds)
 
 
+def test_text_embeds_of_another_dtype_are_cast_to_the_models(tiny_clip, clip_tokenizer):
+    """float64 embeddings (from numpy) or float32 ones given to a bfloat16 model failed inside torch ("mixed dtype")."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).eval()
+    text = class_texts(clip_tokenizer)
+    with torch.no_grad():
+        text_embeds = model.get_text_features(**text).pooler_output
+        expected = model(text_embeds=text_embeds, pixel_values_videos=videos()).logits_per_video
+        from_float64 = model(text_embeds=text_embeds.double(), pixel_values_videos=videos()).logits_per_video
+        model.to(torch.bfloat16)
+        from_float32 = model(text_embeds=text_embeds, pixel_values_videos=videos().bfloat16()).logits_per_video
+    torch.testing.assert_close(from_float64, expected, rtol=0, atol=1e-6)
+    assert from_float32.shape == expected.shape and torch.isfinite(from_float32).all()
+    with pytest.raises(ValueError, match="text_embeds must be a float tensor"):
+        model(text_embeds=torch.ones(3, text_embeds.shape[1], dtype=torch.long), pixel_values_videos=videos())
+
+
+@pytest.mark.parametrize(
+    "input_ids, message",
+    [
+        (torch.ones(3, 5), r"input_ids must hold token ids \(an integer tensor\), got torch.float32"),
+        (torch.ones(3, 78, dtype=torch.long), "input_ids has 78 tokens a text, more than CLIP's 77: tokenize with "
+                                              "truncation=True"),
+    ],
+)
+def test_input_ids_that_are_not_token_ids_of_clips_length_say_so(tiny_clip, input_ids, message):
+    """torch's embedding error (float ids) and CLIP's position error (too long), neither naming a remedy."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES)
+    with pytest.raises(ValueError, match=message):
+        model(input_ids=input_ids, pixel_values_videos=videos())
+
+
 # ------------------------------------------------------------------------------------------------ other shapes
 def test_other_frame_counts_and_resolutions_at_inference(tiny_clip, clip_tokenizer):
     model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).eval()

@@ -136,6 +136,41 @@ def test_video_attentions_are_captured_per_layer_and_equal_clips_at_identity(tin
         assert model.get_video_features(clips).attentions is None
 
 
+def test_every_call_records_each_layer_once(tiny_clip):
+    """From the second forward on, the text encoder's hidden states and attentions held each layer twice, and the
+    vision attentions did once CLIP's own vision model had recorded: transformers' output capturing hooked the whole
+    tree from the OmniCLIP model over CLIP's models that had hooked themselves."""
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.evaluation import FRAME_AVERAGE
+
+    used_clip = build_tiny_clip()
+    used_clip.set_attn_implementation("eager")
+    with torch.no_grad():  # a CLIP that has recorded already, then wrapped (its hooks are copied with it)
+        used_clip.text_model(input_ids=class_ids(), output_attentions=True, output_hidden_states=True)
+        used_clip.vision_model(pixel_values=videos(batch=1)[0], output_attentions=True)
+    reference = build_tiny_clip()
+    reference.set_attn_implementation("eager")
+    text_layers, vision_layers = reference.config.text_config.num_hidden_layers, reference.config.vision_config.num_hidden_layers
+    for clip in (tiny_clip, used_clip):
+        model = OmniCLIPModel.from_clip(clip, num_frames=4, attn_implementation="eager", **FRAME_AVERAGE).eval()
+        clips = videos(batch=1)
+        with torch.no_grad():
+            model.clip.vision_model(pixel_values=clips[0], output_attentions=True)  # e.g. a frame's own CLIP map
+            text = reference.text_model(input_ids=class_ids(), output_attentions=True, output_hidden_states=True)
+            vision = reference.vision_model(pixel_values=clips[0], output_attentions=True)
+            for _ in range(3):
+                outputs = model(pixel_values_videos=clips, input_ids=class_ids(), output_attentions=True,
+                                output_hidden_states=True)
+                assert len(outputs.text_model_output.hidden_states) == text_layers + 1
+                assert len(outputs.text_model_output.attentions) == text_layers
+                assert len(outputs.vision_model_output.attentions) == vision_layers
+                for mine, theirs in zip(outputs.text_model_output.attentions, text.attentions):
+                    torch.testing.assert_close(mine, theirs)
+                for mine, theirs in zip(outputs.vision_model_output.attentions, vision.attentions):
+                    torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=1e-5)
+            assert len(model.clip.vision_model(pixel_values=clips[0], output_attentions=True).attentions) == vision_layers
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # initialisation, config validation, loading info
 # ----------------------------------------------------------------------------------------------------------------
