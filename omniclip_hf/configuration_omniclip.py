@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -16,6 +17,14 @@ PTA_MODES = ("parallel", "attention_parallel", "cascade", "cascade_attention")
 SPG_POOLINGS = ("avg", "max")
 SPG_PROJECTOR_INITS = ("identity", "random")
 SPG_LAYERS = ("input", "every")
+# The fields the model's modules are built from (which exist, their shapes, their kind): changed on a built model they
+# change nothing it computes, and saved they describe other modules than its weights. Every other field is read when
+# the model runs (text_template, label_smoothing, spg_layers, output flags) or only when weights are initialised.
+ARCHITECTURE_FIELDS = (
+    "num_frames", "use_temporal_embedding", "use_pta", "pta_layers", "pta_ratio", "pta_mode", "pta_head_dim",
+    "use_spg", "spg_pooling", "spg_projector", "spg_residual", "video_head_num_layers", "video_head_num_heads",
+    "use_video_specific_prompts", "prompt_layers", "prompt_num_heads",
+)
 
 
 def _as_sub_config(value: Any, config_class: type[PretrainedConfig]) -> PretrainedConfig:
@@ -205,6 +214,10 @@ class OmniCLIPConfig(PretrainedConfig):
                 raise ValueError(str(cause)) from None
             raise
 
+    def architecture(self) -> dict[str, Any]:
+        """The `ARCHITECTURE_FIELDS` and their values."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in ARCHITECTURE_FIELDS}
+
     # ------------------------------------------------------------------ derived values
     @property
     def pta_layer_indices(self) -> list[int]:
@@ -324,4 +337,4 @@ def _register_strict_validators(config_class: type[PretrainedConfig]) -> type[Pr
 OmniCLIPConfig = _register_strict_validators(OmniCLIPConfig)
 
 
-__all__ = ["OmniCLIPConfig", "PTA_MODES", "SPG_POOLINGS", "SPG_LAYERS"]
+__all__ = ["ARCHITECTURE_FIELDS", "OmniCLIPConfig", "PTA_MODES", "SPG_POOLINGS", "SPG_LAYERS"]

@@ -43,7 +43,7 @@ try:  # transformers >= 5.2x: the output-capturing decorator lives in its own mo
 except ImportError:  # earlier 5.x: the same mechanism, named check_model_inputs
     from transformers.utils.generic import check_model_inputs as capture_outputs
 
-from .configuration_omniclip import OmniCLIPConfig
+from .configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig
 
 
 logger = logging.get_logger(__name__)
@@ -224,6 +224,40 @@ def fingerprints_differ(recorded: list[float], loaded: list[float]) -> bool:
     if abs(rms_recorded - rms_loaded) > FINGERPRINT_TOLERANCE * max(abs(rms_recorded), 1e-12):
         return True
     return any(abs(a - b) > FINGERPRINT_TOLERANCE for a, b in zip(recorded[1:], loaded[1:]))
+
+
+def check_config_describes_modules(model: nn.Module) -> None:
+    """Refuses, in one line, to save a model whose config was changed after it was built in a field its modules are
+    built from (`ARCHITECTURE_FIELDS`): the model still computes with its modules, and the folder would load as
+    other modules (or not at all)."""
+    built = getattr(model, "_built_architecture", None) or {}
+    changed = {name: was for name, was in built.items() if getattr(model.config, name) != was}
+    if changed:
+        name, was = next(iter(changed.items()))
+        raise ValueError(
+            f"model.config.{name} is {getattr(model.config, name)!r}, but the model was built with {was!r} and still "
+            f"computes with those modules: put {name} back to {was!r} before saving, or build a model with it "
+            f"(OmniCLIPModel.from_clip(clip, {name}=...)) and train it."
+        )
+
+
+def check_architecture_overrides(name_or_path, saved: dict[str, Any], kwargs: dict[str, Any],
+                                 config: OmniCLIPConfig | None = None) -> None:
+    """Refuses, in one line, `from_pretrained(checkpoint, num_frames=8)` (or a `config=` saying so, as AutoModel
+    passes the keywords): a field the modules are built from, other than the saved one, builds modules the saved
+    weights do not fit (transformers' report table and a RuntimeError; or, for a field that changes no shape such as
+    `pta_head_dim`, other computations, unsaid)."""
+    asked = config.architecture() if isinstance(config, OmniCLIPConfig) else {}
+    asked.update({field: kwargs[field] for field in ARCHITECTURE_FIELDS if field in kwargs})
+    for field, value in asked.items():
+        if field in saved and value != saved[field]:
+            frames = (" (videos of any frame count run as they are: the temporal embeddings are interpolated)"
+                      if field == "num_frames" else "")
+            raise ValueError(
+                f"from_pretrained({os.fspath(name_or_path)!r}, {field}={value!r}): {field} is {saved[field]!r} in "
+                f"the saved model, whose weights fit only those modules: leave {field} out{frames}, or build a new "
+                f"model with it (OmniCLIPModel.from_clip(clip, {field}=...)) and train it."
+            )
 
 
 def check_base_clip(folder, config: OmniCLIPConfig, clip: nn.Module, base: str, chosen_by_caller: bool) -> None:
@@ -991,6 +1025,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         # was then recorded twice (transformers 5.17 to 5.25). Marked as hooked, this model leaves them to hook
         # themselves once (`hook_frozen_vision_attentions`, and CLIP's text model on its own first recording).
         self._output_capturing_hooks_installed = True
+        self._built_architecture = config.architecture()  # what save_pretrained checks the config still says
 
     # ------------------------------------------------------------------ frozen CLIP
     def freeze_clip(self) -> None:
@@ -1052,6 +1087,11 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 f"{pretrained_model_name_or_path} holds a {model_type or 'model of unknown type'!r} checkpoint, "
                 "neither an OmniCLIP nor a CLIP model: pass a folder or Hub id of one of those."
             )
+        if not kwargs.get("ignore_mismatched_sizes"):  # transformers' way to ask for new modules where shapes differ
+            # AutoModel (or a caller) passes a config with the keywords applied: compare it with the saved one.
+            saved = read_checkpoint_config(pretrained_model_name_or_path, kwargs) if isinstance(config, OmniCLIPConfig) \
+                else config_dict
+            check_architecture_overrides(pretrained_model_name_or_path, saved, kwargs, config)
         adapter_file = _find_adapter_file(pretrained_model_name_or_path, config_dict, kwargs)
         if adapter_file is not None:
             return cls._from_adapter(pretrained_model_name_or_path, adapter_file, kwargs)
@@ -1102,6 +1142,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 "type": "multimodal",
             }
         }
+        check_config_describes_modules(self)
         super().save_pretrained(save_directory, *args, **kwargs)
         copy_pipeline_code(save_directory)
 
@@ -1117,6 +1158,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         from safetensors.torch import save_file
         from transformers.dynamic_module_utils import custom_object_save
 
+        check_config_describes_modules(self)
         base = base_clip_name_or_path or self.config.base_clip_name_or_path
         if not base:
             raise ValueError(
@@ -1144,7 +1186,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         from safetensors.torch import load_file
 
         output_loading_info = kwargs.pop("output_loading_info", False)
-        loading, _ = split_loading_kwargs(kwargs)
+        loading, callers_fields = split_loading_kwargs(kwargs)
         config = OmniCLIPConfig.from_pretrained(folder, **hub_kwargs_of(loading))
         base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
         if not base:
@@ -1152,6 +1194,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         clip_fields = ("self", "kwargs", "text_config", "vision_config", "projection_dim", "logit_scale_init_value")
         omniclip_fields = [name for name in inspect.signature(OmniCLIPConfig.__init__).parameters if name not in clip_fields]
         overrides = {name: getattr(config, name) for name in omniclip_fields}
+        # The caller's fields (text_template, label_smoothing, ...) as from_pretrained applies them to a full checkpoint.
+        overrides.update({name: value for name, value in callers_fields.items() if name in omniclip_fields})
         overrides["base_clip_name_or_path"] = base
         # The Hub keywords named the adapter repo; the base CLIP is its own repo (its revision is not this one's).
         clip_loading = {k: v for k, v in loading.items() if k not in ("revision", "subfolder")}

@@ -15,7 +15,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from ..configuration_omniclip import OmniCLIPConfig
+from ..configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig
 from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
@@ -89,6 +89,13 @@ def load_model_and_processor(options: TrainingOptions):
         processor = build_processor(options.clip, options.num_frames)
     else:
         model = OmniCLIPModel.from_pretrained(options.model)
+        rebuilt = sorted(key for key, value in overrides.items()
+                         if key in ARCHITECTURE_FIELDS and value != getattr(model.config, key))
+        if rebuilt:  # the loaded modules would train on unchanged, and the saved model/ would not load
+            built_with = ", ".join(f"{key}={getattr(model.config, key)!r}" for key in rebuilt)
+            raise ValueError(f"--model_overrides {', '.join(rebuilt)}: the --model's modules are built with "
+                             f"{built_with}, which its weights fit; change them with --clip (a new model), or leave "
+                             "them out.")
         for key, value in {"label_smoothing": options.label_smoothing, **overrides}.items():
             setattr(model.config, key, value)
         processor = OmniCLIPProcessor.from_pretrained(options.model)
