@@ -938,13 +938,27 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
 
         def activation_checkpointing_enable(self, activation_checkpointing_kwargs: dict | None = None, **kwargs):
             activation_checkpointing_kwargs = {"use_reentrant": False, **(activation_checkpointing_kwargs or {})}
+            self._check_reentrant_checkpointing(activation_checkpointing_kwargs)
             super().activation_checkpointing_enable(activation_checkpointing_kwargs, **kwargs)
 
     else:
 
         def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs):
             gradient_checkpointing_kwargs = {"use_reentrant": False, **(gradient_checkpointing_kwargs or {})}
+            self._check_reentrant_checkpointing(gradient_checkpointing_kwargs)
             super().gradient_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def _check_reentrant_checkpointing(self, checkpointing_kwargs: dict) -> None:
+        """Reentrant checkpointing gives a block's weights no gradient when its input needs none: with neither the
+        temporal embedding nor SPG (both trainable, before the first block), no adapter would train, with only torch's
+        warning said."""
+        first_input_trains = self.config.use_temporal_embedding or self.config.use_spg
+        if checkpointing_kwargs.get("use_reentrant") and self.config.use_pta and not first_input_trains:
+            raise ValueError(
+                "use_reentrant=True in the checkpointing arguments would leave every PTA adapter without gradients "
+                "here (neither the temporal embedding nor SPG is on, so the first block's input needs none): leave "
+                "use_reentrant out (non-reentrant checkpointing is the default)."
+            )
 
 
 def enable_activation_checkpointing(model: PreTrainedModel) -> None:

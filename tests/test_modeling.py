@@ -261,6 +261,22 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_clip, clip_tokeniz
         torch.testing.assert_close(gradients[0][name], gradients[1][name], msg=name)
 
 
+def test_reentrant_checkpointing_that_would_train_no_adapter_is_refused(tiny_clip):
+    """With neither the temporal embedding nor SPG, the first block's input needs no gradient: reentrant checkpointing
+    (asked for explicitly, e.g. through Trainer's gradient_checkpointing_kwargs) left all 30 adapter weights without
+    gradients, with only torch's warning said. With the temporal embedding on, it trains and is allowed."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, use_temporal_embedding=False, use_spg=False)
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    with pytest.raises(ValueError, match="use_reentrant=True in the checkpointing arguments would leave every PTA "
+                                         "adapter without gradients"):
+        enable({"use_reentrant": True})
+    assert not any(block.gradient_checkpointing for block in model.blocks)
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES, use_spg=False)
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": True})
+    assert all(block.gradient_checkpointing for block in model.blocks)
+
+
 def test_activation_checkpointing_is_non_reentrant_under_either_name_without_a_stray_warning(tiny_clip):
     """Non-reentrant even when other checkpoint arguments are given (reentrant checkpointing gives no gradient to a
     block whose input does not require grad); the installed transformers' current name for the method warns about
