@@ -331,6 +331,10 @@ def run_classify(args: argparse.Namespace) -> int:
     check_local_model_files(check_model_source(args.model, args.revision))
 
     pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
+    try:  # labels only the model's tokenizer tells apart ("t-shirt" and "t - shirt"): refused once, not per video
+        pipe.text_embeddings(labels, args.template)
+    except ValueError as error:
+        raise CommandError(str(error).replace("candidate_labels has", "the labels have")) from None
     segments = args.segment_seconds is not None
     call_kwargs: dict[str, Any] = {"candidate_labels": labels, "top_k": top_k}
     if segments:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 import unicodedata
 import warnings
 from collections import OrderedDict
@@ -18,16 +19,20 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from transformers.pipelines import PIPELINE_REGISTRY
 
 # ChunkPipeline (one input -> several model inputs, e.g. the windows of a long video) is the base of transformers'
 # own chunking pipelines; it is not re-exported from `transformers.pipelines` but lives unchanged in `.base` from
-# transformers 5.17 to 5.24.
+# transformers 5.17 to 5.24. `get_iterator` below rebuilds its chain of `.pt_utils` iterators with another collate
+# function (checked against transformers 5.25).
 from transformers.pipelines.base import ChunkPipeline
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 from transformers.utils import logging
+from transformers.video_utils import VideoMetadata
 
 from .video_decoding import is_torchcodec_decoder, select_video_reader
-from .video_processing_omniclip import sample_clip_indices, video_to_tensor
+from .video_processing_omniclip import video_to_tensor
 from .video_sources import _is_file_source, _is_frame, pixel_scale_of, resolve_video_source
 
 
@@ -43,10 +48,28 @@ MAX_FRAMES_PER_DECODE = 256
 # ----------------------------------------------------------------------------------------------------------------
 # Argument checks (also used by the command line before it loads a model)
 # ----------------------------------------------------------------------------------------------------------------
-def _tokenizer_view(label: str) -> str:
-    # CLIP's tokenizer lowercases and splits on whitespace, so labels equal under this view get identical scores;
-    # NFKC folds look-alike code points ("ｙｏｇａ" and "yoga", a ligature "ﬁ" and "fi") and casefold("ß") == "ss".
-    return " ".join(unicodedata.normalize("NFKC", label).casefold().split())
+# ASCII whitespace: every one of these is whitespace to CLIP's tokenizer too (Python's str.split() also splits on
+# characters such as "\x1c" that the tokenizer keeps as text).
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+_ASCII_LOWERCASE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _certain_duplicate_view(label: str) -> str:
+    # Labels equal under this view give CLIP identical tokens in any template: its tokenizer applies NFC, turns every
+    # run of whitespace into one space and lowercases. The view stays with ASCII case and spaces so that it never
+    # merges labels the tokenizer tells apart (it keeps full-width letters, ligatures and "ß" as they are, and
+    # lowercases "Σ" without Python's final-sigma rule), and keeps a label's leading and trailing space, which a
+    # template such as "{}s" reads; the pipeline compares the tokenized prompts themselves (`check_distinct_prompts`).
+    return _ASCII_WHITESPACE.sub(" ", unicodedata.normalize("NFC", label).translate(_ASCII_LOWERCASE))
+
+
+def _duplicates_error(groups: Sequence[list[str]], reason: str) -> ValueError:
+    """One line naming every group of duplicate labels: `'run' (2 times)` or `'jump' = 'Jump '`."""
+    named = "; ".join(
+        f"{group[0]!r} ({len(group)} times)" if len(set(group)) == 1 else " = ".join(repr(label) for label in group)
+        for group in groups
+    )
+    return ValueError(f"candidate_labels has duplicates: {named}. Each label must appear once ({reason}).")
 
 
 def _is_integer(value: Any) -> bool:
@@ -64,9 +87,22 @@ def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
 
     Raises:
         `ValueError`: the labels are missing, not a list of strings, fewer than two (a softmax over one label is
-        always 1.0), contain an empty string, or contain duplicates (compared as CLIP's tokenizer sees them: case,
-        extra spaces and Unicode compatibility forms ignored); the message names them.
+        always 1.0), contain an empty string, or contain duplicates that differ at most in ASCII case and runs of
+        spaces (which CLIP's tokenizer ignores); the message names them. Other labels CLIP reads alike ("t-shirt" and
+        "t - shirt") need the tokenizer: the pipeline refuses them with `check_distinct_prompts`.
     """
+    labels = _check_label_strings(candidate_labels)
+    groups: dict[str, list[str]] = {}
+    for label in labels:
+        groups.setdefault(_certain_duplicate_view(label), []).append(label)
+    repeated = [group for group in groups.values() if len(group) > 1]
+    if repeated:
+        raise _duplicates_error(repeated, "case and extra spaces are ignored, as CLIP's tokenizer ignores them")
+    return labels
+
+
+def _check_label_strings(candidate_labels: Any) -> tuple[str, ...]:
+    """`check_candidate_labels` without its duplicate check: for the pipeline, which compares tokenized prompts."""
     if candidate_labels is None:
         raise ValueError("candidate_labels is missing: pass the label strings to choose from, e.g. ['running', 'cooking'].")
     if isinstance(candidate_labels, str):
@@ -90,20 +126,25 @@ def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
             )
         if not label.strip():
             raise ValueError(f"candidate_labels[{position}] is an empty string; every label needs some text.")
-    groups: dict[str, list[str]] = {}
-    for label in candidate_labels:
-        groups.setdefault(_tokenizer_view(label), []).append(label)
+    return tuple(candidate_labels)
+
+
+def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequence[Sequence[int]]) -> None:
+    """
+    Refuses labels whose prompts CLIP reads as the same tokens (`input_ids`: one list per label, as the text encoder
+    gets them, truncation included): they would get identical scores and split one answer between them.
+
+    Raises:
+        `ValueError`: naming each group of such labels, e.g. `'t-shirt folding' = 't - shirt folding'`.
+    """
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for label, ids in zip(labels, input_ids):
+        groups.setdefault(tuple(int(token) for token in ids), []).append(label)
     repeated = [group for group in groups.values() if len(group) > 1]
     if repeated:
-        named = "; ".join(
-            f"{group[0]!r} ({len(group)} times)" if len(set(group)) == 1 else " = ".join(repr(label) for label in group)
-            for group in repeated
+        raise _duplicates_error(
+            repeated, f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart"
         )
-        raise ValueError(
-            f"candidate_labels has duplicates: {named}. Each label must appear once (case, extra spaces and Unicode "
-            "compatibility forms are ignored, as CLIP's tokenizer ignores them)."
-        )
-    return tuple(candidate_labels)
 
 
 def check_hypothesis_template(hypothesis_template: Any) -> str:
@@ -136,6 +177,15 @@ def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
             "or None for all)."
         )
     return top_k
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """Validates `batch_size`: an integer >= 1 (numpy integers count), returned as a Python int for the DataLoader."""
+    if not _is_integer(batch_size) or batch_size < 1:
+        raise ValueError(
+            f"batch_size={batch_size!r} is invalid: it must be an integer >= 1 (videos or windows per model call)."
+        )
+    return int(batch_size)
 
 
 def check_segment_seconds(segment_seconds: Any) -> float | None:
@@ -173,6 +223,20 @@ def plan_windows(num_total: int, fps: float, segment_seconds: float) -> list[tup
     return windows
 
 
+def _decode_groups(frame_counts: Sequence[int], budget: int) -> list[list[int]]:
+    """Consecutive window positions grouped so that a group reads at most `budget` frames (a larger window alone)."""
+    groups: list[list[int]] = []
+    total = 0
+    for position, count in enumerate(frame_counts):
+        if groups and total + count <= budget:
+            groups[-1].append(position)
+            total += count
+        else:
+            groups.append([position])
+            total = count
+    return groups
+
+
 class _FrameSource:
     """Frames of one video by index: decoded from a file (only the frames asked for) or taken from memory."""
 
@@ -208,6 +272,32 @@ class _FrameSource:
         # The reader may find fewer decodable frames than the file announced: clamp rather than fail.
         rgb, _, _, _ = self._read(lambda num_total: [min(index, num_total - 1) for index in indices])
         return torch.from_numpy(rgb).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Batches
+# ----------------------------------------------------------------------------------------------------------------
+def collate_model_inputs(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """
+    A batch of `preprocess` outputs for `_forward`: tensors of one shape concatenated along the batch dimension,
+    anything else as a list. Videos of different shapes (frame counts of `fps=` sampling, frame sizes without a
+    centre crop) stay a list of tensors, which `_forward` runs in sub-batches of equal shape: transformers'
+    `pad_collate_fn` would pad them with zeros, and the model reads zero frames and pixels as content.
+    """
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        same_shape = all(isinstance(value, torch.Tensor) for value in values) and len({v.shape for v in values}) == 1
+        batch[key] = torch.cat(values) if same_shape else values
+    return batch
+
+
+def _equal_shape_groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
+    """Positions of the tensors grouped by shape, in order of first appearance."""
+    groups: dict[torch.Size, list[int]] = {}
+    for position, tensor in enumerate(tensors):
+        groups.setdefault(tensor.shape, []).append(position)
+    return list(groups.values())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -309,23 +399,30 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         r"""
         Scores video(s) against the candidate labels.
 
+        Frame sampling and sizes are the video processor's settings, not call arguments: pass
+        `video_processor=OmniCLIPVideoProcessor.from_pretrained(folder, num_frames=16)` to `pipeline()` to change them.
+
         Args:
             videos (`str`, `os.PathLike`, `bytes`, file object, `np.ndarray`, `torch.Tensor`, list of PIL images, or a
                 list of these):
                 One video, or a list of videos (a list of frames is one video).
             candidate_labels (`list[str]`):
-                The labels to choose from: any non-empty, distinct strings.
+                The labels to choose from: any non-empty strings whose prompts CLIP's tokenizer reads as different
+                tokens (labels that differ only in case, spacing or spaces around punctuation are refused).
             hypothesis_template (`str`, *optional*):
                 Turns a label into the text the model reads; `{}` is the label. Defaults to the model config's
                 `text_template`. Pass `"{}"` for labels that are already full descriptions.
             top_k (`int`, *optional*):
                 Return only the `top_k` best labels (between 1 and the number of labels); all by default.
             segment_seconds (`float`, *optional*):
-                Classify consecutive windows of this many seconds instead of the whole video.
+                Classify consecutive windows of this many seconds instead of the whole video. Each window is sampled
+                as the video processor samples a whole video of its length (with `fps=` sampling: its rate).
             video_fps (`float`, *optional*):
                 Frame rate of an in-memory video (arrays and frames carry none), needed with `segment_seconds`.
             batch_size (`int`, *optional*):
-                Videos (or windows) run through the model together.
+                Videos (or windows) run through the model together; those of different shapes (frame counts of `fps=`
+                sampling, frame sizes without a centre crop) run in sub-batches of equal shape, never padded, so the
+                scores are those of one video at a time.
 
         Returns:
             For one video, a list of `{"label": str, "score": float}` sorted by score (scores of all labels sum
@@ -351,12 +448,16 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         top_k=None,
         segment_seconds=None,
         video_fps=None,
+        **unknown,
     ):
+        if unknown:
+            raise self._unknown_argument_error(*next(iter(unknown.items())))
         preprocess_params: dict[str, Any] = {}
         forward_params: dict[str, Any] = {}
         postprocess_params: dict[str, Any] = {}
         if candidate_labels is not None:
-            labels = check_candidate_labels(candidate_labels)
+            # Duplicates are judged on the tokenized prompts once the template is known (`text_embeddings`).
+            labels = _check_label_strings(candidate_labels)
             forward_params["candidate_labels"] = labels
             postprocess_params["candidate_labels"] = labels
         if hypothesis_template is not None:
@@ -370,6 +471,44 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                 raise ValueError(f"video_fps={video_fps!r} is invalid: it must be a frame rate > 0.")
             preprocess_params["video_fps"] = float(video_fps)
         return preprocess_params, forward_params, postprocess_params
+
+    def _unknown_argument_error(self, name: str, value: Any) -> TypeError:
+        """One line for a call argument the pipeline does not take; frame sampling and sizes belong to the processor."""
+        processor_settings = getattr(getattr(self.video_processor, "valid_kwargs", None), "__annotations__", {})
+        if name in processor_settings:
+            return TypeError(
+                f"{name}={value!r} is a video processor setting, not a pipeline argument: build the pipeline with "
+                f"video_processor=OmniCLIPVideoProcessor.from_pretrained(model_folder, {name}={value!r}), or save the "
+                "processor with it."
+            )
+        return TypeError(
+            f"unexpected argument {name}={value!r}: the pipeline takes candidate_labels, hypothesis_template, top_k, "
+            "segment_seconds, video_fps, batch_size and num_workers."
+        )
+
+    # ------------------------------------------------------------------ batches
+    def get_iterator(
+        self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params, postprocess_params
+    ):
+        batch_size = check_batch_size(batch_size)
+        # Labels are tokenized (and refused if CLIP reads two alike) before any video is decoded; the embeddings stay
+        # cached for the forward passes.
+        self.text_embeddings(forward_params.get("candidate_labels"), forward_params.get("hypothesis_template"))
+        if batch_size == 1:
+            return super().get_iterator(
+                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+            )
+        # ChunkPipeline.get_iterator with this pipeline's collate function instead of transformers' pad_collate_fn,
+        # which pads videos of different shapes with zeros (`collate_model_inputs`).
+        if "TOKENIZERS_PARALLELISM" not in os.environ:
+            os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        if num_workers > 1:
+            logger.warning("A ChunkPipeline runs with num_workers=1 at most (its inputs are iterators); using 1.")
+            num_workers = 1
+        dataset = PipelineChunkIterator(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=collate_model_inputs)
+        model_iterator = PipelinePackIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
     # ------------------------------------------------------------------ preprocess
     def _process(self, videos: Any, **settings: Any) -> torch.Tensor:
@@ -392,41 +531,54 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         self, video: Any, segment_seconds: float, video_fps: float | None
     ) -> Iterator[dict[str, Any]]:
         """Yields one model input per window, decoding a bounded number of source frames at a time."""
-        processor = self.video_processor
-        source = _FrameSource(video, processor.video_backend, video_fps)
+        source = _FrameSource(video, self.video_processor.video_backend, video_fps)
         windows = plan_windows(source.num_total, source.fps, segment_seconds)
-        num_clips = processor.num_temporal_clips
-        frames_per_window = num_clips * processor.num_frames
-        windows_per_decode = max(1, MAX_FRAMES_PER_DECODE // frames_per_window)
-        for group_start in range(0, len(windows), windows_per_decode):
-            group = windows[group_start : group_start + windows_per_decode]
-            # The same temporal sampling the processor applies to a whole video, inside each window.
-            clip_indices = [
-                [start + index for index in clip]
-                for start, end in group
-                for clip in sample_clip_indices(
-                    end - start, processor.num_frames, processor.sampling, processor.frame_stride, num_clips
-                )
+        window_clips = [self._window_clip_indices(end - start, source.fps) for start, end in windows]
+        frame_counts = [sum(len(clip) for clip in clips) for clips in window_clips]
+        for group in _decode_groups(frame_counts, MAX_FRAMES_PER_DECODE):
+            first_frames = [windows[position][0] for position in group]
+            indices = [
+                first + index
+                for first, position in zip(first_frames, group)
+                for clip in window_clips[position]
+                for index in clip
             ]
-            frames = source.read([index for clip in clip_indices for index in clip])
-            clips = list(frames.split(processor.num_frames))
-            # Frames are already sampled: the processor only resizes, crops and normalises each clip.
-            pixels = self._process(clips, do_sample_frames=False, num_temporal_clips=1)
-            views_per_window = pixels.shape[0] // len(group) * (pixels.shape[1] if pixels.dim() == 6 else 1)
-            pixels = pixels.reshape(len(group), views_per_window, *pixels.shape[-4:])
-            for position, (start, end) in enumerate(group):
-                window_pixels = pixels[position : position + 1]
-                if views_per_window == 1:
-                    window_pixels = window_pixels[:, 0]
+            frames_of_windows = source.read(indices).split([frame_counts[position] for position in group])
+            for position, frames in zip(group, frames_of_windows):
+                start, end = windows[position]
                 yield {
-                    "pixel_values_videos": window_pixels,
+                    "pixel_values_videos": self._window_pixels(frames, len(window_clips[position])),
                     "window_start": torch.tensor([start / source.fps], dtype=torch.float64),
                     "window_end": torch.tensor([end / source.fps], dtype=torch.float64),
-                    "is_last": group_start + position == len(windows) - 1,
+                    "is_last": position == len(windows) - 1,
                 }
 
+    def _window_clip_indices(self, num_window_frames: int, fps: float) -> list[list[int]]:
+        """
+        Frame indices (from the window's first frame) of each temporal clip of one window, sampled as the processor
+        samples a whole video of the window's length: `num_frames` frames, or with `fps=` sampling `int(seconds *
+        fps)` of them (at least 1), so a window of a rate-sampling processor gets its rate, not a frame count.
+        """
+        processor = self.video_processor
+        metadata = VideoMetadata(total_num_frames=num_window_frames, fps=fps)
+        if getattr(processor, "fps", None) is not None:
+            return processor.sample_frames(metadata, do_augment=False).tolist()
+        # A processor saved with neither setting samples the class default, as its own calls do.
+        num_frames = processor.num_frames if processor.num_frames is not None else type(processor).num_frames
+        return processor.sample_frames(metadata, num_frames=num_frames, do_augment=False).tolist()
+
+    def _window_pixels(self, frames: torch.Tensor, num_clips: int) -> torch.Tensor:
+        """One window's sampled frames (its clips one after the other) as one video's `pixel_values_videos`."""
+        clips = list(frames.split(frames.shape[0] // num_clips))
+        # Frames are already sampled: the processor only resizes, crops and normalises each clip.
+        pixels = self._process(clips, do_sample_frames=False, num_temporal_clips=1)
+        # (clips, [crops,] T, 3, H, W) -> (1, views, T, 3, H, W), clip-major as the processor orders a video's views.
+        views = pixels.reshape(1, -1, *pixels.shape[-4:])
+        return views[:, 0] if views.shape[1] == 1 else views
+
     # ------------------------------------------------------------------ text embeddings
-    def _tokenize_prompts(self, labels: tuple[str, ...], prompts: list[str]) -> dict[str, torch.Tensor]:
+    def _tokenize_prompts(self, labels: tuple[str, ...], template: str) -> dict[str, torch.Tensor]:
+        prompts = [template.format(label) for label in labels]
         max_length = self.model.config.text_config.max_position_embeddings
         lengths = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
         for label, prompt, ids in zip(labels, prompts, lengths):
@@ -437,22 +589,28 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                     UserWarning,
                     stacklevel=2,
                 )
-        return self.tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        text_inputs = self.tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        # What the text encoder reads: the ids up to the padding (truncated prompts included).
+        read = [ids[mask.bool()].tolist() for ids, mask in zip(text_inputs["input_ids"], text_inputs["attention_mask"])]
+        check_distinct_prompts(labels, template, read)
+        return text_inputs
 
     def text_embeddings(self, candidate_labels: Sequence[str], hypothesis_template: str | None = None) -> torch.Tensor:
         """
         Text embeddings `(num_labels, projection_dim)` of the labels filled into the template, from the cache when
         this label set and template were seen before.
+
+        Raises:
+            `ValueError`: bad labels or template, or labels whose prompts tokenize alike (`check_distinct_prompts`).
         """
-        labels = check_candidate_labels(candidate_labels)
+        labels = _check_label_strings(candidate_labels)
         template = check_hypothesis_template(hypothesis_template or self.model.config.text_template)
         key = (labels, template, str(self.device), self.dtype)
         cached = self._text_embedding_cache.get(key)
         if cached is not None:
             self._text_embedding_cache.move_to_end(key)
             return cached
-        prompts = [template.format(label) for label in labels]
-        text_inputs = self._tokenize_prompts(labels, prompts).to(self.device)
+        text_inputs = self._tokenize_prompts(labels, template).to(self.device)
         with torch.no_grad():
             embeds = self.model.get_text_features(
                 input_ids=text_inputs["input_ids"], attention_mask=text_inputs["attention_mask"]
@@ -472,12 +630,24 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         text_embeds = self.text_embeddings(candidate_labels, hypothesis_template)
         # With video-specific prompts, forward() adapts the cached text embeddings to each video (the cheap prompt
         # generator step); the text encoder does not run again.
-        outputs = self.model(pixel_values_videos=model_inputs["pixel_values_videos"], text_embeds=text_embeds)
-        model_outputs = {"logits": outputs.logits_per_video, "is_last": model_inputs["is_last"]}
+        logits = self._video_logits(model_inputs["pixel_values_videos"], text_embeds)
+        model_outputs = {"logits": logits, "is_last": model_inputs["is_last"]}
         if "window_start" in model_inputs:
             model_outputs["window_start"] = model_inputs["window_start"]
             model_outputs["window_end"] = model_inputs["window_end"]
         return model_outputs
+
+    def _video_logits(self, pixel_values_videos: torch.Tensor | list[torch.Tensor], text_embeds: torch.Tensor):
+        """`(batch, num_labels)` logits of a batch: one tensor, or a list of videos of different shapes."""
+        if isinstance(pixel_values_videos, torch.Tensor):
+            return self.model(pixel_values_videos=pixel_values_videos, text_embeds=text_embeds).logits_per_video
+        # Each shape runs as its own sub-batch, so every video gets the scores it gets alone (no padding).
+        rows: list[torch.Tensor | None] = [None] * len(pixel_values_videos)
+        for positions in _equal_shape_groups(pixel_values_videos):
+            videos = torch.cat([pixel_values_videos[position] for position in positions])
+            for position, row in zip(positions, self._video_logits(videos, text_embeds)):
+                rows[position] = row
+        return torch.stack(rows)
 
     # ------------------------------------------------------------------ postprocess
     def postprocess(
@@ -532,8 +702,11 @@ def register_zero_shot_video_classification_pipeline() -> None:
 __all__ = [
     "ZeroShotVideoClassificationPipeline",
     "register_zero_shot_video_classification_pipeline",
+    "check_batch_size",
     "check_candidate_labels",
+    "check_distinct_prompts",
     "check_hypothesis_template",
     "check_top_k",
+    "collate_model_inputs",
     "plan_windows",
 ]

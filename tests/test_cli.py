@@ -186,7 +186,10 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers():
         ([SHORT_MP4, "--labels", str(HMDB51)], ["looks like a label file", f"--labels-file {HMDB51}"]),
         ([SHORT_MP4, "--labels-file", "{one label file}"], ["has one label ('brush_hair')", "always scores 1.0"]),
         ([SHORT_MP4, "--labels-file", "{binary file}"], ["binary.txt is not UTF-8 text"]),
-        ([SHORT_MP4, "--labels", "ｙｏｇａ,yoga"], ["the labels have duplicates: 'ｙｏｇａ' = 'yoga'"]),
+        ([SHORT_MP4, "--labels", "Yoga,yoga"], ["the labels have duplicates: 'Yoga' = 'yoga'"]),
+        # Alike only to the model's tokenizer: refused once, after loading it (it was one line per video).
+        ([SHORT_MP4, SHORT_MP4, "--labels", "t-shirt folding,t - shirt folding"],
+         ["the labels have duplicates", "'t-shirt folding' = 't - shirt folding'"]),
         (["{image}", "--labels", "a,b"], ["picture.jpg is a JPEG image, not a video"]),
         (["{empty folder}", "--labels", "a,b"], ["not a video file (an empty folder): ", "empty_class"]),
         ([SHORT_MP4, "--labels", "a,b", "--model", "{no tokenizer}"], ["holds no tokenizer files (tokenizer.json"]),

@@ -221,10 +221,10 @@ def test_bfloat16_pipeline_is_close_to_float32(tiny_omniclip_dir, classifier):
         ({"candidate_labels": []}, "candidate_labels is empty"),
         # A softmax over one label is always 1.0: never a silent certainty.
         ({"candidate_labels": ["yoga; archery"]}, r"has one label \('yoga; archery'\).*always scores 1.0"),
-        # Equal once NFKC-normalised and case-folded: full-width letters, the "ﬁ" ligature, German sharp s.
-        ({"candidate_labels": ["ｙｏｇａ", "yoga"]}, "duplicates: 'ｙｏｇａ' = 'yoga'"),
-        ({"candidate_labels": ["ﬁshing", "FISHING", "run"]}, "duplicates: 'ﬁshing' = 'FISHING'"),
-        ({"candidate_labels": ["Straße fegen", "strasse  fegen"]}, "duplicates"),
+        # Labels CLIP's tokenizer reads as the same ids (it lower-cases, collapses spaces, splits punctuation).
+        ({"candidate_labels": ["t-shirt folding", "t - shirt folding"]},
+         "duplicates: 't-shirt folding' = 't - shirt folding'"),
+        ({"candidate_labels": ["Été", "été", "run"]}, "duplicates: 'Été' = 'été'"),
         ({"candidate_labels": LABELS, "top_k": np.bool_(True)}, "top_k=.*True.* is out of range"),
         ({"candidate_labels": LABELS, "top_k": np.int64(0)}, "top_k=.*0.* is out of range"),
         ({"candidate_labels": LABELS, "segment_seconds": np.float32("nan")}, "segment_seconds=.* is invalid"),
