@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import csv
+import difflib
+import inspect
 import io
 import os
 import re
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers.image_processing_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessorMixin, TextKwargs
 
 
 DEFAULT_TEXT_TEMPLATE = "a video of {} action"
@@ -140,6 +142,22 @@ def _read_label_text(path: Path) -> str:
     return text
 
 
+def _named_parameters(function: Any) -> set[str]:
+    """The keyword names a function declares (not its `*args` or `**kwargs`); none where it has no signature."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {parameter.name for parameter in parameters
+            if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}
+
+
+def _did_you_mean(unknown: list[str], known: set[str]) -> str:
+    """` (did you mean 'num_frames'?)` for the close matches of misspelt keywords, or nothing."""
+    matches = [match for name in unknown for match in difflib.get_close_matches(name, sorted(known), 1, 0.75)]
+    return f" (did you mean {', '.join(repr(match) for match in matches)}?)" if matches else ""
+
+
 def check_processor_folder(folder: str | os.PathLike, needs_processor_settings: bool = True) -> None:
     """
     Raises `FileNotFoundError` naming the folder and what it lacks when a local folder has no tokenizer files or no
@@ -167,7 +185,8 @@ class OmniCLIPProcessor(ProcessorMixin):
     `processor(text=..., videos=..., return_tensors="pt")` returns the tokenizer's `input_ids` and `attention_mask`
     (padded to the longest text by default) and the video processor's `pixel_values_videos`. Keyword arguments that
     are video processor settings (`num_frames`, `sampling`, `train`, `generator`, ...) go to the video processor,
-    the others to the tokenizer; `text_kwargs={...}` and `videos_kwargs={...}` pass them explicitly.
+    the others to the tokenizer; `text_kwargs={...}` and `videos_kwargs={...}` pass them explicitly. A keyword that
+    neither takes (a misspelt `num_frame=8`) is refused with a `TypeError` naming it.
 
     Args:
         video_processor ([`OmniCLIPVideoProcessor`]):
@@ -212,6 +231,44 @@ class OmniCLIPProcessor(ProcessorMixin):
     def _video_kwarg_names(self) -> set[str]:
         return set(self.video_processor.valid_kwargs.__annotations__) | {"train", "generator", "backend"}
 
+    def _text_kwarg_names(self) -> set[str]:
+        """
+        What the tokenizer takes: transformers' `TextKwargs` (what `ProcessorMixin` routes to a tokenizer) and the
+        named parameters of the tokenizer's call and encoding methods. The tokenizer itself takes any keyword and
+        ignores the unknown ones, so this list is what tells a typo from a tokenizer argument.
+        """
+        names = set(TextKwargs.__annotations__)
+        for method in (self.tokenizer.__call__, getattr(self.tokenizer, "_encode_plus", None)):
+            if method is not None:
+                names |= _named_parameters(method)
+        return names - {"self", "text"}
+
+    def _refuse_unknown_kwargs(
+        self, flat: dict[str, Any], text_kwargs: dict[str, Any], video_kwargs: dict[str, Any]
+    ) -> None:
+        """
+        Raises `TypeError` naming every keyword that neither the video processor nor the tokenizer takes (and every
+        one in `text_kwargs` / `videos_kwargs` that its side does not take), whether or not `text` or `videos` was
+        given: transformers' `ProcessorMixin` would only log that it ignores them, and a misspelt setting
+        (`num_frame=8`) then silently leaves the saved one in force. Tokenizer arguments stay allowed without `text`
+        (as in transformers, where they are routed to the tokenizer and unused).
+        """
+        video_names, text_names = self._video_kwarg_names(), self._text_kwarg_names()
+        for where, given, allowed, why in (
+            ("", flat, video_names | text_names, "neither the video processor nor the tokenizer takes them (video "
+             "settings: OmniCLIPVideoProcessorKwargs; tokenizer arguments: padding, truncation, max_length, ...)"),
+            (" in text_kwargs", text_kwargs, text_names, "the tokenizer does not take them (video settings go in "
+             "videos_kwargs)"),
+            (" in videos_kwargs", video_kwargs, video_names, "the video processor does not take them (see "
+             "OmniCLIPVideoProcessorKwargs; tokenizer arguments go in text_kwargs)"),
+        ):
+            unknown = sorted(set(given) - allowed)
+            if unknown:
+                raise TypeError(
+                    f"OmniCLIPProcessor got unexpected keyword arguments{where} {unknown}"
+                    f"{_did_you_mean(unknown, allowed)}: {why}."
+                )
+
     def __call__(self, text: str | list[str] | None = None, videos: Any = None, **kwargs) -> BatchFeature:
         r"""
         Args:
@@ -232,9 +289,15 @@ class OmniCLIPProcessor(ProcessorMixin):
             raise ValueError("Pass `text`, `videos` or both to OmniCLIPProcessor.")
         if kwargs.pop("images", None) is not None:
             raise ValueError("OmniCLIPProcessor takes videos, not images; pass a single image as a one-frame video.")
+        if kwargs.pop("audio", None) is not None:
+            raise ValueError("OmniCLIPProcessor takes videos and text, not audio.")
+        # transformers' older convention: `common_kwargs` apply to every modality, below the call's own keywords.
+        for key, value in dict(kwargs.pop("common_kwargs", None) or {}).items():
+            kwargs.setdefault(key, value)
         return_tensors = kwargs.pop("return_tensors", None)
         text_kwargs = dict(kwargs.pop("text_kwargs", None) or {})
         video_kwargs = dict(kwargs.pop("videos_kwargs", None) or {})
+        self._refuse_unknown_kwargs(kwargs, text_kwargs, video_kwargs)
         video_names = self._video_kwarg_names()
         for key in list(kwargs):
             (video_kwargs if key in video_names else text_kwargs)[key] = kwargs.pop(key)

@@ -13,7 +13,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -496,8 +495,11 @@ def read_video_torchcodec(
         )
         return read_video_pyav(source, sample_indices_fn, threading)
     else:
+        video_decoder_class = _torchcodec_video_decoder_class()
+        # The container checks PyAV's reader makes, with its messages: torchcodec takes a PNG as a one-frame video and
+        # answers a JPEG or an audio-only file with internal errors ("This should never happen...").
         matrix = probe_display_matrix(source)
-        decoder, label = _open_torchcodec_decoder(source)
+        decoder, label = _open_torchcodec_decoder(video_decoder_class, source)
     metadata = decoder.metadata
     try:
         num_total = len(decoder)
@@ -528,21 +530,27 @@ def read_video_torchcodec(
 
 def probe_display_matrix(source: Any) -> np.ndarray | None:
     """
-    The display matrix of a file's first video frame, read with PyAV (torchcodec reports only its angle), or None.
-    Quiet on failure: the decoder that reads the file next reports what is wrong with it. A file object is left
-    where it was.
+    Checks a file source as [`read_video_pyav`] does before decoding (it exists, opens, has a video stream, is not a
+    still image), raising the same one-line errors, and returns the display matrix of its first video frame, read
+    with PyAV (torchcodec reports only its angle), or None. A frame that fails to decode is left to the decoder
+    that reads the file next to report. A file object is left where it was.
+
+    Raises:
+        `FileNotFoundError`: the path does not exist.
+        `ValueError`: the source is empty, unreadable, has no video stream or is a still image.
     """
     import av
 
+    label = describe_source(source)
     position = source.tell() if hasattr(source, "tell") and hasattr(source, "seek") else None
     try:
         with open_video_container(source) as container:
-            if not container.streams.video:
+            stream = _first_video_stream(container, label)
+            try:
+                for frame in container.decode(stream):
+                    return frame_display_matrix(frame)
+            except av.error.FFmpegError:
                 return None
-            for frame in container.decode(container.streams.video[0]):
-                return frame_display_matrix(frame)
-    except (ValueError, OSError, av.error.FFmpegError):
-        return None
     finally:
         if position is not None:
             source.seek(position)
@@ -564,7 +572,8 @@ def select_video_reader(source: Any, backend: str) -> tuple[str, Callable]:
     return "pyav", read_video_pyav
 
 
-def _open_torchcodec_decoder(source: Any) -> tuple[Any, str]:
+def _torchcodec_video_decoder_class() -> type:
+    """torchcodec's `VideoDecoder`, or an `ImportError` saying what to install."""
     try:
         from torchcodec.decoders import VideoDecoder
     except (ImportError, RuntimeError):  # RuntimeError: torchcodec present but FFmpeg's libraries are not
@@ -572,9 +581,12 @@ def _open_torchcodec_decoder(source: Any) -> tuple[Any, str]:
             "video_backend='torchcodec' needs the torchcodec package and FFmpeg's shared libraries: `make install` "
             "(or `pip install torchcodec` plus your system's FFmpeg 4-7 libraries), or use video_backend='pyav'."
         ) from None
+    return VideoDecoder
+
+
+def _open_torchcodec_decoder(VideoDecoder: type, source: Any) -> tuple[Any, str]:
+    # `probe_display_matrix` has already checked the source (a missing path, no video stream, a still image).
     label = describe_source(source)
-    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
-        raise FileNotFoundError(f"Video file {label} does not exist. Check the path.")
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = bytes(source)
     try:

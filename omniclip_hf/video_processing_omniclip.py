@@ -8,6 +8,7 @@ names other modules import from here.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from .video_sources import (
     video_to_tensor,
 )
 from .video_color_augmentation import COLOR_AUGMENTATION_SIZE
-from .video_transforms import check_size, finish_views, make_views
+from .video_transforms import check_size, finish_views, make_views, per_channel
 
 
 logger = logging.get_logger(__name__)
@@ -186,6 +187,47 @@ def _metadata_per_video(video_metadata: Any, num_videos: int) -> list[dict[str, 
     return as_dicts
 
 
+def _plain_numbers(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    Settings given as numpy scalars (`num_frames=np.int64(8)`, what indexing an array gives), also inside a size dict
+    or a list, as Python numbers: transformers' type checks of a call's settings take only `int` and `float`, and
+    JSON cannot save numpy scalars.
+    """
+    return {key: _plain_number(value) for key, value in kwargs.items()}
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    # Plain containers only: other classes (a dataclass-like dict, a named tuple) are passed on as they are.
+    if type(value) is dict:
+        return {key: _plain_number(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_plain_number(item) for item in value)
+    return value
+
+
+def _is_count(value: Any) -> bool:
+    """An integer >= 1 (numpy integers included), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
+
+
+def _check_device(device: Any) -> None:
+    """Raises `ValueError` naming `device` for a name torch does not know, or a CUDA device where there is none."""
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device={device!r} is invalid: use 'cpu', 'cuda', 'cuda:1' (a GPU by index) or a torch.device."
+        ) from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} is not available here (no CUDA GPU is visible to torch): use device='cpu'."
+        )
+
+
 def _source_name(given: Any, resolved: Any) -> str | None:
     """Where a video came from, for metadata: its path or URL, the path of a datasets cell, or a short description."""
     if is_url(given):
@@ -230,8 +272,8 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             Resize target in evaluation.
         crop_size (`dict[str, int]`, *optional*, defaults to `{"height": 224, "width": 224}`):
             Output frame size.
-        image_mean, image_std (`list[float]`, *optional*, default to CLIP's):
-            Normalisation.
+        image_mean, image_std (`float` or `list[float]`, *optional*, default to CLIP's):
+            Normalisation: one number for all three channels, or three.
 
     A call also accepts `generator` (a `torch.Generator` seeding training sampling and augmentation) and
     `return_metadata` (adds `video_metadata`: one [`OmniCLIPVideoMetadata`] per video with the sampled frame
@@ -281,6 +323,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
     grayscale_prob = 0.2
 
     def __init__(self, **kwargs) -> None:
+        kwargs = _plain_numbers(kwargs)
         if "backend" in kwargs:
             kwargs["video_backend"] = kwargs.pop("backend")
         if "train" in kwargs:
@@ -293,16 +336,15 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
     def _check_settings(settings: dict[str, Any]) -> None:
         """Raises `ValueError` naming the setting, its value and what is allowed."""
         num_frames = settings.get("num_frames")
-        is_count = isinstance(num_frames, int) and not isinstance(num_frames, bool)
-        if num_frames is not None and (not is_count or num_frames < 1):
+        if num_frames is not None and not _is_count(num_frames):
             raise ValueError(f"num_frames={num_frames!r} is invalid: it must be an integer >= 1.")
         if settings.get("sampling") not in SAMPLING_STRATEGIES:
             raise ValueError(f"sampling={settings.get('sampling')!r} is invalid: use one of {SAMPLING_STRATEGIES}.")
         stride = settings.get("frame_stride")
-        if not isinstance(stride, int) or stride < 1:
+        if not _is_count(stride):
             raise ValueError(f"frame_stride={stride!r} is invalid: it must be an integer >= 1.")
         clips = settings.get("num_temporal_clips")
-        if not isinstance(clips, int) or clips < 1:
+        if not _is_count(clips):
             raise ValueError(f"num_temporal_clips={clips!r} is invalid: it must be an integer >= 1.")
         if settings.get("num_spatial_crops") not in (1, 3):
             raise ValueError(
@@ -318,6 +360,10 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         fps = settings.get("fps")
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
             raise ValueError(f"fps={fps!r} is invalid: it must be a number > 0 (frames sampled per second of video).")
+        for name in ("image_mean", "image_std"):
+            if settings.get(name) is not None:
+                per_channel(name, settings[name])
+        _check_device(settings.get("device"))
 
     def _resolve_call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """
@@ -325,6 +371,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         `num_frames` made exclusive (a call's `num_frames` overrides a saved `fps`), every setting checked with a
         message naming it, before any video is decoded.
         """
+        kwargs = _plain_numbers(kwargs)
         if "backend" in kwargs:
             kwargs["video_backend"] = kwargs.pop("backend")
         if "train" in kwargs:

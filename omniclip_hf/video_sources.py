@@ -12,13 +12,30 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageMode
 
 
 VIDEO_FILE_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 
+class DownloadedVideo(bytes):
+    """The bytes downloaded from a URL, still named by it: errors about the content name the URL, not `<N bytes>`."""
+
+    url: str
+
+    def __new__(cls, content: bytes, url: str) -> "DownloadedVideo":
+        downloaded = super().__new__(cls, content)
+        downloaded.url = url
+        return downloaded
+
+    def __reduce__(self) -> tuple:
+        # Copies and pickles (DataLoader workers) keep the URL; bytes' own reduction would call __new__ without it.
+        return type(self), (bytes(self), self.url)
+
+
 def describe_source(source: Any) -> str:
     """A short name for a video source, used in error messages and metadata."""
+    if isinstance(source, DownloadedVideo):
+        return source.url
     if isinstance(source, (str, os.PathLike)):
         return str(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -43,6 +60,9 @@ def _guess_why_unreadable(source: Any) -> str:
             break
         except UnicodeDecodeError:
             continue
+    if text.lstrip().lower().startswith(("<!doctype html", "<html")):
+        # What a URL of a web page (not of the video file itself) or a server's error page sends.
+        return "It holds an HTML page, not video: pass the address of the video file itself. "
     if text and all(character.isprintable() or character.isspace() for character in text):
         return f"It holds plain text ({text[:40].strip()!r}...), not video. "
     return ""
@@ -81,8 +101,35 @@ def is_avi(source: Any) -> bool:
 URL_DOWNLOAD_TIMEOUT_S = 30
 
 
+def _has_scheme(value: Any, schemes: tuple[str, ...]) -> bool:
+    # URL schemes are case-insensitive (RFC 3986): HTTP://... is a URL as much as http://...
+    return isinstance(value, str) and value[:10].lower().startswith(schemes)
+
+
 def is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("http://", "https://"))
+    """An http(s) URL, downloaded before decoding."""
+    return _has_scheme(value, ("http://", "https://"))
+
+
+def is_file_url(value: Any) -> bool:
+    """A file:// URL, read as the local path it names."""
+    return _has_scheme(value, ("file://",))
+
+
+def file_url_to_path(url: str) -> str:
+    """
+    The local path a `file://` URL names (percent-escapes decoded). A URL naming another host is refused in one line:
+    only local files can be read.
+    """
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(
+            f"Video {url} names a file on host {parts.netloc!r}; only local files can be read: pass the file's path."
+        )
+    return url2pathname(parts.path)
 
 
 def download_video(url: str) -> bytes:
@@ -107,18 +154,19 @@ def download_video(url: str) -> bytes:
         ) from None
     if not content:
         raise ValueError(f"Could not download video {url}: the server sent 0 bytes.")
-    return content
+    return DownloadedVideo(content, url)
 
 
 def resolve_video_source(video: Any) -> Any:
     """
     Turns the sources transformers and datasets hand around into what the decoders read: a datasets `Video` cell
     (`{"bytes": ..., "path": ...}`, bytes preferred) into its bytes or path, an http(s) URL into the downloaded
-    bytes. Everything else is returned as it is (torchcodec `VideoDecoder`s, which datasets' `Video` feature yields
-    when decoding, go to the torchcodec backend).
+    bytes (still named by the URL in errors), a `file://` URL into its path. Everything else is returned as it is
+    (torchcodec `VideoDecoder`s, which datasets' `Video` feature yields when decoding, go to the torchcodec backend).
 
     Raises:
-        `ValueError`: a cell with neither bytes nor path, or a URL that cannot be downloaded.
+        `ValueError`: a cell with neither bytes nor path, a URL that cannot be downloaded, a `file://` URL of another
+        host.
     """
     if isinstance(video, dict):
         if video.get("bytes") is not None:
@@ -131,6 +179,8 @@ def resolve_video_source(video: Any) -> Any:
         )
     if is_url(video):
         return download_video(video)
+    if is_file_url(video):
+        return file_url_to_path(video)
     return video
 
 
@@ -213,6 +263,41 @@ def split_video_batch(videos: Any) -> list[Any]:
     return [videos]
 
 
+def _is_high_depth_mode(mode: str) -> bool:
+    # Modes whose pixels are one number wider than a byte: I;16 (16-bit), I (int32), F (float32).
+    return ImageMode.getmode(mode).typestr[-2:] not in ("u1", "b1")
+
+
+def pil_frame_to_tensor(frame: Image.Image) -> torch.Tensor:
+    """
+    A PIL frame as a `(C, H, W)` tensor: 8-bit modes (RGB, L, P, RGBA, CMYK, ...) converted to RGB by PIL; 16-bit,
+    int32 and float modes (I;16, I, F) as their numbers, `(1, H, W)` in their own dtype, so the pixel scale rule of
+    arrays applies to them (`pixel_scale_of`): PIL's own conversion to RGB would saturate 16-bit values at 255 and
+    turn floats in [0, 1] black.
+    """
+    if not _is_high_depth_mode(frame.mode):
+        return torch.from_numpy(np.array(frame.convert("RGB"))).permute(2, 0, 1)
+    values = np.array(frame)
+    values = values.astype(values.dtype.newbyteorder("="))  # I;16B is big-endian; torch takes native order only
+    return torch.from_numpy(values)[None]
+
+
+def _stack_frames(frames: list[Any], label: str) -> torch.Tensor:
+    """Frames of one video stacked; frames differing in pixel type (one scale per video) or in size are refused."""
+    # Stacking would promote mixed types silently (uint8 with float keeps 0-255 values beside [0, 1] ones) or fail
+    # inside torch (uint8 with uint16). Checked first: a 16-bit PIL frame beside an RGB one differs in both.
+    dtypes = sorted({str(frame.dtype).replace("torch.", "") for frame in frames})
+    if len(dtypes) != 1:
+        raise ValueError(
+            f"Video {label}: its frames mix pixel types ({', '.join(dtypes)}); give every frame the same type "
+            "(the same PIL mode, or arrays of one dtype)."
+        )
+    shapes = {tuple(frame.shape) for frame in frames}
+    if len(shapes) != 1:
+        raise ValueError(f"Video {label}: its frames differ in size ({sorted(shapes)}); all frames must match.")
+    return torch.stack(frames)
+
+
 def video_to_tensor(video: Any, label: str) -> torch.Tensor:
     """
     Converts an in-memory video to a `(T, 3, H, W)` tensor.
@@ -226,14 +311,11 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
         frames = []
         for frame in video:
             if isinstance(frame, Image.Image):
-                frame = torch.from_numpy(np.array(frame.convert("RGB"))).permute(2, 0, 1)
+                frame = pil_frame_to_tensor(frame)
             elif isinstance(frame, np.ndarray):
                 frame = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1) if frame.ndim == 3 else frame
             frames.append(frame)
-        shapes = {tuple(frame.shape) for frame in frames}
-        if len(shapes) != 1:
-            raise ValueError(f"Video {label}: its frames differ in size ({sorted(shapes)}); all frames must match.")
-        return video_to_tensor(torch.stack(frames), label)
+        return video_to_tensor(_stack_frames(frames, label), label)
     if isinstance(video, np.ndarray):
         if video.ndim != 4:
             raise ValueError(
@@ -272,14 +354,23 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
     return video
 
 
+# Float frames are taken as [0, 1] up to this maximum, values above 1 clipped: resizing [0, 1] frames with a bicubic
+# or Lanczos filter rings past the range (measured: up to 1.11 and down to -0.11 for an edge), and the other reading,
+# 0-255 pixels, would make a video whose brightest pixel is 2/255 black anyway. Below 0 nothing is clipped: negative
+# values are also what frames normalised with CLIP's mean and std hold (a bright video's lowest may be above -0.25),
+# and reading those as [0, 1] would be wrong with nothing said; they are refused, the message saying to clip.
+UNIT_RANGE_MAX = 2.0
+
+
 def pixel_scale_of(video: torch.Tensor, label: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """
     Judges the pixel scale of in-memory frames by dtype and range, as transformers' processors do, and returns the
     conversion to uint8 (0-255) or float32 in [0, 1] for any frames of this video: floats in [0, 1] are taken as
-    already rescaled (never divided by 255 again), floats in (1, 255] as 0-255 pixel values, uint16 as 16-bit
-    video, bool as black and white, other integers must hold 0-255. The range is judged on the whole video (so a
-    dark stretch of a 0-255 video is not taken as [0, 1]) in one pass without a converted copy; only the frames
-    given to the returned function are converted.
+    already rescaled (never divided by 255 again), and so are floats that overshoot it a little (all values in
+    [0, `UNIT_RANGE_MAX`], as resizing [0, 1] frames gives), clipped to [0, 1]; other non-negative
+    floats up to 255 are 0-255 pixel values; uint16 is 16-bit video, bool black and white, other integers must hold
+    0-255. The range is judged on the whole video (so a dark stretch of a 0-255 video is not taken as [0, 1]) in one
+    pass without a converted copy; only the frames given to the returned function are converted.
 
     Raises:
         `ValueError`: NaN or inf, or values no scale explains (negative values: frames already normalised;
@@ -305,13 +396,17 @@ def pixel_scale_of(video: torch.Tensor, label: str) -> Callable[[torch.Tensor], 
     low, high = float(low.to(torch.float32)), float(high.to(torch.float32))
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"Video {label} holds NaN or infinite values; pass finite pixel values.")
+    if 0 <= low and high <= 1.0:
+        return lambda frames: frames.to(torch.float32)
+    if 0 <= low and high <= UNIT_RANGE_MAX:
+        # [0, 1] frames that ring past the range (a resize): clipped, out of place (the caller's frames stay).
+        return lambda frames: frames.to(torch.float32).clamp(0.0, 1.0)
     if low < 0 or high > 255:
         raise ValueError(
             f"Video {label}: float frames hold values {low:.3g}..{high:.3g}; pass pixels in [0, 1] or [0, 255] "
-            "(negative values suggest frames already normalised: pass them before normalisation)."
+            "(negative values suggest frames already normalised: pass them before normalisation; or [0, 1] frames "
+            "that a resize rang below 0: clip them to [0, 1])."
         )
-    if high <= 1.0:
-        return lambda frames: frames.to(torch.float32)
     return lambda frames: frames.to(torch.float32) / 255.0
 
 

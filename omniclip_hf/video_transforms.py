@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 import torch
@@ -132,13 +133,33 @@ def augment_clip(
 
 
 def check_size(name: str, size: Any) -> None:
-    """Raises `ValueError` unless every side given in a size dict is a positive integer."""
+    """Raises `ValueError` unless every side given in a size dict is a positive integer (numpy integers too)."""
     if size is None:
         return
     for key in ("shortest_edge", "longest_edge", "height", "width"):
         value = size.get(key) if hasattr(size, "get") else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
+
+
+def per_channel(name: str, value: Any) -> list[float]:
+    """
+    `image_mean` or `image_std` as one number per RGB channel: a single number (transformers accepts one for image
+    processors) applies to all three.
+
+    Raises:
+        `ValueError`: anything but one number or three, or a standard deviation of 0 or below.
+    """
+    values = [value] if isinstance(value, numbers.Real) and not isinstance(value, bool) else value
+    try:
+        values = [float(number) for number in values]
+    except (TypeError, ValueError):
+        values = None
+    if values is None or len(values) not in (1, 3):
+        raise ValueError(f"{name}={value!r} is invalid: give one number, or three (one per RGB channel).")
+    if name == "image_std" and min(values) <= 0:
+        raise ValueError(f"{name}={value!r} is invalid: standard deviations must be > 0 (frames are divided by them).")
+    return values * 3 if len(values) == 1 else values
 
 
 def make_views(
@@ -225,5 +246,6 @@ def rescale_and_normalize(view: torch.Tensor, settings: dict[str, Any]) -> torch
     if settings["do_rescale"] and not already_rescaled:
         view = view * settings["rescale_factor"]
     if settings["do_normalize"]:
-        view = tvF.normalize(view, mean=list(settings["image_mean"]), std=list(settings["image_std"]))
+        view = tvF.normalize(view, mean=per_channel("image_mean", settings["image_mean"]),
+                             std=per_channel("image_std", settings["image_std"]))
     return view
