@@ -456,7 +456,9 @@ def run_init(args: argparse.Namespace) -> int:
         )
     except (OSError, ValueError) as error:
         raise CommandError(f"could not make an OmniCLIP model from {args.clip}: {one_line(error)}") from None
-    print(f"wrote {folder}: {args.clip} as OmniCLIP (frame-averaged CLIP until trained), tokenizer, video processor")
+    print(f"wrote {folder}: {args.clip} as OmniCLIP at CLIP's identity (frame-averaged CLIP scores, SPG off), "
+          "tokenizer, video processor; to train the paper's model, train from the CLIP itself (examples/train.py "
+          "--clip)")
     return 0
 
 

@@ -229,3 +229,19 @@ def test_the_card_names_each_eval_set_by_the_name_metrics_json_gives_it(tiny_omn
                "eval_sets": {"owner_split1": {"top1": 0.4, "top5": 0.9}, "other_split1": {"top1": 0.6, "top5": 0.9}}}
     card = str(build_model_card(tmp_path / "model", options, metrics))
     assert "| owner/split1 | 40.00 | 90.00 |" in card and "| other/split1 | 60.00 | 90.00 |" in card
+
+
+def test_the_card_describes_the_saved_models_modules_and_the_frames_it_is_served_with(tiny_clip_dir, tmp_path):
+    """An `omniclip init` model (SPG off) was described "with parallel temporal adapters and a self-prompt generator",
+    and a 4-frame model trained on at 8 (its processor samples 8) read "Frames per clip: 4"."""
+    from omniclip_hf.clip_conversion import write_model_folder
+
+    folder = write_model_folder(str(tiny_clip_dir), tmp_path / "model", num_frames=4)
+    processor_config = json.loads((folder / "processor_config.json").read_text())
+    processor_config["video_processor"]["num_frames"] = 8
+    (folder / "processor_config.json").write_text(json.dumps(processor_config))
+    card = str(build_model_card(folder, SimpleNamespace(), {"top1": 0.5, "top5": 0.9}))
+    assert ("this model adapts a frozen CLIP to video with parallel temporal adapters, a temporal embedding, a video "
+            "head and video-specific text prompts.") in card
+    assert "self-prompt" not in card
+    assert "- **Frames per clip:** 8 (temporal embeddings built for 4, interpolated);" in card

@@ -106,3 +106,18 @@ def test_a_resume_over_another_number_of_listed_videos_is_warned_about(tmp_path,
         assert not caplog.records
         warn_about_changed_recipe(options, tmp_path, tmp_path / "step_7", recorded, 1, ["a", "b"], {"videos": 12})
     assert "the training data (12 videos, was 10 videos)" in caplog.records[0].getMessage()
+
+
+def test_training_a_model_without_spg_says_so(tiny_clip_dir, tmp_path, caplog):
+    """An `omniclip init` folder is CLIP at the identity with SPG off: trained as --model, it stayed without the
+    self-prompt generator with nothing said."""
+    from omniclip_hf.clip_conversion import write_model_folder
+
+    folder = write_model_folder(str(tiny_clip_dir), tmp_path / "init", num_frames=4)
+    with caplog.at_level("WARNING"):
+        load_model_and_processor(parse_training_options(["--model", str(folder), "--train_data", "x"]))
+    assert "has no self-prompt generator (use_spg false" in caplog.text and "pass the CLIP as --clip" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a model with SPG: nothing to say
+        load_model_and_processor(parse_training_options(["--clip", str(tiny_clip_dir), "--train_data", "x"]))
+    assert "self-prompt" not in caplog.text

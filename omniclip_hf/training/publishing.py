@@ -192,6 +192,43 @@ def _results_lines(evaluation_sets: list[tuple[str | None, str, dict[str, Any]]]
     return lines
 
 
+def modules_sentence(config: dict[str, Any]) -> str:
+    """What the saved model adds to the frozen CLIP, read from its config (a model with SPG off, as `omniclip init`
+    writes, was described with a self-prompt generator)."""
+    modules = []
+    if config.get("use_pta", True):
+        modes = {"parallel": "parallel temporal adapters",
+                 "attention_parallel": "parallel temporal-attention adapters",
+                 "cascade": "temporal adapters before each layer",
+                 "cascade_attention": "temporal adapters after each layer"}
+        modules.append(modes.get(config.get("pta_mode", "parallel"), "temporal adapters"))
+    if config.get("use_spg", True):
+        modules.append("a self-prompt generator")
+    if config.get("use_temporal_embedding", True):
+        modules.append("a temporal embedding")
+    if config.get("video_head_num_layers", 1):
+        modules.append("a video head")
+    if config.get("use_video_specific_prompts", True):
+        modules.append("video-specific text prompts")
+    if not modules:
+        return "frame-averages a frozen CLIP (every OmniCLIP module is off)"
+    listed = modules[0] if len(modules) == 1 else f"{', '.join(modules[:-1])} and {modules[-1]}"
+    return f"adapts a frozen CLIP to video with {listed}"
+
+
+def frames_per_clip(model_folder: Path, config: dict[str, Any]) -> str:
+    """The frames the saved processor samples per clip, which the model is served with (the config's `num_frames`
+    sizes the temporal embeddings, interpolated to other counts: a 4-frame model trained on at 8 said 4)."""
+    try:
+        video = json.loads((model_folder / "processor_config.json").read_text()).get("video_processor") or {}
+    except (OSError, ValueError, AttributeError):
+        video = {}
+    if video.get("fps"):
+        return f"{video['fps']} a second"
+    sampled, built = video.get("num_frames") or config.get("num_frames"), config.get("num_frames")
+    return f"{sampled}" + (f" (temporal embeddings built for {built}, interpolated)" if built and built != sampled else "")
+
+
 def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) -> ModelCard:
     """A model card: metadata as `ModelCardData` (with `model-index` results from `metrics.json`), then the base
     CLIP, the recipe, the measured metrics and the limitations, naming no local path."""
@@ -208,12 +245,13 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
     lines = [
         f"# OmniCLIP{f' on {trained_on}' if trained_on else ''}",
         "",
-        "OmniCLIP (Liu, Li, Yu, ECAI 2024) adapts a frozen CLIP to video with parallel temporal adapters and a "
-        "self-prompt generator. Trained with [omniclip-hf](https://pypi.org/project/omniclip-hf/).",
+        f"OmniCLIP (Liu, Li, Yu, ECAI 2024); this model {modules_sentence(config)}. Trained with "
+        "[omniclip-hf](https://pypi.org/project/omniclip-hf/).",
         "",
         f"- **Base CLIP (frozen):** `{base}`; its weights keep their own license",
         f"- **Weights here:** {'only the trainable OmniCLIP modules (adapter-only); the base CLIP loads first' if adapter_only else 'the full model'}",
-        f"- **Frames per clip:** {config.get('num_frames')}; text template `{config.get('text_template')}`",
+        f"- **Frames per clip:** {frames_per_clip(model_folder, config)}; text template "
+        f"`{config.get('text_template')}`",
         "",
         "## Measured results",
         "",

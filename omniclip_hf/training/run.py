@@ -98,6 +98,11 @@ def load_model_and_processor(options: TrainingOptions):
                              "them out.")
         for key, value in {"label_smoothing": options.label_smoothing, **overrides}.items():
             setattr(model.config, key, value)
+        if options.train_data and not model.config.use_spg:
+            # `omniclip init` folders are CLIP at the identity, SPG off: trained, they stay without it.
+            logger.warning("--model %s has no self-prompt generator (use_spg false, as `omniclip init` writes CLIP "
+                           "at the identity): it trains without it; to train the paper's model, pass the CLIP as "
+                           "--clip instead.", options.model)
         processor = OmniCLIPProcessor.from_pretrained(options.model)
         # Before, the default 8 replaced the folder's own count: a 32-frame model went on training at 8, its saved
         # config and processor then disagreeing.
