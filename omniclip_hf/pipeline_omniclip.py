@@ -418,7 +418,8 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                 Classify consecutive windows of this many seconds instead of the whole video. Each window is sampled
                 as the video processor samples a whole video of its length (with `fps=` sampling: its rate).
             video_fps (`float`, *optional*):
-                Frame rate of an in-memory video (arrays and frames carry none), needed with `segment_seconds`.
+                Frame rate of an in-memory video (arrays and frames carry none), needed with `segment_seconds` or a
+                video processor that samples by rate (`fps=`).
             batch_size (`int`, *optional*):
                 Videos (or windows) run through the model together; those of different shapes (frame counts of `fps=`
                 sampling, frame sizes without a centre crop) run in sub-batches of equal shape, never padded, so the
@@ -523,7 +524,14 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             raise ValueError("video is missing: pass a path, bytes, an array or a list of frames.")
         video = resolve_video_source(video)  # datasets Video cells, URLs
         if segment_seconds is None:
-            yield {"pixel_values_videos": self._process(video), "is_last": True}
+            # An in-memory video's rate, for a processor that samples by rate (`fps=`); a file carries its own.
+            known_rate = {} if video_fps is None or _is_file_source(video) else {"video_metadata": {"fps": video_fps}}
+            in_memory = isinstance(video, (np.ndarray, torch.Tensor, list, tuple))
+            if in_memory and video_fps is None and getattr(self.video_processor, "fps", None) is not None:
+                raise ValueError(f"the video processor samples {self.video_processor.fps} frames a second, and an "
+                                 "in-memory video carries no frame rate: pass video_fps=<its frame rate>, or use a "
+                                 "processor with num_frames.")
+            yield {"pixel_values_videos": self._process(video, **known_rate), "is_last": True}
             return
         yield from self._preprocess_windows(video, segment_seconds, video_fps)
 

@@ -257,3 +257,22 @@ def test_batch_size_below_one_is_refused_in_one_line(classifier, batch_size):
 def test_numpy_batch_size_works(classifier):
     batched = classifier([str(SHORT_MP4), str(WEBM)], candidate_labels=LABELS, batch_size=np.int64(2))
     assert_same_scores(batched, classifier([str(SHORT_MP4), str(WEBM)], candidate_labels=LABELS), abs=1e-5)
+
+
+def test_in_memory_frames_take_video_fps_for_a_rate_sampling_processor(classifier, monkeypatch):
+    """video_fps reached only the segment windows: a whole in-memory video asked for video_metadata, which the
+    pipeline does not take, whatever video_fps was given."""
+    by_rate = with_processor(classifier, fps=2, num_frames=None)
+    frames = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)  # 2 s at 20 frames a second
+    with pytest.raises(ValueError, match="samples 2 frames a second, and an in-memory video carries no frame rate: "
+                                         "pass video_fps="):
+        by_rate(frames, candidate_labels=LABELS)
+    shapes = record_video_shapes(monkeypatch, by_rate.model)
+    scores = by_rate(frames, candidate_labels=LABELS, video_fps=20)
+    assert shapes == [(1, 4, 3, 32, 32)]  # 2 s at 2 frames a second
+    pixels = by_rate.video_processor(frames, video_metadata={"fps": 20}, return_tensors="pt")["pixel_values_videos"]
+    text = by_rate.tokenizer([classifier.model.config.text_template.format(label) for label in LABELS], padding=True,
+                             return_tensors="pt")
+    with torch.no_grad():
+        expected = by_rate.model(pixel_values_videos=pixels, **text).logits_per_video.softmax(-1)[0]
+    assert as_dict(scores) == pytest.approx(dict(zip(LABELS, expected.tolist())), abs=1e-6)
