@@ -63,7 +63,9 @@ def labels_to_prompts(names: list[str], template: str = DEFAULT_TEXT_TEMPLATE) -
 def load_label_names(path: str | os.PathLike) -> list[str]:
     """
     Reads class names in index order: a text file with one name a line, or a CSV with a `name` column (and
-    optionally an `id` column giving the order, as X-CLIP's `kinetics_600_labels.csv`).
+    optionally an `id` column giving the order, as X-CLIP's `kinetics_600_labels.csv`). A text file whose every line
+    is `<integer> <name>` (UCF101's `classInd.txt`: `1 ApplyEyeMakeup`) is an index file: the names ordered by their
+    integer, without it, as a CSV's `id` column orders them.
     """
     path = Path(path)
     if not path.is_file():
@@ -72,8 +74,7 @@ def load_label_names(path: str | os.PathLike) -> list[str]:
     if path.suffix.lower() == ".csv":
         names = _load_csv_label_names(path, text)
     else:
-        names = [_checked_label_name(path, line_number, line.strip())
-                 for line_number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        names = _load_text_label_names(path, text)
     if not names:  # an empty class list scored nothing, or failed later naming no file
         raise ValueError(f"Label file {path} lists no class names: write one name a line, or a CSV with a 'name' "
                          "column and a row per class.")
@@ -110,6 +111,36 @@ def _load_csv_label_names(path: Path, text: str) -> list[str]:
     if has_ids:
         entries.sort(key=lambda entry: entry[0])
     return [name for _, name in entries]
+
+
+# `1 ApplyEyeMakeup`: a line of an index file (an integer, blanks, a name).
+_INDEXED_NAME = re.compile(r"^(-?\d+)\s+(\S.*)$")
+
+
+def _load_text_label_names(path: Path, text: str) -> list[str]:
+    """One name a non-empty line, or the names of an index file (`_indexed_label_names`)."""
+    lines = [(line_number, line.strip()) for line_number, line in enumerate(text.splitlines(), start=1)
+             if line.strip()]
+    indexed = [(line_number, _INDEXED_NAME.match(line)) for line_number, line in lines]
+    if indexed and all(match for _, match in indexed):
+        return _indexed_label_names(path, [(line_number, int(match[1]), match[2]) for line_number, match in indexed])
+    return [_checked_label_name(path, line_number, line) for line_number, line in lines]
+
+
+def _indexed_label_names(path: Path, entries: list[tuple[int, int, str]]) -> list[str]:
+    """The names of `(line, index, name)` entries in index order. Read as names, the numbers went into the prompts
+    ("a video of 1 apply eye makeup action"). Two lines with one index are refused: which class it is cannot be told.
+    The names' positions are the class indices (from 0) that annotation files' index labels count in."""
+    line_of_index: dict[int, int] = {}
+    for line_number, index, _ in entries:
+        if index in line_of_index:
+            raise ValueError(
+                f"Label file {path}, lines {line_of_index[index]} and {line_number} both give index {index}; as an "
+                "index file ('<index> <name>' lines) each class needs its own index: fix one of them."
+            )
+        line_of_index[index] = line_number
+    return [_checked_label_name(path, line_number, name.strip())
+            for line_number, _, name in sorted(entries, key=lambda entry: entry[1])]
 
 
 def _checked_label_name(path: Path, line_number: int, name: str) -> str:

@@ -6,8 +6,9 @@ Three sources give the same thing, a `datasets.Dataset` with a `video` column (a
 
 - a folder of class sub-folders of videos (`root/<class name>/<clip>.mp4`);
 - an annotation file: CSV (`path,label`), space-separated split files as HMDB51/UCF101/Kinetics/SSv2 ship
-  them (`path label`), or JSON lines (`{"path": ..., "label": ...}`); labels are class indices or names; paths
-  are relative to the file's folder unless `data_root` says otherwise;
+  them (`path label`), or JSON lines (`{"path": ..., "label": ...}`, or one JSON list of them); labels are class
+  indices or names; paths are relative to the file's folder unless `data_root` says otherwise. A header row, a BOM
+  and repeated rows are handled as `docs/training.md` ("Data") describes;
 - a dataset name on the Hub (online), with `video_column` and `label_column`.
 
 Decoding happens lazily in DataLoader workers through the package's video processor (`VideoClipDataset`).
@@ -15,9 +16,7 @@ Decoding happens lazily in DataLoader workers through the package's video proces
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,8 @@ def _class_index(label: str, class_names: list[str], lookup: dict[str, int], whe
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(class_names):
-            raise ValueError(f"{where}: label index {index} is out of range for {len(class_names)} classes.")
+            raise ValueError(f"{where}: label index {index} is out of range for {len(class_names)} classes (indices "
+                             "count from 0 in the class list's order): fix it, or pass the --labels_file it counts in.")
         return index
     key = _normalise_name(text)
     if key not in lookup:
@@ -164,52 +164,34 @@ def _videofolder_labels(videos: list[str]) -> dict[str, str]:
     return {cell["path"]: folder_names[label] for cell, label in zip(dataset["video"], dataset["label"])}
 
 
-def _read_annotation_rows(path: Path) -> list[tuple[str, str]]:
-    text = path.read_text()
-    if path.suffix.lower() in (".jsonl", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            video = record.get("path", record.get("video"))
-            if video is None or "label" not in record:
-                raise ValueError(f"{path}:{number}: each JSON line needs 'path' (or 'video') and 'label'.")
-            rows.append((str(video), str(record["label"])))
-        return rows
-    rows = []
-    delimiter = "," if path.suffix.lower() == ".csv" or "," in text.splitlines()[0] else None
-    lines = text.splitlines()
-    # Split files ("path label") may have spaces in the path but not in the label: split at the last blank.
-    reader = csv.reader(lines) if delimiter == "," else (line.rsplit(None, 1) for line in lines)
-    for number, fields in enumerate(reader, start=1):
-        if not fields or not "".join(fields).strip():
-            continue
-        if number == 1 and [field.strip().lower() for field in fields[:2]] in (["path", "label"], ["video", "label"]):
-            continue  # header
-        if len(fields) < 2:
-            raise ValueError(f"{path}:{number}: expected 'path,label' (or 'path label'), got {fields!r}.")
-        rows.append((fields[0].strip(), fields[-1].strip()))
-    return rows
-
-
 def load_annotation_file(
     path: str | Path, class_names: list[str] | None = None, data_root: str | Path | None = None
 ) -> VideoClassificationData:
     """An annotation file of `path,label` rows; labels are indices (then `class_names` are required) or names."""
+    # Imported here: that module reads rows with this one's class-name spelling (`_normalise_name`).
+    from .annotation_files import (
+        ANNOTATION_FORMATS,
+        is_index,
+        read_annotation_rows,
+        where_in_file,
+        without_duplicate_rows,
+        without_header_row,
+    )
+
     path = Path(path)
-    rows = _read_annotation_rows(path)
+    base = Path(data_root) if data_root else path.parent
+    rows = without_header_row(path, read_annotation_rows(path), base, class_names)
     if not rows:
-        raise ValueError(f"{path}: no annotation rows found.")
-    numeric = all(label.lstrip("-").isdigit() for _, label in rows)
+        raise ValueError(f"{path}: no annotation rows found; write {ANNOTATION_FORMATS}.")
+    numeric = all(is_index(row.label) for row in rows)
     if class_names is None:
         if numeric:
             raise ValueError(f"{path}: labels are class indices; pass --labels_file with the class names.")
-        class_names = sorted({label for _, label in rows})
-    base = Path(data_root) if data_root else path.parent
+        class_names = sorted({row.label for row in rows})
     lookup = _name_lookup(class_names)
-    videos = [str(base / video) for video, _ in rows]
-    labels = [_class_index(label, class_names, lookup, f"{path}:{n}") for n, (_, label) in enumerate(rows, 1)]
+    labels = [_class_index(row.label, class_names, lookup, where_in_file(path, row)) for row in rows]
+    rows, labels = without_duplicate_rows(path, base, rows, labels)
+    videos = [str(base / row.video) for row in rows]
     return VideoClassificationData(_make_dataset(videos, labels, class_names), list(class_names), str(path))
 
 
