@@ -268,7 +268,10 @@ def main(argv=None) -> None:
         if not args.clip and not (work / "tiny_clip" / "config.json").exists():
             from omniclip_hf.motion_benchmark.tiny_clip import pretrain_tiny_clip
 
-            pretrain_tiny_clip(clip, seed=0, verbose=False)
+            try:
+                pretrain_tiny_clip(clip, seed=0, verbose=False)
+            except ValueError as error:  # --work_dir's tiny_clip/ holds something else (another model, a partial one)
+                parser.error(str(error))
         test = load_split(data_dir, "test")
         results_path = work / "ablation_results.json"
         results = {}

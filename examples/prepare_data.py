@@ -21,8 +21,8 @@ import csv
 import io
 import json
 import os
+import secrets
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -251,14 +251,16 @@ def format_rows(file_name: str, rows: Iterable[tuple[str, int]]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Writes a temporary file beside `path` and renames it: an interrupted run leaves no half-written list."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Writes a temporary file beside `path` and renames it: an interrupted run leaves no half-written list. The
+    temporary file is made by open(), so it gets the mode any new file gets under the umask (mkstemp's 0600 survived
+    the rename, and the lists were unreadable to the rest of a group sharing the data set)."""
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     try:
-        with os.fdopen(handle, "w") as stream:
+        with open(temporary, "x") as stream:
             stream.write(text)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -18,5 +18,7 @@ from omniclip_hf.motion_benchmark.tiny_clip import main
 if __name__ == "__main__":
     try:
         main()
-    except ValueError as error:  # bad flag values: one clear line, not a traceback
+    except ValueError as error:  # bad flag values, an --output_dir it must not write: one clear line
         sys.exit(f"error: {error}")
+    except OSError as error:  # a folder it cannot create or write (permissions, a full disk): one line, not a traceback
+        sys.exit(f"error: cannot save the tiny CLIP: {error}")

@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers.utils import logging
 
+from .file_modes import give_ordinary_modes
 from .modeling_omniclip import CLIP_AT_IDENTITY, OmniCLIPModel, hub_kwargs_of, read_checkpoint_config
 from .processing_omniclip import OmniCLIPProcessor
 from .video_processing_omniclip import OmniCLIPVideoProcessor
@@ -115,6 +116,7 @@ def write_model_folder(
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        give_ordinary_modes(staging)
         if output_dir.exists():
             output_dir.rmdir()
         staging.rename(output_dir)

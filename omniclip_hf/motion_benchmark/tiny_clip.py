@@ -21,6 +21,8 @@ import argparse
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from ..file_modes import give_ordinary_modes
 from .motion_data import COLOURS, SHAPES, ObjectState, make_background, render_frame
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -57,6 +60,14 @@ ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {"position": POSITION_NAMES, "siz
                                                 "colour": COLOUR_NAMES, "shape": SHAPE_NAMES}
 
 METRICS_FILE = "pretrain_metrics.json"
+
+# Every name `save_tiny_clip` writes, across transformers versions (older ones add the slow tokenizer's files). A
+# folder holding only these, `METRICS_FILE` among them, is an earlier tiny CLIP: a rerun (the demo's, into
+# `demo_output/tiny_clip`) replaces it whole. Anything else in a folder is someone's model or data, never written into.
+TINY_CLIP_ENTRIES = frozenset({
+    "config.json", "model.safetensors", "pytorch_model.bin", "preprocessor_config.json", "tokenizer.json",
+    "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json", METRICS_FILE,
+})
 
 
 def default_tokenizer_path() -> Path:
@@ -360,6 +371,7 @@ def pretrain_tiny_clip(output_dir: str | Path, steps: int = 200, max_seconds: Op
         raise ValueError(f"eval_images must be at least 1, got {eval_images}")
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+    check_output_dir(Path(output_dir))  # before minutes of training, not after them
     start_time = time.time()
     threads = num_threads if num_threads > 0 else idle_cpu_threads()
     previous_threads = torch.get_num_threads()
@@ -448,19 +460,95 @@ def _pretrain(output_dir, steps, max_seconds, seed, image_size, batch_size, grou
         "heldout_combinations": sorted(f"{c} {s}" for c in COLOUR_NAMES for s in SHAPE_NAMES
                                        if is_heldout_combination(c, s)),
     }
-    save_tiny_clip(model, tokenizer, output_dir, image_size)
     metrics["total_seconds"] = round(time.time() - start_time, 1)
-    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+    save_tiny_clip(model, tokenizer, output_dir, image_size, metrics)
     return metrics
 
 
-def save_tiny_clip(model: CLIPModel, tokenizer: CLIPTokenizer, output_dir: Path, image_size: int) -> None:
-    """An ordinary CLIP checkpoint folder: `CLIPModel`, `CLIPTokenizer`, `CLIPImageProcessor` (so `CLIPProcessor`)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    CLIPImageProcessor(size={"shortest_edge": image_size},
-                       crop_size={"height": image_size, "width": image_size}).save_pretrained(output_dir)
+# ----------------------------------------------------------------------------------------------------------------------
+# The output folder
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _not_an_earlier_tiny_clip(folder: Path) -> Optional[str]:
+    """Why the non-empty `folder` is not a tiny CLIP an earlier run saved, or None when it is one."""
+    others = sorted(entry.name for entry in folder.iterdir() if entry.name not in TINY_CLIP_ENTRIES)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        return f"holds files a tiny CLIP does not ({shown})"
+    if not (folder / METRICS_FILE).is_file():
+        return f"has no {METRICS_FILE}: it is not a tiny CLIP this script saved"
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        model_type = None
+    if model_type != "clip":
+        return "its config.json is not a CLIP's"
+    return None
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """
+    Refuses a file at or above `output_dir`, and a non-empty folder other than an earlier tiny CLIP (which is replaced
+    whole): saving into another model's folder would leave a mix of the two models' files. The rule of
+    `omniclip init --out` and `make_motion_dataset.py --output_dir`, checked before training as they check before
+    writing.
+    """
+    for folder in (output_dir, *output_dir.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--output_dir {output_dir}: {folder} is a file; give a folder.")
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    why = _not_an_earlier_tiny_clip(output_dir)
+    if why is not None:
+        raise ValueError(f"--output_dir {output_dir} is not empty and {why}: give a new folder (saving into it would "
+                         "mix two models).")
+
+
+def _move_into_place(staging: Path, output_dir: Path) -> None:
+    """Renames the complete `staging` folder to `output_dir`, replacing an empty folder or an earlier tiny CLIP."""
+    if output_dir.is_dir() and not any(output_dir.iterdir()):
+        output_dir.rmdir()
+    if not output_dir.exists():
+        staging.rename(output_dir)
+        return
+    earlier = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-replaced-", dir=output_dir.parent))
+    earlier.rmdir()  # only its unique name is needed: the earlier folder is renamed to it
+    output_dir.rename(earlier)
+    try:
+        staging.rename(output_dir)
+    except BaseException:
+        earlier.rename(output_dir)  # the earlier model stays rather than nothing
+        raise
+    shutil.rmtree(earlier, ignore_errors=True)
+
+
+def save_tiny_clip(model: CLIPModel, tokenizer: CLIPTokenizer, output_dir: str | Path, image_size: int,
+                   metrics: Optional[dict] = None) -> None:
+    """
+    An ordinary CLIP checkpoint folder: `CLIPModel`, `CLIPTokenizer`, `CLIPImageProcessor` (so `CLIPProcessor`), and
+    `metrics` as `METRICS_FILE` when given.
+
+    Written in a temporary folder beside `output_dir` and renamed into place when complete, so an interrupted save
+    leaves the earlier folder (or none), never half of a model. `output_dir` must be absent, empty or an earlier
+    tiny CLIP (`check_output_dir`), checked again here: something may have been put there during training.
+    """
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", suffix=".partial", dir=output_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        CLIPImageProcessor(size={"shortest_edge": image_size},
+                           crop_size={"height": image_size, "width": image_size}).save_pretrained(staging)
+        if metrics is not None:
+            (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
+        give_ordinary_modes(staging)
+        _move_into_place(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def format_metrics(metrics: dict) -> str:
@@ -519,9 +607,11 @@ __all__ = [
     "SHAPE_NAMES",
     "SIZES",
     "SIZE_NAMES",
+    "TINY_CLIP_ENTRIES",
     "all_captions",
     "caption",
     "chance_levels",
+    "check_output_dir",
     "contrastive_loss",
     "default_tokenizer_path",
     "evaluate_zero_shot",

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..file_modes import give_ordinary_modes
 from . import testing_hooks
 
 
@@ -273,6 +274,7 @@ def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -
     shutil.rmtree(partial, ignore_errors=True)
     try:
         write(partial)
+        give_ordinary_modes(partial)  # safetensors writes its files 0600, which the rename would keep
         _fsync_tree(partial)
     except OSError as error:
         shutil.rmtree(partial, ignore_errors=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..file_modes import ordinary_file_mode
 from ..video_frame_folders import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_SHORT_SIDE,
@@ -42,23 +43,45 @@ class ExtractionResult:
     lost_classes: list[str] = field(default_factory=list)  # classes with videos, none of which could be decoded
 
 
+def _lexical_absolute(path: Path) -> Path:
+    """`path` made absolute with `..` folded away, symlinks left as they are (the tree as the user sees it)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def _folders_resolved(path: Path) -> Path:
+    """`path` with its folders' symlinks followed but not the file's own: a video that is a link keeps its name."""
+    return path.parent.resolve() / path.name
+
+
+def _relative_to_root(path: Path, root: Path) -> Path | None:
+    """
+    `path` under `root`, or None when it lies outside. As written first, so a tree of class folders whose files are
+    symlinks to shared storage keeps its own layout (following a file's link would leave the root: flattened to
+    `OUT/<name>`, or two classes' `a.mp4` refused as one folder). Then with the folders' links followed, so a root
+    given through a symlink still holds rows written with the real path (or the other way round).
+    """
+    for file, folder in ((_lexical_absolute(path), _lexical_absolute(root)), (_folders_resolved(path), root.resolve())):
+        try:
+            return file.relative_to(folder)
+        except ValueError:
+            continue
+    return None
+
+
 def frame_folder_paths(videos: list[str], data_root: Path, out: Path) -> dict[str, Path]:
     """
     Where each video's frames go: its path under the data's root, without the extension, inside `out`
     (`<root>/brush_hair/clip.avi` -> `<out>/brush_hair/clip`); a video outside the root goes by its name alone.
+    A video file that is a symlink goes by its own path, not its target's.
 
     Raises:
         `ValueError`: two videos would share a folder (`clip.mp4` and `clip.avi` side by side).
     """
     folders: dict[str, Path] = {}
     owner: dict[Path, str] = {}
-    root = data_root.resolve()
     for video in dict.fromkeys(videos):
         path = Path(video)
-        try:
-            relative = path.resolve().relative_to(root)
-        except ValueError:
-            relative = Path(path.name)
+        relative = _relative_to_root(path, data_root) or Path(path.name)
         folder = out / relative.with_suffix("")
         if folder in owner:
             raise ValueError(
@@ -115,6 +138,9 @@ def _replacing_atomically(path: Path) -> Iterator[Any]:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
                                      delete=False, newline="") as handle:
         try:
+            # NamedTemporaryFile creates its file 0600, which the rename keeps: the list would be private to its
+            # writer, unreadable to the group training from it on a shared cluster.
+            os.chmod(handle.name, ordinary_file_mode())
             yield handle
         except BaseException:
             handle.close()
