@@ -266,12 +266,13 @@ def main(argv=None) -> None:
                                  classes=classes)
         clip = args.clip or str(work / "tiny_clip")
         if not args.clip and not (work / "tiny_clip" / "config.json").exists():
-            from omniclip_hf.motion_benchmark.tiny_clip import pretrain_tiny_clip
+            from omniclip_hf.motion_benchmark.tiny_clip import check_output_dir, pretrain_tiny_clip
 
-            try:
-                pretrain_tiny_clip(clip, seed=0, verbose=False)
-            except ValueError as error:  # --work_dir's tiny_clip/ holds something else (another model, a partial one)
+            try:  # --work_dir's tiny_clip/ may hold something else (another model, a partial one)
+                check_output_dir(Path(clip))
+            except ValueError as error:
                 parser.error(str(error))
+            pretrain_tiny_clip(clip, seed=0, verbose=False)
         test = load_split(data_dir, "test")
         results_path = work / "ablation_results.json"
         results = {}

@@ -18,11 +18,13 @@ SPG_POOLINGS = ("avg", "max")
 SPG_PROJECTOR_INITS = ("identity", "random")
 SPG_LAYERS = ("input", "every")
 # The fields the model's modules are built from (which exist, their shapes, their kind): changed on a built model they
-# change nothing it computes, and saved they describe other modules than its weights. Every other field is read when
-# the model runs (text_template, label_smoothing, spg_layers, output flags) or only when weights are initialised.
+# change nothing it computes, and saved they describe other modules than its weights (`spg_projector_init` too: an
+# identity start makes the projector twice as wide). Every other field is read when the model runs (text_template,
+# label_smoothing, spg_layers, output flags) or only when weights are initialised.
 ARCHITECTURE_FIELDS = (
     "num_frames", "use_temporal_embedding", "use_pta", "pta_layers", "pta_ratio", "pta_mode", "pta_head_dim",
-    "use_spg", "spg_pooling", "spg_projector", "spg_residual", "video_head_num_layers", "video_head_num_heads",
+    "use_spg", "spg_pooling", "spg_projector", "spg_residual", "spg_projector_init", "video_head_num_layers",
+    "video_head_num_heads",
     "use_video_specific_prompts", "prompt_layers", "prompt_num_heads",
 )
 

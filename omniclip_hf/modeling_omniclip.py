@@ -39,9 +39,11 @@ from transformers.utils.generic import can_return_tuple
 
 
 try:  # transformers >= 5.2x: the output-capturing decorator lives in its own module
-    from transformers.utils.output_capturing import capture_outputs
+    from transformers.utils.output_capturing import capture_outputs, maybe_install_capturing_hooks
 except ImportError:  # earlier 5.x: the same mechanism, named check_model_inputs
     from transformers.utils.generic import check_model_inputs as capture_outputs
+
+    maybe_install_capturing_hooks = None
 
 from .configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig
 
@@ -183,19 +185,25 @@ FINGERPRINT_HASHES = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 
 FINGERPRINT_TOLERANCE = 0.05
 
 
-def base_clip_fingerprint(clip: nn.Module) -> list[float] | None:
+def base_clip_fingerprint(clip: nn.Module, state_dict: dict[str, torch.Tensor] | None = None) -> list[float] | None:
     """Nine numbers that tell one CLIP's weights from another's in any dtype: the root mean square of a sample of
     `FINGERPRINT_SAMPLES` values taken at even steps over all its parameters, then the sample's projections on eight
     fixed +-1 directions, in units of its norm (each about a standard normal).
 
     `save_adapter` records it, since an adapter-only checkpoint holds no CLIP weight: loaded over another CLIP of the
-    same shapes (another checkpoint, or a fine-tuned one, under the same name or folder), its modules would read other
-    features with nothing said. Not a digest of the bytes: loading in bfloat16 or float16 must still match.
+    same shapes (another checkpoint under the same name or folder, or one whose weights moved by about a tenth of
+    their size; a light fine-tune moves them less and passes), its modules would read other features unsaid. Not a digest of the bytes: loading in bfloat16 or float16 must still match.
     None when the weights cannot be read (on the meta device, offloaded, or quantised to integers).
     """
-    parameters = [parameter.detach() for parameter in clip.parameters()]
+    if state_dict is None:
+        parameters = [parameter.detach() for parameter in clip.parameters()]
+    else:  # the full weights gathered from a sharded model (its own parameters are shards, or empty under ZeRO-3)
+        parameters = [state_dict.get(f"clip.{name}") for name, _ in clip.named_parameters()]
+        if any(parameter is None for parameter in parameters):
+            return None
+        parameters = [parameter.detach() for parameter in parameters]
     unreadable = (type(p) is not torch.Tensor or p.device.type == "meta" or not p.is_floating_point() for p in parameters)
-    if not parameters or any(unreadable):  # a DTensor shard, an offloaded or an integer-quantised weight
+    if not parameters or any(unreadable) or any(p.numel() == 0 for p in parameters):  # a shard, offloaded, quantised
         return None
     total = sum(parameter.numel() for parameter in parameters)
     stride = max(1, total // FINGERPRINT_SAMPLES)
@@ -663,11 +671,8 @@ def hook_frozen_vision_attentions(vision_model: nn.Module) -> None:
     """Installs transformers' output-capturing hooks in CLIP's vision model (once: it keeps its own mark), where
     `get_video_features` records the frozen layers' attention weights. Installed only when attentions are asked for,
     as transformers does, so a compiled model without them has no hooks to trace."""
-    try:
-        from transformers.utils.output_capturing import maybe_install_capturing_hooks
-    except ImportError:  # an earlier transformers, whose check_model_inputs installs its own
-        return
-    maybe_install_capturing_hooks(vision_model)
+    if maybe_install_capturing_hooks is not None:  # an earlier transformers' check_model_inputs installs its own
+        maybe_install_capturing_hooks(vision_model)
 
 
 def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -1184,7 +1189,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         config = copy.deepcopy(self.config)
         # Marks the checkpoint in its config, so loading from the Hub knows it without listing the repo's files.
         config.checkpoint_format = "adapter"
-        config.base_clip_fingerprint = base_clip_fingerprint(self.clip)
+        config.base_clip_fingerprint = base_clip_fingerprint(self.clip, state_dict)
         # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
         custom_object_save(self, save_directory, config=config)
         config.save_pretrained(save_directory)
@@ -1201,7 +1206,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         output_loading_info = kwargs.pop("output_loading_info", False)
         loading, callers_fields = split_loading_kwargs(kwargs)
-        config = OmniCLIPConfig.from_pretrained(folder, **hub_kwargs_of(loading))
+        # AutoModel passes the config it read, the caller's fields (text_template, ...) applied to it.
+        passed = kwargs.get("config")
+        config = passed if isinstance(passed, OmniCLIPConfig) else OmniCLIPConfig.from_pretrained(
+            folder, **hub_kwargs_of(loading))
         base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
         if not base:
             raise ValueError(f"{folder}: adapter-only checkpoint without base_clip_name_or_path; pass base_clip=.")

@@ -212,8 +212,10 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
 
 
-def _check_device(device: Any) -> None:
-    """Raises `ValueError` naming `device` for a name torch does not know, or a CUDA device where there is none."""
+def _check_device(device: Any, check_available: bool = True) -> None:
+    """Raises `ValueError` naming `device` for a name torch does not know, or (`check_available`: one a call asks
+    for, not a saved setting, which a folder copied to a machine without a GPU must still load with) a CUDA device
+    where there is none."""
     if device is None:
         return
     try:
@@ -222,7 +224,7 @@ def _check_device(device: Any) -> None:
         raise ValueError(
             f"device={device!r} is invalid: use 'cpu', 'cuda', 'cuda:1' (a GPU by index) or a torch.device."
         ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
+    if check_available and parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} is not available here (no CUDA GPU is visible to torch): use device='cpu'."
         )
@@ -329,12 +331,14 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         if "train" in kwargs:
             kwargs["do_augment"] = kwargs.pop("train")
         super().__init__(**kwargs)
-        self._check_settings({key: getattr(self, key) for key in self.valid_kwargs.__annotations__})
+        self._check_settings({key: getattr(self, key) for key in self.valid_kwargs.__annotations__},
+                             device_available=False)
 
     # ------------------------------------------------------------------ settings
     @staticmethod
-    def _check_settings(settings: dict[str, Any]) -> None:
-        """Raises `ValueError` naming the setting, its value and what is allowed."""
+    def _check_settings(settings: dict[str, Any], device_available: bool = True) -> None:
+        """Raises `ValueError` naming the setting, its value and what is allowed (`device_available`: whether the
+        device must exist here)."""
         num_frames = settings.get("num_frames")
         if num_frames is not None and not _is_count(num_frames):
             raise ValueError(f"num_frames={num_frames!r} is invalid: it must be an integer >= 1.")
@@ -363,7 +367,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         for name in ("image_mean", "image_std"):
             if settings.get(name) is not None:
                 per_channel(name, settings[name])
-        _check_device(settings.get("device"))
+        _check_device(settings.get("device"), device_available)
 
     def _resolve_call_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """
@@ -388,7 +392,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
         settings = {key: kwargs.get(key, getattr(self, key, None)) for key in self.valid_kwargs.__annotations__}
         if settings["fps"] is None and settings["num_frames"] is None:
             kwargs["num_frames"] = settings["num_frames"] = type(self).num_frames
-        self._check_settings(settings)
+        self._check_settings(settings, device_available="device" in kwargs)
         return kwargs
 
     # ------------------------------------------------------------------ main entry

@@ -106,3 +106,14 @@ def test_a_base_clip_that_cannot_be_loaded_is_named_as_the_adapters_base(adapter
     with pytest.raises(OSError, match=rf"^{adapter} is an adapter-only checkpoint over the CLIP {base} \(its config's "
                                       r"base_clip_name_or_path\), which cannot be loaded: .* Pass base_clip= a folder"):
         OmniCLIPModel.from_pretrained(adapter)
+
+
+def test_the_fingerprint_is_taken_from_the_weights_save_adapter_is_given(tiny_clip_dir, tmp_path):
+    """Under FSDP or ZeRO-3 the model's own CLIP parameters are shards (or empty) and the full weights come as
+    `state_dict`: the fingerprint of the shards made the right base CLIP refused on loading."""
+    from omniclip_hf import OmniCLIPModel
+
+    gathered = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4).state_dict()
+    sharded = OmniCLIPModel.from_clip(build_tiny_clip(seed=1), num_frames=4)  # stands for shards of other values
+    sharded.save_adapter(tmp_path / "adapter", base_clip_name_or_path=str(tiny_clip_dir), state_dict=gathered)
+    OmniCLIPModel.from_pretrained(tmp_path / "adapter")  # the base CLIP the weights are of: accepted

@@ -186,3 +186,13 @@ def test_evaluate_reads_a_headed_csv_with_duplicates_as_its_three_clips(tiny_cli
     assert list(metrics["per_class_accuracy"]) == ["baseball", "guitar", "yoga"]
     assert metrics["num_videos"] == 3 and metrics["failed_videos"] == []
     assert f"WARNING omniclip_hf.training.annotation_files: {annotations}: 1 row lists a video already listed" in result.stderr
+
+
+def test_a_json_lines_first_record_is_never_a_header(tmp_path):
+    """A record names its fields: one whose path has no extension or folder (a frame folder not extracted yet) and
+    whose label no other record has was dropped as a "header"."""
+    annotations = tmp_path / "clips.jsonl"
+    annotations.write_text('{"path": "lonely", "label": "archery"}\n{"path": "b/c.mp4", "label": "yoga"}\n'
+                           '{"path": "b/d.mp4", "label": "yoga"}\n')
+    data = load_annotation_file(annotations)
+    assert data.class_names == ["archery", "yoga"] and len(data) == 3

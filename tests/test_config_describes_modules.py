@@ -23,7 +23,7 @@ def saved_model(tmp_path, tiny_clip):
 
 
 @pytest.mark.parametrize("field, value", [("pta_mode", "cascade_attention"), ("spg_pooling", "max"),
-                                          ("num_frames", 8), ("use_spg", False)])
+                                          ("num_frames", 8), ("use_spg", False), ("spg_projector_init", "random")])
 def test_saving_after_a_modules_field_changed_is_refused(tiny_clip, tmp_path, field, value):
     model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4)
     was = getattr(model.config, field)
@@ -84,3 +84,27 @@ def test_training_a_model_folder_refuses_overrides_of_its_modules(four_frame_mod
     assert model.config.text_template == "a clip of {}"
     with torch.no_grad():
         assert model.self_prompt_generator is not None
+
+
+def test_automodel_passes_the_callers_fields_to_an_adapter(tiny_clip_dir, tmp_path):
+    """AutoModel applies them to the config it hands over, which the adapter path read again from the folder."""
+    from transformers import AutoModel
+
+    OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4).save_adapter(tmp_path / "adapter")
+    model = AutoModel.from_pretrained(tmp_path / "adapter", text_template="a clip of {}")
+    assert model.config.text_template == "a clip of {}"
+
+
+def test_a_model_of_other_modules_loads_without_a_false_refusal(tiny_clip, tiny_clip_dir, tmp_path):
+    """The checks compare what was asked with what was saved: a model of non-default modules loads as it is, directly,
+    through AutoModel (which pipeline() uses) and as an adapter."""
+    from transformers import AutoModel
+
+    built = dict(pta_layers=[0, 2], pta_mode="attention_parallel", spg_pooling="max", spg_projector_init="random",
+                 video_head_num_layers=2, prompt_layers=1)
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4, **built)
+    model.save_pretrained(tmp_path / "model")
+    for loaded in (OmniCLIPModel.from_pretrained(tmp_path / "model"), AutoModel.from_pretrained(tmp_path / "model")):
+        assert {name: getattr(loaded.config, name) for name in built} == built
+    model.save_adapter(tmp_path / "adapter", base_clip_name_or_path=str(tiny_clip_dir))
+    assert OmniCLIPModel.from_pretrained(tmp_path / "adapter").config.pta_layers == [0, 2]

@@ -263,3 +263,16 @@ def test_downloaded_bytes_keep_their_url_through_copies():
     downloaded = DownloadedVideo(b"\x00\x01", "https://example.com/clip.mp4")
     for copied in (copy.deepcopy(downloaded), pickle.loads(pickle.dumps(downloaded))):
         assert copied == b"\x00\x01" and describe_source(copied) == "https://example.com/clip.mp4"
+
+
+def test_a_saved_cuda_device_loads_where_there_is_no_gpu(tmp_path, monkeypatch):
+    """A processor saved with device='cuda' (on a GPU machine) could not be loaded on a CPU one: its saved settings
+    were checked as if the call had asked for the device. A call that asks for a missing GPU is still refused."""
+    from omniclip_hf import OmniCLIPVideoProcessor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    small_processor(device="cuda").save_pretrained(tmp_path)
+    loaded = OmniCLIPVideoProcessor.from_pretrained(tmp_path)
+    assert loaded.device == "cuda"
+    with pytest.raises(ValueError, match=r"device='cuda' is not available here"):
+        small_processor()(np.zeros((2, 8, 8, 3), np.uint8), device="cuda")

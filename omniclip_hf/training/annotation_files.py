@@ -17,6 +17,8 @@ from .data import VIDEO_EXTENSIONS, _normalise_name
 
 logger = logging.getLogger(__name__)
 
+JSON_SUFFIXES = (".jsonl", ".json")
+
 
 class _Row(NamedTuple):
     """One annotation row: where it is in its file (`line` N, or `item` N of a JSON list), its video and label."""
@@ -58,7 +60,7 @@ def read_annotation_rows(path: Path) -> list[_Row]:
     """The rows of an annotation file, without blank lines and without a header named `path,label` or
     `video,label` (any case); a header with other names is found by `without_header_row`, which knows the data."""
     text = _read_annotation_text(path)
-    if path.suffix.lower() in (".jsonl", ".json"):
+    if path.suffix.lower() in JSON_SUFFIXES:
         return _json_rows(path, text)
     return _delimited_rows(path, text)
 
@@ -162,9 +164,12 @@ def _name_key(label: str) -> str | None:
 def without_header_row(path: Path, rows: list[_Row], base: Path, class_names: Sequence[str] | None) -> list[_Row]:
     """`rows` without a first row that is a header with column names other than `path,label` (`video_path,
     class_name`, `filename,class`), which read as one more video of one more class. See `_is_header_row`."""
-    if len(rows) < 2 or rows[0].unit != "line" or not _is_header_row(rows[0], rows[1:], base, class_names):
+    if path.suffix.lower() in JSON_SUFFIXES:  # a JSON record names its fields: it is never a header
         return rows
-    logger.info("%s: line %d (%r, %r) read as a header row", path, rows[0].number, rows[0].video, rows[0].label)
+    if len(rows) < 2 or not _is_header_row(rows[0], rows[1:], base, class_names):
+        return rows
+    logger.warning("%s: line %d (%r, %r) is read as a header row, not a video", path, rows[0].number, rows[0].video,
+                   rows[0].label)
     return rows[1:]
 
 

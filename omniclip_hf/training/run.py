@@ -71,7 +71,7 @@ skipped_logger.setLevel(logging.WARNING)
 # and served with, so it goes into the processor that is saved beside the model.
 TRAINING_ONLY_VIDEO_SETTINGS = ("do_augment", "augment_resize_shortest_edge", "augment_crop_scale",
                                 "augment_crop_ratio", "flip_prob", "color_jitter_prob", "color_jitter",
-                                "grayscale_prob", "video_backend", "decoder_threading")
+                                "grayscale_prob", "video_backend", "decoder_threading", "device")
 
 
 def load_model_and_processor(options: TrainingOptions):
