@@ -9,14 +9,12 @@ with its tokenizer and a video processor matching the CLIP's image preprocessing
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from transformers.utils import logging
 
-from .file_modes import give_ordinary_modes
+from .atomic_writes import write_folder_atomically
 from .modeling_omniclip import CLIP_AT_IDENTITY, OmniCLIPModel, hub_kwargs_of, read_checkpoint_config
 from .processing_omniclip import OmniCLIPProcessor
 from .video_processing_omniclip import OmniCLIPVideoProcessor
@@ -111,19 +109,12 @@ def write_model_folder(
     # from_clip directly: the config is read above already, and this call is no accidental wrap to warn about.
     model = OmniCLIPModel.from_clip(name, num_frames=num_frames, **loading_kwargs, **CLIP_AT_IDENTITY)
     processor = processor_for_clip(model, name, **loading_kwargs)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", dir=output_dir.parent))
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        give_ordinary_modes(staging)
-        if output_dir.exists():
-            output_dir.rmdir()
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output_dir
+
+    return write_folder_atomically(output_dir, write)
 
 
 __all__ = ["processor_for_clip", "tokenizer_for_clip", "video_processor_for_clip", "write_model_folder"]

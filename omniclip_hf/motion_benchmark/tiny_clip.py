@@ -21,8 +21,6 @@ import argparse
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ import torch.nn.functional as F
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from ..file_modes import give_ordinary_modes
+from ..atomic_writes import write_folder_atomically
 from .motion_data import COLOURS, SHAPES, ObjectState, make_background, render_frame
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -505,24 +503,6 @@ def check_output_dir(output_dir: Path) -> None:
                          "mix two models).")
 
 
-def _move_into_place(staging: Path, output_dir: Path) -> None:
-    """Renames the complete `staging` folder to `output_dir`, replacing an empty folder or an earlier tiny CLIP."""
-    if output_dir.is_dir() and not any(output_dir.iterdir()):
-        output_dir.rmdir()
-    if not output_dir.exists():
-        staging.rename(output_dir)
-        return
-    earlier = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-replaced-", dir=output_dir.parent))
-    earlier.rmdir()  # only its unique name is needed: the earlier folder is renamed to it
-    output_dir.rename(earlier)
-    try:
-        staging.rename(output_dir)
-    except BaseException:
-        earlier.rename(output_dir)  # the earlier model stays rather than nothing
-        raise
-    shutil.rmtree(earlier, ignore_errors=True)
-
-
 def save_tiny_clip(model: CLIPModel, tokenizer: CLIPTokenizer, output_dir: str | Path, image_size: int,
                    metrics: Optional[dict] = None) -> None:
     """
@@ -535,20 +515,16 @@ def save_tiny_clip(model: CLIPModel, tokenizer: CLIPTokenizer, output_dir: str |
     """
     output_dir = Path(output_dir)
     check_output_dir(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}-", suffix=".partial", dir=output_dir.parent))
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         CLIPImageProcessor(size={"shortest_edge": image_size},
                            crop_size={"height": image_size, "width": image_size}).save_pretrained(staging)
         if metrics is not None:
             (staging / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
-        give_ordinary_modes(staging)
-        _move_into_place(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    write_folder_atomically(output_dir, write)
 
 
 def format_metrics(metrics: dict) -> str:

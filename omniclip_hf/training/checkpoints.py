@@ -9,7 +9,6 @@ renamed when complete; a failed write (disk full, say) removes its temporary fol
 from __future__ import annotations
 
 import contextvars
-import errno
 import hashlib
 import json
 import logging
@@ -18,11 +17,11 @@ import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ..file_modes import give_ordinary_modes
+from ..atomic_writes import fsync_tree, no_space_message, replace_folder, write_folder_atomically
 from . import testing_hooks
 
 
@@ -229,7 +228,7 @@ def earlier_run_outputs(output_dir: Path) -> list[Path]:
 
 
 def _remove(path: Path) -> None:
-    """Removes a file, or a folder whole: it is renamed aside first (`.old-*`, as `_replace_folder` does), so a
+    """Removes a file, or a folder whole: it is renamed aside first (`.old-*`, as `replace_folder` does), so a
     removal that fails half-way never leaves a model/ with a config and no weights."""
     try:
         if path.is_dir() and not path.is_symlink():
@@ -257,45 +256,6 @@ def check_output_dir_for_an_evaluation(output_dir: str | Path, overwrite: bool) 
                          "replace it.")
 
 
-def _no_space_message(target: Path, error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        return f"{target}: no space left on device; nothing was written (the partial folder was removed). Free space and rerun."
-    return f"{target}: writing failed ({error}); nothing was written (the partial folder was removed)."
-
-
-def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -> Path:
-    """Calls `write(temporary_folder)`, flushes it, and renames it to `target` (replacing an older one) when complete.
-
-    A failure inside `write` leaves neither `target` changed nor a temporary folder behind, and raises one OSError line.
-    """
-    target = Path(target)
-    partial = target.parent / f".partial-{target.name}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        write(partial)
-        give_ordinary_modes(partial)  # safetensors writes its files 0600, which the rename would keep
-        _fsync_tree(partial)
-    except OSError as error:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise OSError(_no_space_message(target, error)) from error
-    except BaseException:  # any other failure, an interrupt included: nothing is left behind either
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    _replace_folder(partial, target)
-    return target
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Swaps `new` in for `target`: the old folder is moved aside first, so a kill leaves one complete folder."""
-    old = target.parent / f".old-{target.name}"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_state: dict[str, Any],
                     total_limit: int | None = None) -> Path:
     """Accelerate state plus the loop's position, written under a temporary name and renamed when complete.
@@ -317,7 +277,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
         if accelerator.is_main_process:
             testing_hooks.inside_checkpoint_write(step)
             (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
-            _fsync_tree(partial)
+            fsync_tree(partial)
     except OSError as error:
         failure = error
     if _any_process_failed(accelerator, failure is not None):  # every rank stops, none waits alone at a barrier
@@ -325,9 +285,9 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
             shutil.rmtree(partial, ignore_errors=True)
         if failure is None:
             raise OSError(f"{final}: another process could not write its part of the checkpoint; nothing was written.")
-        raise OSError(_no_space_message(final, failure)) from failure
+        raise OSError(no_space_message(final, failure)) from failure
     if accelerator.is_main_process:
-        _replace_folder(partial, final)
+        replace_folder(partial, final)
         if total_limit:
             _prune_checkpoints(output_dir, total_limit)
     accelerator.wait_for_everyone()
@@ -341,13 +301,6 @@ def _any_process_failed(accelerator, failed: bool) -> bool:
 
     flags = accelerator.reduce(torch.tensor([int(failed)], device=accelerator.device), reduction="sum")
     return bool(flags.item())
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def _prune_checkpoints(output_dir: str | Path, keep: int) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..file_modes import ordinary_file_mode
+from ..atomic_writes import ordinary_file_mode
 from ..video_frame_folders import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_SHORT_SIDE,
