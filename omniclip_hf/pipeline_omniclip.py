@@ -567,13 +567,8 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         samples a whole video of the window's length: `num_frames` frames, or with `fps=` sampling `int(seconds *
         fps)` of them (at least 1), so a window of a rate-sampling processor gets its rate, not a frame count.
         """
-        processor = self.video_processor
         metadata = VideoMetadata(total_num_frames=num_window_frames, fps=fps)
-        if getattr(processor, "fps", None) is not None:
-            return processor.sample_frames(metadata, do_augment=False).tolist()
-        # A processor saved with neither setting samples the class default, as its own calls do.
-        num_frames = processor.num_frames if processor.num_frames is not None else type(processor).num_frames
-        return processor.sample_frames(metadata, num_frames=num_frames, do_augment=False).tolist()
+        return self.video_processor.sample_frames(metadata, do_augment=False).tolist()
 
     def _window_pixels(self, frames: torch.Tensor, num_clips: int) -> torch.Tensor:
         """One window's sampled frames (its clips one after the other) as one video's `pixel_values_videos`."""

@@ -475,9 +475,11 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
                     "video_metadata={'fps': ...} for in-memory frames, or num_frames instead."
                 )
             num_frames = max(1, min(num_total, int(num_total / metadata.fps * fps)))
+        if num_frames is None:  # neither given nor saved (a processor saved with fps, then fps=None): the default
+            num_frames = self.num_frames if self.num_frames is not None else type(self).num_frames
         clips = sample_clip_indices(
             num_total,
-            num_frames if num_frames is not None else self.num_frames,
+            num_frames,
             sampling if sampling is not None else self.sampling,
             frame_stride if frame_stride is not None else self.frame_stride,
             num_temporal_clips if num_temporal_clips is not None else self.num_temporal_clips,
