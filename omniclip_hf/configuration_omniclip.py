@@ -339,4 +339,10 @@ def _register_strict_validators(config_class: type[PretrainedConfig]) -> type[Pr
 OmniCLIPConfig = _register_strict_validators(OmniCLIPConfig)
 
 
-__all__ = ["ARCHITECTURE_FIELDS", "OmniCLIPConfig", "PTA_MODES", "SPG_POOLINGS", "SPG_LAYERS"]
+def changed_architecture_fields(built: dict[str, Any], asked: dict[str, Any]) -> list[str]:
+    """The `ARCHITECTURE_FIELDS` that `asked` sets to another value than `built` (fields either lacks are not
+    compared: a checkpoint saved before a field existed, a keyword not given), in `ARCHITECTURE_FIELDS` order."""
+    return [name for name in ARCHITECTURE_FIELDS if name in built and name in asked and asked[name] != built[name]]
+
+
+__all__ = ["ARCHITECTURE_FIELDS", "OmniCLIPConfig", "PTA_MODES", "SPG_LAYERS", "SPG_POOLINGS", "changed_architecture_fields"]

@@ -45,7 +45,7 @@ except ImportError:  # earlier 5.x: the same mechanism, named check_model_inputs
 
     maybe_install_capturing_hooks = None
 
-from .configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig
+from .configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig, changed_architecture_fields
 
 
 logger = logging.get_logger(__name__)
@@ -239,9 +239,9 @@ def check_config_describes_modules(model: nn.Module) -> None:
     built from (`ARCHITECTURE_FIELDS`): the model still computes with its modules, and the folder would load as
     other modules (or not at all)."""
     built = getattr(model, "_built_architecture", None) or {}
-    changed = {name: was for name, was in built.items() if getattr(model.config, name) != was}
+    changed = changed_architecture_fields(built, model.config.architecture())
     if changed:
-        name, was = next(iter(changed.items()))
+        name, was = changed[0], built[changed[0]]
         raise ValueError(
             f"model.config.{name} is {getattr(model.config, name)!r}, but the model was built with {was!r} and still "
             f"computes with those modules: put {name} back to {was!r} before saving, or build a model with it "
@@ -257,15 +257,16 @@ def check_architecture_overrides(name_or_path, saved: dict[str, Any], kwargs: di
     `pta_head_dim`, other computations, unsaid)."""
     asked = config.architecture() if isinstance(config, OmniCLIPConfig) else {}
     asked.update({field: kwargs[field] for field in ARCHITECTURE_FIELDS if field in kwargs})
-    for field, value in asked.items():
-        if field in saved and value != saved[field]:
-            frames = (" (videos of any frame count run as they are: the temporal embeddings are interpolated)"
-                      if field == "num_frames" else "")
-            raise ValueError(
-                f"from_pretrained({os.fspath(name_or_path)!r}, {field}={value!r}): {field} is {saved[field]!r} in "
-                f"the saved model, whose weights fit only those modules: leave {field} out{frames}, or build a new "
-                f"model with it (OmniCLIPModel.from_clip(clip, {field}=...)) and train it."
-            )
+    changed = changed_architecture_fields(saved, asked)
+    if changed:
+        field, value = changed[0], asked[changed[0]]
+        frames = (" (videos of any frame count run as they are: the temporal embeddings are interpolated)"
+                  if field == "num_frames" else "")
+        raise ValueError(
+            f"from_pretrained({os.fspath(name_or_path)!r}, {field}={value!r}): {field} is {saved[field]!r} in "
+            f"the saved model, whose weights fit only those modules: leave {field} out{frames}, or build a new "
+            f"model with it (OmniCLIPModel.from_clip(clip, {field}=...)) and train it."
+        )
 
 
 def check_base_clip(folder, config: OmniCLIPConfig, clip: nn.Module, base: str, chosen_by_caller: bool) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..configuration_omniclip import OmniCLIPConfig
 from .checkpoints import write_folder_atomically
 
 
@@ -195,20 +196,21 @@ def _results_lines(evaluation_sets: list[tuple[str | None, str, dict[str, Any]]]
 def modules_sentence(config: dict[str, Any]) -> str:
     """What the saved model adds to the frozen CLIP, read from its config (a model with SPG off, as `omniclip init`
     writes, was described with a self-prompt generator)."""
+    config = OmniCLIPConfig.from_dict(config)  # a field a config.json lacks reads as the model would build it
     modules = []
-    if config.get("use_pta", True):
+    if config.use_pta:
         modes = {"parallel": "parallel temporal adapters",
                  "attention_parallel": "parallel temporal-attention adapters",
                  "cascade": "temporal adapters before each layer",
                  "cascade_attention": "temporal adapters after each layer"}
-        modules.append(modes.get(config.get("pta_mode", "parallel"), "temporal adapters"))
-    if config.get("use_spg", True):
+        modules.append(modes[config.pta_mode])
+    if config.use_spg:
         modules.append("a self-prompt generator")
-    if config.get("use_temporal_embedding", True):
+    if config.use_temporal_embedding:
         modules.append("a temporal embedding")
-    if config.get("video_head_num_layers", 1):
+    if config.video_head_num_layers:
         modules.append("a video head")
-    if config.get("use_video_specific_prompts", True):
+    if config.use_video_specific_prompts:
         modules.append("video-specific text prompts")
     if not modules:
         return "frame-averages a frozen CLIP (every OmniCLIP module is off)"

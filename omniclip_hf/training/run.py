@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from ..configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig
+from ..configuration_omniclip import OmniCLIPConfig, changed_architecture_fields
 from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
@@ -89,8 +88,7 @@ def load_model_and_processor(options: TrainingOptions):
         processor = build_processor(options.clip, options.num_frames)
     else:
         model = OmniCLIPModel.from_pretrained(options.model)
-        rebuilt = sorted(key for key, value in overrides.items()
-                         if key in ARCHITECTURE_FIELDS and value != getattr(model.config, key))
+        rebuilt = sorted(changed_architecture_fields(model.config.architecture(), overrides))
         if rebuilt:  # the loaded modules would train on unchanged, and the saved model/ would not load
             built_with = ", ".join(f"{key}={getattr(model.config, key)!r}" for key in rebuilt)
             raise ValueError(f"--model_overrides {', '.join(rebuilt)}: the --model's modules are built with "
@@ -236,8 +234,7 @@ def start_trackers(options: TrainingOptions, accelerator: Accelerator) -> None:
 def warn_about_unused_epochs(options: TrainingOptions) -> None:
     """--max_steps sets how long training runs, as `max_steps` does in transformers' Trainer: an --epochs that was
     set (other than its default) would otherwise be dropped with nothing said (with --streaming always)."""
-    default_epochs = next(option.default for option in fields(TrainingOptions) if option.name == "epochs")
-    if options.max_steps and options.epochs != default_epochs:
+    if options.max_steps and options.epochs != TrainingOptions.epochs:  # the dataclass default
         logger.warning("--epochs %d is not used: --max_steps %d sets how long training runs.", options.epochs,
                        options.max_steps)
 
