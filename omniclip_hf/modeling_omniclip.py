@@ -180,8 +180,8 @@ FINGERPRINT_SAMPLES = 65536
 # Odd multipliers of the multiplicative hashes giving each projection its fixed +-1 direction (Knuth's constant and
 # others): integer arithmetic, so the directions are the same under every torch version and on every device.
 FINGERPRINT_HASHES = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 2869860233, 1500450271, 3084996963)
-# A projection moves by about the relative size of a change of the weights: casting to bf16 moves it by under 0.002,
-# 8-bit quantisation by about 0.01; another CLIP moves each by about 1.4 (independent standard normals).
+# A projection moves by about the relative size of a change of the weights: casting to bfloat16 (relative rounding
+# 2^-9) by a few thousandths; another CLIP moves each by about 1.4 (the difference of two standard normals).
 FINGERPRINT_TOLERANCE = 0.05
 
 

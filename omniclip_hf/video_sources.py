@@ -355,7 +355,7 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
 
 
 # Float frames are taken as [0, 1] up to this maximum, values above 1 clipped: resizing [0, 1] frames with a bicubic
-# or Lanczos filter rings past the range (measured: up to 1.11 and down to -0.11 for an edge), and the other reading,
+# or Lanczos filter rings past the range (docs/video_processing.md measures 1.087 and -0.087 at an edge), and the other reading,
 # 0-255 pixels, would make a video whose brightest pixel is 2/255 black anyway. Below 0 nothing is clipped: negative
 # values are also what frames normalised with CLIP's mean and std hold (a bright video's lowest may be above -0.25),
 # and reading those as [0, 1] would be wrong with nothing said; they are refused, the message saying to clip.
