@@ -26,12 +26,13 @@ import torch
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
 from omniclip_hf.model_loading import load_omniclip_model
 from omniclip_hf.training.checkpoints import TRAINER_STATE_NAME
-from omniclip_hf.training.data import _name_lookup, _normalise_name, load_video_dataset
+from omniclip_hf.training.data import _normalise_name, load_video_dataset
 from omniclip_hf.training.evaluation import (
     FRAME_AVERAGE,
     class_text_embeddings,
     classification_metrics,
     predict,
+    trained_class_names,
     write_confusion_matrix_png,
     write_metrics,
 )
@@ -166,23 +167,6 @@ def check_output_dir(output_dir: str) -> None:
     if existing is not None and not existing.is_dir():
         raise ValueError(f"--output_dir {output_dir} cannot be created: {existing} is a file, not a folder; pass "
                          "a folder path.")
-
-
-def trained_class_names(config, model: str) -> list[str] | None:
-    """The classes the model was trained on, in index order (`id2label`, which examples/train.py writes), or None
-    for a model never trained: transformers' placeholder `LABEL_0`, `LABEL_1`, ... or no mapping at all."""
-    id2label = {int(index): name for index, name in (config.id2label or {}).items()}
-    if not id2label or all(name == f"LABEL_{index}" for index, name in id2label.items()):
-        return None
-    if sorted(id2label) != list(range(len(id2label))):
-        raise ValueError(f"{model}/config.json: id2label's indices are {sorted(id2label)[:10]}, not 0 to "
-                         f"{len(id2label) - 1}; fix them, or pass --labels_file with the class names in index order.")
-    names = [id2label[index] for index in range(len(id2label))]
-    try:
-        _name_lookup(names)
-    except ValueError as error:
-        raise ValueError(f"{model}/config.json id2label: {error}") from None
-    return names
 
 
 def warn_if_classes_differ_from_training(labels_file: str, class_names: list[str], trained: list[str]) -> None:

@@ -22,7 +22,11 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
-from omniclip_hf.training.checkpoints import check_output_dir_for_an_evaluation, delete_earlier_checkpoints
+from omniclip_hf.training.checkpoints import (
+    check_output_dir_for_a_new_run,
+    check_output_dir_for_an_evaluation,
+    delete_earlier_checkpoints,
+)
 from omniclip_hf.training.distributed import check_launch, describe_distributed_setup, full_state_dict
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
@@ -33,6 +37,8 @@ from omniclip_hf.training.run import (
     load_model_and_processor,
     save_final_model,
     train,
+    trained_classes_of,
+    training_data,
     write_training_options,
 )
 
@@ -59,13 +65,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
-    check_launch(accelerator)
+    check_launch(accelerator, options.gradient_accumulation_steps)
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
 
-    # Before training: an eval set that cannot load (tar shards, a missing class) fails now, not after the last step.
-    eval_sets = load_eval_sets(options)
+    train_data = None
+    if options.train_data:  # before the model: data that cannot load fails at once
+        check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
+                                       delete=False)
+        train_data = training_data(options, accelerator)
+    # Before training: an eval set that cannot load (tar shards, a class the model is not trained on) fails now, not
+    # after the last step.
+    eval_sets = load_eval_sets(options, trained_classes_of(options, train_data))
     model, processor = load_model_and_processor(options)  # settles --num_frames (the --model's own, if left out)
     if not options.train_data:
         if options.overwrite_output_dir and accelerator.is_main_process:
@@ -75,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics: dict = {"options": vars(options), "distributed": describe_distributed_setup(accelerator)}
     trained_model = model
     if options.train_data:
-        result = train(options, accelerator, model, processor, output_dir)
+        result = train(options, accelerator, model, processor, output_dir, train_data)
         trained_model = result.pop("model")
         metrics.update({key: value for key, value in result.items() if key != "class_names"})
         model = accelerator.unwrap_model(trained_model, keep_torch_compile=False)  # the OmniCLIPModel itself

@@ -97,8 +97,12 @@ def test_overwriting_a_run_logged_to_tensorboard_keeps_only_the_new_runs_curves(
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # What TensorBoard draws for the run: every event file of the folder (the earlier run's made it 1, 2, 1, 2).
-    steps = [event.step for event in EventAccumulator(str(output / "omniclip")).Reload().Scalars("train/loss")]
-    assert steps == [1, 2]
+    accumulator = EventAccumulator(str(output / "omniclip")).Reload()
+    assert [event.step for event in accumulator.Scalars("train/loss")] == [1, 2]
+    # Each step's logged rate is the one it trained with, as metrics.json records it (the next step's was logged).
+    metrics = json.loads((output / "metrics.json").read_text())
+    logged = [event.value for event in accumulator.Scalars("train/lr")]
+    assert logged == pytest.approx(metrics["train_learning_rates"], rel=1e-6)
 
 
 def test_a_dry_run_folder_goes_only_with_its_marker(tmp_path):

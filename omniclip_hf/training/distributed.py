@@ -24,12 +24,20 @@ def node_identity() -> str:
     return f"node {group_rank}" if group_rank is not None else socket.gethostname()
 
 
-def check_launch(accelerator) -> None:
+def check_launch(accelerator, gradient_accumulation_steps: int | None = None) -> None:
     """What Accelerate set up differs from what was asked, where it would otherwise train on with nothing said:
-    fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), and an FSDP config
-    that Accelerate ran as plain data parallelism (it does not place FSDP on a CPU): one warning line."""
+    fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), an accumulation
+    count the launcher's config replaced (refused), and an FSDP config that Accelerate ran as plain data parallelism
+    (it does not place FSDP on a CPU): one warning line."""
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         raise ValueError("--mixed_precision fp16 needs a GPU: on a CPU Accelerate trains in float32; use bf16 or no.")
+    if gradient_accumulation_steps is not None and accelerator.gradient_accumulation_steps != gradient_accumulation_steps:
+        # `accelerate launch` with a DeepSpeed config exports its gradient_accumulation_steps, which Accelerate takes
+        # over the script's: the run would step 4 times as often as asked, its schedule and metrics.json saying 4.
+        raise ValueError(f"--gradient_accumulation_steps {gradient_accumulation_steps}: the launch sets "
+                         f"{accelerator.gradient_accumulation_steps} (ACCELERATE_GRADIENT_ACCUMULATION_STEPS, from "
+                         "the accelerate config's gradient_accumulation_steps), which Accelerate would use instead: "
+                         "set the same count in both.")
     asked_for_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes")
     if asked_for_fsdp and str(accelerator.distributed_type.value) != "FSDP" and accelerator.is_main_process:
         logger.warning("the launch config asks for FSDP, but Accelerate set up %s on %s (it places FSDP on GPUs only): "

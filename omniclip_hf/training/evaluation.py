@@ -17,7 +17,7 @@ import torch
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from .data import VideoClassificationData, VideoClipDataset, blank_clip, collate_video_batch
+from .data import VideoClassificationData, VideoClipDataset, _name_lookup, blank_clip, collate_video_batch
 from .loader import loader_settings
 from ..processing_omniclip import labels_to_prompts
 
@@ -56,6 +56,23 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, class_nam
         "per_class_accuracy": per_class,
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def trained_class_names(config, model: str) -> list[str] | None:
+    """The classes the model was trained on, in index order (`id2label`, which examples/train.py writes), or None
+    for a model never trained: transformers' placeholder `LABEL_0`, `LABEL_1`, ... or no mapping at all."""
+    id2label = {int(index): name for index, name in (config.id2label or {}).items()}
+    if not id2label or all(name == f"LABEL_{index}" for index, name in id2label.items()):
+        return None
+    if sorted(id2label) != list(range(len(id2label))):
+        raise ValueError(f"{model}/config.json: id2label's indices are {sorted(id2label)[:10]}, not 0 to "
+                         f"{len(id2label) - 1}; fix them, or pass --labels_file with the class names in index order.")
+    names = [id2label[index] for index in range(len(id2label))]
+    try:
+        _name_lookup(names)
+    except ValueError as error:
+        raise ValueError(f"{model}/config.json id2label: {error}") from None
+    return names
 
 
 def mean_and_std(values: Sequence[float]) -> dict[str, float]:
@@ -220,6 +237,7 @@ __all__ = [
     "mean_and_std",
     "predict",
     "top_k_accuracy",
+    "trained_class_names",
     "warn_about_failed_videos",
     "write_confusion_matrix_png",
     "write_metrics",

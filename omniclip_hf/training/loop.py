@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import typing
@@ -19,6 +20,8 @@ from transformers import HfArgumentParser, get_cosine_with_min_lr_schedule_with_
 from .loader import default_num_workers
 from .checkpoints import latest_checkpoint  # noqa: F401  (re-exported; the checkpoint helpers live there)
 
+
+logger = logging.getLogger("omniclip.train")  # quieted on all but the main process by the scripts
 
 COLOR_AUGMENTATION_PLACES = ("auto", "workers", "device")
 
@@ -390,6 +393,10 @@ def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.o
 def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, total_steps: int):
     wanted = options.warmup_steps if options.warmup_steps is not None else options.warmup_epochs * steps_per_epoch
     warmup_steps = min(int(round(wanted)), max(total_steps - 1, 0))
+    if int(round(wanted)) > warmup_steps and total_steps > 1:
+        logger.warning("the warm-up (%d steps) is as long as training (%d optimizer steps): it is cut to %d, and the "
+                       "rate reaches --lr at the last step without decaying; shorten --warmup_epochs/--warmup_steps.",
+                       int(round(wanted)), total_steps, warmup_steps)
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps, min_lr=options.min_lr
     )

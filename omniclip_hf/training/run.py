@@ -32,13 +32,23 @@ from .checkpoints import (
     trainable_weight_shapes,
     write_folder_atomically,
 )
-from .data import VideoClipDataset, blank_clip, collate_video_batch, few_shot_subset, load_video_dataset
+from .data import (
+    VideoClassificationData,
+    VideoClipDataset,
+    _normalise_name,
+    blank_clip,
+    collate_video_batch,
+    few_shot_subset,
+    labels_in_class_order,
+    load_video_dataset,
+)
 from .evaluation import (
     class_text_embeddings,
     classification_metrics,
     eval_set_names,
     mean_and_std,
     predict,
+    trained_class_names,
     write_confusion_matrix_png,
 )
 from .loader import batch_to_device, loader_settings
@@ -48,6 +58,7 @@ from .loop import (
     build_optimizer,
     build_processor,
     build_scheduler,
+    is_omniclip_folder,
     keep_frozen_clip_out_of_fsdp,
 )
 from .streaming import (
@@ -114,14 +125,49 @@ def load_model_and_processor(options: TrainingOptions):
     return model, processor
 
 
-def load_eval_sets(options: TrainingOptions):
+def load_eval_sets(options: TrainingOptions, trained_classes: list[str] | None = None):
+    """The --eval_data sets. One with a labels file (--eval_labels_file, or --labels_file) is scored over that
+    file's class names; one without, over `trained_classes` (the training data's, or a trained --model's), as
+    examples/evaluate.py scores it: over its own names alone, an eval set holding some of the classes was a
+    multiple-choice test among those few, its top-1 far above the model's (0.5 where evaluate.py measured 0.0)."""
     sets = []
     label_files = options.eval_labels_file or [options.labels_file]
     for index, source in enumerate(options.eval_data or []):
         labels_file = label_files[index] if len(label_files) > 1 else label_files[0]
-        sets.append(load_video_dataset(source, labels_file, options.eval_split, options.video_column,
-                                       options.label_column, options.eval_data_root or options.data_root))
+        data = load_video_dataset(source, labels_file, options.eval_split, options.video_column,
+                                  options.label_column, options.eval_data_root or options.data_root)
+        if labels_file is None and trained_classes is not None:
+            data = scored_over_trained_classes(data, trained_classes)
+        sets.append(data)
     return sets
+
+
+def scored_over_trained_classes(data: VideoClassificationData, trained_classes: list[str]) -> VideoClassificationData:
+    """`data` with its labels re-indexed into `trained_classes` (matched by name, as class names are matched
+    everywhere); a class the model is not trained on is refused in one line, before training starts."""
+    trained = {_normalise_name(name) for name in trained_classes}
+    unknown = [name for name in data.class_names if _normalise_name(name) not in trained]
+    if unknown:
+        raise ValueError(
+            f"--eval_data {data.source}: {len(unknown)} of its classes are not among the {len(trained_classes)} the "
+            f"model is trained on (e.g. {unknown[:3]}); it is scored over the trained classes unless it has a labels "
+            "file: to evaluate it zero-shot over its own class names, pass --eval_labels_file with them.")
+    dataset = labels_in_class_order(data.dataset, "label", list(trained_classes), data.source)
+    return VideoClassificationData(dataset, list(trained_classes), data.source)
+
+
+def trained_classes_of(options: TrainingOptions, train_data=None) -> list[str] | None:
+    """The classes a run's model is trained on: the training data's, or an evaluated --model's `id2label` (None
+    for a model never trained, or a --clip evaluated as it is: its eval sets are scored over their own names)."""
+    if train_data is not None:
+        return list(train_data.class_names)
+    if options.model and is_omniclip_folder(options.model):
+        try:
+            config = OmniCLIPConfig.from_pretrained(options.model)
+        except (OSError, ValueError):  # said in full when the model loads
+            return None
+        return trained_class_names(config, options.model)
+    return None
 
 
 def evaluate_all(options, accelerator, model, processor, eval_sets, output_dir: Path) -> dict:
@@ -203,14 +249,23 @@ def training_loader(options: TrainingOptions, accelerator: Accelerator, data, vi
                                             **video_overrides)
         loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate_video_batch,
                                              **loader_settings(options.num_workers))
-        return dataset, loader, None
+        return dataset, loader, None  # not prepared: a stream's processes already read their own shards
     dataset = VideoClipDataset(data, video_processor, train=True, seed=options.seed, **video_overrides)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=options.batch_size, shuffle=True, collate_fn=collate_video_batch,
-        drop_last=len(dataset) > options.batch_size, **loader_settings(options.num_workers),
-    )
-    batches_per_epoch = math.ceil(len(loader) / accelerator.num_processes)
-    return dataset, loader, max(1, batches_per_epoch // options.gradient_accumulation_steps)
+    # Every video once an epoch, as transformers' Trainer reads its data: the last batch is short on one process, and
+    # with several Accelerate fills the last round from the epoch's first videos (`even_batches`). Dropping the short
+    # batches instead cost up to processes x batch size videos an epoch (64 of 102 for a K=2 few-shot HMDB51 on 8).
+    loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, shuffle=True,
+                                         collate_fn=collate_video_batch, **loader_settings(options.num_workers))
+    # Sharded per process by Accelerate, but moved to the device by the loop (`batch_to_device`).
+    loader = accelerator.prepare_data_loader(loader, device_placement=False)
+    return dataset, loader, optimizer_steps_per_epoch(len(loader), options.gradient_accumulation_steps)
+
+
+def optimizer_steps_per_epoch(batches_per_process: int, gradient_accumulation_steps: int) -> int:
+    """Optimizer steps in an epoch of `batches_per_process` (the prepared loader's length): one per
+    `gradient_accumulation_steps` batches, and one more for a shorter last group, which Accelerate steps at the
+    loader's end. The schedule's length and warmup count in these; a floor ended training epochs early."""
+    return max(1, math.ceil(batches_per_process / gradient_accumulation_steps))
 
 
 def check_scheduler_stepping(accelerator: Accelerator) -> None:
@@ -239,14 +294,17 @@ def warn_about_unused_epochs(options: TrainingOptions) -> None:
                        options.max_steps)
 
 
-def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path) -> dict:
+def train(options: TrainingOptions, accelerator: Accelerator, model, processor, output_dir: Path,
+          data=None) -> dict:
+    """Trains `model` on `data` (`training_data(options, accelerator)`, loaded here when not given)."""
     check_scheduler_stepping(accelerator)
     warn_about_unused_epochs(options)
     # Before anything is written to output_dir; every rank checks, so none waits alone. An earlier run's checkpoints
     # are deleted (--overwrite_output_dir) only once this run's data has loaded, by the main process.
     check_output_dir_for_a_new_run(output_dir, options.resume_from_checkpoint, options.overwrite_output_dir,
                                    delete=False)
-    data = training_data(options, accelerator)
+    if data is None:
+        data = training_data(options, accelerator)
     if options.gradient_checkpointing:
         enable_activation_checkpointing(model)
     text_embeds = class_text_embeddings(model, processor.tokenizer, data.class_names).to(accelerator.device)
@@ -260,14 +318,12 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     optimizer = build_optimizer(model, options)
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
+    settings = optimizer_settings(optimizer, scheduler)
     keep_frozen_clip_out_of_fsdp(accelerator, model)
     keep_checkpoints_trainable_only(model)
     trainable_weights = trainable_weight_shapes(model)
     frozen_clip = frozen_clip_fingerprint(model)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if not options.streaming:  # a stream's processes already read their own shards: Accelerate must not split them
-        # Sharded per process by Accelerate, but moved to the device by the loop (`batch_to_device`).
-        loader = accelerator.prepare_data_loader(loader, device_placement=False)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": [],
@@ -277,6 +333,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                                       frozen_clip)
         if restored is not None:
             checkpoint, state = restored
+            keep_this_runs_optimizer_settings(optimizer, scheduler, settings)
             accelerator.print(f"resumed from {checkpoint} at step {state['global_step']} "
                               f"(epoch {state['epoch']}, batch {state['batches_in_epoch']})")
             warn_about_changed_recipe(options, output_dir, checkpoint, state.get(RECIPE_KEY), accelerator.num_processes,
@@ -303,6 +360,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
         save_checkpoint(accelerator, output_dir, state["global_step"], {**state, "skipped_videos": skipped},
                         options.checkpoints_total_limit)
 
+    epoch_batches = None if options.streaming else len(loader)  # each process's; a stream's end is not known ahead
     progress = tqdm(total=total_steps, initial=state["global_step"], desc="training",
                     disable=not accelerator.is_local_main_process)
     last_good_batch = None
@@ -357,7 +415,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                     # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
                     with accelerator.autocast():
                         loss = model(text_embeds=text_embeds, pixel_values_videos=videos, labels=targets).loss * weight
-                    accelerator.backward(loss)
+                    accelerator.backward(loss * group_scale(state["batches_in_epoch"], epoch_batches,
+                                                            options.gradient_accumulation_steps))
                     if accelerator.sync_gradients and options.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
                     losses.add_micro_batch(loss)
@@ -374,7 +433,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 losses.end_step()
                 if state["global_step"] % options.logging_steps == 0:
                     mean_loss = losses.read()[-1]
-                    accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=state["global_step"])
+                    # The rate this step used (the schedule has already moved on to the next step's).
+                    accelerator.log({"train/loss": mean_loss, "train/lr": state["learning_rates"][-1]},
+                                    step=state["global_step"])
                     progress.set_postfix(loss=f"{mean_loss:.4f}")
                 if options.checkpointing_steps and state["global_step"] % options.checkpointing_steps == 0:
                     checkpoint_now()
@@ -410,6 +471,40 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
             "train_learning_rates": state["learning_rates"],
             "class_names": data.class_names, "model": model}
+
+
+def group_scale(batch_in_epoch: int, epoch_batches: int | None, gradient_accumulation_steps: int) -> float:
+    """The factor that makes an epoch's short last accumulation group (k < gradient_accumulation_steps batches,
+    which Accelerate steps at the loader's end) give the mean gradient of its batches: Accelerate divides every
+    batch's loss by the full count, so the group's gradient came out k/count of it. 1 elsewhere, and for a stream."""
+    if not epoch_batches or gradient_accumulation_steps == 1:
+        return 1.0
+    full_groups_end = epoch_batches // gradient_accumulation_steps * gradient_accumulation_steps
+    if batch_in_epoch <= full_groups_end:
+        return 1.0
+    return gradient_accumulation_steps / (epoch_batches - full_groups_end)
+
+
+def optimizer_settings(optimizer, scheduler) -> dict[str, Any]:
+    """The hyperparameters this run's options give the optimizer's groups and the schedule's base rates."""
+    keys = ("initial_lr", "weight_decay", "betas")
+    return {"groups": [{key: group[key] for key in keys} for group in optimizer.param_groups],
+            "base_lrs": list(scheduler.base_lrs)}
+
+
+def keep_this_runs_optimizer_settings(optimizer, scheduler, settings: dict[str, Any]) -> None:
+    """After a resume: this run's options over the checkpoint's. `accelerator.load_state` restores the optimizer's
+    hyperparameters (rates, weight decay, betas) and the schedule's base rates with their state, so a resume with
+    another --lr, --weight_decay, --adam_beta2 or rate scale went on with the old values while training_options.json
+    and metrics.json recorded the new ones. The moments, the step count and the schedule's position stay restored;
+    the rate of the resumed step is this run's schedule at that position."""
+    schedule = getattr(scheduler, "scheduler", scheduler)  # Accelerate's wrapper holds the LambdaLR
+    for group, values in zip(optimizer.param_groups, settings["groups"]):
+        group.update(values)
+    rates = [base * factor(schedule.last_epoch) for base, factor in zip(settings["base_lrs"], schedule.lr_lambdas)]
+    for group, rate in zip(optimizer.param_groups, rates):
+        group["lr"] = rate
+    schedule.load_state_dict({**schedule.state_dict(), "base_lrs": settings["base_lrs"], "_last_lr": rates})
 
 
 def decoded_by_any_process(accelerator: Accelerator, decoded_batches: int) -> bool:
@@ -471,7 +566,11 @@ TRAINING_OPTIONS_NAME = "training_options.json"
 # continues from a position that means something else (batch 40 of another batch size, another data order).
 RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "labels_file", "video_column", "label_column", "shots",
                   "num_frames", "batch_size", "gradient_accumulation_steps", "seed", "epochs", "max_steps", "lr",
-                  "min_lr", "warmup_epochs", "warmup_steps", "streaming", "shuffle_buffer", "text_template")
+                  "min_lr", "warmup_epochs", "warmup_steps", "streaming", "shuffle_buffer", "text_template",
+                  # the optimizer's and the loss's: a resume goes on with the new values, said in the warning
+                  "weight_decay", "adam_beta1", "adam_beta2", "prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale",
+                  "max_grad_norm", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob",
+                  "video_processor_overrides")
 
 
 # The recipe options, written into every checkpoint's trainer state: a resume from another run's checkpoint is
@@ -519,8 +618,9 @@ def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkp
     changed = [describe_change(name, current[name], recorded[name])
                for name in current if name in recorded and recorded[name] != current[name]]
     if changed:
-        logger.warning("resuming with a recipe other than the run's (%s): %s; the resumed position and schedule "
-                       "refer to the old one.", source, ", ".join(changed))
+        logger.warning("resuming with a recipe other than the run's (%s): %s; training goes on with the new values "
+                       "from the resumed step, whose position (batch, schedule step) the old recipe counted.",
+                       source, ", ".join(changed))
 
 
 def describe_change(name: str, value: Any, was: Any) -> str:
@@ -572,7 +672,9 @@ __all__ = [
     "load_eval_sets",
     "load_model_and_processor",
     "save_final_model",
+    "scored_over_trained_classes",
     "train",
+    "trained_classes_of",
     "training_data",
     "training_loader",
     "warn_about_changed_recipe",

@@ -1,0 +1,166 @@
+"""The optimizer steps an epoch makes, and the schedule built for them: with gradient accumulation and with several
+processes every epoch runs to its end and the schedule to its last step; an epoch's short last accumulation group
+gives the mean gradient of its batches; a resume goes on with the run's options, not the checkpoint's; eval sets
+without a labels file are scored over the trained classes; a launcher that replaces the accumulation count, and a
+warm-up as long as training, are said."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from omniclip_hf.training.distributed import check_launch
+from omniclip_hf.training.loop import build_scheduler, parse_training_options
+from omniclip_hf.training.run import group_scale, optimizer_steps_per_epoch
+from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
+
+from .conftest import REPO_ROOT
+from .test_training import CLASSES, motion_data, one_process_schedule, run, train_command  # noqa: F401 (fixture)
+from .test_training_multinode import free_port
+
+NUM_TRAIN = 4 * len(CLASSES)  # the motion fixture's training videos
+
+
+def seen_per_epoch(output, ranks=(0,)) -> dict[int, set[int]]:
+    seen: dict[int, set[int]] = {}
+    for rank in ranks:
+        for epoch, batch in json.loads((output / f"seen_indices_rank{rank}.json").read_text()):
+            seen.setdefault(epoch, set()).update(batch)
+    return seen
+
+
+def test_optimizer_steps_count_a_short_last_accumulation_group():
+    assert optimizer_steps_per_epoch(8, 3) == 3  # 3 + 3 + 2: Accelerate steps at the loader's end too
+    assert optimizer_steps_per_epoch(9, 3) == 3
+    assert optimizer_steps_per_epoch(2, 4) == 1
+    assert [group_scale(batch, 8, 3) for batch in range(1, 9)] == [1, 1, 1, 1, 1, 1, 1.5, 1.5]
+    assert group_scale(7, None, 3) == 1 and group_scale(7, 8, 1) == 1
+
+
+def test_accumulation_runs_every_epoch_and_its_short_group_is_a_mean(tiny_clip_dir, motion_data, tmp_path):
+    """Batch 2, 3 batches a step: 8 batches an epoch make 3 optimizer steps (3 + 3 + 2 batches). The schedule counts
+    them (a floor made 2, and training stopped in the second epoch), and the short group's gradient is the mean of its
+    batches: the run equals batch 6 without accumulation (6 + 6 + 4 videos a step), where it was 2/3 of it."""
+    common = ("--epochs", "2", "--warmup_steps", "1", "--mixup_alpha", "0", "--cutmix_alpha", "0",
+              "--checkpointing_steps", "100")
+    accumulated = train_command(tiny_clip_dir, motion_data, tmp_path / "accumulated", *common, "--batch_size", "2",
+                                "--gradient_accumulation_steps", "3")
+    result = run(accumulated, hooks={"record_seen_indices": True})
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "accumulated" / "metrics.json").read_text())
+    assert metrics["global_step"] == 6
+    assert metrics["train_learning_rates"] == one_process_schedule(parse_training_options(accumulated[2:]), steps=6)
+    assert seen_per_epoch(tmp_path / "accumulated") == {0: set(range(NUM_TRAIN)), 1: set(range(NUM_TRAIN))}
+
+    whole = train_command(tiny_clip_dir, motion_data, tmp_path / "whole", *common, "--batch_size", "6")
+    result = run(whole)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["global_step"] == 6
+    mine, theirs = (load_file(tmp_path / name / "checkpoints" / "step_00000006" / "model.safetensors")
+                    for name in ("accumulated", "whole"))
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        torch.testing.assert_close(mine[key], theirs[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_two_processes_run_the_schedule_they_planned_over_every_video(tiny_clip_dir, motion_data, tmp_path):
+    """16 videos in batches of 3 over two processes: 6 batches, 3 each (Accelerate fills the last round from the
+    epoch's first videos). Dropping the short batch left 2 each, 12 videos an epoch, and training ended at step 4 of a
+    schedule built for 6, its rate never decayed."""
+    output = tmp_path / "two"
+    command = train_command(tiny_clip_dir, motion_data, output, "--epochs", "2", "--batch_size", "3",
+                            "--warmup_steps", "1")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+                   ENVIRONMENT_VARIABLE: json.dumps({"record_seen_indices": True})}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(free_port())]
+    result = subprocess.run(torchrun + command[1:], cwd=REPO_ROOT, env=environment, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["global_step"] == 6
+    assert metrics["train_learning_rates"] == one_process_schedule(parse_training_options(command[2:]), steps=6)
+    assert seen_per_epoch(output, ranks=(0, 1)) == {0: set(range(NUM_TRAIN)), 1: set(range(NUM_TRAIN))}
+
+
+def test_a_resume_goes_on_with_this_runs_optimizer_settings(tiny_clip_dir, motion_data, tmp_path):
+    """Accelerate's load_state restores the optimizer's rates, weight decay and betas with its state: a resume with
+    other values went on with the old ones while training_options.json and metrics.json recorded the new."""
+    output = tmp_path / "run"
+    first = train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--checkpointing_steps", "1")
+    assert run(first).returncode == 0
+    changed = ["--lr", "2e-2", "--weight_decay", "0.5", "--adam_beta2", "0.9"]
+    resumed = train_command(tiny_clip_dir, motion_data, output, "--max_steps", "4", "--checkpointing_steps", "1",
+                            "--resume_from_checkpoint", "latest", *changed)
+    result = run(resumed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--weight_decay 0.5 (was 0.003)" in result.stderr and "--adam_beta2 0.9 (was 0.98)" in result.stderr
+    assert "training goes on with the new values" in result.stderr
+    optimizer = torch.load(output / "checkpoints" / "step_00000004" / "optimizer.bin", weights_only=True)
+    assert {group["weight_decay"] for group in optimizer["param_groups"]} == {0.5, 0.0}
+    assert {group["betas"] for group in optimizer["param_groups"]} == {(0.9, 0.9)}
+    assert {group["initial_lr"] for group in optimizer["param_groups"]} == {2e-2}
+    # Steps 3 and 4 trained at this run's schedule, at the position the checkpoint reached.
+    rates = json.loads((output / "metrics.json").read_text())["train_learning_rates"]
+    assert rates[2:] == pytest.approx(one_process_schedule(parse_training_options(resumed[2:]), steps=4)[2:])
+
+
+def test_an_eval_set_without_labels_file_is_scored_over_the_trained_classes(tiny_clip_dir, motion_data, tmp_path):
+    """An eval set holding two of the four trained classes and no labels file: scored over the two alone, it was a
+    choice between two (train.py's top-1 above evaluate.py's on the same model and videos); now over all four, as
+    evaluate.py scores it. A class the model was not trained on is refused before training."""
+    two_classes = tmp_path / "eval"
+    for name in CLASSES[2:]:
+        shutil.copytree(motion_data / "test" / name, two_classes / name)
+    command = train_command(tiny_clip_dir, motion_data, tmp_path / "run", "--max_steps", "2", "--eval_data",
+                            str(two_classes))
+    command.remove("--labels_file")
+    command.remove(str(motion_data / "labels.txt"))
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((tmp_path / "run" / "metrics.json").read_text())["eval"]
+    assert len(trained["confusion_matrix"]) == len(CLASSES)
+    evaluated = run([sys.executable, str(REPO_ROOT / "examples" / "evaluate.py"), "--model",
+                     str(tmp_path / "run" / "model"), "--eval_data", str(two_classes), "--num_clips", "1",
+                     "--num_crops", "1", "--num_workers", "0", "--output_dir", str(tmp_path / "evaluated")])
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    alone = json.loads((tmp_path / "evaluated" / "metrics.json").read_text())
+    for key in ("top1", "confusion_matrix", "per_class_accuracy"):
+        assert trained[key] == alone[key], key
+
+    shutil.copytree(motion_data / "test" / CLASSES[0], two_classes / "somersaulting")
+    refused = run([str(tmp_path / "refused") if part == str(tmp_path / "run") else part for part in command])
+    assert refused.returncode != 0
+    assert "not among the 4 the model is trained on (e.g. ['somersaulting'])" in refused.stderr, refused.stderr[-2000:]
+    assert "--eval_labels_file" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "refused" / "checkpoints").exists()
+
+
+def test_an_accumulation_count_replaced_by_the_launcher_is_refused():
+    """`accelerate launch` with a DeepSpeed config exports its gradient_accumulation_steps, which Accelerate takes
+    over the script's: the run stepped 4 times as often as --gradient_accumulation_steps 4 said."""
+    accelerator = SimpleNamespace(mixed_precision="no", device=torch.device("cpu"), gradient_accumulation_steps=1)
+    with pytest.raises(ValueError, match="--gradient_accumulation_steps 4: the launch sets 1"):
+        check_launch(accelerator, 4)
+    check_launch(accelerator, 1)
+
+
+def test_a_warmup_as_long_as_training_is_said(caplog):
+    options = parse_training_options(["--clip", "x", "--train_data", "y", "--warmup_steps", "10"])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=options.lr)
+    with caplog.at_level(logging.WARNING, logger="omniclip.train"):
+        build_scheduler(optimizer, options, steps_per_epoch=4, total_steps=4)
+    assert "the warm-up (10 steps) is as long as training (4 optimizer steps): it is cut to 3" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="omniclip.train"):
+        build_scheduler(optimizer, options, steps_per_epoch=40, total_steps=40)
+    assert "warm-up" not in caplog.text
