@@ -52,22 +52,47 @@ def _make_dataset(videos: list[Any], labels: list[int], class_names: list[str]) 
     return Dataset.from_dict({"video": videos, "label": labels}, features=features)
 
 
-def _class_index(label: str, class_names: list[str], lookup: dict[str, int], where: str) -> int:
-    """Accepts a class index or a class name (exact, or after natural-text normalisation)."""
+def _class_index(label: str, class_names: list[str], lookup: dict[str, int], where: str,
+                 names_only: bool = False) -> int:
+    """The class `label` names, else (unless `names_only`) the class at index `label`.
+
+    A label that is one of the class names (exact, or after natural-text normalisation) is that class, even when it is
+    also a number: classes may be named by numbers (folders `0` ... `11`, a labels file of `1`, `2`, ...), and their
+    names sort as text (`0`, `1`, `10`, `11`, `2`, ...), so the name `10` and the index 10 are two different classes.
+    Reading an index first gave the folder `10` (and every row naming class `10`) the class at position 10, `8`:
+    silently the wrong class, with the wrong prompt. A number is read as an index only when it names no class.
+    `names_only` (class folders) reads no index at all: a folder's name is its class's name by definition.
+    """
     text = label.strip()
-    if text.lstrip("-").isdigit():
+    try:
+        key = _normalise_name(text)
+    except ValueError:  # no letters or digits (`___`): no class has that name
+        key = None
+    if key is not None and key in lookup:
+        return lookup[key]
+    if not names_only and text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(class_names):
             raise ValueError(f"{where}: label index {index} is out of range for {len(class_names)} classes (indices "
                              "count from 0 in the class list's order): fix it, or pass the --labels_file it counts in.")
         return index
-    key = _normalise_name(text)
-    if key not in lookup:
+    if names_only:
         raise ValueError(
-            f"{where}: label {label!r} is not one of the {len(class_names)} class names "
-            f"(first ones: {class_names[:5]}); pass --labels_file with the dataset's class list."
+            f"{where}: the class folder {label!r} is not one of the {len(class_names)} class names (first ones: "
+            f"{class_names[:5]}); a class folder is named by its class's name, never by an index: rename it, or "
+            "pass the --labels_file that lists it."
         )
-    return lookup[key]
+    raise ValueError(
+        f"{where}: label {label!r} is not one of the {len(class_names)} class names "
+        f"(first ones: {class_names[:5]}); pass --labels_file with the dataset's class list."
+    )
+
+
+def _number_read_as_name(label: str, index: int, class_names: Sequence[str]) -> bool:
+    """True when `label` (read as the class `index`) is also a valid class index of another class: a row of an
+    index-labelled file whose classes are numbers listed in another order would be read as the wrong class."""
+    text = label.strip()
+    return text.lstrip("-").isdigit() and 0 <= int(text) < len(class_names) and int(text) != index
 
 
 def _normalise_name(name: str) -> str:
@@ -119,7 +144,8 @@ def labels_in_class_order(dataset, label_column: str, class_names: list[str], so
 def load_folder(root: str | Path, class_names: list[str] | None = None) -> VideoClassificationData:
     """
     A folder of class sub-folders of videos, read with datasets' `videofolder` builder (labels from the sub-folder
-    names, as a `ClassLabel`). Without `class_names`, the sorted sub-folder names are the classes.
+    names, as a `ClassLabel`). Without `class_names`, the sorted sub-folder names are the classes. A sub-folder's name
+    is its class's name, never an index: folder `10` is the class named `10` wherever `class_names` lists it.
     """
     root = Path(root)
     folders = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
@@ -127,7 +153,8 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Video
         raise ValueError(f"{root}: no class sub-folders found; expected {root}/<class name>/<video files>.")
     names = class_names or [folder.name for folder in folders]
     lookup = _name_lookup(names)
-    label_of_folder = {folder.name: _class_index(folder.name, names, lookup, where=str(folder)) for folder in folders}
+    label_of_folder = {folder.name: _class_index(folder.name, names, lookup, where=str(folder), names_only=True)
+                       for folder in folders}
     videos_of_folder = {
         folder: sorted(str(path) for path in folder.iterdir() if path.suffix.lower() in VIDEO_EXTENSIONS)
         for folder in folders
@@ -184,12 +211,29 @@ def load_annotation_file(
     if not rows:
         raise ValueError(f"{path}: no annotation rows found; write {ANNOTATION_FORMATS}.")
     numeric = all(is_index(row.label) for row in rows)
+    given = class_names is not None
     if class_names is None:
         if numeric:
             raise ValueError(f"{path}: labels are class indices; pass --labels_file with the class names.")
         class_names = sorted({row.label for row in rows})
     lookup = _name_lookup(class_names)
+    # A label that is a class name is that class, also when it is a number that is a valid index of another class
+    # (classes named `0` ... `11`, listed as text sorts them: `0`, `1`, `10`, ...). Such a row cannot say which it
+    # means, and a name is what examples/extract_frames.py writes for these classes and what a folder of them is
+    # labelled by, so the name is read (see `_class_index`); reading the index first gave those rows, silently, the
+    # class at that position. With a given class list, one warning names the first such row: for a file that meant
+    # indices, the only sign of it.
     labels = [_class_index(row.label, class_names, lookup, where_in_file(path, row)) for row in rows]
+    read_as_names = [(row, label) for row, label in zip(rows, labels)
+                     if given and _number_read_as_name(row.label, label, class_names)]
+    if read_as_names:
+        row, label = read_as_names[0]
+        logger.warning(
+            "%s: %d label%s both a class name and the index of another class (e.g. %r: the class named %r, not the "
+            "class at index %s, %r); a label that is a class name is read as that class. If this file's labels are "
+            "class indices, write the class names instead.", where_in_file(path, row), len(read_as_names),
+            "s are" if len(read_as_names) > 1 else " is", row.label, class_names[label], row.label.strip(),
+            class_names[int(row.label)])
     rows, labels = without_duplicate_rows(path, base, rows, labels)
     videos = [str(base / row.video) for row in rows]
     return VideoClassificationData(_make_dataset(videos, labels, class_names), list(class_names), str(path))
@@ -307,9 +351,26 @@ def few_shot_subset(data: VideoClassificationData, shots: int, seed: int) -> tup
 
 
 def _video_source(value: Any) -> Any:
-    """A path string, or the bytes / path of a Hub `Video(decode=False)` cell."""
+    """A path string, or the bytes / path of a Hub `Video(decode=False)` cell (or a shard's member).
+
+    The path is used only when there are no bytes (`None`): a cell or tar member whose bytes are empty (`b""`, a
+    zero-byte file) is an undecodable video of that sample. Read as missing, its bare member name (`clip.mp4`) went
+    to the decoder as a path, relative to the working folder: a file of that name there was trained on under the
+    sample's label, silently, and without one the error said "no such file".
+
+    Raises:
+        `ValueError`: the bytes are empty, or the cell has neither bytes nor a path.
+    """
     if isinstance(value, dict):
-        return value.get("bytes") or value.get("path")
+        content = value.get("bytes")
+        if content is None:
+            if value.get("path") is None:
+                raise ValueError("the video cell has neither bytes nor a path")
+            return value["path"]
+        if len(content) == 0:
+            raise ValueError("the video is empty (0 bytes), so it cannot be decoded; re-create the sample's video "
+                             "or remove the sample")
+        return content
     return value
 
 

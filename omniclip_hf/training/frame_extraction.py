@@ -27,7 +27,7 @@ from ..video_frame_folders import (
     is_frame_folder,
     write_frame_folder,
 )
-from .data import VideoClassificationData
+from .data import VideoClassificationData, _class_index, _name_lookup
 
 
 @dataclass
@@ -222,6 +222,15 @@ def _check_outputs_replaceable(
             )
 
 
+def _indices_read_as_other_classes(class_names: list[str]) -> bool:
+    """True when some class index, written as a label, would be read back as another class: a label that is a class
+    name is that class (`data._class_index`), so with classes named by numbers in another order (`0`, `1`, `10`,
+    ...) the index 2 reads back as the class named `2`. Such data is listed by class names, which read back as
+    written."""
+    lookup = _name_lookup(class_names)
+    return any(_class_index(str(index), class_names, lookup, "") != index for index in range(len(class_names)))
+
+
 def _lost_classes(data: VideoClassificationData, labels: list[int], decoded: list[bool]) -> list[str]:
     """The classes that have videos but none decoded: training from the frame folders sees no example of them."""
     kept = {label for label, ok in zip(labels, decoded) if ok}
@@ -244,7 +253,10 @@ def extract_frame_folders(
     rows with the folders relative to `out` (the data root to train with), labels as class indices when
     `labels_as_indices` (the data's labels file then names them), else as class names, all of `data`'s classes then
     listed in index order in `out/<annotation_name stem>.labels.txt` (to train with as `--labels_file`: a class whose
-    videos all fail to decode keeps its place). `short_side`, `quality` and `max_fps` are `write_frame_folder`'s.
+    videos all fail to decode keeps its place). Classes named by numbers whose indices would read back as other
+    classes (names `0`, `1`, `10`, ... listed as text sorts them: a label that is a class name is that class) are
+    written as class names even when `labels_as_indices`, so reading the file back gives every video its class.
+    `short_side`, `quality` and `max_fps` are `write_frame_folder`'s.
 
     A video that cannot be decoded is left out of the annotation file, listed with its reason in
     `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
@@ -264,8 +276,9 @@ def extract_frame_folders(
     settings = {"short_side": short_side, "quality": quality, "max_fps": max_fps}
     jobs = [(video, str(folder), settings, workers <= 1) for video, folder in folders.items()]
     errors = _run_jobs(jobs, workers)
+    write_indices = labels_as_indices and not _indices_read_as_other_classes(data.class_names)
     rows = [
-        (folders[video].relative_to(out).as_posix(), str(label) if labels_as_indices else data.class_names[label])
+        (folders[video].relative_to(out).as_posix(), str(label) if write_indices else data.class_names[label])
         for video, label in zip(videos, labels)
         if errors[video] is None
     ]
