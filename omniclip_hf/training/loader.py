@@ -1,11 +1,15 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
 """DataLoader settings that follow from measuring the input pipeline (`benchmarks/bench_input_pipeline.py`).
 
-Measured on 16 cores (8 frames at 224 px, training augmentation, PyAV; docs/training.md, "Keeping the GPU fed"):
-4.1 clips/s per core in-process; 4 workers 12.9 clips/s (3.2 per worker), 8 workers 24.2 (3.0 per worker):
-decoding scales about linearly with workers, and a GPU needs far more than a node's cores give (an H200 trains
-OmniCLIP B/16 at 265-397 clips/s, 64-97 cores' worth). So every CPU a process has should decode. (The 14-worker
-row, 25.3, ran 12 batches over 14 workers: too few batches to measure, not a ceiling.)
+Measured on 16 cores by the wall clock (8 frames at 224 px, training augmentation, PyAV, `--clips 64`;
+docs/training.md, "Keeping the GPU fed"): 4.1 clips/s per core in-process; 4 workers 12.9 clips/s (3.2 per worker),
+8 workers 24.2 (3.0 per worker): decoding scales about linearly with workers, and a GPU needs far more than a node's
+cores give. Counted at the rate a worker gives inside the DataLoader (the in-process rate leaves out what workers
+cost), an H200 training OmniCLIP B/16 at 265-397 clips/s needs 83-132 cores, 129-138 for the frozen encoder's 413.
+On the 2-core development machine, by CPU time (it is shared, so the wall clock varies with others' load): 167 CPU
+ms per clip in the workers against 158 in-process, 69 cores for 413 clips/s, 48 with the colour augmentation on the
+device. So every CPU a process has should decode. (The 14-worker row, 25.3, ran 8 batches over 14 workers: too few
+batches to measure, not a ceiling.)
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ def loader_settings(num_workers: int) -> dict[str, Any]:
 
     - `pin_memory` when training on a GPU: page-locked batches copy to the device straight, with no staging copy,
       and without the host waiting for the copy (`batch_to_device`).
-    - `prefetch_factor` 2 (two batches in flight per worker): one batch of 32 clips takes a worker about 8 s to
-      decode, so more prefetch adds memory (154 MB per float32 batch at 8x224x224) without adding throughput.
+    - `prefetch_factor` 2 (two batches in flight per worker): one batch of 32 clips takes a worker 10-11 s to
+      decode on 16 cores (3.0-3.2 clips/s per worker), so more prefetch adds memory (154 MB per float32 batch at
+      8x224x224) without adding throughput.
     - `persistent_workers` stays off: the per-epoch augmentation seed (`VideoClipDataset.set_epoch`) reaches the
       workers when they start, so workers kept across epochs would repeat the first epoch's augmentation.
     """
