@@ -183,11 +183,6 @@ def test_an_empty_shard_member_is_undecodable_and_names_its_sample(tmp_path, mon
     assert [type(video) for video in processor.given] == [bytes]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "datasets' Video.encode_example (applied to each streamed example through the Video(decode=False) features that "
-    "streaming.load_tar_shards declares) replaces a member's bytes with its bare name when a file of that name is in "
-    "the working folder, before data.py sees the sample; the fix is streaming.py's (declare the members "
-    "Value('binary'))"))
 def test_shard_members_are_never_read_from_a_file_of_their_name_in_the_working_folder(tmp_path, monkeypatch):
     shards = tmp_path / "shards"
     shards.mkdir()

@@ -7,6 +7,9 @@ split, `train-*.tar` and `validation-*.tar`, are told apart as `load_dataset` do
 Hub dataset id
 (`load_dataset(..., streaming=True)`). A sample without one video or a label, or with a label out of range, stops
 the run in one line naming shard and file (`StreamingDataError`); an undecodable video is skipped, as listed ones.
+What datasets would drop without a word is refused by name at start-up, before the model loads (`tar_shards`): a
+shard in no split or hidden, a damaged tar header past the first member, a shard cut short (even between two
+members), a member named as hidden (`__<youtube id>.mp4`) or stored as a link.
 
 - Each process reads its own shards (`datasets.distributed.split_dataset_by_node`: with a shard count divisible
   by the number of processes, whole shards; otherwise every process reads everything and keeps its share).
@@ -22,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import tarfile
+import zlib
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import torch
@@ -120,12 +125,15 @@ def load_tar_shards(source: str | Path, class_names: list[str] | None, split: st
     and one without a video or a `.cls` streams with None there, which `StreamingVideoClipDataset` reports by shard
     and key, instead of datasets' error about the whole set (or a missing column read as an undecodable video).
     """
-    from datasets import Features, Value, Video, load_dataset
+    from datasets import Features, Value, load_dataset
 
     shards = tar_shards(source, split)
     if class_names is None:  # a `.cls` holds an index: the names come from elsewhere
         raise ValueError(f"{source}: pass --labels_file with the class names (one a line, in index order).")
-    features = Features({**{extension: Video(decode=False) for extension in VIDEO_FIELD_EXTENSIONS},
+    # The members as raw bytes: as `Video` features, datasets' `encode_example` replaced a member's bytes with its bare
+    # name whenever a file of that name was in the working folder, and that file was trained on under the sample's
+    # label (`one_video_per_sample` gives the decoder the bytes, with the name for messages).
+    features = Features({**{extension: Value("binary") for extension in VIDEO_FIELD_EXTENSIONS},
                          **{field: Value("int64") for field in LABEL_FIELDS},
                          "__key__": Value("string"), "__url__": Value("string")})
     stream = load_dataset("webdataset", data_files={split: shards}, split=split, streaming=True, features=features)
@@ -134,39 +142,33 @@ def load_tar_shards(source: str | Path, class_names: list[str] | None, split: st
 
 
 def tar_shards(source: str | Path, split: str = "train") -> list[str]:
-    """The folder's tar shards of `split`, each checked to be a tar archive with at least one file (datasets would stop
-    at an empty first shard with "Must pass at least one table", naming none, and skip an empty later one unsaid).
+    """The folder's tar shards of `split`, each checked whole (`check_shard`), before the model loads.
 
     Splits are told apart by the shards' names as `load_dataset` does (`train-00000.tar`, `validation-00000.tar`,
-    `test-*`, in sub-folders too: datasets' `get_data_patterns`); shards named for no split are all the `train` split.
+    `test-*`, in sub-folders too: datasets' `get_data_patterns`); when no shard is named for a split, all are the
+    `train` split. A shard that datasets would put in no split (named for none beside shards named for one, or hidden:
+    a name or folder starting with `.`, a folder starting with `__`) is refused by name, not left out unsaid.
     Before, every `*.tar` of the folder streamed, validation shards beside training ones included, and a `.TAR` or
     `.tar.gz` shard was left out unsaid.
     """
-    from datasets.data_files import DataFilesDict, get_data_patterns
-
     path = Path(source)
     if not path.is_dir():
         advice = ("to stream a single shard, put it in a folder of its own" if is_shard(path) else
                   "to train from an annotation file, leave out --streaming")
         raise ValueError(f"{source}: --streaming reads a folder of WebDataset tar shards (*.tar) or a Hub dataset id, "
                          f"not a file; pass the folder of shards ({advice}).")
-    try:
-        files_of_split = DataFilesDict.from_patterns(get_data_patterns(str(path)), str(path))
-    except FileNotFoundError:  # datasets' EmptyDatasetError: no file at all
-        files_of_split = {}
-    shards_of_split = {str(name): sorted(Path(file).resolve() for file in files if is_shard(Path(file)))
-                       for name, files in files_of_split.items()}
-    shards_of_split = {name: shards for name, shards in shards_of_split.items() if shards}
+    shards_of_split = shards_by_split(path)
+    check_no_shard_left_out(path, shards_of_split)
     if not shards_of_split:
         raise ValueError(f"{source}: --streaming reads WebDataset tar shards ({', '.join('*' + suffix for suffix in SHARD_SUFFIXES)}), "
                          "and this folder has none.")
     if split not in shards_of_split:
         raise ValueError(f"{source}: no shards of split {split!r} (--train_split); this folder's shards are named for "
                          f"{', '.join(repr(name) for name in shards_of_split)} (e.g. train-00000.tar, "
-                         "validation-00000.tar; shards named for no split are the 'train' split).")
+                         "validation-00000.tar; when no shard is named for a split, all are the 'train' split).")
     shards = shards_of_split[split]
     for shard in shards:
-        check_shard_has_files(shard)
+        check_shard(shard, source)
     return [str(shard) for shard in shards]
 
 
@@ -174,23 +176,189 @@ def is_shard(path: Path) -> bool:
     return path.name.lower().endswith(SHARD_SUFFIXES)
 
 
-def check_shard_has_files(shard: Path) -> None:
-    """Reads only the shard's first headers: cheap for any number of shards, whatever their size."""
+def shards_by_split(folder: Path) -> dict[str, list[Path]]:
+    """The folder's shards (resolved paths) by split, as `load_dataset` splits them; splits without shards left out."""
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
     try:
-        with tarfile.open(shard) as archive:
-            member = archive.next()
-            while member is not None and not member.isfile():
-                member = archive.next()
+        files_of_split = DataFilesDict.from_patterns(get_data_patterns(str(folder)), str(folder))
+    except FileNotFoundError:  # datasets' EmptyDatasetError: no file at all (hidden ones do not count)
+        files_of_split = {}
+    shards_of_split = {str(name): sorted(Path(file).resolve() for file in files if is_shard(Path(file)))
+                       for name, files in files_of_split.items()}
+    return {name: shards for name, shards in shards_of_split.items() if shards}
+
+
+def check_no_shard_left_out(folder: Path, shards_of_split: dict[str, list[Path]]) -> None:
+    """Every shard under the folder is in some split. datasets' split patterns leave out, unsaid, a shard named for no
+    split as soon as another shard's name matches one (`extra-00000.tar` beside `train-*.tar`; a word such as `test`
+    inside a name is enough), and its file listing skips hidden names and `__` folders (`.00002.tar`, `__batch2/`).
+    Refused rather than added to `train`: such a shard may be a leftover or another set, and `load_dataset` on the
+    same folder (a user's own check, an evaluation) would still leave it out; only its owner can say where it goes."""
+    in_a_split = {shard for shards in shards_of_split.values() for shard in shards}
+    left_out = [shard for shard in every_shard_under(folder) if shard.resolve() not in in_a_split]
+    if not left_out:
+        return
+    hidden = [shard for shard in left_out if is_hidden_for_datasets(shard.relative_to(folder))]
+    if hidden:
+        raise ValueError(f"{hidden[0]}: datasets skips shards whose name or folder starts with '.', or whose folder "
+                         f"starts with '__', as hidden files, so this shard would be left out unsaid"
+                         f"{and_more(hidden[1:], folder)}; rename it (or its folder) or move it out of {folder}.")
+    named = ", ".join(repr(name) for name in shards_of_split)
+    example = next(iter(shards_of_split.values()))[0].relative_to(folder.resolve()) if shards_of_split else None
+    raise ValueError(f"{left_out[0]}: this shard's name and folders name no split, while other shards' do ({named}, "
+                     f"e.g. {example}: datasets' split naming), so it would be left out of every split unsaid"
+                     f"{and_more(left_out[1:], folder)}; name it for its split (e.g. train-00002.tar) or move it out "
+                     f"of {folder}.")
+
+
+def every_shard_under(folder: Path) -> list[Path]:
+    """Every shard file under the folder, hidden ones included (pathlib lists them; datasets does not)."""
+    return sorted(path for path in folder.rglob("*") if is_shard(path) and path.is_file())
+
+
+def is_hidden_for_datasets(relative: Path) -> bool:
+    """datasets' rule for data files (`data_files.py`): a part starting with '.' anywhere, or a folder with '__'."""
+    return (any(part.startswith(".") and set(part) != {"."} for part in relative.parts)
+            or any(part.startswith("__") for part in relative.parent.parts))
+
+
+def and_more(others: list[Path], folder: Path, shown: int = 3) -> str:
+    if not others:
+        return ""
+    names = ", ".join(str(path.relative_to(folder)) for path in others[:shown])
+    return f" (and {len(others)} more: {names}{'...' if len(others) > shown else ''})"
+
+
+def check_shard(shard: Path, source: str | Path) -> None:
+    """Reads every member header of the shard, refusing in one line what datasets would stream short unsaid.
+
+    datasets reads a shard with `tarfile.open(mode="r|*")`, which raises only for a bad header at the very start: a
+    damaged header further on, or a file cut exactly between two members, reads as the archive's end, and the samples
+    after it are gone without a word. So each header is read here, and the archive must end with tar's zero blocks.
+    In an uncompressed shard the data is skipped (a seek per member, about 30 us: 3 ms for 100 members of 32 MB,
+    65 ms for 2000 members of 640 MB, page cache warm); a compressed one (`.tar.gz`, `.tgz`) can only be walked by
+    decompressing it whole, which is accepted: videos barely compress, so such shards are rare and better rebuilt
+    as `.tar`. Member names datasets would skip (`check_member_names`) are refused too.
+    """
+    try:
+        archive = tarfile.open(shard)
     except tarfile.ReadError as error:
-        if shard.stat().st_size == 0:
-            member = None  # an empty file: no tar header at all
-        else:
-            # Not tarfile's message: it lists each compression it tried, over several lines.
-            raise ValueError(f"{shard}: not a readable tar archive; rebuild the shard or remove it from the folder."
-                             ) from error
-    if member is None:
-        raise ValueError(f"{shard}: this shard holds no samples (an empty tar archive); rebuild it or remove it from "
-                         "the folder.")
+        if shard.stat().st_size == 0:  # an empty file: no tar header at all
+            raise ValueError(no_samples_message(shard)) from None
+        # Not tarfile's message: it lists each compression it tried, over several lines.
+        raise ValueError(f"{shard}: not a readable tar archive; rebuild the shard or remove it from the folder."
+                         ) from error
+    with archive:
+        members = read_every_header(shard, archive, source)
+    check_member_names(shard, members)
+    if not any(member.isreg() for member in members):
+        raise ValueError(no_samples_message(shard))
+
+
+def no_samples_message(shard: Path) -> str:
+    # datasets stops at an empty first shard with "Must pass at least one table", naming none, and skips a later one.
+    return f"{shard}: this shard holds no samples (an empty tar archive); rebuild it or remove it from the folder."
+
+
+# What reading a damaged or cut archive raises: tarfile's errors, and the decompressor's for a compressed shard
+# (gzip's EOFError when cut, BadGzipFile, an OSError, or zlib.error when damaged).
+ARCHIVE_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error)
+
+
+def read_every_header(shard: Path, archive: tarfile.TarFile, source: str | Path) -> list[tarfile.TarInfo]:
+    """The archive's members, read to its end-of-archive blocks (`check_archive_end`). What tarfile itself raises (a
+    member's data running past the end of the file, a compressed shard cut short) is what the stream raised when it
+    got there (`next_batch`): the same line, now before the model loads, with the shard and member named in it."""
+    members: list[tarfile.TarInfo] = []
+    try:
+        while (member := archive.next()) is not None:
+            members.append(member)
+        check_archive_end(shard, archive, members[-1] if members else None)
+    except ARCHIVE_READ_ERRORS as error:
+        where = f"past member {members[-1].name}" if members else "at its first member"
+        name = os.path.relpath(shard, Path(source).resolve())
+        raise StreamingDataError(f"{source}: a shard could not be read to its end ({name}, {where}: {error}): a "
+                                 "truncated or damaged tar archive; rebuild it or remove it from the folder.") from None
+    return members
+
+
+def check_archive_end(shard: Path, archive: tarfile.TarFile, last: tarfile.TarInfo | None) -> None:
+    """tarfile's `next()` returns None at tar's end-of-archive (a zero block) but also at a damaged header or at the
+    file's end; its `offset` is then where it stopped. Only a zero block there, and nothing but zeros after it (no
+    second archive appended, which every reader would ignore), is a whole archive."""
+    end = archive.offset
+    after = f"after member {last.name}" if last is not None else "at its start"
+    # The decompressed stream of a compressed shard is seekable too; this step back of one block stays, but for a
+    # block astride two of gzip's 128 KiB reads, inside its buffer (no second decompression: measured, none).
+    stream = archive.fileobj
+    stream.seek(end)
+    block = stream.read(tarfile.BLOCKSIZE)
+    if len(block) < tarfile.BLOCKSIZE:
+        raise ValueError(f"{shard}: the archive stops at byte {end}, {after}, with neither a tar header nor the "
+                         "end-of-archive blocks there: the shard was cut short (an interrupted write or copy?), and "
+                         "the samples after that point would be missing unsaid; rebuild or re-copy the shard, or "
+                         "remove it from the folder.")
+    if block.count(0) != len(block):
+        raise ValueError(f"{shard}: damaged tar header at byte {end}, {after} ({header_problem(block)}): tar readers "
+                         "take it for the archive's end, so the samples after it would be left out unsaid; rebuild the "
+                         "shard or remove it from the folder.")
+    trailing = first_non_zero_byte(stream)
+    if trailing is not None:
+        raise ValueError(f"{shard}: more data at byte {end + tarfile.BLOCKSIZE + trailing}, past the archive's end "
+                         f"(its end-of-archive blocks at byte {end}, {after}): archives appended one after another? "
+                         "tar readers stop at the first end, so the samples after it would be left out unsaid; "
+                         "rebuild the shard as one archive.")
+
+
+def header_problem(block: bytes) -> str:
+    try:
+        tarfile.TarInfo.frombuf(block, tarfile.ENCODING, "surrogateescape")
+    except tarfile.HeaderError as error:
+        return str(error)
+    return "not a tar header"
+
+
+def first_non_zero_byte(stream, chunk_size: int = 1 << 16) -> int | None:
+    """Where, from the stream's position, the first byte other than zero is (None: zeros to the end). The end blocks
+    and the record padding after them are a few KiB, so this reads little unless something follows."""
+    read = 0
+    while chunk := stream.read(chunk_size):
+        stripped = chunk.lstrip(b"\0")
+        if stripped:
+            return read + len(chunk) - len(stripped)
+        read += len(chunk)
+    return None
+
+
+def check_member_names(shard: Path, members: list[tarfile.TarInfo]) -> None:
+    """datasets' tar reader (`ArchiveIterable._iter_tar`) skips, unsaid, every file whose base name starts with '.' or
+    '__' (hidden files, `__pycache__`) and every member that is not a regular file (a link). A Kinetics key is the
+    YouTube id, which may start with `__` (`__NrybzYzUg_000001_000011.mp4`): such samples would vanish. macOS metadata
+    (`._<name>`, `.DS_Store`, `__MACOSX/`: bsdtar adds `._` files for extended attributes) is nobody's sample, and
+    datasets skipping it is right: it is let through."""
+    hidden = [member for member in members if member.isreg() and is_hidden_member(member.name)]
+    if hidden:
+        suggestion = "k" + posixpath.basename(hidden[0].name).lstrip(".")  # a key without the prefix's dot
+        more = f" (one of {len(hidden)} such files in this shard)" if len(hidden) > 1 else ""
+        raise ValueError(f"{shard}: member {hidden[0].name}{more}: datasets skips files whose name starts with '.' or "
+                         "'__' as hidden, so this sample would be left out unsaid; rename its key so that it starts "
+                         f"with neither (e.g. {suggestion}) and rebuild the shard.")
+    links = [member for member in members if member.issym() or member.islnk()]
+    if links:
+        kind = "symbolic" if links[0].issym() else "hard"
+        more = f" (one of {len(links)} links in this shard)" if len(links) > 1 else ""
+        raise ValueError(f"{shard}: member {links[0].name}{more} is a {kind} link (to {links[0].linkname}): datasets "
+                         "reads regular files only and would skip it unsaid; rebuild the shard with the files "
+                         "themselves (GNU tar: --dereference --hard-dereference).")
+
+
+def is_hidden_member(name: str) -> bool:
+    base = posixpath.basename(name)
+    if not base.startswith((".", "__")):
+        return False
+    macos_metadata = base == ".DS_Store" or base.startswith("._") or "__MACOSX" in PurePosixPath(name).parts
+    return not macos_metadata  # nobody's sample (see `check_member_names`)
 
 
 def one_video_per_sample(row: dict[str, Any]) -> dict[str, Any]:
@@ -207,8 +375,9 @@ def one_video_per_sample(row: dict[str, Any]) -> dict[str, Any]:
         problem = f"{len(videos)} video files ({', '.join(videos)}) in one sample; keep one video a key"
     name = f"{row['__key__']}.{videos[0]}" if len(videos) == 1 else row["__key__"]
     labels = [row[field] for field in LABEL_FIELDS if row[field] is not None]
-    return {"video": row[videos[0]] if videos else None, "label": labels[0] if labels else None,
-            "sample": f"{row['__url__']}: {name}", "problem": problem}
+    video = {"bytes": row[videos[0]], "path": name} if videos else None
+    return {"video": video, "label": labels[0] if labels else None, "sample": f"{row['__url__']}: {name}",
+            "problem": problem}
 
 
 def stream_for_process(data: StreamingVideoData, rank: int, world_size: int, seed: int,
