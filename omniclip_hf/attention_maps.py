@@ -5,12 +5,20 @@ Reproduces the paper's Figure 4: the sampled frames in the first row, then the a
 last vision layer over the patch tokens as heat maps, for vanilla CLIP (each frame on its own) and for OmniCLIP (the
 frames together, with its temporal adapters and prompt tokens). Both use the same frozen last layer; OmniCLIP's
 tokens entering it differ, and its prompt tokens are keys too, so its patch weights need not sum to 1.
+
+All heat maps of a figure share one colour scale, from 0 (blue) to the largest patch weight in the figure (red):
+the maps are softmax weights of the same query over the same patch grid, so one scale keeps CLIP's and OmniCLIP's
+rows and the frames comparable, and a flat map stays flat. Each heat tile shows its patch mass (the sum of its
+patch weights). `colour_scale="tile"` scales each map to its own min..max instead, to see the shape of a weak map.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -24,6 +32,8 @@ ROW_LABEL_WIDTH = 96
 HEADER_HEIGHT = 28
 ROW_NAMES = ("frames", "CLIP", "OmniCLIP")
 HEATMAP_OPACITY = 0.55
+HEADER_LINE_HEIGHT = 13  # the default 10-pixel font's line, with a little lead
+COLOUR_SCALES = ("shared", "tile")  # one scale for every heat map of the figure, or each map its own min..max
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -133,6 +143,10 @@ class AttentionExplanation:
         clip_predictions, omniclip_predictions (`list[dict]`):
             `{"label", "score"}` sorted by score (empty without labels); CLIP scores the frame-averaged image
             embedding against the same label texts.
+        patch_size (`int`, *optional*):
+            The model's patch size in frame pixels. When a frame's side is not a multiple of it, the patches cover
+            only its top-left `grid * patch_size` pixels (the rest never reaches the model) and the maps are drawn
+            there; `None` stretches the maps over the whole frame.
     """
 
     frames: np.ndarray
@@ -140,6 +154,22 @@ class AttentionExplanation:
     omniclip_maps: np.ndarray
     clip_predictions: list[dict[str, Any]] = field(default_factory=list)
     omniclip_predictions: list[dict[str, Any]] = field(default_factory=list)
+    patch_size: int | None = None
+
+    @property
+    def clip_patch_mass(self) -> np.ndarray:
+        """`(num_frames,)`: the share of CLIP's CLS attention on the patches (the rest is on CLS itself)."""
+        return self.clip_maps.reshape(len(self.clip_maps), -1).sum(axis=1)
+
+    @property
+    def omniclip_patch_mass(self) -> np.ndarray:
+        """`(num_frames,)`: the share of OmniCLIP's CLS attention on the patches (the rest is on CLS and prompts)."""
+        return self.omniclip_maps.reshape(len(self.omniclip_maps), -1).sum(axis=1)
+
+    @property
+    def shared_colour_range(self) -> tuple[float, float]:
+        """`(0, largest patch weight of either row)`: the colour scale shared by every heat map of the figure."""
+        return 0.0, float(max(self.clip_maps.max(), self.omniclip_maps.max()))
 
 
 def _unnormalise(pixel_values: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
@@ -163,6 +193,7 @@ def explain_video(
     candidate_labels: Sequence[str] | None = None,
     tokenizer: Any = None,
     hypothesis_template: str | None = None,
+    text_embeds: torch.Tensor | None = None,
 ) -> AttentionExplanation:
     r"""
     Samples one clip of a video and computes the attention maps of plain CLIP and of OmniCLIP (and, with labels,
@@ -181,6 +212,10 @@ def explain_video(
             CLIP's tokenizer.
         hypothesis_template (`str`, *optional*):
             Prompt template; defaults to the model config's `text_template`.
+        text_embeds (`torch.Tensor` of shape `(num_labels, projection_dim)`, *optional*):
+            The labels' text embeddings, already computed and checked (the zero-shot pipeline's
+            `text_embeddings(candidate_labels, hypothesis_template)`, as `omniclip explain` passes them); without
+            them the labels are tokenized here with `tokenizer` and refused when two tokenize alike.
 
     Returns:
         [`AttentionExplanation`].
@@ -196,17 +231,9 @@ def explain_video(
     clip_predictions: list[dict[str, Any]] = []
     omniclip_predictions: list[dict[str, Any]] = []
     if candidate_labels:
-        if tokenizer is None:
-            raise ValueError("explain_video needs the tokenizer to score candidate_labels.")
-        template = hypothesis_template or model.config.text_template
-        text_inputs = tokenizer(
-            [template.format(label) for label in candidate_labels],
-            padding=True,
-            truncation=True,
-            max_length=model.config.text_config.max_position_embeddings,
-            return_tensors="pt",
-        ).to(device)
-        text_embeds = model.get_text_features(text_inputs["input_ids"], text_inputs["attention_mask"]).pooler_output
+        if text_embeds is None:
+            text_embeds = _label_text_embeddings(model, tokenizer, candidate_labels, hypothesis_template, device)
+        text_embeds = text_embeds.to(device=device)
         clip_predictions = _ranked(model.similarity_logits(image_embeds, text_embeds), candidate_labels)
         video_text_embeds = text_embeds
         if model.video_specific_prompts is not None:
@@ -220,16 +247,40 @@ def explain_video(
         omniclip_maps=omniclip_maps.float().cpu().numpy(),
         clip_predictions=clip_predictions,
         omniclip_predictions=omniclip_predictions,
+        patch_size=model.config.vision_config.patch_size,
     )
+
+
+def _label_text_embeddings(model, tokenizer, labels, hypothesis_template, device) -> torch.Tensor:
+    """Text embeddings of the labels in the template; labels whose prompts tokenize alike are refused (ValueError)."""
+    from .pipeline_omniclip import check_distinct_prompts
+
+    if tokenizer is None:
+        raise ValueError("explain_video needs the tokenizer (or text_embeds) to score candidate_labels.")
+    template = hypothesis_template or model.config.text_template
+    text_inputs = tokenizer(
+        [template.format(label) for label in labels],
+        padding=True,
+        truncation=True,
+        max_length=model.config.text_config.max_position_embeddings,
+        return_tensors="pt",
+    )
+    read = [ids[mask.bool()].tolist() for ids, mask in zip(text_inputs["input_ids"], text_inputs["attention_mask"])]
+    check_distinct_prompts(tuple(labels), template, read)
+    text_inputs = text_inputs.to(device)
+    return model.get_text_features(text_inputs["input_ids"], text_inputs["attention_mask"]).pooler_output
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Drawing (PIL only)
 # ----------------------------------------------------------------------------------------------------------------
-def explanation_figure_size(num_frames: int, frame_height: int, frame_width: int, tile_size: int) -> tuple[int, int]:
-    """`(width, height)` in pixels of the figure [`render_explanation`] draws: tiles `tile_size` high."""
+def explanation_figure_size(
+    num_frames: int, frame_height: int, frame_width: int, tile_size: int, header_height: int = HEADER_HEIGHT
+) -> tuple[int, int]:
+    """`(width, height)` in pixels of the figure [`render_explanation`] draws: tiles `tile_size` high, under a
+    header `header_height` high (taller than `HEADER_HEIGHT` only when the header text needs more than two lines)."""
     tile_width = max(1, round(tile_size * frame_width / frame_height))
-    return ROW_LABEL_WIDTH + num_frames * tile_width, HEADER_HEIGHT + len(ROW_NAMES) * tile_size
+    return ROW_LABEL_WIDTH + num_frames * tile_width, header_height + len(ROW_NAMES) * tile_size
 
 
 def jet_colormap(values: np.ndarray) -> np.ndarray:
@@ -240,14 +291,40 @@ def jet_colormap(values: np.ndarray) -> np.ndarray:
     return (rgb * 255).round().astype(np.uint8)
 
 
-def heatmap_overlay(frame: np.ndarray, attention_map: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """A frame with an attention map (scaled to its own min..max) blended over it, resized to `size` (w, h)."""
-    low, high = float(attention_map.min()), float(attention_map.max())
+def covered_size(frame_shape: tuple[int, int], grid: tuple[int, int], patch_size: int | None, size: tuple[int, int]):
+    """`(width, height)` of the part of a `size` (w, h) tile the patches cover: a frame `(height, width)` whose
+    sides are not multiples of `patch_size` has a strip on the right and at the bottom that no patch reads."""
+    if patch_size is None:
+        return size
+    height, width = frame_shape
+    covered_height, covered_width = min(height, grid[0] * patch_size), min(width, grid[1] * patch_size)
+    return (max(1, round(size[0] * covered_width / width)), max(1, round(size[1] * covered_height / height)))
+
+
+def heatmap_overlay(
+    frame: np.ndarray,
+    attention_map: np.ndarray,
+    size: tuple[int, int],
+    value_range: tuple[float, float] | None = None,
+    patch_size: int | None = None,
+) -> Image.Image:
+    """
+    A frame with an attention map blended over it, resized to `size` (w, h).
+
+    `value_range` `(low, high)` maps to the ends of the colour ramp (blue, red); the default is `(0, the map's
+    largest weight)`, so the colour is proportional to the weight and a flat map is drawn flat. With `patch_size`,
+    the map covers only the pixels its patches read (`grid * patch_size` from the top left); the others show the
+    frame alone.
+    """
+    low, high = value_range if value_range is not None else (0.0, float(attention_map.max()))
     scaled = (attention_map - low) / (high - low) if high > low else np.zeros_like(attention_map)
-    smooth = Image.fromarray(scaled.astype(np.float32), mode="F").resize(size, Image.BILINEAR)
-    heat = Image.fromarray(jet_colormap(np.asarray(smooth)))
     base = Image.fromarray(frame).resize(size, Image.BILINEAR)
-    return Image.blend(base, heat, HEATMAP_OPACITY)
+    covered = covered_size(frame.shape[:2], attention_map.shape, patch_size, size)
+    smooth = Image.fromarray(scaled.astype(np.float32), mode="F").resize(covered, Image.BILINEAR)
+    heat = Image.fromarray(jet_colormap(np.asarray(smooth)))
+    box = (0, 0, *covered)
+    base.paste(Image.blend(base.crop(box), heat, HEATMAP_OPACITY), box)
+    return base
 
 
 def _describe(predictions: list[dict[str, Any]]) -> str:
@@ -257,50 +334,169 @@ def _describe(predictions: list[dict[str, Any]]) -> str:
     return f"{best['label']} ({100 * best['score']:.0f}%)"
 
 
-def render_explanation(explanation: AttentionExplanation, tile_size: int = 160, title: str | None = None) -> Image.Image:
-    """
-    Draws the Figure 4-style picture: the frames, then CLIP's and OmniCLIP's heat maps, one column per frame.
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font: Any) -> float:
+    return draw.textlength(text, font=font)
 
-    The size is [`explanation_figure_size`]: `ROW_LABEL_WIDTH + num_frames * tile_width` by
-    `HEADER_HEIGHT + 3 * tile_size` (square crops give `tile_width == tile_size`).
-    """
-    frames = explanation.frames
-    num_frames, frame_height, frame_width = frames.shape[:3]
-    width, height = explanation_figure_size(num_frames, frame_height, frame_width, tile_size)
-    tile = ((width - ROW_LABEL_WIDTH) // num_frames, tile_size)
-    figure = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(figure)
-    font = ImageFont.load_default()
 
+def wrap_header(text: str, width: int, draw: ImageDraw.ImageDraw, font: Any) -> list[str]:
+    """The header in lines at most `width` pixels wide, broken between words (a word wider than a line is cut)."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if current and _text_width(draw, candidate, font) > width:
+            lines.append(current)
+            candidate = word
+        current = candidate
+        while len(current) > 1 and _text_width(draw, current, font) > width:  # a word wider than a line
+            cut = max(1, int(len(current) * width / _text_width(draw, current, font)))
+            while cut > 1 and _text_width(draw, current[:cut], font) > width:
+                cut -= 1
+            lines.append(current[:cut])
+            current = current[cut:]
+    if current:
+        lines.append(current)
+    return lines
+
+
+def header_text(explanation: AttentionExplanation, title: str | None) -> str:
     header = title or ""
     if explanation.omniclip_predictions:
         header += (" | " if header else "") + (
             f"CLIP: {_describe(explanation.clip_predictions)} | OmniCLIP: {_describe(explanation.omniclip_predictions)}"
         )
-    draw.text((4, HEADER_HEIGHT // 2), header, fill="black", font=font, anchor="lm")
+    return header
 
+
+def colour_ranges(explanation: AttentionExplanation, colour_scale: str = "shared") -> list[list[tuple[float, float]]]:
+    """`(low, high)` of each heat map, row by row (CLIP, OmniCLIP): the figure's shared scale, or each map's own."""
+    if colour_scale not in COLOUR_SCALES:
+        raise ValueError(f"colour_scale={colour_scale!r} is not one of {', '.join(map(repr, COLOUR_SCALES))}.")
+    rows = (explanation.clip_maps, explanation.omniclip_maps)
+    if colour_scale == "tile":
+        return [[(float(m.min()), float(m.max())) for m in maps] for maps in rows]
+    return [[explanation.shared_colour_range] * len(maps) for maps in rows]
+
+
+def _label_box(draw: ImageDraw.ImageDraw, position: tuple[int, int], text: str, font: Any, tile: tuple[int, int]):
+    """`text` on a white box at the bottom left of a tile at `position`, when it fits the tile."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    width, height = right - left + 4, bottom - top + 4
+    if width > tile[0] or 2 * height > tile[1]:
+        return
+    x, y = position[0], position[1] + tile[1] - height
+    draw.rectangle((x, y, x + width - 1, y + height - 1), fill="white")
+    draw.text((x + 2 - left, y + 2 - top), text, fill="black", font=font)
+
+
+def render_explanation(
+    explanation: AttentionExplanation,
+    tile_size: int = 160,
+    title: str | None = None,
+    colour_scale: str = "shared",
+) -> Image.Image:
+    """
+    Draws the Figure 4-style picture: the frames, then CLIP's and OmniCLIP's heat maps, one column per frame.
+
+    The size is [`explanation_figure_size`]: `ROW_LABEL_WIDTH + num_frames * tile_width` by
+    `header + 3 * tile_size` (square crops give `tile_width == tile_size`; the header is `HEADER_HEIGHT`, two lines,
+    and grows when its text wraps to more).
+
+    `colour_scale="shared"` (the default) colours every heat map on one scale, from 0 (blue) to the largest patch
+    weight in the figure (red), written under the row names; `"tile"` scales each map to its own min..max. Each heat
+    tile shows its patch mass, the sum of its patch weights (CLIP's rest is on CLS, OmniCLIP's also on its prompts),
+    where the tile is wide enough.
+    """
+    ranges = colour_ranges(explanation, colour_scale)
+    frames = explanation.frames
+    num_frames, frame_height, frame_width = frames.shape[:3]
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width, _ = explanation_figure_size(num_frames, frame_height, frame_width, tile_size)
+    lines = wrap_header(header_text(explanation, title), width - 8, measure, font)
+    header_height = max(HEADER_HEIGHT, len(lines) * HEADER_LINE_HEIGHT + 2)
+    width, height = explanation_figure_size(num_frames, frame_height, frame_width, tile_size, header_height)
+    tile = ((width - ROW_LABEL_WIDTH) // num_frames, tile_size)
+    figure = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(figure)
+
+    first = (header_height - len(lines) * HEADER_LINE_HEIGHT) // 2 + HEADER_LINE_HEIGHT // 2
+    for index, line in enumerate(lines):
+        draw.text((4, first + index * HEADER_LINE_HEIGHT), line, fill="black", font=font, anchor="lm")
+
+    masses = (None, explanation.clip_patch_mass, explanation.omniclip_patch_mass)
     rows = (None, explanation.clip_maps, explanation.omniclip_maps)
     for row, (name, maps) in enumerate(zip(ROW_NAMES, rows)):
-        top = HEADER_HEIGHT + row * tile_size
-        draw.text((4, top + tile_size // 2), name, fill="black", font=font, anchor="lm")
+        top = header_height + row * tile_size
+        if maps is not None and tile_size >= 3 * HEADER_LINE_HEIGHT:
+            scale = f"0-{ranges[0][0][1]:.3g}" if colour_scale == "shared" else "own min-max"
+            draw.text((4, top + tile_size // 2 - HEADER_LINE_HEIGHT // 2), name, fill="black", font=font, anchor="lm")
+            draw.text((4, top + tile_size // 2 + HEADER_LINE_HEIGHT // 2), f"colour {scale}", fill="gray",
+                      font=font, anchor="lm")
+        else:
+            draw.text((4, top + tile_size // 2), name, fill="black", font=font, anchor="lm")
         for index in range(num_frames):
             left = ROW_LABEL_WIDTH + index * tile[0]
             if maps is None:
                 cell = Image.fromarray(frames[index]).resize(tile, Image.BILINEAR)
             else:
-                cell = heatmap_overlay(frames[index], maps[index], tile)
+                cell = heatmap_overlay(frames[index], maps[index], tile, ranges[row - 1][index], explanation.patch_size)
             figure.paste(cell, (left, top))
+            if maps is not None:
+                _label_box(draw, (left, top), f"{masses[row][index]:.2f}", font, tile)
     return figure
+
+
+def describe_explanation(explanation: AttentionExplanation, colour_scale: str = "shared") -> list[str]:
+    """Lines for a terminal: the colour scale, and each frame's patch mass and largest patch weight per model."""
+    if colour_scale == "shared":
+        scale = f"colour scale: 0 (blue) to {explanation.shared_colour_range[1]:.4g} (red), shared by every heat map"
+    else:
+        scale = "colour scale: each heat map its own min (blue) to max (red)"
+    lines = [
+        scale,
+        "patch mass (sum of the CLS attention on the patches; CLIP's rest is on CLS, OmniCLIP's on CLS and its "
+        "prompt tokens) and largest patch weight, frame by frame:",
+    ]
+    for name, maps, mass in (("CLIP", explanation.clip_maps, explanation.clip_patch_mass),
+                             ("OmniCLIP", explanation.omniclip_maps, explanation.omniclip_patch_mass)):
+        largest = maps.reshape(len(maps), -1).max(axis=1)
+        lines.append(f"  {name:<9} mass " + " ".join(f"{value:.3f}" for value in mass))
+        lines.append(f"  {'':<9} max  " + " ".join(f"{value:.3f}" for value in largest))
+    return lines
+
+
+def save_png_atomically(figure: Image.Image, path: str | os.PathLike) -> None:
+    """Writes `figure` as a PNG under a temporary name in the same folder, then renames it to `path`: a failure
+    or a kill leaves no half-written picture (and an older one in place). The file gets the mode `open()` would give."""
+    from .atomic_writes import ordinary_file_mode
+
+    path = Path(path)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".partial-{path.name}.", suffix=".png")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            figure.save(stream, format="PNG")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(partial, ordinary_file_mode())  # mkstemp makes 0600 files, which the rename would keep
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 __all__ = [
     "AttentionExplanation",
+    "COLOUR_SCALES",
     "cls_attention_over_patches",
     "eager_attention",
     "clip_attention_maps",
     "omniclip_attention_maps",
     "explain_video",
     "explanation_figure_size",
+    "describe_explanation",
+    "heatmap_overlay",
     "render_explanation",
+    "save_png_atomically",
     "jet_colormap",
 ]

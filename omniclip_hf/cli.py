@@ -4,7 +4,7 @@
     omniclip classify VIDEO [VIDEO ...] --model PATH (--labels "a,b,c" | --labels-file FILE) [--top-k 5] [--json]
                                         [--segment-seconds S]
     omniclip info PATH
-    omniclip explain VIDEO --model PATH (--labels ... | --labels-file FILE) --out FILE.png
+    omniclip explain VIDEO --model PATH (--labels ... | --labels-file FILE) --out FILE.png [--colour-scale tile]
     omniclip init --clip CLIP --out FOLDER [--num-frames 8]
 
 A model is a folder or a Hub id (with --revision), of an OmniCLIP or of a plain CLIP (then frame-averaged CLIP).
@@ -128,17 +128,18 @@ def looks_like_hub_id(model: str) -> bool:
     )
 
 
-def check_model_source(model: str, revision: str | None = None) -> Path | None:
-    """A local model folder (checked as such and returned), or a Hub id whose config can be read (cached, or online)."""
+def check_model_source(model: str, revision: str | None = None, flag: str = "--model") -> Path | None:
+    """A local model folder (checked as such and returned), or a Hub id whose config can be read (cached, or online).
+    Errors name the argument `flag` (`--model`, `--clip`; "" for a positional one, which names only the value)."""
     if looks_like_hub_id(model) and "/" in model:
         from .modeling_omniclip import read_checkpoint_config
 
         try:
             read_checkpoint_config(model, {"revision": revision} if revision else {})
         except (OSError, ValueError) as error:
-            raise CommandError(f"--model {one_line(error)}") from None
+            raise CommandError(f"{flag} {one_line(error)}".lstrip()) from None
         return None
-    return check_model_folder(model)
+    return check_model_folder(model, flag)
 
 
 def check_local_model_files(path: Path | None) -> None:
@@ -153,12 +154,12 @@ def check_local_model_files(path: Path | None) -> None:
     check_processor_files(path, needs_processor_settings=model_type == "omniclip")
 
 
-def check_model_folder(model: str) -> Path:
+def check_model_folder(model: str, flag: str = "--model") -> Path:
     path = Path(model)
     if not path.exists():
         raise CommandError(f"model folder {model} does not exist (nor is it a Hub id of the form owner/name).")
     if not path.is_dir():
-        raise CommandError(f"--model {model} is a file; pass the folder written by save_pretrained().")
+        raise CommandError(f"{flag} {model} is a file; pass the folder written by save_pretrained().".lstrip())
     if not (path / "config.json").is_file():
         raise CommandError(
             f"model folder {model} holds no config.json: it is not a saved model (use model.save_pretrained() and "
@@ -232,6 +233,26 @@ def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> s
     return "; ".join(causes) or one_line(error)
 
 
+def check_device(device: str) -> None:
+    """`--device` names a device this machine has (torch would say "Found no NVIDIA driver", or list every device
+    type it knows, only once the model moves there): the check examples/evaluate.py makes."""
+    from .training.loop import check_device_name
+
+    try:
+        check_device_name(device, "--device")
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def check_labels_with_tokenizer(pipe, labels: list[str], template: str | None):
+    """The labels' text embeddings from the pipeline, which refuses labels only its tokenizer tells apart
+    ("t-shirt" and "t - shirt") and warns about a label cut to CLIP's context length: checked once, before any video."""
+    try:
+        return pipe.text_embeddings(labels, template)
+    except ValueError as error:
+        raise CommandError(str(error).replace("candidate_labels has", "the labels have")) from None
+
+
 def load_pipeline(model: str, device: str | None, dtype: str, revision: str | None = None):
     """The zero-shot video classification pipeline of a saved model folder or Hub id (OmniCLIP, or a plain CLIP
     wrapped as frame-averaged CLIP), with its tokenizer and processor."""
@@ -242,6 +263,7 @@ def load_pipeline(model: str, device: str | None, dtype: str, revision: str | No
 
     kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
     if device is not None:
+        check_device(device)
         kwargs["device"] = device
     if revision is not None:
         kwargs["revision"] = revision
@@ -331,10 +353,8 @@ def run_classify(args: argparse.Namespace) -> int:
     check_local_model_files(check_model_source(args.model, args.revision))
 
     pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
-    try:  # labels only the model's tokenizer tells apart ("t-shirt" and "t - shirt"): refused once, not per video
-        pipe.text_embeddings(labels, args.template)
-    except ValueError as error:
-        raise CommandError(str(error).replace("candidate_labels has", "the labels have")) from None
+    # labels only the model's tokenizer tells apart ("t-shirt" and "t - shirt"): refused once, not per video
+    check_labels_with_tokenizer(pipe, labels, args.template)
     segments = args.segment_seconds is not None
     call_kwargs: dict[str, Any] = {"candidate_labels": labels, "top_k": top_k}
     if segments:
@@ -374,11 +394,23 @@ def describe_model(model, processor=None) -> list[str]:
         f"text encoder:     {text.num_hidden_layers} layers, width {text.hidden_size}; projection {config.projection_dim}",
         f"frames:           {config.num_frames} (temporal embedding {'on' if config.use_temporal_embedding else 'off'})",
     ]
+    from .modeling_omniclip import OmniCLIPConvolutionAdapter, OmniCLIPTemporalAdapter
+
+    adapters = [module for module in model.modules()
+                if isinstance(module, (OmniCLIPTemporalAdapter, OmniCLIPConvolutionAdapter))]
     if config.use_pta:
         where = "all" if len(adapter_layers) == vision.num_hidden_layers else ",".join(map(str, adapter_layers))
+        # Heads only where the adapter attends across frames ("cascade" is ST-Adapter's 3D convolution).
+        attention = getattr(adapters[0], "attention", None) if adapters else None
+        inside = (
+            f"{attention.num_heads} head{'s' if attention.num_heads != 1 else ''}" if attention is not None
+            else "depth-wise 3D convolution" if adapters else None
+        )
+        alpha = mean_abs(adapter.alpha for adapter in adapters)
         lines.append(
             f"temporal adapter: {config.pta_mode}, layers {where}, ratio {config.pta_ratio} "
-            f"(width {config.pta_hidden_size}, {config.pta_num_heads} heads)"
+            f"(width {config.pta_hidden_size}{', ' + inside if inside else ''})"
+            + (f", alpha {alpha:.4g} (mean |alpha| loaded)" if alpha is not None else "")
         )
     else:
         lines.append("temporal adapter: off")
@@ -390,8 +422,13 @@ def describe_model(model, processor=None) -> list[str]:
     else:
         lines.append("self-prompts:     off")
     lines.append(f"video head:       {config.video_head_num_layers} layer(s)")
-    if config.use_video_specific_prompts:
-        lines.append(f"video prompts:    {config.prompt_layers} layers, alpha {config.prompt_alpha}")
+    prompts = getattr(model, "video_specific_prompts", None)
+    if config.use_video_specific_prompts and prompts is not None:
+        # The scale the loaded weights apply, not the config's starting value (training moves it; 0 = no prompts).
+        lines.append(
+            f"video prompts:    {config.prompt_layers} layers, alpha {mean_abs([prompts.alpha]):.4g} "
+            f"(mean |alpha| loaded; initial {config.prompt_alpha})"
+        )
     else:
         lines.append("video prompts:    off")
     lines.append(f"text template:    {config.text_template!r}")
@@ -401,40 +438,77 @@ def describe_model(model, processor=None) -> list[str]:
     )
     video_processor = getattr(processor, "video_processor", processor)
     if video_processor is not None:
-        crop = video_processor.crop_size
-        crop_text = f"{crop['height']}x{crop['width']}" if crop else "none"
-        lines.append(
-            f"processor:        {video_processor.num_frames} frames, {video_processor.sampling} sampling, "
-            f"{video_processor.num_temporal_clips} clip(s) x {video_processor.num_spatial_crops} crop(s), crop {crop_text}"
-        )
+        lines.append(f"processor:        {describe_video_processor(video_processor)}")
     return lines
+
+
+def mean_abs(parameters) -> float | None:
+    """The mean absolute value over the given tensors' elements (`None` without any)."""
+    values = [parameter.detach().float().abs().reshape(-1) for parameter in parameters]
+    if not values:
+        return None
+    import torch
+
+    return float(torch.cat(values).mean())
+
+
+def describe_video_processor(video_processor) -> str:
+    """`8 frames` (or `2 frames a second`, sampling by rate as the processor then does), sampling, views, crop."""
+    crop = video_processor.crop_size
+    crop_text = f"{crop['height']}x{crop['width']}" if crop else "none"
+    fps = getattr(video_processor, "fps", None)
+    if fps is not None:  # a saved fps wins over num_frames (the processor samples by rate then)
+        frames = f"{fps:g} frame{'s' if fps != 1 else ''} a second"
+    else:
+        count = video_processor.num_frames or type(video_processor).num_frames
+        frames = f"{count} frames"
+    return (
+        f"{frames}, {video_processor.sampling} sampling, "
+        f"{video_processor.num_temporal_clips} clip(s) x {video_processor.num_spatial_crops} crop(s), crop {crop_text}"
+    )
 
 
 def run_info(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from .model_loading import load_omniclip_model
-    from .processing_omniclip import OmniCLIPProcessor
+    from .processing_omniclip import PROCESSOR_CONFIG_FILES, OmniCLIPProcessor
 
-    check_model_source(args.path, args.revision)
+    check_model_source(args.path, args.revision, flag="")
     path = args.path
+    hub_kwargs = {"revision": args.revision} if args.revision else {}
     try:
-        model = load_omniclip_model(path, **({"revision": args.revision} if args.revision else {}))
+        model = load_omniclip_model(path, **hub_kwargs)
     except (OSError, ValueError, TypeError) as error:
         raise CommandError(f"could not load an OmniCLIP model from {args.path}: {one_line(error)}") from None
-    processor = None
+    processor, processor_note = None, None
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    clip_source = getattr(model, "wrapped_clip_source", None)
     try:
-        processor = OmniCLIPProcessor.from_pretrained(path, **({"revision": args.revision} if args.revision else {}))
-    except (OSError, ValueError, TypeError):
+        if clip_source is not None:
+            # A plain CLIP: the pipeline (and classify) make the video processor from the CLIP's image processor.
+            from .clip_conversion import video_processor_for_clip
+
+            processor = video_processor_for_clip(
+                clip_source, model.config.vision_config.image_size, model.config.num_frames, **hub_kwargs
+            )
+            processor_note = "made from the CLIP's image processor when the pipeline wraps it; none saved"
+        else:
+            processor = OmniCLIPProcessor.from_pretrained(path, **hub_kwargs)
+    except (OSError, ValueError, TypeError) as error:
         processor = None  # a model folder without a processor still has a summary
+        if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in PROCESSOR_CONFIG_FILES):
+            processor_note = "none saved in this folder (the pipeline and `classify` need one)"
+        else:  # saved but unreadable (or a Hub model's): the loader's own reason
+            processor_note = f"could not be loaded: {one_line(error)}"
     finally:
         hf_logging.set_verbosity(verbosity)
-    print(f"OmniCLIP model:   {args.path}")
+    kind = "plain CLIP, wrapped as OmniCLIP at the identity" if clip_source is not None else None
+    print(f"OmniCLIP model:   {args.path}" + (f" ({kind})" if kind else ""))
     print("\n".join(describe_model(model, processor)))
-    if processor is None:
-        print("processor:        none saved in this folder (the pipeline and `classify` need one)")
+    if processor is None or clip_source is not None:
+        print(f"processor:        {processor_note}" if processor is None else f"                  ({processor_note})")
     return 0
 
 
@@ -449,7 +523,7 @@ def run_init(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CommandError(f"--out {args.out} already exists and is not an empty folder: choose a new folder.")
-    check_model_source(args.clip, args.revision)
+    check_model_source(args.clip, args.revision, flag="--clip")
     try:
         folder = write_model_folder(
             args.clip, out, num_frames=args.num_frames, **({"revision": args.revision} if args.revision else {})
@@ -466,15 +540,21 @@ def run_init(args: argparse.Namespace) -> int:
 # explain
 # ----------------------------------------------------------------------------------------------------------------
 def run_explain(args: argparse.Namespace) -> int:
-    from .attention_maps import explain_video, render_explanation
+    from .attention_maps import describe_explanation, explain_video, render_explanation, save_png_atomically
 
     check_videos([args.video])
     labels = read_labels(args.labels, args.labels_file)
     out = Path(args.out)
     if not out.parent.exists():
         raise CommandError(f"cannot write {args.out}: folder {out.parent} does not exist.")
+    if not out.parent.is_dir():
+        raise CommandError(f"cannot write {args.out}: {out.parent} is a file, not a folder.")
     if out.suffix.lower() != ".png":
         raise CommandError(f"--out {args.out} must be a .png file.")
+    if out.is_dir():
+        raise CommandError(f"--out {args.out} is a folder: give the path of the .png file to write.")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise CommandError(f"cannot write {args.out}: folder {out.parent} is not writable.")
     if args.tile_size < 16:
         raise CommandError(f"--tile-size {args.tile_size} is too small: use at least 16 pixels.")
     if args.template is not None:
@@ -482,15 +562,23 @@ def run_explain(args: argparse.Namespace) -> int:
     check_local_model_files(check_model_source(args.model, args.revision))
 
     pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
+    text_embeds = check_labels_with_tokenizer(pipe, labels, args.template)  # classify's checks, before the video
     try:
         explanation = explain_video(
-            pipe.model, pipe.video_processor, args.video, labels, pipe.tokenizer, hypothesis_template=args.template
+            pipe.model, pipe.video_processor, args.video, labels, pipe.tokenizer, hypothesis_template=args.template,
+            text_embeds=text_embeds,
         )
     except (ValueError, OSError, RuntimeError) as error:
         raise CommandError(f"{args.video}: {one_line(error)}") from None
-    figure = render_explanation(explanation, tile_size=args.tile_size, title=Path(args.video).name)
-    figure.save(out)
+    figure = render_explanation(
+        explanation, tile_size=args.tile_size, title=Path(args.video).name, colour_scale=args.colour_scale
+    )
+    try:
+        save_png_atomically(figure, out)
+    except OSError as error:
+        raise CommandError(f"cannot write {args.out}: {one_line(error)}") from None
     print(f"wrote {out} ({figure.width}x{figure.height} pixels, {len(explanation.frames)} frames)")
+    print("\n".join(describe_explanation(explanation, args.colour_scale)))
     return 0
 
 
@@ -574,6 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(explain)
     explain.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
     explain.add_argument("--tile-size", type=int, default=160, help="height of each picture tile in pixels")
+    explain.add_argument(
+        "--colour-scale",
+        choices=("shared", "tile"),
+        default="shared",
+        help="shared: one colour scale, 0 to the largest weight, for every heat map (default); tile: each map its "
+        "own min..max (shows the shape of weak maps, not how they compare)",
+    )
     explain.set_defaults(handler=run_explain)
     return parser
 
