@@ -5,7 +5,9 @@
 
 `--run_dir` is a training output folder (its `model/`, `metrics.json` and `training_options.json` are used; the
 two JSON files must come from the same run); a bare model folder works too with `--model_dir` (a card without
-metrics or recipe).
+metrics or recipe). Which options named local files or folders is read from `training_options.json`, so the card is
+the same from any folder. The card is written into the upload (or the `--dry_run_dir` copy, which must lie outside
+the model folder), never into the model folder: a README.md there stays as it is.
 """
 
 from __future__ import annotations

@@ -36,37 +36,99 @@ def _clip_image_settings(clip_name_or_path: str, hub_kwargs: dict[str, Any]) -> 
     return settings
 
 
+def _clip_resize_and_crop(name: str, settings: dict[str, Any], image_size: int) -> dict[str, Any]:
+    """
+    `size`, `crop_size` and `do_center_crop` of an [`OmniCLIPVideoProcessor`] doing what the CLIP's image processor
+    does: its `size` as a shortest-edge resize or an exact `height` x `width` resize (an int is a shortest edge, as
+    CLIPImageProcessor reads it), then its centre crop, or none where `do_center_crop` is false.
+    """
+    from transformers.image_processing_utils import get_size_dict
+
+    def size_dict(key: str, **how) -> dict[str, Any]:
+        value = settings.get(key) or image_size
+        if isinstance(value, dict):  # a saved SizeDict may list its unused sides as null
+            value = {side: length for side, length in value.items() if length is not None}
+        try:
+            return dict(get_size_dict(value, param_name=key, **how))
+        except (TypeError, ValueError):
+            return {}
+
+    size = size_dict("size", default_to_square=False)
+    crop = size_dict("crop_size")
+    if set(size) not in ({"shortest_edge"}, {"height", "width"}):
+        raise ValueError(
+            f"{name}'s preprocessor_config.json has size={settings.get('size')!r}, a resize the video processor cannot "
+            "do (it takes a shortest_edge, or a height and a width)."
+        )
+    if set(crop) != {"height", "width"}:
+        raise ValueError(f"{name}'s preprocessor_config.json has crop_size={settings.get('crop_size')!r}: the video "
+                         "processor needs a crop height and width.")
+    if settings.get("do_center_crop", True):
+        return {"size": size, "crop_size": crop}
+    # No crop: frames come out at the resize's size. Training crops to crop_size: the same size where it is exact.
+    return {"size": size, "crop_size": crop if "shortest_edge" in size else dict(size), "do_center_crop": False}
+
+
 def video_processor_for_clip(
     clip_name_or_path: str | os.PathLike, image_size: int, num_frames: int = 8, **hub_kwargs: Any
 ) -> OmniCLIPVideoProcessor:
     """
     An [`OmniCLIPVideoProcessor`] that prepares each frame as the CLIP's image processor prepares an image (same
-    shortest-edge resize, centre crop, mean and std), sampling `num_frames` frames per clip.
+    resize, shortest-edge or exact height and width, same centre crop or none, mean and std), sampling `num_frames`
+    frames per clip.
+
+    Raises:
+        `ValueError`: the CLIP's image processor resizes in a way the video processor cannot (e.g. a longest edge).
     """
-    settings = _clip_image_settings(os.fspath(clip_name_or_path), hub_kwargs)
-    size = settings.get("size") or {}
-    crop = settings.get("crop_size") or {}
-    shortest_edge = size.get("shortest_edge") or size.get("height") or image_size
-    crop_size = {"height": crop.get("height", image_size), "width": crop.get("width", image_size)}
+    name = os.fspath(clip_name_or_path)
+    settings = _clip_image_settings(name, hub_kwargs)
+    resize_and_crop = _clip_resize_and_crop(name, settings, image_size)
     extra = {key: settings[key] for key in ("image_mean", "image_std") if settings.get(key)}
-    return OmniCLIPVideoProcessor(
-        num_frames=num_frames, size={"shortest_edge": shortest_edge}, crop_size=crop_size, **extra
-    )
+    return OmniCLIPVideoProcessor(num_frames=num_frames, **resize_and_crop, **extra)
 
 
-def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, **hub_kwargs: Any):
-    """The CLIP's own tokenizer, or the package's copy of CLIP's BPE tokenizer when the checkpoint has none."""
+def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, vocab_size: int | None = None, **hub_kwargs: Any):
+    """
+    The CLIP's own tokenizer, or the package's copy of CLIP's BPE tokenizer when the checkpoint has none, or one far
+    smaller than its text model's vocabulary (`vocab_size`, read from its config if not given): transformers loads a
+    folder without vocabulary files as a tokenizer of its special tokens alone, which gives every word the same id.
+    Falling back says so with a `UserWarning` (the `omniclip` command prints those; it quiets library logs).
+
+    Raises:
+        `ValueError`: the checkpoint has no usable tokenizer and its text model's vocabulary is smaller than the
+            package's tokenizer (its ids would fall outside it).
+    """
+    import warnings
+
     from transformers import AutoTokenizer, CLIPTokenizer
 
     from . import default_tokenizer_path
 
+    name = os.fspath(clip_name_or_path)
+    if vocab_size is None:
+        try:
+            vocab_size = (read_checkpoint_config(name, hub_kwargs).get("text_config") or {}).get("vocab_size")
+        except (OSError, ValueError):
+            vocab_size = None
     try:
-        return AutoTokenizer.from_pretrained(
-            os.fspath(clip_name_or_path), **hub_kwargs_of(hub_kwargs)
-        )
+        tokenizer = AutoTokenizer.from_pretrained(name, **hub_kwargs_of(hub_kwargs))
     except (OSError, ValueError, TypeError):
-        logger.warning(f"{clip_name_or_path} has no tokenizer: using CLIP's BPE tokenizer shipped with omniclip_hf.")
-        return CLIPTokenizer.from_pretrained(default_tokenizer_path())
+        tokenizer, lacking = None, "has no tokenizer"
+    else:
+        if vocab_size and len(tokenizer) < vocab_size // 2:
+            tokenizer, lacking = None, (f"has a tokenizer of only {len(tokenizer)} tokens for a text model of "
+                                        f"{vocab_size} (no vocabulary files)")
+    if tokenizer is not None:
+        return tokenizer
+    fallback = CLIPTokenizer.from_pretrained(default_tokenizer_path())
+    if vocab_size and len(fallback) > vocab_size:
+        raise ValueError(
+            f"{name} {lacking}, and CLIP's BPE tokenizer shipped with omniclip_hf ({len(fallback)} tokens) does not "
+            f"fit its text model ({vocab_size} tokens): save the CLIP's own tokenizer in {name}."
+        )
+    warnings.warn(f"{name} {lacking}: using CLIP's BPE tokenizer shipped with omniclip_hf ({len(fallback)} tokens).",
+                  UserWarning, stacklevel=2)
+    return fallback
 
 
 def processor_for_clip(model: OmniCLIPModel, clip_name_or_path: str | os.PathLike, **hub_kwargs: Any) -> OmniCLIPProcessor:
@@ -74,7 +136,7 @@ def processor_for_clip(model: OmniCLIPModel, clip_name_or_path: str | os.PathLik
     video_processor = video_processor_for_clip(
         clip_name_or_path, model.config.vision_config.image_size, model.config.num_frames, **hub_kwargs
     )
-    tokenizer = tokenizer_for_clip(clip_name_or_path, **hub_kwargs)
+    tokenizer = tokenizer_for_clip(clip_name_or_path, model.config.text_config.vocab_size, **hub_kwargs)
     return OmniCLIPProcessor(video_processor, tokenizer, text_template=model.config.text_template)
 
 

@@ -821,6 +821,12 @@ PIPELINE_TASK = "zero-shot-video-classification"
 PIPELINE_CODE_FILES = ("pipeline_omniclip.py", "video_processing_omniclip.py")
 
 
+def custom_pipelines_entry() -> dict[str, Any]:
+    """The config's `custom_pipelines`: the zero-shot pipeline's class in its copied file, for remote code."""
+    return {PIPELINE_TASK: {"impl": "pipeline_omniclip.ZeroShotVideoClassificationPipeline", "pt": ["AutoModel"],
+                            "tf": [], "type": "multimodal"}}
+
+
 def copy_pipeline_code(save_directory: str | os.PathLike) -> None:
     """Copies the pipeline code next to a saved model (from the package, or from a remote-code copy holding it)."""
     import shutil
@@ -1154,14 +1160,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, plus what the Hub needs to run the zero-shot pipeline without this
         package: the pipeline's code beside the model code, named in the config's `custom_pipelines`."""
-        self.config.custom_pipelines = {
-            PIPELINE_TASK: {
-                "impl": "pipeline_omniclip.ZeroShotVideoClassificationPipeline",
-                "pt": ["AutoModel"],
-                "tf": [],
-                "type": "multimodal",
-            }
-        }
+        self.config.custom_pipelines = custom_pipelines_entry()
         check_config_describes_modules(self)
         super().save_pretrained(save_directory, *args, **kwargs)
         copy_pipeline_code(save_directory)
@@ -1171,9 +1170,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         """
         Saves only the trainable OmniCLIP weights (`adapter_model.safetensors`) and the config, which names the
         base CLIP; `OmniCLIPModel.from_pretrained(folder)` loads the base CLIP, then these weights. The model code
-        is copied too (`auto_map`), as with `save_pretrained`. `state_dict` (default: the model's own) is the
-        full state dict to take the weights from, e.g. one gathered from an FSDP-sharded model, as in
-        `save_pretrained`.
+        is copied too (`auto_map`), and the pipeline's (`custom_pipelines`), as with `save_pretrained`.
+        `state_dict` (default: the model's own) is the full state dict to take the weights from, e.g. one gathered
+        from an FSDP-sharded model, as in `save_pretrained`.
         """
         from safetensors.torch import save_file
         from transformers.dynamic_module_utils import custom_object_save
@@ -1193,7 +1192,11 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         config.base_clip_fingerprint = base_clip_fingerprint(self.clip, state_dict)
         # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
         custom_object_save(self, save_directory, config=config)
+        # And, as save_pretrained, the zero-shot pipeline for hosts without this package: its code beside the model
+        # code, named in the config's `custom_pipelines` (the model card's pipeline(..., trust_remote_code=True)).
+        config.custom_pipelines = custom_pipelines_entry()
         config.save_pretrained(save_directory)
+        copy_pipeline_code(save_directory)
         adapter_weights = {
             name: tensor.detach().contiguous().cpu()
             for name, tensor in (self.state_dict() if state_dict is None else state_dict).items()
@@ -1291,7 +1294,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             if os.path.isdir(os.fspath(clip)):
                 check_weight_files(os.fspath(clip))
             clip_model = CLIPModel.from_pretrained(clip, **loading)
-            source = os.fspath(clip)
+            # A local folder by its absolute path: relative, an adapter saved from this model loaded its base from no
+            # other folder, and publishing read it as a Hub id there.
+            source = os.path.abspath(clip) if os.path.isdir(os.fspath(clip)) else os.fspath(clip)
         else:
             raise ValueError(
                 f"from_clip expects a CLIP checkpoint name, a folder path or a transformers CLIPModel, "

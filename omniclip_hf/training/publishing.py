@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -43,19 +46,59 @@ def _format_metric(value: Any) -> str:
     return f"{100 * value:.2f}"
 
 
-def _exists_locally(name: str) -> bool:
+def _exists_locally(name: str | Path) -> bool:
     try:
         return Path(name).exists()
     except (OSError, ValueError):  # a name too long for a path, or one holding a NUL byte
         return False
 
 
-def hub_id_or_none(name: Any) -> str | None:
-    """`name` when it reads as a Hub id (`owner/name` by huggingface_hub's rule, not an existing local path), else
-    `None`: the card names no local path (base CLIP folders and data folders stay on the machine that trained)."""
+# training_options.json's record of the run's local sources: `{an option's value as given: its absolute path}` for
+# each value (or list item) that named an existing file or folder where the run started. Publishing tells local paths
+# from Hub ids by it, wherever it runs: judged by what exists in the current folder, `--clip models/tiny_clip` given
+# in the training folder read as the Hub id `models/tiny_clip` to a publish run from any other folder (the card named
+# it as the base model, and an adapter over that local CLIP was uploaded).
+LOCAL_PATHS_KEY = "local_paths"
+
+
+def local_paths_of(options: dict[str, Any], base: str | Path | None = None) -> dict[str, str]:
+    """`{value: absolute path}` for each string option value, or item of a list, that names an existing file or
+    folder, relative to `base` (the current folder when None): the `local_paths` training_options.json records."""
+    found: dict[str, str] = {}
+    for value in options.values():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, str) or not item or item in found:
+                continue
+            path = Path(item) if base is None or Path(item).is_absolute() else Path(base) / item
+            if _exists_locally(path):
+                found[item] = os.path.abspath(path)
+    return found
+
+
+def local_paths_record(options: Any) -> dict[str, str] | None:
+    """The run's `local_paths` record, carried in `options` (`read_run_record` puts it there); None without one (a
+    bare model folder, a run of an earlier version, or train.py's own publish in the folder it trained in), when
+    what exists in the current folder decides."""
+    record = getattr(options, LOCAL_PATHS_KEY, None) if options is not None else None
+    return record if isinstance(record, dict) else None
+
+
+def _is_local(name: str, local_paths: dict[str, str] | None) -> bool:
+    """Whether `name` named a local file or folder: by the run's record where there is one (the same answer from any
+    folder), else by what exists in the current folder."""
+    if local_paths is not None:
+        return name in local_paths
+    return _exists_locally(name)
+
+
+def hub_id_or_none(name: Any, local_paths: dict[str, str] | None = None) -> str | None:
+    """`name` when it reads as a Hub id (`owner/name` by huggingface_hub's rule, and no local path: none the run
+    recorded in `local_paths`, or without a record none that exists here), else `None`: the card names no local path
+    (base CLIP folders and data folders stay on the machine that trained)."""
     from huggingface_hub.utils import validate_repo_id
 
-    if not isinstance(name, str) or name.count("/") != 1 or name.startswith((".", "/", "~")) or _exists_locally(name):
+    if (not isinstance(name, str) or name.count("/") != 1 or name.startswith((".", "/", "~"))
+            or _is_local(name, local_paths)):
         return None
     try:
         validate_repo_id(name)
@@ -64,14 +107,19 @@ def hub_id_or_none(name: Any) -> str | None:
     return name
 
 
-def dataset_hub_id_or_none(source: Any) -> str | None:
+def dataset_hub_id_or_none(source: Any, local_paths: dict[str, str] | None = None) -> str | None:
     """`source` (a --train_data or --eval_data value) when it names a Hub dataset, by the rule the data loader
     itself uses (`looks_like_a_local_path`): `hmdb51/train.csv` is a local annotation file, even where publishing
-    runs from another folder than training did."""
+    runs from another folder than training did. With the run's `local_paths` record, only the loader's rule of the
+    name's form applies here: a name whose first folder existed was either recorded or refused by the training run."""
     from .data import looks_like_a_local_path
 
-    hub_id = hub_id_or_none(source)
-    return None if hub_id is None or looks_like_a_local_path(hub_id) else hub_id
+    hub_id = hub_id_or_none(source, local_paths)
+    if hub_id is None:
+        return None
+    if local_paths is None:
+        return None if looks_like_a_local_path(hub_id) else hub_id
+    return None if Path(hub_id).suffix or "\\" in hub_id else hub_id
 
 
 def _metric_value(value: Any) -> float | None:
@@ -83,17 +131,33 @@ def _metric_value(value: Any) -> float | None:
 def _evaluation_sets(options: Any, metrics: dict[str, Any]) -> list[tuple[str | None, str, dict[str, Any]]]:
     """`(hub dataset id or None, display name, metrics)` for each evaluated set in `metrics.json`."""
     eval_data = list(getattr(options, "eval_data", None) or []) if options else []
+    local_paths = local_paths_record(options)
     if "eval_sets" in metrics:
         from .evaluation import eval_set_names  # loads torch: only for a run with several eval sets
 
         source_of = dict(zip(eval_set_names(eval_data), eval_data)) if len(eval_data) > 1 else {}
-        return [(dataset_hub_id_or_none(source_of.get(name)), name, values)
+        return [(dataset_hub_id_or_none(source_of.get(name), local_paths), name, values)
                 for name, values in metrics["eval_sets"].items()]
     if "top1" in metrics:
         source = eval_data[0] if len(eval_data) == 1 else None
-        hub_id = dataset_hub_id_or_none(source)
+        hub_id = dataset_hub_id_or_none(source, local_paths)
         return [(hub_id, hub_id or "evaluation set", metrics)]
     return []
+
+
+def class_count(values: dict[str, Any]) -> int | None:
+    """How many classes an evaluation set was scored over, read from its confusion matrix in metrics.json (one
+    set's: under `eval`); None when the metrics hold none."""
+    matrix = values.get("confusion_matrix")
+    if matrix is None and isinstance(values.get("eval"), dict):
+        matrix = values["eval"].get("confusion_matrix")
+    return len(matrix) if isinstance(matrix, list) and matrix else None
+
+
+def top5_is_trivial(values: dict[str, Any]) -> bool:
+    """Top-5 over 5 classes or fewer counts every video (k is capped at the class count): 100% by construction."""
+    count = class_count(values)
+    return count is not None and count <= 5
 
 
 def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
@@ -108,6 +172,8 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
     eval_results = []
     for hub_id, name, values in evaluation_sets:
         for key, metric_name in (("top1", "top-1 accuracy"), ("top5", "top-5 accuracy")):
+            if key == "top5" and top5_is_trivial(values):
+                continue  # 100% by construction: no result
             value = _metric_value(values.get(key))
             if value is not None:
                 eval_results.append(EvalResult(
@@ -122,7 +188,7 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
     datasets = [name for name in [train_data, *(hub_id for hub_id, _, _ in evaluation_sets)] if name]
     return ModelCardData(
         model_name=(model_name or "OmniCLIP").split("/")[-1],
-        base_model=hub_id_or_none(config.get("base_clip_name_or_path")),
+        base_model=hub_id_or_none(config.get("base_clip_name_or_path"), local_paths_record(options)),
         datasets=list(dict.fromkeys(datasets)) or None,
         license=(getattr(options, "license", None) if options else None) or "apache-2.0",
         library_name="transformers",
@@ -135,7 +201,8 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
 def training_set_hub_id(options: Any) -> str | None:
     """The training data set's Hub id; None when it is a local path, or when the run did not train (an evaluation
     of a --model)."""
-    return dataset_hub_id_or_none(getattr(options, "train_data", None) if options else None)
+    return dataset_hub_id_or_none(getattr(options, "train_data", None) if options else None,
+                                  local_paths_record(options))
 
 
 # Options that only ever name a local file or folder (a recipe YAML, label lists, folders of the run): left out of
@@ -146,35 +213,39 @@ LOCAL_PATH_OPTIONS = ("config", "output_dir", "labels_file", "eval_labels_file",
 DATA_OPTIONS = ("train_data", "eval_data")
 
 
-def _reads_as_a_path(text: str) -> bool:
-    return "/" in text or "\\" in text or text.startswith("~") or _exists_locally(text)
+def _reads_as_a_path(text: str, local_paths: dict[str, str] | None = None) -> bool:
+    return "/" in text or "\\" in text or text.startswith("~") or _is_local(text, local_paths)
 
 
-def _published_item(key: str, item: Any) -> bool:
+def _published_item(key: str, item: Any, local_paths: dict[str, str] | None = None) -> bool:
     """Whether one value of option `key` may appear in the card: no local path, Hub ids kept. Options not listed
     above (`--clip`, `--model` and any added later) are judged by their value, so a new path option cannot leak."""
     if key in LOCAL_PATH_OPTIONS:
         return False
     if key in DATA_OPTIONS:
-        return dataset_hub_id_or_none(item) is not None
-    if isinstance(item, str) and _reads_as_a_path(item):
-        return hub_id_or_none(item) is not None
+        return dataset_hub_id_or_none(item, local_paths) is not None
+    if isinstance(item, str) and _reads_as_a_path(item, local_paths):
+        return hub_id_or_none(item, local_paths) is not None
     return True
 
 
 def card_recipe(options: Any) -> dict[str, Any]:
-    """The options the card shows as the training recipe: those set, without local paths (Hub ids stay). A zero is
-    a setting (`--mixup_alpha 0` turns mixup off) and is shown: `value in (None, False, [])` dropped it, since
-    `0 == False`, and the card then read as the default."""
+    """The options the card shows as the training recipe: those set that decide the model (not
+    `OPTIONS_THAT_DO_NOT_DECIDE_THE_MODEL`: a dry run's card and the upload's are the same), without local paths (Hub
+    ids stay). A zero is a setting (`--mixup_alpha 0` turns mixup off) and is shown: `value in (None, False, [])`
+    dropped it, since `0 == False`, and the card then read as the default."""
     recipe = {}
+    local_paths = local_paths_record(options)
     for key, value in (vars(options).items() if options else []):
+        if key in OPTIONS_THAT_DO_NOT_DECIDE_THE_MODEL or key == LOCAL_PATHS_KEY:
+            continue
         if value is None or value is False or value == []:
             continue
         if isinstance(value, list):
-            kept = [item for item in value if _published_item(key, item)]
+            kept = [item for item in value if _published_item(key, item, local_paths)]
             if kept:
                 recipe[key] = kept
-        elif _published_item(key, value):
+        elif _published_item(key, value, local_paths):
             recipe[key] = value
     return recipe
 
@@ -186,10 +257,14 @@ def _results_lines(evaluation_sets: list[tuple[str | None, str, dict[str, Any]]]
         return lines + ["| none measured | not measured | not measured |"]
     for hub_id, name, values in evaluation_sets:
         label = hub_id or f"{name} (local)"
-        lines.append(f"| {label} | {_format_metric(values.get('top1'))} | {_format_metric(values.get('top5'))} |")
+        # Top-5 of a set of 5 classes or fewer is 100% by construction: no measurement.
+        top5 = f"n/a ({class_count(values)} classes)" if top5_is_trivial(values) else _format_metric(values.get("top5"))
+        lines.append(f"| {label} | {_format_metric(values.get('top1'))} | {top5} |")
     if len(evaluation_sets) > 1:
+        trivial = any(top5_is_trivial(values) for _, _, values in evaluation_sets)
+        top5 = "n/a (a set has 5 classes or fewer)" if trivial else _format_metric(metrics.get("top5"))
         lines.append(f"| mean ± std over the {len(evaluation_sets)} sets | {_format_metric(metrics.get('top1'))} | "
-                     f"{_format_metric(metrics.get('top5'))} |")
+                     f"{top5} |")
     return lines
 
 
@@ -260,8 +335,8 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         *_results_lines(_evaluation_sets(options, metrics), metrics),
         "",
         "Multi-view evaluation: "
-        f"{recipe.get('eval_num_clips', '?')} temporal clips x {recipe.get('eval_num_crops', '?')} spatial crops, "
-        "scores averaged.",
+        f"{getattr(options, 'eval_num_clips', None) or '?'} temporal clips x "
+        f"{getattr(options, 'eval_num_crops', None) or '?'} spatial crops, scores averaged.",
         "",
         "## Training recipe",
         "",
@@ -303,13 +378,14 @@ def check_hub_model_id(hub_model_id: str) -> None:
                          "use your-name/model-name.") from None
 
 
-def check_adapter_base_is_on_the_hub(model_folder: Path) -> None:
+def check_adapter_base_is_on_the_hub(model_folder: Path, options: Any = None) -> None:
     """An adapter-only folder names its base CLIP (`base_clip_name_or_path`), loaded first by whoever downloads it: a
-    local folder there would load on no other machine."""
+    local folder there would load on no other machine. Local by the run's `local_paths` record where `options` carry
+    it (a relative `models/clip` is local from any folder), else by what exists here."""
     if not (model_folder / "adapter_model.safetensors").exists():
         return
     base = json.loads((model_folder / "config.json").read_text()).get("base_clip_name_or_path")
-    if hub_id_or_none(base) is None:
+    if hub_id_or_none(base, local_paths_record(options)) is None:
         raise ValueError(f"{model_folder} holds only the trained adapters over the base CLIP {base!r}, a local folder "
                          "that no one who downloads it has: train with --clip set to the base's Hub id (e.g. "
                          "openai/clip-vit-base-patch16), or publish the full model (without --adapter_only).")
@@ -322,29 +398,66 @@ def _dry_run_target(model_folder: Path, dry_run_dir: str | Path | None) -> Path:
     if target.resolve() == model_folder.resolve() or model_folder.resolve().is_relative_to(target.resolve()):
         raise ValueError(f"--dry_run_dir {target} would replace the model folder {model_folder} it copies: pick "
                          "another folder.")
+    if target.resolve().is_relative_to(model_folder.resolve()):  # each dry run would copy the earlier ones again
+        raise ValueError(f"--dry_run_dir {target} is inside the model folder {model_folder} it copies: pick a folder "
+                         "outside it.")
     if target.exists() and any(target.iterdir()) and not (target / DRY_RUN_MARKER).exists():
         raise ValueError(f"--dry_run_dir {target} exists and is not an earlier dry run's folder: pick another "
                          "folder, or move that one away.")
     return target
 
 
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link (an upload's staged copy of a large model costs nothing), a copy across file systems."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def stage_with_card(model_folder: Path, destination: Path, card: ModelCard, link: bool = False) -> Path:
+    """`destination`: the model folder's files, its own README.md left out, and the card as README.md. The card is
+    never written into the model folder: a README.md there may be the user's own (a dry run replaced it)."""
+    def without_its_readme(directory: str, names: list[str]) -> list[str]:
+        return ["README.md"] if Path(directory) == model_folder and "README.md" in names else []
+
+    shutil.copytree(model_folder, destination, ignore=without_its_readme,
+                    copy_function=_link_or_copy if link else shutil.copy2)
+    card.save(destination / "README.md")
+    return destination
+
+
+@contextmanager
+def _staged_upload(model_folder: Path, card: ModelCard) -> Iterator[Path]:
+    """The folder an upload sends, removed afterwards: hard links to the model's files beside it (the same file
+    system), in the system's temporary folder where that cannot be written."""
+    try:
+        staging = tempfile.TemporaryDirectory(prefix=".omniclip-upload-", dir=model_folder.parent)
+    except OSError:
+        staging = tempfile.TemporaryDirectory(prefix="omniclip-upload-")
+    with staging as folder:
+        yield stage_with_card(model_folder, Path(folder) / model_folder.name, card, link=True)
+
+
 def publish_model(model_folder: str | Path, options: Any, metrics: dict[str, Any], dry_run: bool,
                   dry_run_dir: str | Path | None = None, private: bool = False) -> Path | str:
-    """Writes the model card into the folder, then uploads the folder, or copies exactly that to `dry_run_dir`."""
+    """Uploads the folder with its model card as README.md, or copies exactly what would be uploaded to `dry_run_dir`.
+    The card goes into the copy (or the upload's staged copy), never into `model_folder`."""
     model_folder = Path(model_folder)
     if not (model_folder / "config.json").exists():
         raise FileNotFoundError(f"{model_folder}: not a saved OmniCLIP folder (no config.json).")
     check_hub_model_id(options.hub_model_id)
-    check_adapter_base_is_on_the_hub(model_folder)
+    check_adapter_base_is_on_the_hub(model_folder, options)
     target = _dry_run_target(model_folder, dry_run_dir) if dry_run else None
-    build_model_card(model_folder, options, metrics).save(model_folder / "README.md")
+    card = build_model_card(model_folder, options, metrics)
     if dry_run:
         def copy(partial: Path) -> None:
-            shutil.copytree(model_folder, partial)
+            stage_with_card(model_folder, partial, card)
             (partial / DRY_RUN_MARKER).write_text("written by a dry run of publish_model; the next one replaces it\n")
 
         return write_folder_atomically(target, copy)
-    return upload(model_folder, options.hub_model_id, private)
+    with _staged_upload(model_folder, card) as staged:
+        return upload(staged, options.hub_model_id, private, name=model_folder)
 
 
 def _hub_client_errors() -> tuple[type[BaseException], ...]:
@@ -364,18 +477,20 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def upload(model_folder: Path, repo_id: str, private: bool = False) -> str:
+def upload(model_folder: Path, repo_id: str, private: bool = False, name: Path | None = None) -> str:
     """Creates the repository (if new) and uploads the folder in one commit; a failure is one OSError line (the
-    client's own message runs over several lines, or is a traceback for a refused connection)."""
+    client's own message runs over several lines, or is a traceback for a refused connection) naming `name` (the
+    model folder a staged `model_folder` copies), else the folder."""
     from huggingface_hub import create_repo, upload_folder
 
     try:
         create_repo(repo_id, exist_ok=True, private=private)
         upload_folder(repo_id=repo_id, folder_path=str(model_folder), commit_message="Upload OmniCLIP")
     except _hub_client_errors() as error:
-        raise OSError(f"uploading {model_folder} to the Hub repository {repo_id} failed ({_first_line(error)}); the "
-                      "upload made no commit. Check the network and your token (`hf auth login`), then run it again "
-                      "(examples/push_to_hub.py --run_dir ...), or try it with --dry_run.") from error
+        raise OSError(f"uploading {name or model_folder} to the Hub repository {repo_id} failed "
+                      f"({_first_line(error)}); the upload made no commit. Check the network and your token (`hf auth "
+                      "login`), then run it again (examples/push_to_hub.py --run_dir ...), or try it with --dry_run."
+                      ) from error
     return repo_id
 
 
@@ -448,13 +563,42 @@ def check_same_run(measured: dict[str, Any], recorded: dict[str, Any], metrics_p
                          "the model it holds, or publish the model alone with --model_dir.")
 
 
+def training_directory(run_dir: Path, output_dir: Any) -> Path | None:
+    """The folder a run of an earlier version (no `local_paths` record) trained in, read off its relative
+    --output_dir: `runs/x` for the folder /home/me/runs/x was given in /home/me. None where that cannot tell (an
+    absolute --output_dir, `..` in it, or a run folder moved since)."""
+    if not isinstance(output_dir, str) or not output_dir or Path(output_dir).is_absolute():
+        return None
+    given = Path(output_dir).parts
+    folder = Path(os.path.abspath(run_dir))
+    if ".." in given or (given and folder.parts[-len(given):] != given):
+        return None
+    return Path(*folder.parts[:len(folder.parts) - len(given)])
+
+
+def _check_local_paths(record: Any, options_path: Path) -> dict[str, str]:
+    if not isinstance(record, dict) or not all(isinstance(key, str) and isinstance(value, str)
+                                               for key, value in record.items()):
+        raise ValueError(f"{options_path}: {LOCAL_PATHS_KEY} is {json.dumps(record)[:60]}, not the object of local "
+                         f"paths (option value: absolute path) examples/train.py writes: {_REWRITE}.")
+    return record
+
+
 def read_run_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """`(metrics, options)` of an examples/train.py output folder, for the card: the options are the ones
     metrics.json recorded (those its numbers were measured with), checked against training_options.json. Either
-    file may be missing (a run without evaluation, an earlier version); a damaged one is one ValueError line."""
+    file may be missing (a run without evaluation, an earlier version); a damaged one is one ValueError line.
+
+    The options carry training_options.json's `local_paths` record (which values named local files or folders where
+    the run trained): the card then says the same from whatever folder publishing runs in. A run of an earlier
+    version has none; its record is rebuilt in the folder its relative --output_dir says it trained in, where that
+    can tell (else what exists in the current folder decides, as before)."""
     metrics_path, options_path = run_dir / METRICS_NAME, run_dir / TRAINING_OPTIONS_NAME
     metrics = read_json_object(metrics_path) if metrics_path.is_file() else {}
     recorded = read_json_object(options_path) if options_path.is_file() else None
+    local_paths = None
+    if recorded is not None and LOCAL_PATHS_KEY in recorded:  # not an option: metrics.json's options have none
+        local_paths = _check_local_paths(recorded.pop(LOCAL_PATHS_KEY), options_path)
     check_metrics(metrics, metrics_path)
     measured = metrics.get("options")
     if measured is not None and not isinstance(measured, dict):
@@ -462,10 +606,18 @@ def read_run_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
                          f"the object of options examples/train.py writes: {_REWRITE}.")
     if measured is not None and recorded is not None:
         check_same_run(measured, recorded, metrics_path, options_path)
-    return metrics, dict(measured if measured is not None else recorded or {})
+    options = dict(measured if measured is not None else recorded or {})
+    options.pop(LOCAL_PATHS_KEY, None)  # only training_options.json's own is the run's
+    if local_paths is None:
+        trained_in = training_directory(run_dir, options.get("output_dir"))
+        local_paths = local_paths_of(options, trained_in) if trained_in is not None else None
+    if local_paths is not None:
+        options[LOCAL_PATHS_KEY] = local_paths
+    return metrics, options
 
 
 __all__ = [
+    "LOCAL_PATHS_KEY",
     "build_card_data",
     "build_model_card",
     "card_recipe",
@@ -474,8 +626,11 @@ __all__ = [
     "check_same_run",
     "dataset_hub_id_or_none",
     "hub_id_or_none",
+    "local_paths_of",
+    "local_paths_record",
     "publish_model",
     "read_json_object",
     "read_run_record",
+    "stage_with_card",
     "upload",
 ]

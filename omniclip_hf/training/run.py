@@ -642,10 +642,23 @@ def describe_training_data(data: dict[str, Any]) -> str:
 
 
 def write_training_options(options: TrainingOptions, accelerator: Accelerator, output_dir: Path) -> None:
-    """`training_options.json`: the options of the run that last wrote to `output_dir`."""
+    """`training_options.json`: the options of the run that last wrote to `output_dir`, as given, and under
+    `local_paths` the absolute path of each option value that names a local file or folder here (publishing, from
+    any folder, tells them from Hub ids by it: `models/clip` given here is no Hub id from elsewhere)."""
+    from .publishing import LOCAL_PATHS_KEY, local_paths_of
+
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / TRAINING_OPTIONS_NAME).write_text(json.dumps(vars(options), indent=2))
+        recorded = {**vars(options), LOCAL_PATHS_KEY: local_paths_of(vars(options))}
+        (output_dir / TRAINING_OPTIONS_NAME).write_text(json.dumps(recorded, indent=2))
+
+
+def recorded_base_clip(name: str | None) -> str | None:
+    """The base CLIP as the saved config names it: a local folder by its absolute path (a relative one loaded from no
+    other folder, and read as a Hub id there), a Hub id as it is."""
+    from .publishing import local_paths_of
+
+    return local_paths_of({"base": name}).get(name, name) if isinstance(name, str) else name
 
 
 def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, folder: Path,
@@ -656,11 +669,13 @@ def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, 
     config and no weights.
     """
 
+    base = recorded_base_clip(options.clip or model.config.base_clip_name_or_path)
+
     def write(partial: Path) -> None:
         if options.adapter_only:
-            model.save_adapter(partial, base_clip_name_or_path=options.clip or model.config.base_clip_name_or_path,
-                               state_dict=state_dict)
+            model.save_adapter(partial, base_clip_name_or_path=base, state_dict=state_dict)
         else:
+            model.config.base_clip_name_or_path = base  # what the saved config.json names
             model.save_pretrained(partial, state_dict=state_dict)
         processor.save_pretrained(partial)
 

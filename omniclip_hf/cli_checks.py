@@ -1,0 +1,256 @@
+# Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
+"""The `omniclip` command's input checks: labels, model sources, video files, devices, and the pipeline loaded from
+a model, each problem a `CommandError` of one line. Like `omniclip_hf.cli`, nothing heavy is imported at module level:
+torch and transformers load inside the functions that use them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line without a traceback."""
+
+
+def one_line(error: BaseException | str) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------------
+# --labels separates labels with commas; semicolons and line breaks separate too, so "yoga; archery" (or a list
+# pasted one a line) is two labels rather than one that scores 1.0. Labels containing them go in --labels-file.
+LABEL_SEPARATORS = re.compile(r"[,;\n]")
+LABEL_FILE_SUFFIXES = (".txt", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml")
+# Leading bytes of still-image formats PyAV would otherwise read as a one-frame "video" (GIF is left out: it moves).
+IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def split_labels(text: str) -> list[str]:
+    """`--labels` as a list: split on commas, semicolons and line breaks, each label stripped of outer spaces."""
+    stripped = text.strip()
+    if stripped and not LABEL_SEPARATORS.search(stripped):
+        if Path(stripped).is_file() or stripped.lower().endswith(LABEL_FILE_SUFFIXES):
+            raise CommandError(
+                f"--labels {stripped} looks like a label file: pass it as --labels-file {stripped} "
+                '(--labels takes the labels themselves, e.g. --labels "yoga,archery").'
+            )
+    candidates = [label.strip() for label in LABEL_SEPARATORS.split(text)]
+    if all(not label for label in candidates):
+        raise CommandError('--labels is empty: give comma-separated labels, e.g. --labels "running,cooking".')
+    if len(candidates) == 1:
+        raise CommandError(
+            f"--labels {stripped!r} is one label, and a softmax over one label always scores 1.0: give two or more, "
+            'separated by commas, e.g. --labels "yoga,archery".'
+        )
+    return candidates
+
+
+def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
+    """
+    The candidate labels: `--labels` split on commas, semicolons or line breaks (kept as typed, minus surrounding
+    spaces), or a label file with one dataset class name a line (or a CSV with a `name` column) turned into natural
+    text (`brush_hair` -> `brush hair`, `ApplyEyeMakeup` -> `apply eye makeup`).
+    """
+    from .pipeline_omniclip import check_candidate_labels
+    from .processing_omniclip import label_to_text, load_label_names
+
+    if labels_file is not None:
+        path = Path(labels_file)
+        if not path.is_file():
+            raise CommandError(f"label file {labels_file} does not exist.")
+        try:
+            names = load_label_names(path)
+        except ValueError as error:
+            raise CommandError(one_line(error)) from None
+        if len(names) == 1:
+            raise CommandError(
+                f"label file {labels_file} has one label ({names[0]!r}), and a softmax over one label always scores "
+                "1.0: give two or more, one a line."
+            )
+        candidates = [label_to_text(name) for name in names]
+    else:
+        candidates = split_labels(labels)
+    try:
+        return list(check_candidate_labels(candidates))
+    except ValueError as error:
+        message = str(error).replace("candidate_labels has", "the labels have").replace("candidate_labels", "labels")
+        raise CommandError(message) from None
+
+
+def check_template(template: str) -> str:
+    from .pipeline_omniclip import check_hypothesis_template
+
+    try:
+        return check_hypothesis_template(template)
+    except ValueError as error:
+        raise CommandError(str(error).replace("hypothesis_template", "--template")) from None
+
+
+def looks_like_hub_id(model: str) -> bool:
+    """`name` or `owner/name` that is not a local path (Hub ids have at most one slash and no path prefixes)."""
+    return (
+        not Path(model).exists()
+        and model.count("/") <= 1
+        and not model.startswith((".", "/", "~"))
+        and "\\" not in model
+        and all(part and all(char.isalnum() or char in "-_." for char in part) for part in model.split("/"))
+    )
+
+
+def check_model_source(model: str, revision: str | None = None, flag: str = "--model") -> Path | None:
+    """A local model folder (checked as such and returned), or a Hub id whose config can be read (cached, or online).
+    Errors name the argument `flag` (`--model`, `--clip`; "" for a positional one, which names only the value)."""
+    if looks_like_hub_id(model) and "/" in model:
+        from .modeling_omniclip import read_checkpoint_config
+
+        try:
+            read_checkpoint_config(model, {"revision": revision} if revision else {})
+        except (OSError, ValueError) as error:
+            raise CommandError(f"{flag} {one_line(error)}".lstrip()) from None
+        return None
+    return check_model_folder(model, flag)
+
+
+def check_local_model_files(path: Path | None) -> None:
+    """An OmniCLIP folder must hold its tokenizer and processor; a plain CLIP folder needs only the tokenizer
+    (its video processor is built from the CLIP config when it is wrapped)."""
+    if path is None:
+        return
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        model_type = None  # unreadable config: loading reports it with the file's name
+    check_processor_files(path, needs_processor_settings=model_type == "omniclip")
+
+
+def check_model_folder(model: str, flag: str = "--model") -> Path:
+    path = Path(model)
+    if not path.exists():
+        raise CommandError(f"model folder {model} does not exist (nor is it a Hub id of the form owner/name).")
+    if not path.is_dir():
+        raise CommandError(f"{flag} {model} is a file; pass the folder written by save_pretrained().".lstrip())
+    if not (path / "config.json").is_file():
+        raise CommandError(
+            f"model folder {model} holds no config.json: it is not a saved model (use model.save_pretrained() and "
+            "processor.save_pretrained() on the same folder)."
+        )
+    return path
+
+
+def check_videos(videos: Sequence[str]) -> None:
+    missing = [video for video in videos if not Path(video).exists()]
+    if missing:
+        raise CommandError(f"video file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}.")
+    folders = [video for video in videos if Path(video).is_dir()]
+    if folders:
+        empty = [folder for folder in folders if not any(Path(folder).iterdir())]
+        what = "an empty folder" if len(empty) == len(folders) else "a folder"
+        raise CommandError(
+            f"not a video file ({what}): {', '.join(folders)}; pass the video files themselves, e.g. "
+            f"{Path(folders[0]) / '*.mp4'}."
+        )
+    for video in videos:
+        image_format = still_image_format(video)
+        if image_format:
+            raise CommandError(
+                f"{video} is a {image_format} image, not a video: OmniCLIP recognises motion, and a still picture "
+                "would be scored as a video whose frames never change. Pass a video file."
+            )
+
+
+def still_image_format(path: str) -> str | None:
+    """The image format named by the file's leading bytes (PNG, JPEG, BMP, TIFF, WebP), or `None`."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None  # unreadable: the decoder reports it with the file's name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
+
+
+def check_processor_files(path: Path, needs_processor_settings: bool = True) -> None:
+    """A local model folder must hold the tokenizer and the processor the pipeline loads beside the weights."""
+    from .processing_omniclip import check_processor_folder
+
+    try:
+        check_processor_folder(path, needs_processor_settings)
+    except FileNotFoundError as error:
+        raise CommandError(one_line(error)) from None
+
+
+def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> str:
+    """One line saying why `pipeline()` could not load `model`. transformers' own message for a model class that
+    failed wraps that class's whole traceback: the model is loaded here on its own to report the cause itself."""
+    text = str(error)
+    if not text.startswith(f"Could not load model {model}"):
+        return one_line(error)
+    loading = {name: kwargs[name] for name in ("dtype", "revision") if name in kwargs}
+    from .model_loading import load_omniclip_model
+
+    try:
+        load_omniclip_model(model, **loading)
+    except Exception as cause:  # noqa: BLE001  (whatever stopped the pipeline's load, in one line)
+        return one_line(cause)
+    # It loads on its own: the last line of each traceback transformers kept is its error.
+    causes = []
+    for part in text.split("while loading with ")[1:]:
+        lines = [line.strip() for line in part.splitlines() if line.strip()]
+        if lines:
+            causes.append(lines[-1])
+    return "; ".join(causes) or one_line(error)
+
+
+def check_device(device: str) -> None:
+    """`--device` names a device this machine has (torch would say "Found no NVIDIA driver", or list every device
+    type it knows, only once the model moves there): the check examples/evaluate.py makes."""
+    from .training.loop import check_device_name
+
+    try:
+        check_device_name(device, "--device")
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def check_labels_with_tokenizer(pipe, labels: list[str], template: str | None):
+    """The labels' text embeddings from the pipeline, which refuses labels only its tokenizer tells apart
+    ("t-shirt" and "t - shirt") and warns about a label cut to CLIP's context length: checked once, before any video."""
+    try:
+        return pipe.text_embeddings(labels, template)
+    except ValueError as error:
+        raise CommandError(str(error).replace("candidate_labels has", "the labels have")) from None
+
+
+def load_pipeline(model: str, device: str | None, dtype: str, revision: str | None = None):
+    """The zero-shot video classification pipeline of a saved model folder or Hub id (OmniCLIP, or a plain CLIP
+    wrapped as frame-averaged CLIP), with its tokenizer and processor."""
+    import torch
+    from transformers import pipeline
+
+    import omniclip_hf  # noqa: F401  (registers the pipeline task and the Auto classes)
+
+    kwargs: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    if device is not None:
+        check_device(device)
+        kwargs["device"] = device
+    if revision is not None:
+        kwargs["revision"] = revision
+    try:
+        return pipeline("zero-shot-video-classification", model=model, **kwargs)
+    except (OSError, ValueError, TypeError) as error:
+        raise CommandError(
+            f"could not load the model and its processor from {model}: {loading_error(model, error, kwargs)}"
+        ) from None
