@@ -39,8 +39,8 @@ from omniclip_hf.training.run import (
     train,
     trained_classes_of,
     training_data,
-    write_training_options,
 )
+from omniclip_hf.training.recipe import write_training_options
 
 
 logger = logging.getLogger("omniclip.train")

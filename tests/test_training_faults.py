@@ -414,7 +414,7 @@ def test_the_frozen_clip_fingerprint_sees_frozen_weights_only(tiny_clip):
 def test_a_resume_on_another_number_of_processes_is_warned_about(tmp_path, caplog):
     """A checkpoint's position counts each process's batches: batch 40 of two processes is batch 80 of one."""
     from omniclip_hf.training.loop import parse_training_options
-    from omniclip_hf.training.run import recipe_of, warn_about_changed_recipe
+    from omniclip_hf.training.recipe import recipe_of, warn_about_changed_recipe
 
     options = parse_training_options(["--clip", "x", "--train_data", "y"])
     with caplog.at_level("WARNING"):

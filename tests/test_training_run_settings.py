@@ -12,12 +12,8 @@ import torch
 from omniclip_hf import OmniCLIPModel
 from omniclip_hf.training.loop import build_processor, parse_training_options
 from omniclip_hf.training.evaluation import eval_set_names
-from omniclip_hf.training.run import (
-    StepLosses,
-    load_model_and_processor,
-    recipe_of,
-    warn_about_changed_recipe,
-)
+from omniclip_hf.training.recipe import recipe_of, warn_about_changed_recipe
+from omniclip_hf.training.run import StepLosses, load_model_and_processor
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +92,7 @@ def test_a_resume_over_another_number_of_listed_videos_is_warned_about(tmp_path,
     """The same annotation file re-exported with more videos: the sampler's permutation and the resumed position
     refer to another set."""
     from omniclip_hf.training.data import VideoClassificationData
-    from omniclip_hf.training.run import training_data_of
+    from omniclip_hf.training.recipe import training_data_of
 
     options = parse_training_options(["--clip", "x", "--train_data", "y"])
     data = VideoClassificationData(dataset=list(range(10)), class_names=["a", "b"], source="y")

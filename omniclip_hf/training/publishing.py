@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_omniclip import OmniCLIPConfig
 from .checkpoints import write_folder_atomically
+from .recipe import TRAINING_OPTIONS_NAME
 
 
 def _is_number(value: Any) -> bool:
@@ -496,7 +497,6 @@ def upload(model_folder: Path, repo_id: str, private: bool = False, name: Path |
 
 # ------------------------------------------------------------------------------------- a training run's record
 METRICS_NAME = "metrics.json"
-TRAINING_OPTIONS_NAME = "training_options.json"  # run.TRAINING_OPTIONS_NAME, not imported: run.py loads torch
 # Options that change neither the trained weights nor the files published: where the run wrote, how it logged,
 # checkpointed and read its data (the same videos either way), how it was published, and how it was evaluated
 # (metrics.json's own options say how its numbers were measured). A difference in any other option means
