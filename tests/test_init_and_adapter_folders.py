@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from .conftest import REPO_ROOT, SHARED_DIR, TOKENIZER_DIR
+from .test_transformers_native import IMPORT_BLOCKER
 
 VIDEO = SHARED_DIR / "videos" / "mmaction2_rawvideo_part_0.mp4"  # 32 frames at 30 fps
 LABELS = ["archery", "playing guitar", "yoga"]
@@ -23,21 +24,6 @@ LABELS = ["archery", "playing guitar", "yoga"]
 # ----------------------------------------------------------------------------------------------------------------
 # Adapter-only folders: the card's `pipeline(..., trust_remote_code=True)` snippet
 # ----------------------------------------------------------------------------------------------------------------
-IMPORT_BLOCKER = '''
-import sys
-
-
-class BlockOmniCLIP:
-    """Makes `import omniclip_hf` fail in this process, as where the package is not installed."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "omniclip_hf" or name.startswith("omniclip_hf."):
-            raise ImportError("omniclip_hf is not installed here")
-        return None
-
-
-sys.meta_path.insert(0, BlockOmniCLIP())
-'''
 
 # The model card's snippet, nothing of the package imported first.
 CARD_SNIPPET = '''
