@@ -137,7 +137,8 @@ def test_the_flag_decides_what_the_loader_hands_over(motion_data, place, dtype):
     options = parse_training_options(["--clip", "x", "--train_data", str(motion_data / "train"), "--batch_size", "2",
                                       "--num_workers", "0", "--color_augmentation_on", place])
     data = load_video_dataset(options.train_data, str(motion_data / "labels.txt"))
-    accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1)
+    accelerator = SimpleNamespace(device=torch.device("cpu"), num_processes=1,
+                                  prepare_data_loader=lambda loader, device_placement: loader)  # one process: as it is
     _, loader, _ = training_loader(options, accelerator, data, build_video_processor(32, 4))
     batch = next(iter(loader))
     assert batch["pixel_values_videos"].dtype == dtype
