@@ -195,3 +195,21 @@ def test_shard_members_are_never_read_from_a_file_of_their_name_in_the_working_f
     items = streamed_items(shards, processor)
     assert processor.given == [CLIP.read_bytes()]  # the member's own bytes, not the working folder's file
     assert items[1]["error"].startswith(f"{shard}: empty.mp4: the video is empty (0 bytes)")
+
+
+def test_a_hub_stream_s_videos_are_never_read_from_a_file_of_their_name_in_the_working_folder(tmp_path, monkeypatch):
+    """A Hub WebDataset repository streams through datasets' `Video` feature: cast to `Video(decode=False)`, a cell's
+    bytes were swapped for its bare file name whenever a file of that name sat in the working folder."""
+    import datasets
+
+    shards = tmp_path / "hub"
+    shards.mkdir()
+    write_shard(shards / "train-00000.tar", [("s1.mp4", CLIP.read_bytes()), ("s1.cls", b"0")])
+    local = datasets.load_dataset("webdataset", data_files={"train": [str(shards / "train-00000.tar")]},
+                                  split="train", streaming=True)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: local)  # what the Hub would give
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(OTHER_CLIP, tmp_path / "s1.mp4")
+    data = load_streaming_dataset("owner/videos", ["a", "b"], video_column="mp4", label_column="cls")
+    row = next(iter(data.stream))
+    assert row["video"]["bytes"] == CLIP.read_bytes() and row["label"] == 0

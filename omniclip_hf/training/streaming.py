@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import torch
+from datasets import Value
 
 from .data import VIDEO_EXTENSIONS, _class_index, _describe, _name_lookup, labels_in_class_order, process_training_clip
 
@@ -87,6 +88,12 @@ class StreamingVideoData:
         return self.stream.num_shards
 
 
+# A video cell as it is stored: its bytes and its file name. Cast to `Video(decode=False)` instead, a stream built in
+# Python (a Hub WebDataset repo) went through `Video.encode_example`, which swaps a cell's bytes for its file name
+# whenever a file of that name is in the working folder: that file was trained on, under the cell's label.
+RAW_VIDEO = {"bytes": Value("binary"), "path": Value("string")}
+
+
 def load_streaming_dataset(source: str | Path, class_names: list[str] | None, split: str = "train",
                            video_column: str = "video", label_column: str = "label") -> StreamingVideoData:
     """A folder of WebDataset tar shards, or a Hub dataset id, as a stream (nothing is downloaded whole)."""
@@ -109,7 +116,7 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
         class_names, class_names_from = list(features[label_column].names), f"the {label_column!r} ClassLabel"
     stream = labels_in_class_order(stream, label_column, class_names, str(source))
     if isinstance(features.get(video_column), Video):
-        stream = stream.cast_column(video_column, Video(decode=False))  # decode in our workers, our way
+        stream = stream.cast_column(video_column, RAW_VIDEO)  # decode in our workers, our way
     stream = stream.select_columns([video_column, label_column])
     if video_column != "video":
         stream = stream.rename_column(video_column, "video")
@@ -125,7 +132,7 @@ def load_tar_shards(source: str | Path, class_names: list[str] | None, split: st
     and one without a video or a `.cls` streams with None there, which `StreamingVideoClipDataset` reports by shard
     and key, instead of datasets' error about the whole set (or a missing column read as an undecodable video).
     """
-    from datasets import Features, Value, load_dataset
+    from datasets import Features, load_dataset
 
     shards = tar_shards(source, split)
     if class_names is None:  # a `.cls` holds an index: the names come from elsewhere
