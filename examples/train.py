@@ -4,7 +4,7 @@
         --clip openai/clip-vit-base-patch16 --train_data hmdb51/train.csv --eval_data hmdb51/test.csv \\
         --labels_file labels/hmdb51.txt --output_dir runs/hmdb51
     accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/train.py \\
-        --config examples/configs/hmdb51_few_shot_k2.yaml --clip ...     # 8 GPUs
+        --config examples/configs/k400_supervised.yaml --clip ...     # 8 GPUs (its total_batch_size: 32 x 8)
     torchrun --nproc_per_node 2 examples/train.py ...        # two CPU processes (gloo)
 
 The output folder holds `metrics.json` (top1/top5 on each eval set), `checkpoints/` (accelerate state, trainable
@@ -27,7 +27,12 @@ from omniclip_hf.training.checkpoints import (
     check_output_dir_for_an_evaluation,
     delete_earlier_checkpoints,
 )
-from omniclip_hf.training.distributed import check_launch, describe_distributed_setup, full_state_dict
+from omniclip_hf.training.distributed import (
+    check_launch,
+    check_total_batch_size,
+    describe_distributed_setup,
+    full_state_dict,
+)
 from omniclip_hf.training.evaluation import write_metrics
 from omniclip_hf.training.loop import check_inputs_exist, parse_training_options, run_script
 from omniclip_hf.training.publishing import publish_model
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
     check_launch(accelerator, options.gradient_accumulation_steps)
+    check_total_batch_size(options, accelerator.num_processes)
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from omniclip_hf.training.distributed import check_launch
+from omniclip_hf.training.distributed import check_launch, check_total_batch_size
 from omniclip_hf.training.loop import build_scheduler, parse_training_options
 from omniclip_hf.training.run import group_scale, optimizer_steps_per_epoch
 from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
@@ -164,3 +164,16 @@ def test_a_warmup_as_long_as_training_is_said(caplog):
     with caplog.at_level(logging.WARNING, logger="omniclip.train"):
         build_scheduler(optimizer, options, steps_per_epoch=40, total_steps=40)
     assert "warm-up" not in caplog.text
+
+
+def test_a_recipe_s_total_batch_is_checked_against_the_launch(tiny_clip_dir, motion_data, tmp_path):
+    """Batch sizes are per process: a recipe of batch 8 for one GPU launched on 8 trained at 64 with nothing said."""
+    options = parse_training_options(["--clip", "x", "--train_data", "y", "--batch_size", "8", "--total_batch_size", "8"])
+    check_total_batch_size(options, processes=1)
+    with pytest.raises(ValueError, match=r"--total_batch_size 8: this launch trains batches of 64 \(--batch_size 8 x 8 "):
+        check_total_batch_size(options, processes=8)
+    options.gradient_accumulation_steps, options.batch_size = 4, 2
+    check_total_batch_size(options, processes=1)  # 2 x 1 x 4
+    result = run(train_command(tiny_clip_dir, motion_data, tmp_path / "run", "--total_batch_size", "3"))
+    assert result.returncode != 0 and "--total_batch_size 3: this launch trains batches of 4" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()

@@ -44,6 +44,21 @@ def check_launch(accelerator, gradient_accumulation_steps: int | None = None) ->
                        "the model is not sharded.", accelerator.distributed_type.value, accelerator.device.type)
 
 
+def check_total_batch_size(options, processes: int) -> None:
+    """A recipe's `total_batch_size` against this launch: batch sizes are per process, so a recipe of batch 8 for one
+    GPU launched on 8 trained at 64, eight times the paper's, with nothing said."""
+    if options.total_batch_size is None:
+        return
+    total = options.batch_size * processes * options.gradient_accumulation_steps
+    if total != options.total_batch_size:
+        where = f" (from --config {options.config})" if getattr(options, "config", None) else ""
+        raise ValueError(
+            f"--total_batch_size {options.total_batch_size}{where}: this launch trains batches of {total} "
+            f"(--batch_size {options.batch_size} x {processes} processes x --gradient_accumulation_steps "
+            f"{options.gradient_accumulation_steps}); set --batch_size or --gradient_accumulation_steps so that they "
+            "make it, or pass --total_batch_size for another total.")
+
+
 def describe_distributed_setup(accelerator) -> dict[str, Any]:
     """`type` (Accelerate's distributed type), `processes`, `nodes`, `processes_per_node`, `device`, `mixed_precision`,
     `torch_compile` (Accelerate's dynamo backend: "no", or e.g. "inductor" under `accelerate launch --dynamo_backend`).

@@ -81,6 +81,9 @@ class TrainingOptions:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.98
     gradient_accumulation_steps: int = 1
+    total_batch_size: int | None = field(default=None, metadata={"help": (
+        "The batch a recipe is meant for, over every process and accumulation step: a launch whose --batch_size x "
+        "processes x --gradient_accumulation_steps differs is refused (the shipped recipes set it).")})
     max_grad_norm: float = 1.0
     mixed_precision: str | None = field(default=None, metadata={"help": "no, fp16 or bf16; default: the launcher's "
                                         "(`accelerate launch --mixed_precision` or its config file), else no."})
