@@ -10,8 +10,9 @@ The videos are expected in `OUT/videos` (`--videos` says otherwise); written fil
 recipes' `data_root`, and class indices in the order of `labels/<dataset>.txt`. `docs/data.md` has the downloads
 and the extraction commands. A listed video that is not on disk is an error (a broken extraction), unless
 `--allow_missing`, which leaves it out and says how many (Kinetics clips disappear from YouTube). An incomplete or
-malformed download (a missing HMDB51 split file, a line or record that cannot be read) is an error naming the file and
-line: a split that silently lacks classes would change the benchmark.
+malformed download (a missing HMDB51 split file, a UCF101 list lacking a class, a line or record that cannot be read,
+a clip in both the training and the test list of a split) is an error naming the file and line: a split that silently
+lacks classes would change the benchmark. So is a class whose videos `--allow_missing` would all leave out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import csv
 import io
 import json
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -43,9 +45,16 @@ def class_key(name: str) -> str:
     return " ".join(name.replace("[", "").replace("]", "").split()).casefold()
 
 
+def class_names_of(dataset: str) -> list[str]:
+    return [line.strip() for line in (LABELS_DIR / f"{dataset}.txt").read_text().splitlines() if line.strip()]
+
+
 def class_indices(dataset: str) -> dict[str, int]:
-    names = [line.strip() for line in (LABELS_DIR / f"{dataset}.txt").read_text().splitlines() if line.strip()]
-    return {class_key(name): index for index, name in enumerate(names)}
+    return {class_key(name): index for index, name in enumerate(class_names_of(dataset))}
+
+
+def shown(names: list[str], limit: int = 5) -> str:
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
 
 
 def index_of(name: str, indices: dict[str, int], where: str) -> int:
@@ -89,6 +98,16 @@ def read_json_records(path: Path, keys: tuple[str, ...]) -> list[dict]:
     return records
 
 
+# The suffixes omniclip_hf.training.data reads as videos (copied: this script does not import the package).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg")
+
+
+def is_video_name(name: str) -> bool:
+    """A file name with a video suffix and something before it: a line cut short (`v_Y`) is not one."""
+    stem, dot, suffix = name.rpartition(".")
+    return bool(stem) and f"{dot}{suffix}".lower() in VIDEO_SUFFIXES
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The four datasets: each returns {output file name: [(video path relative to the videos folder, class index)]}
 # ----------------------------------------------------------------------------------------------------------------
@@ -113,21 +132,31 @@ def hmdb51_split_files(splits: Path, class_names: list[str]) -> list[Path]:
 def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
     """`<class>_test_split<k>.txt` files: `<video>.avi 1` trains, `2` tests, `0` is unused in that split."""
     indices = class_indices("hmdb51")
-    class_names = [line.strip() for line in (LABELS_DIR / "hmdb51.txt").read_text().splitlines() if line.strip()]
+    class_names = class_names_of("hmdb51")
     splits = Path(args.splits)
     outputs: dict[str, list[tuple[str, int]]] = {}
     for split_file in sorted(hmdb51_split_files(splits, class_names)):
         class_name, split = split_file.stem.rsplit("_test_split", 1)
         label = index_of(class_name, indices, str(split_file))
         subsets_seen = set()
+        marked: dict[str, tuple[int, str]] = {}  # clip -> (first line marking it 1 or 2, that mark)
         for number, line in enumerate(read_text(split_file).splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue
-            if len(fields) != 2 or fields[1] not in HMDB51_SPLIT_MARKS:
-                raise PrepareError(f"{split_file}:{number}: {line.strip()!r} is not '<video>.avi 0|1|2'.")
+            if len(fields) != 2 or fields[1] not in HMDB51_SPLIT_MARKS or "/" in fields[0] \
+                    or not is_video_name(fields[0]):
+                raise PrepareError(f"{split_file}:{number}: {line.strip()!r} is not '<video>.avi 0|1|2'; extract "
+                                   "test_train_splits.rar again.")
             subset = HMDB51_SPLIT_MARKS[fields[1]]
             if subset:
+                earlier_line, earlier_mark = marked.setdefault(fields[0], (number, fields[1]))
+                if earlier_mark != fields[1]:
+                    # Tested on what it was trained on: the split's accuracy would not be a test accuracy.
+                    raise PrepareError(
+                        f"{split_file}:{number}: {fields[0]} is marked {fields[1]} ({subset}) here and "
+                        f"{earlier_mark} ({HMDB51_SPLIT_MARKS[earlier_mark]}) at {split_file}:{earlier_line}; a clip "
+                        "is in the training or the test list of a split, not both: extract the official file again.")
                 subsets_seen.add(subset)
                 rows = outputs.setdefault(f"hmdb51_{subset}_split_{split}_videos.txt", [])
                 rows.append((f"{class_name}/{fields[0]}", label))
@@ -139,22 +168,61 @@ def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
     return outputs
 
 
+UCF101_ZIP = "UCF101TrainTestSplits-RecognitionTask.zip"
+
+
+def ucf101_list(list_file: Path, with_index: bool, class_names: list[str], indices: dict[str, int],
+                trained: dict[str, str] | None = None) -> tuple[list[tuple[str, int]], dict[str, str]]:
+    """One official list's rows, and where each clip is (`file:line`). `trainlist0k.txt` lines are
+    `<Class>/<clip>.avi <1-based class index>`, `testlist0k.txt` lines `<Class>/<clip>.avi`; `trained` (the split's
+    training list, read first) refuses a test clip that is also trained on."""
+    expected = "'<Class>/<clip>.avi <1-based class index>'" if with_index else "'<Class>/<clip>.avi'"
+    rows, where_of = [], {}
+    for number, line in enumerate(read_text(list_file).splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{list_file}:{number}"
+        parts = fields[0].split("/")
+        if len(fields) != (2 if with_index else 1) or len(parts) != 2 or not parts[0] or not is_video_name(parts[1]):
+            raise PrepareError(f"{where}: {line.strip()!r} is not {expected} (a line cut short?); extract "
+                               f"{UCF101_ZIP} again.")
+        video = fields[0]
+        label = index_of(parts[0], indices, where)
+        if with_index and not (re.fullmatch(r"[0-9]+", fields[1]) and int(fields[1]) == label + 1):
+            # The class is the folder; an index naming another class means a list made against another classInd.txt.
+            raise PrepareError(f"{where}: {video} is in folder {parts[0]}, class {label + 1} of the official "
+                               f"classInd.txt (labels/ucf101.txt's order), but the line gives class {fields[1]!r}; "
+                               f"was this list made against another classInd.txt? Use the lists of {UCF101_ZIP}.")
+        if trained is not None and video in trained:
+            raise PrepareError(f"{where}: {video} is also in the training list of this split ({trained[video]}); a "
+                               f"clip is trained on or tested, not both: extract {UCF101_ZIP} again.")
+        where_of.setdefault(video, where)
+        rows.append((video, label))
+    if not rows:
+        raise PrepareError(f"{list_file}: lists no videos; extract the file again.")
+    listed = {label for _, label in rows}
+    missing = [name for index, name in enumerate(class_names) if index not in listed]
+    if missing:
+        # A list without a class would silently make another benchmark (its accuracy over fewer classes).
+        raise PrepareError(f"{list_file}: lists no video of {len(missing)} of the {len(class_names)} classes of "
+                           f"labels/ucf101.txt ({shown(missing)}); extract {UCF101_ZIP} again.")
+    return rows, where_of
+
+
 def ucf101_rows(args) -> dict[str, list[tuple[str, int]]]:
     """`trainlist0k.txt` (`Class/v_....avi 1-based index`) and `testlist0k.txt` (`Class/v_....avi`)."""
+    class_names = class_names_of("ucf101")
     indices = class_indices("ucf101")
     outputs: dict[str, list[tuple[str, int]]] = {}
     for split in (1, 2, 3):
+        trained = None
         for subset, list_name in (("train", f"trainlist0{split}.txt"), ("val", f"testlist0{split}.txt")):
             list_file = Path(args.splits) / list_name
             if not list_file.is_file():
-                raise PrepareError(f"{list_file} does not exist (extract UCF101TrainTestSplits-RecognitionTask.zip).")
-            rows = []
-            for number, line in enumerate(read_text(list_file).splitlines(), start=1):
-                if line.strip():
-                    video = line.split()[0]
-                    rows.append((video, index_of(video.split("/")[0], indices, f"{list_file}:{number}")))
-            if not rows:
-                raise PrepareError(f"{list_file}: lists no videos; extract the file again.")
+                raise PrepareError(f"{list_file} does not exist (extract {UCF101_ZIP}).")
+            rows, where_of = ucf101_list(list_file, subset == "train", class_names, indices, trained)
+            trained = where_of
             outputs[f"ucf101_{subset}_split_{split}_videos.txt"] = rows
     return outputs
 
@@ -218,18 +286,30 @@ def kinetics400_rows(args) -> dict[str, list[tuple[str, int]]]:
     return outputs
 
 
+SSV2_ID = re.compile(r"[0-9]+")
+
+
 def ssv2_rows(args) -> dict[str, list[tuple[str, int]]]:
-    """`train.json` / `validation.json`: a list of `{"id", "label", "template", "placeholders"}`; videos `<id>.webm`."""
+    """`train.json` / `validation.json` (`something-something-v2-train.json` / `-validation.json` in the 20BN-era
+    copies mmaction2's tools read): a list of `{"id", "label", "template", "placeholders"}`; videos `<id>.webm`."""
     indices = class_indices("ssv2")
     outputs = {}
     for subset in ("train", "validation"):
-        path = Path(args.annotations) / f"{subset}.json"
-        if not path.is_file():
-            raise PrepareError(f"{path} does not exist (extract the SSv2 labels archive).")
-        outputs[f"{subset}.jsonl"] = [
-            (f"{record['id']}.webm", index_of(record["template"], indices, f"{path} id {record['id']}"))
-            for record in read_json_records(path, ("id", "template"))
-        ]
+        candidates = [f"{subset}.json", f"something-something-v2-{subset}.json"]
+        found = [Path(args.annotations) / name for name in candidates if (Path(args.annotations) / name).is_file()]
+        if not found:
+            raise PrepareError(f"{args.annotations}: no {' or '.join(candidates)} (extract the SSv2 labels archive).")
+        path = found[0]
+        records = read_json_records(path, ("id", "template"))
+        rows = []
+        for number, record in enumerate(records, start=1):
+            video_id = record["id"]
+            if not (isinstance(video_id, str) and SSV2_ID.fullmatch(video_id)):
+                # Else reported as a missing video "None.webm", naming neither the file nor the record.
+                raise PrepareError(f"{path}: record {number} of {len(records)} has id {video_id!r}, not a string of "
+                                   "digits (the video <id>.webm); extract the file again.")
+            rows.append((f"{video_id}.webm", index_of(record["template"], indices, f"{path} id {video_id}")))
+        outputs[f"{subset}.jsonl"] = rows
     return outputs
 
 
@@ -264,13 +344,15 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_missing: bool) -> dict:
-    """Drops rows whose video is not on disk when allowed (and says how many); otherwise refuses."""
+def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_missing: bool,
+                 class_names: list[str]) -> dict:
+    """Drops rows whose video is not on disk when allowed (and says how many); otherwise refuses. A class left
+    without videos is refused either way: it would silently leave the benchmark."""
     if videos.exists() and not videos.is_dir():
         raise PrepareError(f"videos folder {videos} is a file: pass the folder of the extracted videos as --videos.")
     if not videos.is_dir():
         raise PrepareError(f"videos folder {videos} does not exist: extract the videos there, or pass --videos.")
-    kept = {}
+    kept, left_out = {}, []
     for file_name, rows in outputs.items():
         present = [(path, label) for path, label in rows if (videos / path).is_file()]
         missing = len(rows) - len(present)
@@ -283,8 +365,20 @@ def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_
         if not present:
             raise PrepareError(f"none of the {len(rows)} videos of {file_name} is in {videos}: is --videos right?")
         if missing:
-            print(f"{file_name}: left out {missing} of {len(rows)} videos not found in {videos}")
+            remaining = {label for _, label in present}
+            gone = sorted({label for _, label in rows} - remaining)
+            if gone:
+                names = [class_names[label] for label in gone]
+                first = next(path for path, label in rows if label == gone[0])
+                raise PrepareError(
+                    f"{file_name}: {videos} holds no listed video of {len(gone)} of its classes ({shown(names)}; first "
+                    f"missing: {first}): --allow_missing leaves out videos, not a whole class (the split would be "
+                    "another benchmark); extract those classes' videos."
+                )
+            left_out.append(f"{file_name}: left out {missing} of {len(rows)} videos not found in {videos}")
         kept[file_name] = present
+    for line in left_out:  # once every file passed: a refusal prints only its error line
+        print(line)
     return kept
 
 
@@ -314,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         videos = Path(args.videos) if args.videos else out / "videos"
         check_out(out)
-        outputs = keep_present(READERS[args.dataset](args), videos, args.allow_missing)
+        outputs = keep_present(READERS[args.dataset](args), videos, args.allow_missing,
+                               class_names_of(args.dataset))
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:

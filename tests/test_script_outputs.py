@@ -121,14 +121,9 @@ def prepare(*arguments) -> int:
 
 @pytest.mark.parametrize("mask", [0o022, 0o002, 0o027], ids=lambda mask: f"umask{mask:03o}")
 def test_prepare_data_lists_follow_the_umask(tmp_path, umask, mask):
-    splits, out = tmp_path / "ucfTrainTestlist", tmp_path / "data" / "ucf101"
-    splits.mkdir()
-    for video in ("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", "Archery/v_Archery_g01_c01.avi"):
-        (out / "videos" / video).parent.mkdir(parents=True, exist_ok=True)
-        (out / "videos" / video).write_bytes(b"")
-    for split in (1, 2, 3):
-        (splits / f"trainlist0{split}.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 1\r\n")
-        (splits / f"testlist0{split}.txt").write_text("Archery/v_Archery_g01_c01.avi\r\n")
+    from .test_prepare_data_checks import ucf101_download
+
+    splits, out = ucf101_download(tmp_path)  # every class, as the lists must have
     umask(mask)
     assert prepare("ucf101", "--splits", splits, "--out", out) == 0
     written = sorted(out.glob("ucf101_*.txt"))
