@@ -275,6 +275,11 @@ class OmniCLIPConfig(PretrainedConfig):
                 fail("pta_layers", f"layer indices are 0-based and must lie in 0..{num_layers - 1} (got {bad})")
         if not isinstance(self.pta_head_dim, int) or self.pta_head_dim < 1:
             fail("pta_head_dim", "it must be an integer >= 1")
+        if not isinstance(self.pta_alpha_init, (int, float)) or self.pta_alpha_init == 0:
+            # Up (the cascade's convolution) starts at zero: each one's gradient is proportional to the other, so at
+            # 0 both stay 0 and no adapter ever trains.
+            fail("pta_alpha_init", "it must be a nonzero number (the adapters' Up starts at zero, so with alpha 0 "
+                 "neither ever gets a gradient)")
         if self.spg_pooling not in SPG_POOLINGS:
             fail("spg_pooling", f"allowed values are {', '.join(repr(m) for m in SPG_POOLINGS)}")
         if self.spg_projector_init not in SPG_PROJECTOR_INITS:

@@ -827,6 +827,39 @@ def custom_pipelines_entry() -> dict[str, Any]:
                             "tf": [], "type": "multimodal"}}
 
 
+# Fields of an adapter's saved config that describe the base CLIP or the saving, not this model: from_clip sets them.
+_ADAPTER_FIELDS_FROM_CLIP = ("text_config", "vision_config", "projection_dim", "logit_scale_init_value", "model_type",
+                             "architectures", "auto_map", "transformers_version", "_name_or_path", "dtype",
+                             "torch_dtype", "base_clip_name_or_path", "base_clip_fingerprint", "custom_pipelines")
+
+
+# Keywords that are used before this point, not config fields: AutoModel's config (`saved`), base_clip, remote code's.
+_AUTO_CLASS_KWARGS = ("config", "base_clip", "trust_remote_code", "code_revision", "adapter_kwargs")
+
+
+def keep_saved_and_callers_fields(config: OmniCLIPConfig, saved: OmniCLIPConfig, built: list[str],
+                                  callers: dict[str, Any]) -> None:
+    """An adapter-only model is rebuilt with `from_clip` from its modules' fields: the saved config's other fields
+    (`id2label`, which examples/train.py writes, `output_hidden_states`, `problem_type`, ...) and the caller's
+    keyword arguments go onto `config` as `from_pretrained` applies them to a full checkpoint; other keywords are
+    named in a warning. They were dropped: an adapter model forgot its classes, a misspelt keyword with nothing said."""
+    for name in saved.to_dict():  # `built`: the OmniCLIP fields from_clip was given, the caller's applied
+        if name not in _ADAPTER_FIELDS_FROM_CLIP and name not in built and hasattr(saved, name):
+            setattr(config, name, getattr(saved, name))
+    ignored = []
+    for name, value in callers.items():
+        if name in _AUTO_CLASS_KWARGS or name.startswith("_"):
+            continue  # AutoModel's own (its config is `saved` already)
+        if hasattr(config, name):
+            setattr(config, name, value)
+        else:
+            ignored.append(name)
+    if ignored:  # a loading argument of transformers this path does not take, or a misspelt field
+        logger.warning("OmniCLIPModel.from_pretrained of an adapter-only checkpoint ignores %s: no configuration field "
+                       "of OmniCLIPConfig (misspelt?) nor a loading argument it passes on (%s).",
+                       ", ".join(repr(name) for name in ignored), ", ".join(LOADING_KWARGS))
+
+
 def copy_pipeline_code(save_directory: str | os.PathLike) -> None:
     """Copies the pipeline code next to a saved model (from the package, or from a remote-code copy holding it)."""
     import shutil
@@ -1236,6 +1269,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         except Exception as error:
             raise damaged_file_error(adapter_file, error) from None
         check_base_clip(folder, config, model.clip, base, chosen_by_caller=base != config.base_clip_name_or_path)
+        keep_saved_and_callers_fields(model.config, config, omniclip_fields,
+                                      {k: v for k, v in callers_fields.items() if k not in omniclip_fields})
         missing, unexpected = model.load_state_dict(adapter_weights, strict=False, assign=False)
         loading_info = {"missing_keys": [name for name in missing if not name.startswith("clip.")],
                         "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
@@ -1540,9 +1575,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         Args:
             input_ids (`torch.LongTensor` of shape `(num_classes, sequence_length)`):
-                The tokenized class texts (one per class, shared by the whole batch).
+                The tokenized class texts (one per class, shared by the whole batch). Also
+                `(batch_size, num_classes, sequence_length)` holding the same class texts for every video, as
+                `ClassTextCollator` sends them so that a split along the batch (`nn.DataParallel`) keeps every class;
+                rows that differ are refused.
             attention_mask (`torch.Tensor` of shape `(num_classes, sequence_length)`, *optional*):
-                Padding mask of `input_ids`.
+                Padding mask of `input_ids`, of the same shape.
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
                 CLIP-normalised frames. Multi-view input `(batch_size, num_views, num_frames, 3, height, width)`
                 is encoded view by view and the logits are averaged over views.
@@ -1569,6 +1607,16 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             "pixel_values_videos, input_ids, attention_mask, labels, text_embeds, position_ids, return_loss, "
             "output_hidden_states, output_attentions, return_dict and Transformers' own keywords (num_items_in_batch, ...)",
         )
+        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 3:  # (batch, classes, length): one set per video
+            texts = (input_ids,) if attention_mask is None else (input_ids, attention_mask)
+            if texts[-1].shape != input_ids.shape or input_ids.shape[0] == 0 or any(
+                t.stride(0) != 0 and not torch.equal(t, t[:1].expand_as(t)) for t in texts
+            ):
+                mask_shape = None if attention_mask is None else tuple(attention_mask.shape)
+                raise ValueError(f"3-D input_ids {tuple(input_ids.shape)} (attention_mask {mask_shape}) must repeat one "
+                                 "(num_classes, sequence_length) set of class texts for every video, as "
+                                 "ClassTextCollator sends them; pass (num_classes, sequence_length) otherwise.")
+            input_ids, attention_mask = input_ids[0], None if attention_mask is None else attention_mask[0]
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         output_flags = {
             name: getattr(self.config, name) if value is None else value

@@ -117,3 +117,29 @@ def test_the_fingerprint_is_taken_from_the_weights_save_adapter_is_given(tiny_cl
     sharded = OmniCLIPModel.from_clip(build_tiny_clip(seed=1), num_frames=4)  # stands for shards of other values
     sharded.save_adapter(tmp_path / "adapter", base_clip_name_or_path=str(tiny_clip_dir), state_dict=gathered)
     OmniCLIPModel.from_pretrained(tmp_path / "adapter")  # the base CLIP the weights are of: accepted
+
+
+def test_an_adapter_keeps_its_saved_fields_and_names_a_misspelt_keyword(adapter_over_a_base_folder, tmp_path, caplog):
+    """from_clip rebuilt an adapter model from its modules' fields alone: id2label (which train.py writes) and the
+    output flags were dropped, and a misspelt keyword accepted silently."""
+    from omniclip_hf import OmniCLIPModel
+
+    base, _ = adapter_over_a_base_folder
+    model = OmniCLIPModel.from_clip(str(base), num_frames=4)
+    model.config.id2label, model.config.label2id = {0: "archery", 1: "run"}, {"archery": 0, "run": 1}
+    model.config.output_hidden_states = True
+    model.save_adapter(tmp_path / "labelled")
+    loaded = OmniCLIPModel.from_pretrained(tmp_path / "labelled")
+    assert loaded.config.id2label == {0: "archery", 1: "run"} and loaded.config.output_hidden_states is True
+    assert OmniCLIPModel.from_pretrained(tmp_path / "labelled", output_hidden_states=False).config.output_hidden_states is False
+    with caplog.at_level(logging.WARNING):
+        OmniCLIPModel.from_pretrained(tmp_path / "labelled", label_smothing=0.1)
+    assert "ignores 'label_smothing': no configuration field of OmniCLIPConfig (misspelt?)" in caplog.text
+
+
+def test_a_zero_adapter_scale_is_refused():
+    """The adapters' Up starts at zero: with alpha 0 as well neither gets a gradient, and nothing ever trains."""
+    from omniclip_hf import OmniCLIPConfig
+
+    with pytest.raises(ValueError, match="pta_alpha_init=0.0 is invalid: it must be a nonzero number"):
+        OmniCLIPConfig(pta_alpha_init=0.0)

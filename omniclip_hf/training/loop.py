@@ -368,29 +368,45 @@ def parse_training_options(argv: list[str] | None = None) -> TrainingOptions:
     return options
 
 
-def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales.
+def parameter_groups(
+    model: torch.nn.Module, lr: float, weight_decay: float, *, prompt_lr_scale: float = 1.0,
+    spg_lr_scale: float = 1.0, video_head_lr_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the trainable parameters only; no weight decay on biases, norms,
+    embeddings and scales (the adapter gates `alpha`, the temporal and frame position embeddings).
 
     The video-specific prompt generator learns at `lr * prompt_lr_scale`, the self-prompt generator at
     `lr * spg_lr_scale` and the video head at `lr * video_head_lr_scale`, in groups of their own when a scale is
-    not 1.
+    not 1. For `transformers.Trainer`: `Trainer(optimizers=(torch.optim.AdamW(parameter_groups(model, lr, wd)), None))`
+    (or `omniclip_hf.training.trainer_collator.trainer_optimizer`).
     """
-    module_lr = {"video_specific_prompts.": options.lr * options.prompt_lr_scale,
-                 "self_prompt_generator.": options.lr * options.spg_lr_scale,
-                 "video_head.": options.lr * options.video_head_lr_scale}
+    module_lr = {"video_specific_prompts.": lr * prompt_lr_scale,
+                 "self_prompt_generator.": lr * spg_lr_scale,
+                 "video_head.": lr * video_head_lr_scale}
     groups = {  # (decays, learning rate) -> parameter group, in a fixed order
-        (decays, lr): {"params": [], "weight_decay": options.weight_decay if decays else 0.0, "lr": lr}
-        for lr in dict.fromkeys([options.lr, *module_lr.values()])
+        (decays, group_lr): {"params": [], "weight_decay": weight_decay if decays else 0.0, "lr": group_lr}
+        for group_lr in dict.fromkeys([lr, *module_lr.values()])
         for decays in (True, False)
     }
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         decays = parameter.ndim >= 2 and "embedding" not in name
-        lr = next((lr for prefix, lr in module_lr.items() if name.startswith(prefix)), options.lr)
-        groups[decays, lr]["params"].append(parameter)
-    return torch.optim.AdamW([group for group in groups.values() if group["params"]], lr=options.lr,
-                             betas=(options.adam_beta1, options.adam_beta2))
+        group_lr = next((rate for prefix, rate in module_lr.items() if name.startswith(prefix)), lr)
+        groups[decays, group_lr]["params"].append(parameter)
+    return [group for group in groups.values() if group["params"]]
+
+
+def build_optimizer(model: torch.nn.Module, options: TrainingOptions) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters only; no weight decay on biases, norms, embeddings and scales.
+
+    The video-specific prompt generator learns at `lr * prompt_lr_scale`, the self-prompt generator at
+    `lr * spg_lr_scale` and the video head at `lr * video_head_lr_scale`, in groups of their own when a scale is
+    not 1 (see `parameter_groups`).
+    """
+    groups = parameter_groups(model, options.lr, options.weight_decay, prompt_lr_scale=options.prompt_lr_scale,
+                              spg_lr_scale=options.spg_lr_scale, video_head_lr_scale=options.video_head_lr_scale)
+    return torch.optim.AdamW(groups, lr=options.lr, betas=(options.adam_beta1, options.adam_beta2))
 
 
 def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, total_steps: int):
@@ -528,6 +544,7 @@ __all__ = [
     "keep_frozen_clip_out_of_fsdp",
     "latest_checkpoint",
     "lost_another_process",
+    "parameter_groups",
     "parse_training_options",
     "run_script",
 ]

@@ -6,11 +6,13 @@ they are tokenized when the collator is made and reused by every batch.
 
 ```python
 from transformers import Trainer, TrainingArguments
-from omniclip_hf.training.trainer_collator import ClassTextCollator
+from omniclip_hf.training.trainer_collator import ClassTextCollator, trainer_optimizer
 
 collator = ClassTextCollator.from_processor(processor, class_names)  # class texts tokenized here, once
-trainer = Trainer(model=model, args=TrainingArguments(...), train_dataset=train, eval_dataset=val,
-                  data_collator=collator, compute_metrics=collator.accuracy)
+args = TrainingArguments(...)
+trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val, data_collator=collator,
+                  compute_metrics=collator.accuracy, processing_class=processor,
+                  optimizers=(trainer_optimizer(model, args), None))  # the package's weight decay groups
 ```
 """
 
@@ -32,7 +34,10 @@ class ClassTextCollator:
     r"""
     Stacks dataset items (`{"pixel_values_videos": (T, 3, H, W) tensor, "labels" or "label": int}`, as
     `VideoClipDataset` yields) into a batch for [`OmniCLIPModel.forward`], adding the class texts' `input_ids` and
-    `attention_mask`. Items that failed to decode (`{"error": message}`) are dropped with a warning.
+    `attention_mask`, repeated for every video as views `(batch_size, num_classes, sequence_length)` so that a split
+    of the batch along dim 0 (`nn.DataParallel`) keeps every class. Items that failed to decode (`{"error": message}`,
+    or no `pixel_values_videos` once Trainer's `remove_unused_columns` removed the message) are dropped with a
+    warning; a batch of failed items only raises. Items without labels give a batch without `labels`.
 
     Args:
         tokenizer: CLIP's tokenizer.
@@ -57,26 +62,42 @@ class ClassTextCollator:
         return cls(processor.tokenizer, class_names, processor.text_template)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        good = [item for item in items if "error" not in item]
+        good = []
         for item in items:
             if "error" in item:
                 logger.warning(f"skipped a video: {item['error']}")
+            elif "pixel_values_videos" not in item:
+                # Trainer's remove_unused_columns=True (the default) strips a failed item's "error" and "index"
+                logger.warning("ClassTextCollator: skipped an item without pixel_values_videos (a video that failed "
+                               "to decode; set remove_unused_columns=False to see its file and error).")
+            else:
+                good.append(item)
         if not good:
-            raise ValueError("every video of this batch failed to load; see the warnings above.")
-        if "color_augmentation" in good[0]:
+            raise ValueError(f"ClassTextCollator: all {len(items)} videos of this batch failed to load (see the "
+                             "warnings above); remove or re-encode the broken files.")
+        videos = [torch.as_tensor(item["pixel_values_videos"]) for item in good]
+        if "color_augmentation" in good[0] or not all(video.is_floating_point() for video in videos):
             # Trainer hands batches to the model as they are: views left uncoloured and unnormalised would train.
-            raise ValueError("ClassTextCollator: the dataset deferred colour augmentation (defer_color_augmentation="
-                             "True), which only examples/train.py's loop finishes; build the dataset without it.")
-        labels = [item["labels"] if "labels" in item else item["label"] for item in good]
-        labels = torch.stack([torch.as_tensor(label) for label in labels])
-        if not labels.is_floating_point():
-            labels = labels.long()
-        return {
-            "pixel_values_videos": torch.stack([torch.as_tensor(item["pixel_values_videos"]) for item in good]),
-            "labels": labels,
-            "input_ids": self.input_ids,
-            "attention_mask": self.attention_mask,
+            # (remove_unused_columns=True strips the "color_augmentation" key: the uint8 frames still tell.)
+            raise ValueError("ClassTextCollator: the videos arrive as uint8 frames, not CLIP-normalised floats: the "
+                             "dataset deferred colour augmentation (defer_color_augmentation=True), which only "
+                             "examples/train.py's loop finishes; build the dataset without it.")
+        videos = torch.stack(videos)
+        batch = {
+            "pixel_values_videos": videos,
+            # The class texts once per video, as views (no copy): nn.DataParallel (Trainer with several GPUs in one
+            # process) and accelerate's batch dispatching split every tensor along dim 0, and each part must keep
+            # every class. OmniCLIPModel.forward takes the first row.
+            "input_ids": self.input_ids.expand(len(good), -1, -1),
+            "attention_mask": self.attention_mask.expand(len(good), -1, -1),
         }
+        label_keys = [next((key for key in ("labels", "label", "label_ids") if key in item), None) for item in good]
+        if any(key is not None for key in label_keys):  # no labels at all (trainer.predict on new videos): none sent
+            if None in label_keys:
+                raise ValueError("ClassTextCollator: some items of this batch have a label and some have none.")
+            labels = torch.stack([torch.as_tensor(item[key]) for item, key in zip(good, label_keys)])
+            batch["labels"] = labels if labels.is_floating_point() else labels.long()
+        return batch
 
     @staticmethod
     def accuracy(eval_prediction: Any) -> dict[str, float]:
@@ -88,4 +109,20 @@ class ClassTextCollator:
         return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels))}
 
 
-__all__ = ["ClassTextCollator"]
+def trainer_optimizer(model: torch.nn.Module, args: Any, **lr_scales: float) -> torch.optim.AdamW:
+    """AdamW with the package's parameter groups, for `Trainer(optimizers=(trainer_optimizer(model, args), None))`.
+
+    Trainer's own optimizer decays every parameter but biases and norms, the adapter gates (`alpha`) and the
+    temporal and frame position embeddings included; this one decays as `examples/train.py` does (no weight decay
+    on biases, norms, embeddings and scales), with `args`' `learning_rate`, `weight_decay`, `adam_beta1`,
+    `adam_beta2` and `adam_epsilon`. `lr_scales`: `prompt_lr_scale`, `spg_lr_scale`, `video_head_lr_scale`, as
+    [`omniclip_hf.training.loop.parameter_groups`] takes them.
+    """
+    from .loop import parameter_groups
+
+    groups = parameter_groups(model, args.learning_rate, args.weight_decay, **lr_scales)
+    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                             eps=args.adam_epsilon)
+
+
+__all__ = ["ClassTextCollator", "trainer_optimizer"]
