@@ -1663,6 +1663,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         loss = None
         if labels is not None and return_loss is not False:
             self._check_labels(labels, logits_per_video.shape[0], logits_per_video.shape[1])
+            if not labels.is_floating_point():
+                labels = labels.long()  # int32 or uint8 indices (numpy's defaults on some platforms): cross_entropy takes int64
             loss = self.classification_loss(logits_per_video, labels, num_items_in_batch)
 
         output = OmniCLIPOutput(

@@ -745,3 +745,14 @@ def test_readme_snippet_runs(tiny_clip_dir):
     namespace: dict = {}
     exec(compile(snippet, "README.md", "exec"), namespace)
     assert "probabilities" in namespace and namespace["probabilities"].shape[-1] == 3
+
+
+def test_integer_labels_of_any_width_give_the_int64_loss(tiny_clip, clip_tokenizer):
+    """int32 (numpy's default on some platforms) or uint8 class indices passed the label checks and then failed inside
+    torch's cross_entropy ("expected scalar type Long")."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).eval()
+    inputs = {**class_texts(clip_tokenizer), "pixel_values_videos": videos()}
+    with torch.no_grad():
+        expected = model(**inputs, labels=torch.tensor([0, 2])).loss
+        for dtype in (torch.int32, torch.int16, torch.uint8):
+            assert torch.equal(model(**inputs, labels=torch.tensor([0, 2], dtype=dtype)).loss, expected)
