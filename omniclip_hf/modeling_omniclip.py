@@ -249,13 +249,20 @@ def check_config_describes_modules(model: nn.Module) -> None:
         )
 
 
+def is_omniclip_config(config: Any) -> bool:
+    """An OmniCLIP config, also the class of another module: under remote code (AutoModel with
+    `trust_remote_code=True`) the config class AutoConfig loads and this file's `OmniCLIPConfig` are copies in two
+    dynamic modules, and `isinstance` said no: the config AutoModel passed, with the caller's fields, was dropped."""
+    return getattr(config, "model_type", None) == OmniCLIPConfig.model_type and hasattr(config, "architecture")
+
+
 def check_architecture_overrides(name_or_path, saved: dict[str, Any], kwargs: dict[str, Any],
                                  config: OmniCLIPConfig | None = None) -> None:
     """Refuses, in one line, `from_pretrained(checkpoint, num_frames=8)` (or a `config=` saying so, as AutoModel
     passes the keywords): a field the modules are built from, other than the saved one, builds modules the saved
     weights do not fit (transformers' report table and a RuntimeError; or, for a field that changes no shape such as
     `pta_head_dim`, other computations, unsaid)."""
-    asked = config.architecture() if isinstance(config, OmniCLIPConfig) else {}
+    asked = config.architecture() if is_omniclip_config(config) else {}
     asked.update({field: kwargs[field] for field in ARCHITECTURE_FIELDS if field in kwargs})
     changed = changed_architecture_fields(saved, asked)
     if changed:
@@ -330,7 +337,8 @@ class OmniCLIPOutput(ModelOutput):
         logits_per_video (`torch.FloatTensor` of shape `(batch_size, num_classes)`):
             `exp(logit_scale) * cos(video, class text)` (eq. 8); averaged over views for multi-view input.
         logits_per_text (`torch.FloatTensor` of shape `(num_classes, batch_size)`):
-            The transpose of `logits_per_video`.
+            The transpose of `logits_per_video`; None when the class texts came once per video (3-D `input_ids`, as
+            `ClassTextCollator` sends them), where every output runs along the batch.
         video_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
             Unnormalised video embeddings (`(batch_size, num_views, projection_dim)` for multi-view input).
         text_embeds (`torch.FloatTensor` of shape `(num_classes, projection_dim)` or `(batch_size, num_classes, projection_dim)`):
@@ -1134,7 +1142,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None or kwargs.get("gguf_file"):
             return cls._load_full(pretrained_model_name_or_path, *args, **kwargs)
         config = kwargs.get("config")
-        if isinstance(config, OmniCLIPConfig):  # AutoModel passes the config it read
+        if is_omniclip_config(config):  # AutoModel passes the config it read
             config_dict = config.to_dict()
         else:
             config_dict = read_checkpoint_config(pretrained_model_name_or_path, kwargs)
@@ -1148,7 +1156,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             )
         if not kwargs.get("ignore_mismatched_sizes"):  # transformers' way to ask for new modules where shapes differ
             # AutoModel (or a caller) passes a config with the keywords applied: compare it with the saved one.
-            saved = read_checkpoint_config(pretrained_model_name_or_path, kwargs) if isinstance(config, OmniCLIPConfig) \
+            saved = read_checkpoint_config(pretrained_model_name_or_path, kwargs) if is_omniclip_config(config) \
                 else config_dict
             check_architecture_overrides(pretrained_model_name_or_path, saved, kwargs, config)
         adapter_file = _find_adapter_file(pretrained_model_name_or_path, config_dict, kwargs)
@@ -1245,7 +1253,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         loading, callers_fields = split_loading_kwargs(kwargs)
         # AutoModel passes the config it read, the caller's fields (text_template, ...) applied to it.
         passed = kwargs.get("config")
-        config = passed if isinstance(passed, OmniCLIPConfig) else OmniCLIPConfig.from_pretrained(
+        config = passed if is_omniclip_config(passed) else OmniCLIPConfig.from_pretrained(
             folder, **hub_kwargs_of(loading))
         base = kwargs.pop("base_clip", None) or config.base_clip_name_or_path
         if not base:
@@ -1607,7 +1615,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             "pixel_values_videos, input_ids, attention_mask, labels, text_embeds, position_ids, return_loss, "
             "output_hidden_states, output_attentions, return_dict and Transformers' own keywords (num_items_in_batch, ...)",
         )
-        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 3:  # (batch, classes, length): one set per video
+        per_video_texts = isinstance(input_ids, torch.Tensor) and input_ids.dim() == 3
+        if per_video_texts:  # (batch, classes, length): one set per video
             texts = (input_ids,) if attention_mask is None else (input_ids, attention_mask)
             if texts[-1].shape != input_ids.shape or input_ids.shape[0] == 0 or any(
                 t.stride(0) != 0 and not torch.equal(t, t[:1].expand_as(t)) for t in texts
@@ -1667,10 +1676,17 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 labels = labels.long()  # int32 or uint8 indices (numpy's defaults on some platforms): cross_entropy takes int64
             loss = self.classification_loss(logits_per_video, labels, num_items_in_batch)
 
+        logits_per_text = own_storage_if_tracked(logits_per_video.T)
+        if per_video_texts:
+            # Every output along the batch: nn.DataParallel gathers the replicas' outputs along dim 0, and
+            # `(num_classes, part of the batch)` logits of unequal parts cannot be joined (an epoch's last batch).
+            logits_per_text = None
+            if text_embeds.dim() == 2:
+                text_embeds = text_embeds.expand(logits_per_video.shape[0], -1, -1)
         output = OmniCLIPOutput(
             loss=loss,
             logits_per_video=logits_per_video,
-            logits_per_text=own_storage_if_tracked(logits_per_video.T),
+            logits_per_text=logits_per_text,
             video_embeds=own_storage_if_tracked(video_embeds),
             text_embeds=own_storage_if_tracked(text_embeds),
             text_model_output=text_outputs,

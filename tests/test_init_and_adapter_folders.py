@@ -120,6 +120,25 @@ def test_the_cards_pipeline_snippet_runs_an_adapter_folder_as_remote_code(adapte
         assert theirs["score"] == pytest.approx(ours["score"], abs=1e-6)
 
 
+def test_automodel_s_fields_reach_an_adapter_loaded_as_remote_code(adapter_folder, tmp_path):
+    """Under remote code AutoConfig's class and the modeling file's OmniCLIPConfig are copies in two dynamic modules:
+    `isinstance` failed, the config AutoModel passed was re-read from disk and the caller's fields dropped."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(IMPORT_BLOCKER)
+    script = ("import json, sys\nfrom transformers import AutoModel\n"
+              "model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True, text_template='a clip of {}.', "
+              "output_hidden_states=True)\n"
+              "print(json.dumps([type(model).__module__, model.config.text_template, model.config.output_hidden_states]))")
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"),
+                   "OMP_NUM_THREADS": "1", "PYTHONPATH": str(blocker)}
+    process = subprocess.run([sys.executable, "-c", script, str(adapter_folder)], cwd=tmp_path, env=environment,
+                             capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    module, template, hidden_states = json.loads(process.stdout.strip().splitlines()[-1])
+    assert module.startswith("transformers_modules.") and template == "a clip of {}." and hidden_states is True
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # `omniclip init`: the video processor prepares frames as the CLIP's image processor
 # ----------------------------------------------------------------------------------------------------------------

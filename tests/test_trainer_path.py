@@ -68,7 +68,14 @@ def test_dataparallel_split_keeps_every_class(model_and_collator, count):
     if count % 2 == 0:  # equal halves: DataParallel's mean of the replica losses is the batch's mean
         torch.testing.assert_close(torch.stack([output.loss for output in outputs]).mean(), whole.loss)
     assert batch["input_ids"].shape == (count, len(CLASS_NAMES), collator.input_ids.shape[1])
-    assert batch["input_ids"].data_ptr() == collator.input_ids.data_ptr()  # a view of the tokenized texts, no copy
+    # Contiguous copies: the DataLoader's pin_memory (Trainer's default on a GPU) refuses a stride-0 view.
+    assert batch["input_ids"].is_contiguous() and batch["attention_mask"].is_contiguous()
+    # nn.DataParallel gathers every output along dim 0: each runs along the batch, so unequal parts join.
+    for name in ("logits_per_video", "video_embeds", "text_embeds"):
+        joined = torch.cat([getattr(output, name) for output in outputs])
+        assert joined.shape[0] == count, name
+        torch.testing.assert_close(joined, getattr(whole, name).expand_as(joined), msg=name)
+    assert whole.logits_per_text is None and two_d.logits_per_text.shape == (len(CLASS_NAMES), count)
 
 
 def test_three_d_class_texts_must_repeat_one_set(model_and_collator):

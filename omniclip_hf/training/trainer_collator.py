@@ -85,11 +85,12 @@ class ClassTextCollator:
         videos = torch.stack(videos)
         batch = {
             "pixel_values_videos": videos,
-            # The class texts once per video, as views (no copy): nn.DataParallel (Trainer with several GPUs in one
-            # process) and accelerate's batch dispatching split every tensor along dim 0, and each part must keep
-            # every class. OmniCLIPModel.forward takes the first row.
-            "input_ids": self.input_ids.expand(len(good), -1, -1),
-            "attention_mask": self.attention_mask.expand(len(good), -1, -1),
+            # The class texts once per video: nn.DataParallel (Trainer with several GPUs in one process) and
+            # accelerate's batch dispatching split every tensor along dim 0, and each part must keep every class.
+            # OmniCLIPModel.forward takes the first row. Copies, not an expanded view: the DataLoader's pin_memory
+            # (Trainer's default on a GPU) copies into a tensor of the same strides, refused for a stride of 0.
+            "input_ids": self.input_ids.expand(len(good), -1, -1).contiguous(),
+            "attention_mask": self.attention_mask.expand(len(good), -1, -1).contiguous(),
         }
         label_keys = [next((key for key in ("labels", "label", "label_ids") if key in item), None) for item in good]
         if any(key is not None for key in label_keys):  # no labels at all (trainer.predict on new videos): none sent
