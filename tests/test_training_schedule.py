@@ -177,3 +177,19 @@ def test_a_recipe_s_total_batch_is_checked_against_the_launch(tiny_clip_dir, mot
     result = run(train_command(tiny_clip_dir, motion_data, tmp_path / "run", "--total_batch_size", "3"))
     assert result.returncode != 0 and "--total_batch_size 3: this launch trains batches of 4" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_resume_that_changes_the_optimizer_s_groups_is_refused_not_called_damaged(tiny_clip_dir, motion_data,
+                                                                                      tmp_path):
+    """A rate scale turned from 1 to 0.1 gives the prompts a group of their own: load_state failed on every
+    checkpoint, each was called damaged, and the advice was --overwrite_output_dir, which deletes them."""
+    output = tmp_path / "run"
+    first = train_command(tiny_clip_dir, motion_data, output, "--max_steps", "2", "--checkpointing_steps", "1",
+                          "--prompt_lr_scale", "1")
+    assert run(first).returncode == 0
+    resumed = run(train_command(tiny_clip_dir, motion_data, output, "--max_steps", "4", "--prompt_lr_scale", "0.1",
+                                "--resume_from_checkpoint", "latest"))
+    assert resumed.returncode != 0
+    assert "parameter groups and this run builds" in resumed.stderr and "(--prompt_lr_scale 1.0" in resumed.stderr
+    assert "damaged" not in resumed.stderr and "Traceback" not in resumed.stderr
+    assert sorted(path.name for path in (output / "checkpoints").iterdir()) == ["step_00000001", "step_00000002"]

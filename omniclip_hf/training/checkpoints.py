@@ -34,6 +34,9 @@ TRAINER_STATE_KEYS = ("global_step", "epoch", "batches_in_epoch")
 TRAINABLE_WEIGHTS_KEY = "trainable_weights"
 # A digest of the frozen CLIP the adapters were trained over (`frozen_clip_fingerprint`), compared on resume too.
 FROZEN_CLIP_KEY = "frozen_clip"
+# The optimizer's parameter groups (their sizes), which the learning-rate scales decide.
+OPTIMIZER_GROUPS_KEY = "optimizer_groups"
+LR_SCALE_OPTIONS = ("prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale")
 
 
 class CheckpointMismatchError(ValueError):
@@ -115,6 +118,23 @@ def check_checkpoint_frozen_clip(checkpoint: Path, state: dict[str, Any], finger
             f"{checkpoint} was trained over another frozen CLIP than this run's --clip/--model (same shapes, other "
             "weights): resume with the CLIP the run was started with (its training_options.json), or train this one "
             "in a new --output_dir.")
+
+
+def check_checkpoint_optimizer_groups(checkpoint: Path, state: dict[str, Any], groups: list[int]) -> None:
+    """Refuses, in one line, a checkpoint whose optimizer has other parameter groups than this run's (a rate scale
+    turned to or from 1 splits or merges them): its optimizer state cannot be restored, and `load_state` failing on it
+    called every checkpoint of the run damaged and advised deleting them (checkpoints written before the groups were
+    recorded are not checked)."""
+    recorded = state.get(OPTIMIZER_GROUPS_KEY)
+    if recorded is None or list(recorded) == list(groups):
+        return
+    recipe = state.get("recipe") or {}
+    was = ", ".join(f"--{name} {recipe[name]}" for name in LR_SCALE_OPTIONS if name in recipe)
+    raise CheckpointMismatchError(
+        f"{checkpoint} holds an optimizer of {len(recorded)} parameter groups and this run builds {len(groups)}: the "
+        f"learning-rate scales ({', '.join('--' + name for name in LR_SCALE_OPTIONS)}) decide the groups, and one "
+        f"turned to or from 1 changes them, so the optimizer state cannot be restored; resume with the run's scales"
+        f"{f' ({was})' if was else ''}, or train in a new --output_dir.")
 
 
 def _listed(names: list[str], limit: int = 3) -> str:
@@ -334,21 +354,23 @@ def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
 
 def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
                        trainable_weights: dict[str, list[int]] | None = None,
-                       frozen_clip: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+                       frozen_clip: str | None = None,
+                       optimizer_groups: list[int] | None = None) -> tuple[Path, dict[str, Any]] | None:
     """Loads the checkpoint `value` names into the prepared objects; returns it and the loop's position.
 
     With `latest`, a checkpoint that cannot be read (empty or truncated files) is skipped with a warning for the one
     before it; an explicit folder that cannot be read is a ValueError naming it. None: no checkpoint yet.
     `trainable_weights` (`trainable_weight_shapes` of the model) and `frozen_clip` (its `frozen_clip_fingerprint`)
-    make a checkpoint of another model a `CheckpointMismatchError`, before anything is loaded.
+    make a checkpoint of another model a `CheckpointMismatchError`, before anything is loaded; so do
+    `optimizer_groups` (the sizes of the optimizer's parameter groups) that differ from the checkpoint's.
     """
     if value != "latest":
         checkpoint = resolve_checkpoint(value, output_dir)
-        return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
+        return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip, optimizer_groups)
     checkpoints = complete_checkpoints(output_dir)
     for checkpoint in reversed(checkpoints):
         try:
-            return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip)
+            return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip, optimizer_groups)
         except CheckpointMismatchError:
             raise
         except ValueError as error:
@@ -362,12 +384,14 @@ def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
 
 
 def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]] | None,
-          frozen_clip: str | None = None) -> dict[str, Any]:
+          frozen_clip: str | None = None, optimizer_groups: list[int] | None = None) -> dict[str, Any]:
     state = load_trainer_state(checkpoint)  # the cheap check first: an empty or partial state file
     if trainable_weights is not None:
         check_checkpoint_matches_model(checkpoint, state, trainable_weights)
     if frozen_clip is not None:
         check_checkpoint_frozen_clip(checkpoint, state, frozen_clip)
+    if optimizer_groups is not None:
+        check_checkpoint_optimizer_groups(checkpoint, state, optimizer_groups)
     try:
         with _checkpoint_io():
             accelerator.load_state(str(checkpoint), strict=False)
@@ -380,6 +404,7 @@ def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]]
 __all__ = [
     "CheckpointMismatchError",
     "FROZEN_CLIP_KEY",
+    "OPTIMIZER_GROUPS_KEY",
     "TRACKER_PROJECT_NAME",
     "TRAINABLE_WEIGHTS_KEY",
     "check_checkpoint_frozen_clip",

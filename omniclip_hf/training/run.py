@@ -21,6 +21,7 @@ from . import testing_hooks
 from .checkpoints import (
     FEW_SHOT_SELECTION_NAME,
     FROZEN_CLIP_KEY,
+    OPTIMIZER_GROUPS_KEY,
     TRACKER_PROJECT_NAME,
     TRAINABLE_WEIGHTS_KEY,
     check_output_dir_for_a_new_run,
@@ -326,6 +327,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     total_steps = options.max_steps or options.epochs * steps_per_epoch
     scheduler = build_scheduler(optimizer, options, steps_per_epoch or 0, total_steps)
     settings = optimizer_settings(optimizer, scheduler)
+    optimizer_groups = [len(group["params"]) for group in optimizer.param_groups]
     keep_frozen_clip_out_of_fsdp(accelerator, model)
     keep_checkpoints_trainable_only(model)
     trainable_weights = trainable_weight_shapes(model)
@@ -337,7 +339,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
              "learning_rates": []}
     if options.resume_from_checkpoint:
         restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights,
-                                      frozen_clip)
+                                      frozen_clip, optimizer_groups)
         if restored is not None:
             checkpoint, state = restored
             keep_this_runs_optimizer_settings(optimizer, scheduler, settings)
@@ -350,6 +352,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     state.setdefault("learning_rates", [])  # a checkpoint of an earlier version has none
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
+    state[OPTIMIZER_GROUPS_KEY] = optimizer_groups
     state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes, data.class_names, training_data_of(data))
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
