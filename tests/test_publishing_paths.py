@@ -246,3 +246,39 @@ def test_top5_of_five_classes_or_fewer_is_not_published_as_a_result(tiny_omnicli
     assert "| mean ± std over the 2 sets | 50.00 ± 25.00 | n/a (a set has 5 classes or fewer) |" in str(card)
     assert [(result.dataset_type, result.metric_name) for result in card.data.eval_results] == [
         ("owner/four", "top-1 accuracy"), ("owner/ten", "top-1 accuracy"), ("owner/ten", "top-5 accuracy")]
+
+
+def test_a_path_that_exists_here_is_local_even_when_the_record_misses_it(tmp_path, monkeypatch):
+    """A record rebuilt for a run of an earlier version (from its --output_dir) misses paths when the run folder was
+    moved; the record alone then named the local `models/clip` as a Hub id, and the adapter-only guard let it pass."""
+    from omniclip_hf.training.publishing import hub_id_or_none
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "clip").mkdir(parents=True)
+    assert hub_id_or_none("models/clip", {"x": str(tmp_path / "x")}) is None
+    assert hub_id_or_none("openai/clip-vit-base-patch16", {"x": str(tmp_path / "x")}) == "openai/clip-vit-base-patch16"
+
+
+def test_an_uploaded_full_model_names_no_local_base_folder(tiny_omniclip_dir, tmp_path):
+    """A saved model names a local base CLIP by its absolute path (`/home/<user>/...`): the upload's config.json left
+    it in, though the card never shows a local path. The model folder's own config.json keeps it."""
+    import shutil
+
+    from omniclip_hf.training.publishing import without_a_local_base_path
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_omniclip_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["base_clip_name_or_path"] = str(tmp_path / "clip")
+    (model / "config.json").write_text(json.dumps(config))
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    os.link(model / "config.json", staged / "config.json")  # as the upload stages it
+    without_a_local_base_path(staged)
+    assert json.loads((staged / "config.json").read_text())["base_clip_name_or_path"] is None
+    assert json.loads((model / "config.json").read_text())["base_clip_name_or_path"] == str(tmp_path / "clip")
+    config["base_clip_name_or_path"] = "openai/clip-vit-base-patch16"
+    (staged / "config.json").unlink()
+    (staged / "config.json").write_text(json.dumps(config))
+    without_a_local_base_path(staged)
+    assert json.loads((staged / "config.json").read_text())["base_clip_name_or_path"] == "openai/clip-vit-base-patch16"

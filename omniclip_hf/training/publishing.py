@@ -85,11 +85,11 @@ def local_paths_record(options: Any) -> dict[str, str] | None:
 
 
 def _is_local(name: str, local_paths: dict[str, str] | None) -> bool:
-    """Whether `name` named a local file or folder: by the run's record where there is one (the same answer from any
-    folder), else by what exists in the current folder."""
-    if local_paths is not None:
-        return name in local_paths
-    return _exists_locally(name)
+    """Whether `name` named a local file or folder: by the run's record (the same answer from any folder), or by
+    what exists in the current folder. Either is enough: a record rebuilt for a run of an earlier version (from its
+    --output_dir) can miss a path when the run folder was moved, and naming a local path as a Hub id is the error to
+    avoid (the card would point at someone else's model, and an adapter over a local CLIP would be uploaded)."""
+    return (local_paths is not None and name in local_paths) or _exists_locally(name)
 
 
 def hub_id_or_none(name: Any, local_paths: dict[str, str] | None = None) -> str | None:
@@ -425,7 +425,25 @@ def stage_with_card(model_folder: Path, destination: Path, card: ModelCard, link
     shutil.copytree(model_folder, destination, ignore=without_its_readme,
                     copy_function=_link_or_copy if link else shutil.copy2)
     card.save(destination / "README.md")
+    without_a_local_base_path(destination)
     return destination
+
+
+def without_a_local_base_path(folder: Path) -> None:
+    """A full model's uploaded config names no local base CLIP folder: a saved model names a local base by its
+    absolute path (`/home/<user>/...`), which no one else has and which the card is careful never to show. Left as it
+    is for a Hub id, and for an adapter-only folder, whose base is loaded first (`check_adapter_base_is_on_the_hub`
+    refuses a local one). The file is written anew, never through a hard link to the model folder's."""
+    if (folder / "adapter_model.safetensors").exists():
+        return
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    base = config.get("base_clip_name_or_path")
+    if base is None or hub_id_or_none(base) is not None:
+        return
+    config["base_clip_name_or_path"] = None
+    config_path.unlink()  # a hard link to the model folder's config.json: not written through
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 @contextmanager

@@ -112,20 +112,11 @@ def write_training_options(options: TrainingOptions, accelerator: Accelerator, o
         (output_dir / TRAINING_OPTIONS_NAME).write_text(json.dumps(recorded, indent=2))
 
 
-def recorded_base_clip(name: str | None) -> str | None:
-    """The base CLIP as the saved config names it: a local folder by its absolute path (a relative one loaded from no
-    other folder, and read as a Hub id there), a Hub id as it is."""
-    from .publishing import local_paths_of
-
-    return local_paths_of({"base": name}).get(name, name) if isinstance(name, str) else name
-
-
 __all__ = [
     "RECIPE_KEY",
     "RECIPE_OPTIONS",
     "TRAINING_OPTIONS_NAME",
     "recipe_of",
-    "recorded_base_clip",
     "training_data_of",
     "warn_about_changed_recipe",
     "write_training_options",

@@ -65,7 +65,6 @@ from .loop import (
 from .recipe import (
     RECIPE_KEY,
     recipe_of,
-    recorded_base_clip,
     training_data_of,
     warn_about_changed_recipe,
     write_training_options,
@@ -579,13 +578,12 @@ def save_final_model(options: TrainingOptions, model: OmniCLIPModel, processor, 
     config and no weights.
     """
 
-    base = recorded_base_clip(options.clip or model.config.base_clip_name_or_path)
+    base = model.config.base_clip_name_or_path  # a local folder's absolute path (`from_clip`), or a Hub id
 
     def write(partial: Path) -> None:
         if options.adapter_only:
             model.save_adapter(partial, base_clip_name_or_path=base, state_dict=state_dict)
         else:
-            model.config.base_clip_name_or_path = base  # what the saved config.json names
             model.save_pretrained(partial, state_dict=state_dict)
         processor.save_pretrained(partial)
 
