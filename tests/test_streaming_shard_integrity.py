@@ -339,3 +339,27 @@ def dir_entry(name: str) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE
     return info
+
+
+def test_the_shards_are_read_whole_once_by_the_first_process_only(tmp_path, monkeypatch):
+    """Every rank of every node walked every shard twice (check_inputs_exist, then loading): a .tar.gz set is
+    decompressed whole each time. The first process checks before the model loads; loading lists them only."""
+    import omniclip_hf.training.streaming as streaming
+
+    (tmp_path / "shards").mkdir()
+    two_shards(tmp_path / "shards")
+    checked = []
+    monkeypatch.setattr(streaming, "check_shard", lambda shard, source: checked.append(shard))
+    (tmp_path / "labels.txt").write_text("\n".join(CLASS_NAMES) + "\n")
+    options = parse_training_options(["--clip", "x", "--train_data", str(tmp_path / "shards"), "--streaming",
+                                      "--max_steps", "1", "--warmup_steps", "0",
+                                      "--labels_file", str(tmp_path / "labels.txt")])
+    monkeypatch.setattr(options, "clip", None)
+    for rank, expected in (("1", 0), ("0", 2)):
+        monkeypatch.setenv("RANK", rank)
+        checked.clear()
+        check_inputs_exist(options)
+        assert len(checked) == expected, rank
+    checked.clear()
+    load_streaming_dataset(tmp_path / "shards", list(CLASS_NAMES), check_shards=False)
+    assert checked == []

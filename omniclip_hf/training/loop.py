@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import typing
@@ -285,7 +286,9 @@ def check_inputs_exist(options: TrainingOptions) -> None:
     if options.streaming and options.train_data and Path(options.train_data).exists():
         from .streaming import tar_shards
 
-        tar_shards(options.train_data, options.train_split)  # a file for the folder, or an empty or unreadable shard: before the model
+        # Every shard read whole before the model loads (a file for the folder, a damaged or cut shard), by the first
+        # process of the launch only: every rank of every node walked every shard, twice.
+        tar_shards(options.train_data, options.train_split, check_shards=os.environ.get("RANK", "0") == "0")
     if options.adapter_only and (options.push_to_hub or options.dry_run) and options.clip:
         from .publishing import hub_id_or_none
 

@@ -214,7 +214,7 @@ def training_data(options: TrainingOptions, accelerator: Accelerator):
     if options.streaming:
         class_names = load_label_names(options.labels_file) if options.labels_file else None
         data = load_streaming_dataset(options.train_data, class_names, options.train_split, options.video_column,
-                                      options.label_column)
+                                      options.label_column, check_shards=False)  # checked before (check_inputs_exist)
         accelerator.print(f"streaming {data.num_shards} shards of {len(data.class_names)} classes from {data.source}")
         return stream_for_process(data, accelerator.process_index, accelerator.num_processes, options.seed,
                                   options.shuffle_buffer)
