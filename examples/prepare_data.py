@@ -184,12 +184,14 @@ def ucf101_list(list_file: Path, with_index: bool, class_names: list[str], indic
             continue
         where = f"{list_file}:{number}"
         parts = fields[0].split("/")
-        if len(fields) != (2 if with_index else 1) or len(parts) != 2 or not parts[0] or not is_video_name(parts[1]):
-            raise PrepareError(f"{where}: {line.strip()!r} is not {expected} (a line cut short?); extract "
-                               f"{UCF101_ZIP} again.")
+        # A test list may carry the index too (common copies add it): then it is checked as a training line's.
+        if len(fields) not in ((2,) if with_index else (1, 2)) or len(parts) != 2 or not parts[0] \
+                or not is_video_name(parts[1]):
+            raise PrepareError(f"{where}: {line.strip()!r} is not {expected} (a line cut short, or an extra field?); "
+                               f"extract {UCF101_ZIP} again.")
         video = fields[0]
         label = index_of(parts[0], indices, where)
-        if with_index and not (re.fullmatch(r"[0-9]+", fields[1]) and int(fields[1]) == label + 1):
+        if len(fields) == 2 and not (re.fullmatch(r"[0-9]+", fields[1]) and int(fields[1]) == label + 1):
             # The class is the folder; an index naming another class means a list made against another classInd.txt.
             raise PrepareError(f"{where}: {video} is in folder {parts[0]}, class {label + 1} of the official "
                                f"classInd.txt (labels/ucf101.txt's order), but the line gives class {fields[1]!r}; "

@@ -276,3 +276,14 @@ def test_hmdb51_refuses_a_line_cut_short(tmp_path, capsys):
     (splits / "wave_test_split3.txt").write_text("wave_0.avi 2 \nwave_1.avi 1 \nwave_2.av 1 \n")
     assert re.search(r"wave_test_split3.txt:3: 'wave_2.av 1' is not '<video>.avi 0\|1\|2'",
                      refused(capsys, out, "hmdb51", "--splits", splits))
+
+
+def test_a_ucf101_test_list_with_class_indices_is_read_and_its_indices_checked(tmp_path, capsys):
+    """Common copies of the official lists add the class index to testlist lines too: refused as a line cut short."""
+    splits, out = ucf101_download(tmp_path)
+    edit_lines(splits / "testlist01.txt",
+               lambda lines: [f"{line} {UCF101_CLASSES.index(line.split('/')[0]) + 1}" for line in lines])
+    assert prepare("ucf101", "--splits", splits, "--out", out) == 0
+    capsys.readouterr()
+    edit_lines(splits / "testlist01.txt", lambda lines: [lines[0].split()[0] + " 7", *lines[1:]])
+    assert "but the line gives class '7'" in refused(capsys, tmp_path / "again", "ucf101", "--splits", splits)
