@@ -168,7 +168,7 @@ def trained_classes_of(options: TrainingOptions, train_data=None) -> list[str] |
     for a model never trained, or a --clip evaluated as it is: its eval sets are scored over their own names)."""
     if train_data is not None:
         return list(train_data.class_names)
-    if options.model and is_omniclip_folder(options.model):
+    if options.model and (is_omniclip_folder(options.model) or not Path(options.model).exists()):  # or a Hub id
         try:
             config = OmniCLIPConfig.from_pretrained(options.model)
         except (OSError, ValueError):  # said in full when the model loads
