@@ -106,6 +106,11 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
     except (OSError, ValueError) as error:
         if os.path.isdir(name):
             raise ValueError(f"{name}/config.json cannot be read: {one_line(error)}") from None
+        if not is_hub_repo_id(name):
+            raise FileNotFoundError(
+                f"{name}: no such folder (nor a Hub id, which is 'name' or 'namespace/name'): check the path to "
+                "the folder save_pretrained() wrote."
+            ) from None
         if _hub_offline() or hub_kwargs.get("local_files_only"):
             raise OSError(
                 f"{name} is not a local folder and is not in the Hugging Face cache, and downloading is off "
@@ -113,9 +118,32 @@ def read_checkpoint_config(name_or_path, hub_kwargs: dict[str, Any]) -> dict[str
             ) from None
         raise OSError(
             f"{name} is neither a local folder nor a Hub model that could be fetched "
-            f"({one_line(error)[:200]})."
+            f"({first_sentences(one_line(error))})."
         ) from None
     return config_dict
+
+
+def is_hub_repo_id(name: str) -> bool:
+    """Whether `name` can be a Hub repo id at all; one that cannot is a local path that does not exist."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def first_sentences(text: str, limit: int = 240) -> str:
+    """The whole sentences of `text` that fit in `limit` characters (at least the first, whole): a library's long
+    message shortened without cutting an address or a word in half."""
+    sentences = re.split(r"(?<=\.) ", text)
+    kept = sentences[0]
+    for sentence in sentences[1:]:
+        if len(kept) + 1 + len(sentence) > limit:
+            break
+        kept += " " + sentence
+    return kept
 
 
 def check_config_fields(method: str, overrides: dict[str, Any]) -> None:

@@ -103,7 +103,7 @@ def adapter_without_base(tiny_omniclip_dir, tmp_path):
     OmniCLIPModel.from_pretrained(tiny_omniclip_dir).save_adapter(folder, base_clip_name_or_path=str(base))
     for name in PROCESSOR_FILES:
         shutil.copy(tiny_omniclip_dir / name, folder / name)
-    return folder, [f"{base} is not a local folder"]
+    return folder, [f"{base}: no such folder"]
 
 
 def edited(tiny_omniclip_dir, tmp_path):
@@ -116,6 +116,7 @@ def edited(tiny_omniclip_dir, tmp_path):
 @pytest.mark.parametrize("make_model", [truncated_weights, adapter_without_base, edited])
 def test_classify_says_why_the_model_did_not_load(tiny_omniclip_dir, tmp_path, capsys, make_model):
     folder, phrases = make_model(tiny_omniclip_dir, tmp_path)
+    capsys.readouterr()  # making the model may show a loading bar; only the command's own output is checked
     line = one_cli_error(capsys, ["classify", SHORT_MP4, "--model", folder, "--labels", "archery,yoga"])
     assert line.startswith(f"omniclip: error: could not load the model and its processor from {folder}: "), line
     assert all(phrase in line for phrase in phrases), line
@@ -177,3 +178,25 @@ def test_a_label_file_with_no_class_names_says_so(tiny_omniclip_dir, tmp_path, c
         load_label_names(labels)
     line = one_cli_error(capsys, ["classify", SHORT_MP4, "--model", tiny_omniclip_dir, "--labels-file", labels])
     assert line.startswith(f"omniclip: error: Label file {labels} lists no class names"), line
+
+
+@pytest.mark.parametrize("missing", ["/nowhere/at/all/model", "./runs/not_trained_yet/model", "../model"])
+def test_a_missing_local_folder_is_named_as_a_path_not_a_hub_id(missing):
+    """A path that cannot be a Hub id ('name' or 'namespace/name') is a folder that does not exist: said so, with no
+    repo-id rules from huggingface_hub and no try at the network."""
+    from omniclip_hf import OmniCLIPModel
+
+    with pytest.raises(FileNotFoundError) as raised:
+        OmniCLIPModel.from_pretrained(missing)
+    message = str(raised.value)
+    assert message.startswith(f"{missing}: no such folder") and "Repo id must" not in message
+
+
+def test_a_long_hub_message_is_shortened_at_a_sentence_not_mid_address():
+    from omniclip_hf.modeling_omniclip import first_sentences
+
+    message = ("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached "
+               "files. Check your internet connection or see how to run the library in offline mode at "
+               "'https://huggingface.co/docs/transformers/installation#offline-mode'.")
+    assert first_sentences(message) == message.split(". ")[0] + "."
+    assert first_sentences("One. Two.") == "One. Two."
