@@ -162,9 +162,9 @@ def read_table(path: Path, rows: list[str], seeds: list[int],
 
 
 def print_table(results: dict[str, dict[int, dict]], seeds: list[int]) -> None:
-    print(f"\n| row | overrides | trainable params | top-1 (%) | top-1 within pairs (%) | top-1 per seed (%) | "
-          f"steps on the ln C plateau, per seed | test errors that chose the reverse class, all seeds |  "
-          f"seeds: {seeds}")
+    print(f"\nseeds {', '.join(map(str, seeds))}: mean ± population standard deviation over them")
+    print("| row | overrides | trainable params | top-1 (%) | top-1 within pairs (%) | top-1 per seed (%) | "
+          "steps on the ln C plateau, per seed | test errors that chose the reverse class, all seeds |")
     print("|---|---|---|---|---|---|---|---|")
     for row, by_seed in results.items():
         scores = list(by_seed.values())
@@ -219,6 +219,12 @@ def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str
     return scores
 
 
+def refuse(parser: argparse.ArgumentParser, error: Exception) -> None:
+    """One `error:` line and exit status 2, as argparse's usage errors, but without the usage block: the flags were
+    well formed, what they point at is not."""
+    parser.exit(2, f"{parser.prog}: error: {error}\n")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -252,8 +258,8 @@ def main(argv=None) -> None:
         try:
             table = read_table(work / "ablation_results.json", args.rows, args.seeds,
                                lambda row, seed: expected_run(row, seed, args, work, clip))
-        except ValueError as error:  # runs missing or of another recipe: a usage error, exit status 2 as the others
-            parser.error(str(error))
+        except ValueError as error:  # runs missing or of another recipe: exit status 2 as the usage errors
+            refuse(parser, error)
         print_table(table, args.seeds)
         return
 
@@ -271,7 +277,7 @@ def main(argv=None) -> None:
             try:  # --work_dir's tiny_clip/ may hold something else (another model, a partial one)
                 check_output_dir(Path(clip))
             except ValueError as error:
-                parser.error(str(error))
+                refuse(parser, error)
             pretrain_tiny_clip(clip, seed=0, verbose=False)
         test = load_split(data_dir, "test")
         results_path = work / "ablation_results.json"
@@ -282,7 +288,7 @@ def main(argv=None) -> None:
                 try:
                     results[row][seed] = run_row(row, seed, args, work, clip, test, results_path)
                 except FileExistsError as error:
-                    parser.error(str(error))
+                    refuse(parser, error)
 
     print_table(results, args.seeds)
 

@@ -96,7 +96,9 @@ def test_the_table_prints_only_scores_of_the_recipe_asked_for(bench, tmp_path, c
     flags = ["--work_dir", str(tmp_path), "--table", "--rows", "full", "--seeds", "0", "--warmup_epochs", "3"]
     with pytest.raises(SystemExit) as exit_status:  # a usage error: "error: ..." and status 2, as the other benchmarks
         bench.main(flags)
-    assert exit_status.value.code == 2 and "other options {'epochs': 12}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "other options {'epochs': 12}" in err
+    assert len(err.splitlines()) == 1 and "usage:" not in err  # the flags were well formed: no usage block
     bench.main(flags + ["--epochs", "12"])
     assert "| full | `{}` | 10 | 90.0 ± 0.0 |" in capsys.readouterr().out
     # Scores whose run folder is gone cannot be checked, so they are not printed either.
@@ -112,10 +114,12 @@ def test_the_table_counts_the_errors_that_chose_the_reverse_class(bench, capsys)
                                 1: {**run, "errors": 8, "reversal_errors": 2}},
                        "pta_only": {0: {**run, "errors": 5, "reversal_errors": 0}, 1: run}}, [0, 1])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].endswith("| test errors that chose the reverse class, all seeds |  seeds: [0, 1]")
-    assert lines[3].startswith("| full |") and lines[3].endswith("| 40 / 40 | 3 of 20 |")
+    assert lines[1].startswith("seeds 0, 1: mean ± ")  # above the table: every line of it a Markdown row
+    assert lines[2].endswith("| test errors that chose the reverse class, all seeds |")
+    assert all(line.count("|") == 9 for line in lines[2:6] if "`" not in line)
+    assert lines[4].startswith("| full |") and lines[4].endswith("| 40 / 40 | 3 of 20 |")
     # A run scored before the count existed has none: the row says so rather than printing a partial sum.
-    assert lines[4].startswith("| pta_only |") and lines[4].endswith("| 40 / 40 | not recorded |")
+    assert lines[5].startswith("| pta_only |") and lines[5].endswith("| 40 / 40 | not recorded |")
 
 
 def test_plateau_steps_counts_the_steps_until_the_loss_leaves_ln_c(bench):
