@@ -185,6 +185,23 @@ def damaged_file_error(path: str | os.PathLike, error: BaseException) -> ValueEr
     return ValueError(f"{path} is damaged or incomplete ({one_line(error)}): save or download it again.")
 
 
+def full_weight_files(folder: str | os.PathLike) -> list[str]:
+    """The full checkpoint's weight files (and shard index) `save_pretrained` writes in `folder`."""
+    names = [name for name in os.listdir(folder) if name.startswith(("model", "pytorch_model"))
+             and name.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json"))]
+    return [os.path.join(folder, name) for name in sorted(names)]
+
+
+def remove_stale_weights(folder: str | os.PathLike, paths: list[str]) -> None:
+    """Removes the other format's weights from a folder just saved in one (as save_pretrained removes its stale
+    shards): left there, a folder written by save_adapter over a full save loaded the old full weights locally
+    (and the adapter from the Hub), one written by save_pretrained over an adapter the other way round."""
+    for path in paths:
+        if os.path.isfile(path):
+            os.remove(path)
+            logger.info("Removed %s: %s now holds the model saved in the other format.", path, folder)
+
+
 def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: dict[str, Any]) -> str | None:
     """Path of `adapter_model.safetensors` when `name_or_path` is an adapter-only checkpoint (folder or Hub repo).
 
@@ -194,8 +211,13 @@ def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: di
     name = os.fspath(name_or_path)
     if os.path.isdir(name):
         adapter = os.path.join(name, ADAPTER_WEIGHTS_NAME)
-        full = any(file.startswith("model") and file.endswith((".safetensors", ".bin")) for file in os.listdir(name))
-        return adapter if os.path.isfile(adapter) and not full else None
+        if not os.path.isfile(adapter):
+            return None
+        # The config names the format the folder was last saved in, as on the Hub; a folder without the mark (saved
+        # before it was written) is an adapter only where it holds no full weights.
+        if config_dict.get("checkpoint_format") == "adapter":
+            return adapter
+        return None if full_weight_files(name) else adapter
     if config_dict.get("checkpoint_format") != "adapter":
         return None
     from transformers.utils import cached_file
@@ -866,7 +888,8 @@ def custom_pipelines_entry() -> dict[str, Any]:
 # Fields of an adapter's saved config that describe the base CLIP or the saving, not this model: from_clip sets them.
 _ADAPTER_FIELDS_FROM_CLIP = ("text_config", "vision_config", "projection_dim", "logit_scale_init_value", "model_type",
                              "architectures", "auto_map", "transformers_version", "_name_or_path", "dtype",
-                             "torch_dtype", "base_clip_name_or_path", "base_clip_fingerprint", "custom_pipelines")
+                             "torch_dtype", "base_clip_name_or_path", "base_clip_fingerprint", "custom_pipelines",
+                             "checkpoint_format")
 
 
 # Keywords that are used before this point, not config fields: AutoModel's config (`saved`), base_clip, remote code's.
@@ -1230,8 +1253,11 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         """`PreTrainedModel.save_pretrained`, plus what the Hub needs to run the zero-shot pipeline without this
         package: the pipeline's code beside the model code, named in the config's `custom_pipelines`."""
         self.config.custom_pipelines = custom_pipelines_entry()
+        if hasattr(self.config, "checkpoint_format"):  # a full checkpoint now, whatever the model was loaded from
+            del self.config.checkpoint_format
         check_config_describes_modules(self)
         super().save_pretrained(save_directory, *args, **kwargs)
+        remove_stale_weights(save_directory, [os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)])
         copy_pipeline_code(save_directory)
 
     def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None,
@@ -1272,6 +1298,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             if not name.startswith("clip.")
         }
         save_file(adapter_weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
+        remove_stale_weights(save_directory, full_weight_files(save_directory))
 
     @classmethod
     def _from_adapter(cls, folder, adapter_file: str, kwargs: dict[str, Any]):

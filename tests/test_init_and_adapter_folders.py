@@ -256,3 +256,38 @@ def test_a_clips_own_tokenizer_is_kept_without_notice_and_one_that_cannot_fit_is
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "clip", "text_config": {"vocab_size": 99}}))
     with pytest.raises(ValueError, match=r"does not fit its text model \(99 tokens\): save the CLIP.s own tokenizer"):
         tokenizer_for_clip(tmp_path)
+
+
+def video_head_weight(model) -> torch.Tensor:
+    return model.video_head.layers[0].mlp.fc2.weight
+
+
+@pytest.mark.parametrize("first, then", [("full", "adapter"), ("adapter", "full")])
+def test_a_folder_saved_again_in_the_other_format_loads_what_was_saved_last(tiny_clip_dir, tmp_path, first, then):
+    """save_adapter over a full save (or the other way round) leaves one format's weights in the folder: the old
+    full weights were loaded before, locally, where the Hub would have taken the adapter."""
+    from omniclip_hf import OmniCLIPModel
+
+    def save(model, how):
+        model.save_adapter(tmp_path) if how == "adapter" else model.save_pretrained(tmp_path)
+
+    model = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4)
+    save(model, first)
+    with torch.no_grad():
+        video_head_weight(model).fill_(0.5)
+    save(model, then)
+    assert (tmp_path / "model.safetensors").exists() == (then == "full")
+    assert (tmp_path / "adapter_model.safetensors").exists() == (then == "adapter")
+    loaded = OmniCLIPModel.from_pretrained(tmp_path)
+    assert torch.equal(video_head_weight(loaded), video_head_weight(model))
+
+
+def test_a_full_save_of_a_model_loaded_from_an_adapter_is_not_marked_adapter(adapter_folder, tmp_path):
+    """The adapter mark tells a Hub load to fetch adapter_model.safetensors: on a full checkpoint's config (a model
+    loaded from an adapter, trained on, saved whole) the Hub load asked for a file the repo does not have."""
+    from omniclip_hf import OmniCLIPModel
+
+    loaded = OmniCLIPModel.from_pretrained(adapter_folder)
+    assert not hasattr(loaded.config, "checkpoint_format")
+    loaded.save_pretrained(tmp_path / "full")
+    assert "checkpoint_format" not in json.loads((tmp_path / "full" / "config.json").read_text())
