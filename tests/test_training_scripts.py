@@ -135,6 +135,12 @@ def test_an_adapter_only_upload_over_a_local_base_clip_is_refused(tiny_clip_dir,
         publish_model(tmp_path / "adapter", SimpleNamespace(hub_model_id="me/tiny"), {}, dry_run=True,
                       dry_run_dir=tmp_path / "upload")
     assert not (tmp_path / "upload").exists()
+    # Training on from that adapter (--model) would upload it over the same local base: refused before training too.
+    options = parse_training_options(["--model", str(tmp_path / "adapter"), "--train_data", "owner/data",
+                                      "--adapter_only", "--dry_run", "--hub_model_id", "me/tiny"])
+    with pytest.raises(ValueError, match=rf"^--adapter_only .* here --model {re.escape(str(tmp_path / 'adapter'))}'s "
+                                         rf"base, the local folder {re.escape(str(tiny_clip_dir))}, that no one"):
+        check_inputs_exist(options)
 
 
 def test_a_dry_run_replaces_only_an_earlier_dry_runs_folder(tiny_omniclip_dir, tmp_path):

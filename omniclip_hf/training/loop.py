@@ -289,13 +289,8 @@ def check_inputs_exist(options: TrainingOptions) -> None:
         # Every shard read whole before the model loads (a file for the folder, a damaged or cut shard), by the first
         # process of the launch only: every rank of every node walked every shard, twice.
         tar_shards(options.train_data, options.train_split, check_shards=os.environ.get("RANK", "0") == "0")
-    if options.adapter_only and (options.push_to_hub or options.dry_run) and options.clip:
-        from .publishing import hub_id_or_none
-
-        if hub_id_or_none(options.clip) is None:  # the upload names its base CLIP, which must load anywhere
-            raise ValueError(f"--adapter_only with --push_to_hub/--dry_run names its base CLIP, here the local folder "
-                             f"{options.clip} that no one who downloads it has: pass --clip as the base's Hub id "
-                             "(e.g. openai/clip-vit-base-patch16), or publish the full model (no --adapter_only).")
+    if options.adapter_only and (options.push_to_hub or options.dry_run):
+        check_published_base_clip(options)
     if options.overwrite_output_dir and options.model and Path(options.model).resolve().is_relative_to(
             Path(options.output_dir).resolve()):  # deleted with the earlier run once the data has loaded
         raise ValueError(f"--overwrite_output_dir would delete --model {options.model}, which is inside --output_dir "
@@ -305,6 +300,34 @@ def check_inputs_exist(options: TrainingOptions) -> None:
     if options.clip and is_omniclip_folder(options.clip):
         raise ValueError(f"--clip {options.clip} is an OmniCLIP folder (trained adapters included): pass it as "
                          f"--model {options.clip} to continue from it; --clip takes a plain CLIP checkpoint.")
+
+
+def check_published_base_clip(options: TrainingOptions) -> None:
+    """An adapter-only upload names its base CLIP, which must load anywhere: a local folder (`--clip`, or the base
+    of a local `--model`) is refused before training, not after it."""
+    from .publishing import hub_id_or_none
+
+    if options.clip:
+        base, source = options.clip, f"here the local folder {options.clip}"
+        advice = "pass --clip as the base's Hub id (e.g. openai/clip-vit-base-patch16)"
+    else:
+        base = saved_config_field(options.model, "base_clip_name_or_path")
+        source = f"here --model {options.model}'s base, the local folder {base}"
+        advice = "train from an OmniCLIP whose base_clip_name_or_path is a Hub id"
+    if base and hub_id_or_none(base) is None:
+        raise ValueError(f"--adapter_only with --push_to_hub/--dry_run names its base CLIP, {source}, that no one who "
+                         f"downloads it has: {advice}, or publish the full model (no --adapter_only).")
+
+
+def saved_config_field(folder: str | None, name: str):
+    """One field of a local model folder's config.json; None for a Hub id, a folder without it, or a bad file."""
+    config = Path(folder) / "config.json" if folder else None
+    if config is None or not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get(name)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
 
 
 def check_device_name(value: str, flag: str = "--device") -> torch.device:
@@ -325,13 +348,7 @@ def check_device_name(value: str, flag: str = "--device") -> torch.device:
 
 def folder_model_type(path: str) -> str | None:
     """The `model_type` in a checkpoint folder's config.json ("omniclip", "clip", ...), or None."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        return json.loads(config.read_text()).get("model_type")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return None
+    return saved_config_field(path, "model_type")
 
 
 def is_omniclip_folder(path: str) -> bool:
