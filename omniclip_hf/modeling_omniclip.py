@@ -1454,6 +1454,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             )
 
     def _check_labels(self, labels: torch.Tensor, batch_size: int, num_classes: int) -> None:
+        if not isinstance(labels, torch.Tensor):
+            raise ValueError(f"labels must be a torch.Tensor of class indices (batch,) or soft targets (batch, "
+                             f"num_classes), got {type(labels).__name__}: wrap it with torch.tensor(...).")
         if labels.dim() == 1 and not labels.is_floating_point():
             if labels.shape[0] != batch_size:
                 raise ValueError(f"labels has {labels.shape[0]} entries for a batch of {batch_size} videos.")
@@ -1600,8 +1603,17 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 "input_ids is missing: tokenize the class texts, e.g. processor(text=[...]) or "
                 "tokenizer([template.format(name) for name in labels], padding=True, return_tensors='pt')."
             )
+        if not isinstance(input_ids, torch.Tensor):
+            raise ValueError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}: tokenize with "
+                             "return_tensors='pt', e.g. processor(text=[...], return_tensors='pt').")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (num_texts, sequence_length), got {tuple(input_ids.shape)}.")
+        if attention_mask is not None and (
+                not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape):
+            # A mask of another tokenization (other padding, other texts) changes the embeddings with nothing said.
+            got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
+            raise ValueError(f"attention_mask must be a tensor of input_ids' shape {tuple(input_ids.shape)}, got {got}: "
+                             "pass the mask the tokenizer returned with these input_ids.")
         if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
             raise ValueError(f"input_ids must hold token ids (an integer tensor), got {input_ids.dtype}: tokenize the "
                              "class texts, e.g. processor(text=[...], return_tensors='pt').")
@@ -1703,6 +1715,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 input_ids, attention_mask, position_ids, return_dict=True, **output_flags, **kwargs
             )
             text_embeds = text_outputs.pooler_output
+        elif not isinstance(text_embeds, torch.Tensor):
+            raise ValueError(f"text_embeds must be a torch.Tensor (from get_text_features()), got "
+                             f"{type(text_embeds).__name__}.")
         elif text_embeds.dim() != 2 or text_embeds.shape[-1] != self.config.projection_dim:
             raise ValueError(
                 f"text_embeds must have shape (num_classes, {self.config.projection_dim}), got {tuple(text_embeds.shape)}."

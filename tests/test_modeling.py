@@ -614,6 +614,26 @@ def test_input_ids_that_are_not_token_ids_of_clips_length_say_so(tiny_clip, inpu
         model(input_ids=input_ids, pixel_values_videos=videos())
 
 
+@pytest.mark.parametrize("change", ["mask_columns", "mask_rows", "mask_list", "ids_list", "embeds_list"])
+def test_text_inputs_of_another_shape_or_type_say_so(tiny_clip, clip_tokenizer, change):
+    """A mask of another tokenization was used as it came (fewer columns: the scores of other texts, with nothing
+    said) or failed inside transformers' masking; lists failed with AttributeError on `.dim`."""
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES)
+    text = class_texts(clip_tokenizer)
+    ids, mask = text["input_ids"], text["attention_mask"]
+    inputs, message = {
+        "mask_columns": ({"input_ids": ids, "attention_mask": mask[:, :3]}, r"attention_mask must be a tensor of "
+                                                                            r"input_ids' shape \(3, \d+\), got \(3, 3\)"),
+        "mask_rows": ({"input_ids": ids, "attention_mask": mask[:2]}, r"input_ids' shape .* got \(2, \d+\)"),
+        "mask_list": ({"input_ids": ids, "attention_mask": mask.tolist()}, "input_ids' shape .* got list"),
+        "ids_list": ({"input_ids": ids.tolist()}, "input_ids must be a torch.Tensor, got list"),
+        "embeds_list": ({"text_embeds": [[0.0] * model.config.projection_dim] * 3},
+                        "text_embeds must be a torch.Tensor .* got list"),
+    }[change]
+    with pytest.raises(ValueError, match=message):
+        model(**inputs, pixel_values_videos=videos())
+
+
 # ------------------------------------------------------------------------------------------------ other shapes
 def test_other_frame_counts_and_resolutions_at_inference(tiny_clip, clip_tokenizer):
     model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES).eval()
@@ -692,6 +712,7 @@ def test_bad_videos_raise_clear_errors(tiny_clip, clip_tokenizer, pixel_values, 
         (torch.rand(2, 4), r"soft labels must have shape \(batch, num_classes\) = \(2, 3\)"),
         (torch.tensor([[0, 1], [1, 0]]), "class indices of shape"),
         (torch.tensor([0.0, 1.0]), "class indices of shape"),
+        ([0, 1], "labels must be a torch.Tensor of class indices .* got list"),
     ],
 )
 def test_bad_labels_raise_clear_errors(tiny_clip, clip_tokenizer, labels, message):
