@@ -168,3 +168,15 @@ def test_trainer_optimizer_decays_as_the_package_loop(model_and_collator, tmp_pa
     trainer.train()
     used = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
     assert used is optimizer
+
+
+@pytest.mark.parametrize("optim, expected", [("sgd", torch.optim.SGD), ("adamw_torch", torch.optim.AdamW),
+                                             ("adagrad", torch.optim.Adagrad)])
+def test_trainer_optimizer_is_the_one_args_optim_names(model_and_collator, tmp_path, optim, expected):
+    """It built AdamW whatever `optim` said: `optim="sgd"` trained with AdamW, with nothing said."""
+    from omniclip_hf.training.trainer_collator import trainer_optimizer
+
+    model, _ = model_and_collator
+    optimizer = trainer_optimizer(model, arguments(tmp_path, optim=optim, weight_decay=0.05))
+    assert type(optimizer) is expected
+    assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.05]

@@ -110,20 +110,31 @@ class ClassTextCollator:
         return {"accuracy": float(np.mean(np.argmax(logits, axis=-1) == labels))}
 
 
-def trainer_optimizer(model: torch.nn.Module, args: Any, **lr_scales: float) -> torch.optim.AdamW:
-    """AdamW with the package's parameter groups, for `Trainer(optimizers=(trainer_optimizer(model, args), None))`.
+def trainer_optimizer(model: torch.nn.Module, args: Any, **lr_scales: float) -> torch.optim.Optimizer:
+    """The optimizer `args.optim` names, over the package's parameter groups, for
+    `Trainer(optimizers=(trainer_optimizer(model, args), None))`.
 
     Trainer's own optimizer decays every parameter but biases and norms, the adapter gates (`alpha`) and the
     temporal and frame position embeddings included; this one decays as `examples/train.py` does (no weight decay
-    on biases, norms, embeddings and scales), with `args`' `learning_rate`, `weight_decay`, `adam_beta1`,
-    `adam_beta2` and `adam_epsilon`. `lr_scales`: `prompt_lr_scale`, `spg_lr_scale`, `video_head_lr_scale`, as
-    [`omniclip_hf.training.loop.parameter_groups`] takes them.
+    on biases, norms, embeddings and scales). The optimizer and its settings are Trainer's for `args`
+    (`Trainer.get_optimizer_cls_and_kwargs`: `optim`, `optim_args`, `learning_rate`, `adam_beta1`, `adam_beta2`,
+    `adam_epsilon`, ...), so `optim="adamw_torch_fused"` or `"sgd"` is what runs. `lr_scales`: `prompt_lr_scale`,
+    `spg_lr_scale`, `video_head_lr_scale`, as [`omniclip_hf.training.loop.parameter_groups`] takes them.
     """
+    from transformers import Trainer
+
     from .loop import parameter_groups
 
     groups = parameter_groups(model, args.learning_rate, args.weight_decay, **lr_scales)
-    return torch.optim.AdamW(groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                             eps=args.adam_epsilon)
+    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    # GaLore, LOMO and the layer-wise optimizers build their own parameter lists from the model (these keywords):
+    # parameter groups cannot be given to them.
+    own_parameters = {"params", "model", "optimizer_dict"} & set(optimizer_kwargs)
+    optimizer = None if own_parameters else optimizer_cls(groups, **optimizer_kwargs)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optim={args.optim!r} chooses its own parameters, so trainer_optimizer cannot give it the "
+                         "package's weight-decay groups: let Trainer build it (no optimizers=), or pick another optim.")
+    return optimizer
 
 
 __all__ = ["ClassTextCollator", "trainer_optimizer"]
