@@ -28,14 +28,25 @@ from . import testing_hooks
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+# The later checkpoints of a run resumed from an earlier step are renamed with this prefix: `latest` skips them (they
+# hold the abandoned continuation), and nothing is deleted.
+ABANDONED_PREFIX = ".abandoned-"
 TRAINER_STATE_NAME = "trainer_state.json"
 TRAINER_STATE_KEYS = ("global_step", "epoch", "batches_in_epoch")
+# The loop's records, read on resume: a state without them is damaged (a KeyError traceback in the loop before).
+TRAINER_STATE_LISTS = ("losses",)
+TRAINER_STATE_COUNTS = ("skipped_videos",)
 # The trainable weights' names and shapes, written into every checkpoint's trainer state and compared on resume.
 TRAINABLE_WEIGHTS_KEY = "trainable_weights"
 # A digest of the frozen CLIP the adapters were trained over (`frozen_clip_fingerprint`), compared on resume too.
 FROZEN_CLIP_KEY = "frozen_clip"
 # The optimizer's parameter groups (their sizes), which the learning-rate scales decide.
 OPTIMIZER_GROUPS_KEY = "optimizer_groups"
+# The model config's architecture fields (`OmniCLIPConfig.architecture()`): some (pta_head_dim, spg_pooling, ...)
+# change what the weights compute without changing their shapes, so the trainable weights' record cannot tell them.
+ARCHITECTURE_KEY = "architecture"
+# Wrappers whose state dict keys carry their own prefix (DDP's `module.`, torch.compile's `_orig_mod.`).
+WRAPPER_PREFIX = re.compile(r"^(?:module\.|_orig_mod\.)*")
 LR_SCALE_OPTIONS = ("prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale")
 
 
@@ -82,8 +93,11 @@ def keep_checkpoints_trainable_only(model) -> None:
     def forgive_missing_frozen_entries(module, incompatible_keys) -> None:
         if not _WRITING_OR_READING_CHECKPOINT.get():
             return
+        # The keys are the loaded (outermost) module's: under DDP `module.<name>`. Compared without the wrapper's
+        # prefix, or every missing trainable weight was forgiven too and a strict load passed a partial checkpoint.
         trainable = trainable_names(module, "")
-        incompatible_keys.missing_keys[:] = [key for key in incompatible_keys.missing_keys if key in trainable]
+        incompatible_keys.missing_keys[:] = [key for key in incompatible_keys.missing_keys
+                                             if WRAPPER_PREFIX.sub("", key) in trainable]
 
     model.register_state_dict_post_hook(drop_frozen_entries)
     model.register_load_state_dict_post_hook(forgive_missing_frozen_entries)
@@ -135,6 +149,25 @@ def check_checkpoint_optimizer_groups(checkpoint: Path, state: dict[str, Any], g
         f"learning-rate scales ({', '.join('--' + name for name in LR_SCALE_OPTIONS)}) decide the groups, and one "
         f"turned to or from 1 changes them, so the optimizer state cannot be restored; resume with the run's scales"
         f"{f' ({was})' if was else ''}, or train in a new --output_dir.")
+
+
+def check_checkpoint_architecture(checkpoint: Path, state: dict[str, Any], architecture: dict[str, Any]) -> None:
+    """Refuses, in one line, a checkpoint of a model built with other architecture fields (`--model_overrides`
+    pta_head_dim, spg_pooling, ...) that keep the weights' shapes: its weights would train on under another
+    computation with nothing said (checkpoints written before the architecture was recorded are not checked)."""
+    from ..configuration_omniclip import changed_architecture_fields
+
+    recorded = state.get(ARCHITECTURE_KEY)
+    if not isinstance(recorded, dict):
+        return
+    changed = changed_architecture_fields(recorded, architecture)
+    if not changed:
+        return
+    described = ", ".join(f"{name} {architecture[name]!r} (was {recorded[name]!r})" for name in changed)
+    raise CheckpointMismatchError(
+        f"{checkpoint} was trained with another model architecture than this run builds ({described}): its weights "
+        "would train on under another computation; resume with the --model_overrides the run was started with (its "
+        "training_options.json), or train this model in a new --output_dir.")
 
 
 def _listed(names: list[str], limit: int = 3) -> str:
@@ -194,7 +227,10 @@ def check_output_dir_for_a_new_run(output_dir: str | Path, resume_from_checkpoin
     earlier run's last step. Refused in one line, or, with `overwrite`, the earlier checkpoints are deleted (`delete`:
     only on the main process; every process calls this, so none waits alone at the next barrier)."""
     existing = complete_checkpoints(output_dir)
-    if not existing or resume_from_checkpoint:
+    if not existing:
+        return
+    if resume_from_checkpoint:
+        check_resume_into_this_run(output_dir, resume_from_checkpoint, existing)
         return
     if not overwrite:
         raise ValueError(
@@ -203,6 +239,54 @@ def check_output_dir_for_a_new_run(output_dir: str | Path, resume_from_checkpoin
             "--output_dir, or pass --overwrite_output_dir to delete them and start again.")
     if delete:
         delete_earlier_checkpoints(output_dir)
+
+
+def is_checkpoint_of(checkpoint: str | Path, output_dir: str | Path) -> bool:
+    """Whether `checkpoint` is one of `output_dir`'s own checkpoints (`checkpoints/step_N`), whatever the path's
+    spelling (relative, through a link)."""
+    path = Path(checkpoint).resolve()
+    return path.parent == checkpoint_dir(output_dir).resolve() and CHECKPOINT_PATTERN.match(path.name) is not None
+
+
+def check_resume_into_this_run(output_dir: str | Path, resume_from_checkpoint: str, existing: list[Path]) -> None:
+    """An explicit checkpoint of another folder, resumed into an `output_dir` that holds a run's checkpoints, would
+    write its steps among that run's, and `latest` would then pick whichever step is highest: refused in one line."""
+    if resume_from_checkpoint == "latest" or is_checkpoint_of(resume_from_checkpoint, output_dir):
+        return
+    raise ValueError(
+        f"--resume_from_checkpoint {resume_from_checkpoint} is not one of the checkpoints/step_N of --output_dir "
+        f"{output_dir}, which holds another run's (latest: {existing[-1].name}): its steps would be written among "
+        "them; resume it into a new --output_dir, or continue this folder's run from latest or one of its step_N.")
+
+
+def set_aside_later_checkpoints(output_dir: str | Path, step: int) -> list[Path]:
+    """After a resume from this run's checkpoint `step`: renames its checkpoints of later steps (the continuation the
+    resume abandons) to `.abandoned-step_N`, which `latest` skips, and says so in one warning; nothing is deleted.
+    Before, a later `--resume_from_checkpoint latest` picked the abandoned run's last step. Main process only."""
+    later = [path for path in complete_checkpoints(output_dir) if checkpoint_step(path) > step]
+    moved = [_rename_aside(path) for path in later]
+    if moved:
+        logger.warning("resumed from step %d: set aside the %d later checkpoints of the run it abandons (%s) as %s "
+                       "(nothing deleted; `latest` no longer picks them).", step, len(moved),
+                       _listed([path.name for path in later]), _listed([path.name for path in moved]))
+    return moved
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step in a complete checkpoint's name (`step_N`)."""
+    return int(CHECKPOINT_PATTERN.match(checkpoint.name).group(1))
+
+
+def _rename_aside(path: Path) -> Path:
+    """`path` renamed to `.abandoned-<name>` beside it (`.abandoned-<name>-2`, ... when an earlier resume set a
+    checkpoint of that step aside already)."""
+    target = path.with_name(ABANDONED_PREFIX + path.name)
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{ABANDONED_PREFIX}{path.name}-{number}")
+    os.replace(path, target)
+    return target
 
 
 # What examples/train.py writes into --output_dir (run.py, evaluation.py, publishing.py): `--overwrite_output_dir`
@@ -328,8 +412,10 @@ def _prune_checkpoints(output_dir: str | Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    """The loop's position in `checkpoint`; a missing, empty or damaged file is a ValueError naming it."""
+def load_trainer_state(checkpoint: Path, loop_records: bool = False) -> dict[str, Any]:
+    """The loop's position in `checkpoint`; a missing, empty or damaged file is a ValueError naming it. Records of the
+    loop it holds must have their types; `loop_records` (a resume of the training loop, which reads them): they must
+    be there too."""
     path = Path(checkpoint) / TRAINER_STATE_NAME
     if not path.is_file():
         raise ValueError(f"{checkpoint} is not a complete training checkpoint (no {TRAINER_STATE_NAME}).")
@@ -339,7 +425,24 @@ def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is damaged (not JSON: {error}).") from error
     if not isinstance(state, dict) or any(not isinstance(state.get(key), int) for key in TRAINER_STATE_KEYS):
         raise ValueError(f"{path} is damaged: it must be a JSON object with integer {', '.join(TRAINER_STATE_KEYS)}.")
+    check_trainer_state_records(path, state, loop_records)
     return state
+
+
+def check_trainer_state_records(path: Path, state: dict[str, Any], required: bool) -> None:
+    """The loop's records in a trainer state: a list of `losses` and an integer count of `skipped_videos` (the loop
+    reads both on resume; their absence was a KeyError traceback, and `latest` never fell back). Not `required`:
+    only those present are checked."""
+    def bad(key: str, kind: type) -> bool:
+        return (required or key in state) and not isinstance(state.get(key), kind)
+
+    lists = [key for key in TRAINER_STATE_LISTS if bad(key, list)]
+    counts = [key for key in TRAINER_STATE_COUNTS if bad(key, int)]
+    if lists or counts:
+        wanted = ([f"a list of {key}" for key in TRAINER_STATE_LISTS]
+                  + [f"an integer {key}" for key in TRAINER_STATE_COUNTS])
+        raise ValueError(f"{path} is damaged: it lacks a valid {' and '.join(lists + counts)} (it must hold "
+                         f"{' and '.join(wanted)}).")
 
 
 def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
@@ -355,22 +458,32 @@ def resolve_checkpoint(value: str, output_dir: str | Path) -> Path | None:
 def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
                        trainable_weights: dict[str, list[int]] | None = None,
                        frozen_clip: str | None = None,
-                       optimizer_groups: list[int] | None = None) -> tuple[Path, dict[str, Any]] | None:
+                       optimizer_groups: list[int] | None = None,
+                       architecture: dict[str, Any] | None = None,
+                       loop_records: bool = False) -> tuple[Path, dict[str, Any]] | None:
     """Loads the checkpoint `value` names into the prepared objects; returns it and the loop's position.
 
     With `latest`, a checkpoint that cannot be read (empty or truncated files) is skipped with a warning for the one
     before it; an explicit folder that cannot be read is a ValueError naming it. None: no checkpoint yet.
     `trainable_weights` (`trainable_weight_shapes` of the model) and `frozen_clip` (its `frozen_clip_fingerprint`)
     make a checkpoint of another model a `CheckpointMismatchError`, before anything is loaded; so do
-    `optimizer_groups` (the sizes of the optimizer's parameter groups) that differ from the checkpoint's.
+    `optimizer_groups` (the sizes of the optimizer's parameter groups) that differ from the checkpoint's, and an
+    `architecture` (the model config's `architecture()`) other than the one the checkpoint recorded.
+    `loop_records`: the checkpoint must hold the loop's records (`load_trainer_state`), or it is damaged.
+    An explicit checkpoint of this run's own folder sets the run's later checkpoints aside
+    (`set_aside_later_checkpoints`).
     """
+    checks = (trainable_weights, frozen_clip, optimizer_groups, architecture, loop_records)
     if value != "latest":
         checkpoint = resolve_checkpoint(value, output_dir)
-        return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip, optimizer_groups)
+        state = _load(accelerator, checkpoint, *checks)
+        if accelerator.is_main_process and is_checkpoint_of(checkpoint, output_dir):
+            set_aside_later_checkpoints(output_dir, state["global_step"])
+        return checkpoint, state
     checkpoints = complete_checkpoints(output_dir)
     for checkpoint in reversed(checkpoints):
         try:
-            return checkpoint, _load(accelerator, checkpoint, trainable_weights, frozen_clip, optimizer_groups)
+            return checkpoint, _load(accelerator, checkpoint, *checks)
         except CheckpointMismatchError:
             raise
         except ValueError as error:
@@ -384,40 +497,78 @@ def restore_checkpoint(accelerator, value: str, output_dir: str | Path,
 
 
 def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]] | None,
-          frozen_clip: str | None = None, optimizer_groups: list[int] | None = None) -> dict[str, Any]:
-    state = load_trainer_state(checkpoint)  # the cheap check first: an empty or partial state file
+          frozen_clip: str | None = None, optimizer_groups: list[int] | None = None,
+          architecture: dict[str, Any] | None = None, loop_records: bool = False) -> dict[str, Any]:
+    state = load_trainer_state(checkpoint, loop_records)  # the cheap check first: an empty or partial state file
     if trainable_weights is not None:
         check_checkpoint_matches_model(checkpoint, state, trainable_weights)
+    if architecture is not None:
+        check_checkpoint_architecture(checkpoint, state, architecture)
     if frozen_clip is not None:
         check_checkpoint_frozen_clip(checkpoint, state, frozen_clip)
     if optimizer_groups is not None:
         check_checkpoint_optimizer_groups(checkpoint, state, optimizer_groups)
     try:
         with _checkpoint_io():
-            accelerator.load_state(str(checkpoint), strict=False)
+            # Strict: a checkpoint lacking trainable weights (or with others) left them at their initial values with
+            # nothing said. The frozen entries checkpoints leave out are forgiven by `keep_checkpoints_trainable_only`.
+            accelerator.load_state(str(checkpoint), strict=True)
     except Exception as error:  # safetensors, torch.load and pickle raise their own types for damaged files
+        mismatch = weights_mismatch_message(checkpoint, error)
+        if mismatch:
+            raise CheckpointMismatchError(mismatch) from error
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"checkpoint {checkpoint} is damaged ({type(error).__name__}: {first_line})") from error
     return state
 
 
+# The key lists of a strict load's RuntimeError: torch's and safetensors' (`Missing key(s) in state_dict: "a", "b"`)
+# and torch.distributed's under FSDP (`Missing key: a.`).
+STATE_DICT_KEYS = re.compile(r"(Missing|Unexpected) key\(s\) in state_dict: ((?:\"[^\"]*\"(?:, )?)+)")
+DISTRIBUTED_MISSING_KEY = re.compile(r"Missing key: (\S+?)\.?$", re.MULTILINE)
+
+
+def weights_mismatch_message(checkpoint: Path, error: Exception) -> str | None:
+    """One line for a strict load that found other weights than the model's (None for any other error): a checkpoint
+    of another model or version, not a damaged one, so `latest` does not fall back to an older sibling that has the
+    same weights."""
+    if not isinstance(error, RuntimeError):
+        return None
+    text = str(error)
+    found = {kind: re.findall(r'"([^"]*)"', names) for kind, names in STATE_DICT_KEYS.findall(text)}
+    missing = found.get("Missing", []) + DISTRIBUTED_MISSING_KEY.findall(text)
+    unexpected = found.get("Unexpected", [])
+    if not (missing or unexpected):
+        return None
+    problems = ([f"it lacks {_listed(missing)}"] if missing else []) + \
+        ([f"it has {_listed(unexpected)}, which this model lacks"] if unexpected else [])
+    return (f"{checkpoint} holds other trainable weights than this model ({'; '.join(problems)}): it was written by "
+            "another model or another version of omniclip-hf, not damaged; resume with the model it was written by, "
+            "or train this model in a new --output_dir.")
+
+
 __all__ = [
+    "ABANDONED_PREFIX",
+    "ARCHITECTURE_KEY",
     "CheckpointMismatchError",
     "FROZEN_CLIP_KEY",
     "OPTIMIZER_GROUPS_KEY",
     "TRACKER_PROJECT_NAME",
     "TRAINABLE_WEIGHTS_KEY",
+    "check_checkpoint_architecture",
     "check_checkpoint_frozen_clip",
     "check_checkpoint_matches_model",
     "check_output_dir_for_a_new_run",
     "complete_checkpoints",
     "frozen_clip_fingerprint",
+    "is_checkpoint_of",
     "keep_checkpoints_trainable_only",
     "latest_checkpoint",
     "load_trainer_state",
     "resolve_checkpoint",
     "restore_checkpoint",
     "save_checkpoint",
+    "set_aside_later_checkpoints",
     "trainable_weight_shapes",
     "write_folder_atomically",
 ]

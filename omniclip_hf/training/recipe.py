@@ -27,7 +27,9 @@ RECIPE_OPTIONS = ("train_data", "data_root", "train_split", "labels_file", "vide
                   # the optimizer's and the loss's: a resume goes on with the new values, said in the warning
                   "weight_decay", "adam_beta1", "adam_beta2", "prompt_lr_scale", "spg_lr_scale", "video_head_lr_scale",
                   "max_grad_norm", "label_smoothing", "mixup_alpha", "cutmix_alpha", "mix_prob",
-                  "video_processor_overrides")
+                  "video_processor_overrides",
+                  # the model's other settings (a change of its architecture is refused before: `checkpoints.py`)
+                  "model_overrides")
 
 
 # The recipe options, written into every checkpoint's trainer state: a resume from another run's checkpoint is
@@ -54,11 +56,22 @@ def recipe_of(options: TrainingOptions, processes: int, class_names: list[str] |
     data's size (`training_data_of`)."""
     current = json.loads(json.dumps(vars(options)))  # as recorded: tuples become lists
     recipe = {**{name: current.get(name) for name in RECIPE_OPTIONS}, "processes": processes}
+    recipe["model_overrides"] = canonical_json(recipe["model_overrides"])
     if class_names is not None:
         recipe["class_names"] = list(class_names)
     if training_data is not None:
         recipe["training_data"] = training_data
     return recipe
+
+
+def canonical_json(value: str | None) -> str | None:
+    """A JSON option's text with sorted keys and one spacing: the same overrides written otherwise are no change."""
+    if not value:
+        return value
+    try:
+        return json.dumps(json.loads(value), sort_keys=True)
+    except ValueError:  # refused where the option is read; recorded as given
+        return value
 
 
 def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkpoint: Path,
@@ -74,6 +87,8 @@ def warn_about_changed_recipe(options: TrainingOptions, output_dir: Path, checkp
         except (OSError, ValueError):
             return
     current = recipe_of(options, processes, class_names, training_data)
+    if "model_overrides" in recorded:  # training_options.json holds it as given
+        recorded = {**recorded, "model_overrides": canonical_json(recorded["model_overrides"])}
     changed = [describe_change(name, current[name], recorded[name])
                for name in current if name in recorded and recorded[name] != current[name]]
     if changed:

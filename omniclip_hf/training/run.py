@@ -15,10 +15,12 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from ..configuration_omniclip import OmniCLIPConfig, changed_architecture_fields
+from ..model_loading import load_omniclip_model
 from ..modeling_omniclip import OmniCLIPModel, enable_activation_checkpointing
 from ..processing_omniclip import OmniCLIPProcessor, load_label_names
 from . import testing_hooks
 from .checkpoints import (
+    ARCHITECTURE_KEY,
     FEW_SHOT_SELECTION_NAME,
     FROZEN_CLIP_KEY,
     OPTIMIZER_GROUPS_KEY,
@@ -105,7 +107,9 @@ def load_model_and_processor(options: TrainingOptions):
         )
         processor = build_processor(options.clip, options.num_frames)
     else:
-        model = OmniCLIPModel.from_pretrained(options.model)
+        # A config.json that does not fit its weights is one line naming them (as examples/evaluate.py says it), not
+        # transformers' report table and a RuntimeError traceback.
+        model = load_omniclip_model(options.model)
         rebuilt = sorted(changed_architecture_fields(model.config.architecture(), overrides))
         if rebuilt:  # the loaded modules would train on unchanged, and the saved model/ would not load
             built_with = ", ".join(f"{key}={getattr(model.config, key)!r}" for key in rebuilt)
@@ -331,14 +335,16 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     keep_checkpoints_trainable_only(model)
     trainable_weights = trainable_weight_shapes(model)
     frozen_clip = frozen_clip_fingerprint(model)
+    architecture = recorded_architecture(model.config)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": [],
              "learning_rates": []}
+    restored = None
     if options.resume_from_checkpoint:
         restored = restore_checkpoint(accelerator, options.resume_from_checkpoint, output_dir, trainable_weights,
-                                      frozen_clip, optimizer_groups)
+                                      frozen_clip, optimizer_groups, architecture, loop_records=True)
         if restored is not None:
             checkpoint, state = restored
             keep_this_runs_optimizer_settings(optimizer, scheduler, settings)
@@ -352,11 +358,14 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     state[TRAINABLE_WEIGHTS_KEY] = trainable_weights
     state[FROZEN_CLIP_KEY] = frozen_clip
     state[OPTIMIZER_GROUPS_KEY] = optimizer_groups
+    state[ARCHITECTURE_KEY] = architecture
     state[RECIPE_KEY] = recipe_of(options, accelerator.num_processes, data.class_names, training_data_of(data))
     losses = StepLosses(accelerator, state["losses"])
     write_training_options(options, accelerator, output_dir)  # only now: a refused resume leaves the old ones
 
-    saved_at = {"step": None}
+    # A resumed run's position is the checkpoint it was restored from: at an epoch's last step the epoch-end save
+    # would otherwise rewrite that checkpoint at once.
+    saved_at = {"step": state["global_step"] if restored is not None else None}
 
     def checkpoint_now():
         if saved_at["step"] == state["global_step"]:
@@ -480,6 +489,12 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
             "train_learning_rates": state["learning_rates"],
             "class_names": data.class_names, "model": model}
+
+
+def recorded_architecture(config) -> dict[str, Any]:
+    """The model config's architecture fields as a checkpoint's trainer state records them (JSON: tuples become
+    lists), so a resume compares like with like."""
+    return json.loads(json.dumps(config.architecture()))
 
 
 def group_scale(batch_in_epoch: int, epoch_batches: int | None, gradient_accumulation_steps: int) -> float:
