@@ -72,6 +72,43 @@ def test_accumulation_runs_every_epoch_and_its_short_group_is_a_mean(tiny_clip_d
         torch.testing.assert_close(mine[key], theirs[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_a_batch_that_failed_to_decode_keeps_its_place_in_the_accumulation_group(tiny_clip_dir, motion_data,
+                                                                                   tmp_path):
+    """One process, batch 1, 2 batches a step, 3 videos an epoch of which one is undecodable: 2 optimizer steps an
+    epoch as the schedule planned (the failed batch's forward counts, with no weight). It was skipped: Accelerate's
+    group then took the next batch, the epoch made 1 step, and training ended at step 2 of the 4 planned."""
+    data = tmp_path / "data"
+    good = sorted((motion_data / "train" / CLASSES[0]).iterdir())[:2]
+    (data / "train" / CLASSES[0]).mkdir(parents=True)
+    (data / "train" / CLASSES[1]).mkdir(parents=True)
+    for path in good:
+        shutil.copy(path, data / "train" / CLASSES[0] / path.name)
+    (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")
+    shutil.copy(motion_data / "labels.txt", data / "labels.txt")
+    command = train_command(tiny_clip_dir, data, tmp_path / "out", "--epochs", "2", "--batch_size", "1",
+                            "--gradient_accumulation_steps", "2", "--warmup_steps", "1", "--checkpointing_steps", "100")
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["skipped_videos"] == 2 and metrics["global_step"] == 4
+    assert metrics["train_learning_rates"] == one_process_schedule(parse_training_options(command[2:]), steps=4)
+
+
+def test_a_step_s_loss_is_the_mean_over_its_decoded_batches():
+    """A failed batch's weightless forward (loss 0) pulled its step's recorded loss down: 1.0 for a step of 2.0 and a
+    failed batch."""
+    from omniclip_hf.training.run import StepLosses
+
+    accelerator = SimpleNamespace(reduce=lambda tensor, reduction: tensor)
+    losses = StepLosses(accelerator, [])
+    losses.add_micro_batch(torch.tensor(2.0))
+    losses.add_micro_batch(torch.tensor(0.0), weight=0.0)
+    losses.end_step()
+    losses.add_micro_batch(torch.tensor(0.0), weight=0.0)  # a step of failed batches only: nothing to average
+    losses.end_step()
+    assert losses.read() == [2.0, 0.0]
+
+
 def test_two_processes_run_the_schedule_they_planned_over_every_video(tiny_clip_dir, motion_data, tmp_path):
     """16 videos in batches of 3 over two processes: 6 batches, 3 each (Accelerate fills the last round from the
     epoch's first videos). Dropping the short batch left 2 each, 12 videos an epoch, and training ended at step 4 of a

@@ -414,9 +414,10 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 weight = 1.0
                 decoded_this_pass += "pixel_values_videos" in batch
                 if "pixel_values_videos" not in batch:
-                    if accelerator.num_processes == 1:
-                        continue
-                    # Keep the processes' forwards and gradient all-reduce in step, with no weight in the update.
+                    # A forward with no weight in the update: it keeps the processes' forwards and gradient all-reduce
+                    # in step, and (one process too) Accelerate's count of the accumulation group's batches in step
+                    # with the epoch's, which the schedule's steps and `group_scale` are counted over. Skipped, its
+                    # group took the next batch, and an epoch made one optimizer step fewer than the schedule has.
                     batch = last_good_batch or {"labels": torch.zeros(1, dtype=torch.long, device=accelerator.device),
                                                 "pixel_values_videos": blank_clip(unwrapped_config, accelerator.device)}
                     weight = 0.0
@@ -437,7 +438,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                                                             options.gradient_accumulation_steps))
                     if accelerator.sync_gradients and options.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), options.max_grad_norm)
-                    losses.add_micro_batch(loss)
+                    losses.add_micro_batch(loss, weight)
                     if accelerator.sync_gradients:
                         state["learning_rates"].append(scheduler.get_last_lr()[0])  # the one this step uses
                     optimizer.step()
@@ -564,16 +565,19 @@ class StepLosses:
         self.accelerator = accelerator
         self.recorded = recorded
         self.pending: list[torch.Tensor] = []
-        self.micro_batches: list[torch.Tensor] = []
+        self.micro_batches: list[tuple[torch.Tensor, float]] = []
 
-    def add_micro_batch(self, loss: torch.Tensor) -> None:
+    def add_micro_batch(self, loss: torch.Tensor, weight: float = 1.0) -> None:
         """One forward's loss; with --gradient_accumulation_steps a step's loss is the mean of its micro-batches' (the
-        last one's alone was recorded before)."""
-        self.micro_batches.append(loss.detach().float())
+        last one's alone was recorded before). `weight` 0: a batch none of whose videos decoded, whose forward only
+        keeps the processes in step; it does not count (a step of such batches only records 0)."""
+        self.micro_batches.append((loss.detach().float(), weight))
 
     def end_step(self) -> None:
         if self.micro_batches:
-            self.pending.append(torch.stack(self.micro_batches).mean())
+            losses = torch.stack([loss for loss, _ in self.micro_batches])
+            weights = torch.tensor([weight for _, weight in self.micro_batches], device=losses.device)
+            self.pending.append((losses * weights).sum() / weights.sum().clamp(min=1.0))
             self.micro_batches.clear()
 
     def read(self) -> list[float]:
