@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from transformers.utils import logging
 
-from .video_sources import _ffmpeg_message, describe_source, is_avi, open_video_container
+from .video_sources import _ffmpeg_message, buffer_unseekable, describe_source, is_avi, open_video_container
 
 
 DECODER_BACKENDS = ("pyav", "torchcodec")
@@ -47,15 +47,26 @@ class VideoStreamIndex:
     fps: float | None
     pts_indexed: bool  # frame i is the packet with the i-th smallest pts
     num_announced: int | None = None  # what the header says (a frame count, or duration x fps), None if nothing
+    starts_with_key_frame: bool = True  # False: the frames before the first key frame may not decode at all
 
     @property
     def sorted_pts(self) -> list[int]:
         return sorted(self.packet_pts)  # only meaningful when pts_indexed
 
 
+def _is_attached_picture(stream: Any) -> bool:
+    # Cover art of an audio file (an .m4a, an .mp3) is stored as a one-picture "video" stream with this disposition.
+    from av.stream import Disposition
+
+    return stream.type == "video" and bool(stream.disposition & Disposition.attached_pic)
+
+
 def _first_video_stream(container: Any, label: str) -> Any:
-    if not container.streams.video:
-        kinds = sorted({stream.type for stream in container.streams}) or ["none"]
+    videos = [stream for stream in container.streams.video if not _is_attached_picture(stream)]
+    if not videos:
+        kinds = sorted(
+            {"cover picture" if _is_attached_picture(stream) else stream.type for stream in container.streams}
+        ) or ["none"]
         raise ValueError(
             f"Video {label} has no video stream (its streams: {', '.join(kinds)}); pass a file with video in it."
         )
@@ -65,7 +76,7 @@ def _first_video_stream(container: Any, label: str) -> Any:
             f"Video {label} is a still image ({container.format.name.replace('_pipe', '')}), not a video: OmniCLIP "
             "models motion. To score a still anyway, pass its frames in memory, e.g. [PIL.Image.open(path)]."
         )
-    return container.streams.video[0]
+    return videos[0]
 
 
 def _has_presentation_timestamps(container: Any) -> bool:
@@ -78,19 +89,102 @@ def stream_fps(stream: Any) -> float | None:
     return float(rate) if rate else None
 
 
-def announced_frame_count(container: Any, stream: Any, fps: float | None) -> int | None:
-    """The frame count the header announces: its frame count, else its duration times the frame rate."""
-    if stream.frames:
-        return int(stream.frames)
-    if not fps:
+@dataclass(frozen=True)
+class AnnouncedDuration:
+    """How long the header says the video lasts, in seconds from its first frame."""
+
+    seconds: float
+    # True: only the container's duration was stated, and other streams share it: it covers the longest stream
+    # (an audio track may outlast the video), so it bounds the video's length instead of stating it.
+    whole_container: bool = False
+
+
+def _matroska_duration_tag(stream: Any) -> float | None:
+    # Matroska muxers store each track's end time as a DURATION tag ("HH:MM:SS.nnnnnnnnn"); FFmpeg leaves the
+    # stream's own duration unset there, and the segment's duration covers the longest track.
+    value = next((value for key, value in stream.metadata.items() if key.upper() == "DURATION"), None)
+    try:
+        hours, minutes, seconds = str(value).split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (AttributeError, ValueError):
         return None
-    if stream.duration is not None and stream.time_base:
-        duration = float(stream.duration * stream.time_base)
+
+
+def _stream_start_seconds(stream: Any) -> float:
+    if stream.start_time is None or not stream.time_base:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def announced_duration(container: Any, stream: Any) -> AnnouncedDuration | None:
+    """
+    The video's duration as the header states it, start time excluded: the track's Matroska DURATION tag (its end
+    time), else the stream's duration (an MP4's respects its edit list), else the container's duration (its end
+    time), marked `whole_container` where other streams share it. None where the header states nothing.
+    """
+    end_tag = _matroska_duration_tag(stream)
+    if end_tag is not None:
+        seconds, whole_container = end_tag - _stream_start_seconds(stream), False
+    elif stream.duration and stream.time_base:
+        seconds, whole_container = float(stream.duration * stream.time_base), False
     elif container.duration:
-        duration = container.duration / 1_000_000  # AV_TIME_BASE
+        start = (container.start_time or 0) / 1_000_000  # AV_TIME_BASE
+        seconds, whole_container = container.duration / 1_000_000 - start, len(container.streams) > 1
     else:
         return None
-    return round(duration * fps)
+    return AnnouncedDuration(seconds, whole_container) if seconds > 0 else None
+
+
+def frames_announced(
+    header_frames: int | None, duration: AnnouncedDuration | None, fps: float | None, measured_fps: float | None = None
+) -> int | None:
+    """
+    The frame count a header announces: the lower of its frame count (an MP4's also counts frames its edit list
+    hides) and its duration times the frame rate. Where it states no count (Matroska), the rate is the lower of the
+    header's and the one the frames in the file keep (`measured_fps`): a variable-rate file's header rate may be
+    that of its fastest stretch, while a cut file keeps its rate.
+    """
+    counts = [int(header_frames)] if header_frames else []
+    rates = [rate for rate in (fps, None if header_frames else measured_fps) if rate]
+    if duration is not None and rates:
+        counts.append(round(duration.seconds * min(rates)))
+    return min(counts) if counts else None
+
+
+def announced_frame_count(
+    container: Any,
+    stream: Any,
+    fps: float | None,
+    measured_fps: float | None = None,
+    others_end: float | None = None,
+) -> int | None:
+    """
+    The frame count the header announces (see `frames_announced`). `others_end`, the seconds the file's other
+    streams reach, says whether a container-wide duration is theirs: where they fill it, the file is whole and the
+    video's own length is not stated (None); where they stop short too, the file was cut and the duration counts.
+    """
+    duration = _duration_beside_count(container, stream)
+    if duration is not None and duration.whole_container and others_end is not None:
+        if others_end >= MIN_PRESENT_SHARE * duration.seconds:
+            duration = None
+    return frames_announced(stream.frames, duration, fps, measured_fps)
+
+
+def _duration_beside_count(container: Any, stream: Any) -> AnnouncedDuration | None:
+    # Where the header counts frames, its duration matters only in MP4/MKV (an edit list hides counted frames). An
+    # AVI's duration is rebuilt from the frames present when its index was cut off, so it would hide the cut.
+    if stream.frames and not _has_presentation_timestamps(container):
+        return None
+    return announced_duration(container, stream)
+
+
+def measured_frame_rate(packet_pts: Sequence[int | None], time_base: Any) -> float | None:
+    """The frame rate the packets' timestamps keep on average, None where they cannot say (one frame, no pts)."""
+    stamps = [pts for pts in packet_pts if pts is not None]
+    if len(stamps) < 2 or not time_base:
+        return None
+    span = float((max(stamps) - min(stamps)) * time_base)
+    return (len(stamps) - 1) / span if span > 0 else None
 
 
 def check_against_header(label: str, num_announced: int | None, num_present: int) -> None:
@@ -115,10 +209,20 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
 
     packet_pts: list[int | None] = []
     keyframe_pts: list[int] = []
+    first_is_key: bool | None = None
+    duration = _duration_beside_count(container, stream)
+    # Where only a container-wide duration is stated, how far the other streams reach tells a whole file from a cut.
+    others = _OtherStreamsEnd(container, stream) if duration is not None and duration.whole_container else None
     try:
-        for packet in container.demux(stream):
-            # size 0: the demuxer's end-of-stream marker; is_discard: cut by an edit list, the decoder drops it.
-            if packet.size == 0 or packet.is_discard:
+        for packet in container.demux(*([] if others else [stream])):
+            if packet.stream_index != stream.index:
+                others.add(packet)
+                continue
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if first_is_key is None:  # edit-list-hidden packets count here: decoding starts from them
+                first_is_key = bool(packet.is_keyframe)
+            if packet.is_discard:  # cut by an edit list, the decoder drops it
                 continue
             packet_pts.append(packet.pts)
             if packet.is_keyframe and packet.pts is not None:
@@ -130,12 +234,15 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
     if not packet_pts:
         raise ValueError(f"Video {label} has a video stream with no frames in it (truncated or empty file).")
     fps = stream_fps(stream)
-    num_announced = announced_frame_count(container, stream, fps)
+    num_announced = announced_frame_count(
+        container, stream, fps, measured_frame_rate(packet_pts, stream.time_base), others.end if others else None
+    )
     check_against_header(label, num_announced, len(packet_pts))
-    if num_announced and len(packet_pts) > num_announced + 1 and stream.frames:
-        # The header under-counts (an AVI whose header says 10 frames holding 164): trust what is in the file.
+    if stream.frames and len(packet_pts) > stream.frames + 1:
+        # The header's frame count under-counts (an AVI whose header says 10 frames holding 164): trust what is in
+        # the file. (Its duration times a variable rate is only an estimate: not worth a note.)
         logger.warning_once(
-            f"Video {label}: its header announces {num_announced} frames but the file holds {len(packet_pts)}; "
+            f"Video {label}: its header announces {stream.frames} frames but the file holds {len(packet_pts)}; "
             "sampling from the frames in the file."
         )
     pts_indexed = (
@@ -150,7 +257,22 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
         fps=fps,
         pts_indexed=pts_indexed,
         num_announced=num_announced,
+        starts_with_key_frame=bool(first_is_key),
     )
+
+
+class _OtherStreamsEnd:
+    """The latest end time, in seconds from the container's start, that the packets of the other streams reach."""
+
+    def __init__(self, container: Any, video_stream: Any):
+        self._start = (container.start_time or 0) / 1_000_000  # AV_TIME_BASE
+        self.end = 0.0
+
+    def add(self, packet: Any) -> None:
+        if packet.size == 0 or packet.pts is None or not packet.time_base:
+            return
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base) - self._start
+        self.end = max(self.end, end)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -298,8 +420,11 @@ def _decode_by_pts(
     """
     Decodes the frames `wanted` (sorted unique indices) of a pts-indexed stream: seeks to the key frame before the
     first one, tells the decoder to skip non-reference frames that are not wanted, converts only wanted frames to RGB
-    and stops after the last one.
+    and stops after the last one. Returns what it found: fewer frames than wanted (the seek refused, frames that did
+    not decode) send the caller to its in-order decode.
     """
+    import av
+
     sorted_pts = index.sorted_pts
     index_of_pts = {pts: i for i, pts in enumerate(sorted_pts)}
     wanted_pts = {sorted_pts[i] for i in wanted}
@@ -307,7 +432,11 @@ def _decode_by_pts(
     # Every wanted frame shows at or after this key frame, so decoding from it reaches them all.
     keyframes_before = [pts for pts in index.keyframe_pts if pts <= first_pts]
     seek_pts = keyframes_before[-1] if keyframes_before else index.packet_pts[0]
-    container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+    try:
+        container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        # No key frame at or before the wanted frame (a stream that starts with P-frames): FFmpeg refuses (EPERM).
+        return {}
 
     frames: dict[int, Any] = {}
     codec = stream.codec_context
@@ -320,6 +449,7 @@ def _decode_by_pts(
         return len(frames) == len(wanted)
 
     skip_mode = None
+    flushed = False
     for packet in container.demux(stream):
         if packet.size != 0:
             # Non-reference frames nobody wants need not be decoded at all: no other frame depends on them. The
@@ -327,9 +457,11 @@ def _decode_by_pts(
             wanted_mode = "DEFAULT" if packet.pts in wanted_pts else "NONREF"
             if wanted_mode != skip_mode:
                 codec.skip_frame = skip_mode = wanted_mode
+        flushed = flushed or packet.size == 0  # the demuxer's end marker flushes the decoder
         if collect(stream.decode(packet if packet.size != 0 else None)):
             return frames
-    collect(stream.decode(None))
+    if not flushed:  # a second flush raises EOFError: a flushed decoder has nothing more to give
+        collect(stream.decode(None))
     return frames
 
 
@@ -376,6 +508,7 @@ def read_video_pyav(
     """
     import av
 
+    source = buffer_unseekable(source)
     label = describe_source(source)
     to_rgb = _RGBConverter(label)
     try:
@@ -383,6 +516,8 @@ def read_video_pyav(
             stream = _first_video_stream(container, label)
             _configure_threads(stream, threading)
             index = index_video_stream(container, stream, label)
+            if not index.starts_with_key_frame:
+                _count_decodable_frames(container, stream, source, index, label, to_rgb)
             indices = _checked_indices(_ask_sampler(sample_indices_fn, index.num_frames, index.fps), index.num_frames, label)
             wanted = sorted(set(indices))
             frames = _decode_by_pts(container, stream, index, wanted, to_rgb) if index.pts_indexed else {}
@@ -422,6 +557,22 @@ def read_video_pyav(
     return rgb, times, indices, info
 
 
+def _count_decodable_frames(
+    container: Any, stream: Any, source: Any, index: VideoStreamIndex, label: str, to_rgb: _RGBConverter
+) -> None:
+    """
+    For a stream whose first packet is no key frame (a clip cut out of a longer one without re-encoding): the
+    frames before its first key frame may not decode, so a sequential decode numbers frames differently from the
+    packets. Counts what decodes (converting nothing) and makes the index count frames in decoder output order.
+    The header was checked against the packets: frames lost before the first key frame are no sign of a cut.
+    """
+    _, num_decoded = _decode_in_order_from_start(container, stream, source, [index.num_frames], to_rgb)
+    if num_decoded == 0:
+        raise ValueError(f"Video {label} has no decodable frames (corrupt or truncated file).")
+    index.num_frames = num_decoded
+    index.pts_indexed = False
+
+
 def _ask_sampler(sample_indices_fn, num_frames: int, fps: float | None) -> Sequence[int]:
     """Calls the sampling function with the frame count, and the frame rate too where it takes an `fps` keyword."""
     try:
@@ -459,7 +610,7 @@ def _decode_in_order_from_start(
         if hasattr(source, "seek"):
             source.seek(0)
         with open_video_container(source) as reopened:
-            restream = reopened.streams.video[0]
+            restream = reopened.streams[stream.index]  # the same stream (not an attached picture before it)
             restream.thread_type = stream.thread_type
             return _decode_in_order(reopened, restream, wanted, to_rgb)
     stream.codec_context.skip_frame = "DEFAULT"  # a pts-ordered attempt may have left the decoder skipping frames
@@ -481,41 +632,67 @@ def read_video_torchcodec(
     own threads: `threading` is accepted for a common signature and ignored). `source` may also be a `VideoDecoder`
     (datasets' `Video` cells). torchcodec turns frames by the angle of the display matrix but drops its mirrors;
     for files, the matrix is read whole with PyAV and what torchcodec left undone (a mirror) is applied here, so
-    frames come out as with PyAV. A `VideoDecoder` built by the caller gives no access to its file: its frames are
-    torchcodec's (turned, never mirrored).
+    frames come out as with PyAV; the frame rate and the header check come from the same PyAV probe, so both
+    backends agree on them. Files torchcodec does not decode exactly (AVI, a stream that starts before its first
+    key frame) go to PyAV. A `VideoDecoder` from a datasets column is treated as the file it was built from; one
+    built by the caller gives no access to its file: its frames are torchcodec's (turned, never mirrored).
     """
-    matrix = None
+    source = buffer_unseekable(source)
     if is_torchcodec_decoder(source):
-        decoder, label = source, "<torchcodec VideoDecoder>"
-    elif is_avi(source):
-        # torchcodec seeks AVI by its decode-order timestamps and lands on other frames than a sequential decode
-        # numbers (measured on the shared AVI clips: 21% of sampled pixels differ). PyAV counts frames exactly.
-        logger.warning_once(
-            "video_backend='torchcodec' does not seek AVI files exactly; AVI files are decoded with PyAV instead."
-        )
-        return read_video_pyav(source, sample_indices_fn, threading)
+        decoder, file_source = source, torchcodec_decoder_file(source)
+        label = "<torchcodec VideoDecoder>" if file_source is None else describe_source(file_source)
+        if file_source is None:
+            logger.warning_once(
+                "A torchcodec VideoDecoder built outside datasets gives no access to its file: its frames are "
+                "torchcodec's, which seeks AVI files inexactly. For exact frames pass the file's path or bytes "
+                "(for a datasets column, cast it with datasets.Video(decode=False))."
+            )
     else:
-        video_decoder_class = _torchcodec_video_decoder_class()
+        decoder, file_source, label = None, source, describe_source(source)
+    probe = None
+    if file_source is not None:
+        if is_avi(file_source):
+            # torchcodec seeks AVI by its decode-order timestamps and lands on other frames than a sequential decode
+            # numbers (measured on the shared AVI clips: 21% of sampled pixels differ). PyAV counts frames exactly.
+            logger.warning_once(
+                "video_backend='torchcodec' does not seek AVI files exactly; AVI files are decoded with PyAV instead."
+            )
+            return read_video_pyav(file_source, sample_indices_fn, threading)
         # The container checks PyAV's reader makes, with its messages: torchcodec takes a PNG as a one-frame video and
         # answers a JPEG or an audio-only file with internal errors ("This should never happen...").
-        matrix = probe_display_matrix(source)
-        decoder, label = _open_torchcodec_decoder(video_decoder_class, source)
+        probe = probe_video_file(file_source)
+        if not probe.starts_with_key_frame:
+            # Frames before the first key frame do not decode; torchcodec repeats later frames in their place.
+            logger.warning_once(
+                f"Video {label} starts before its first key frame, which torchcodec does not decode exactly; such "
+                "files are decoded with PyAV instead."
+            )
+            return read_video_pyav(file_source, sample_indices_fn, threading)
+    if decoder is None:
+        decoder, label = _open_torchcodec_decoder(_torchcodec_video_decoder_class(), source)
+    return _decode_with_torchcodec(decoder, label, probe, sample_indices_fn)
+
+
+def _decode_with_torchcodec(
+    decoder: Any, label: str, probe: VideoProbe | None, sample_indices_fn
+) -> tuple[np.ndarray, list[float | None], list[int], dict[str, Any]]:
+    """Samples and decodes with an open `VideoDecoder`, then turns frames as the probe's display matrix says."""
     metadata = decoder.metadata
+    fps = _torchcodec_fps(metadata, probe)
     try:
         num_total = len(decoder)
-        check_against_header(label, metadata.num_frames_from_header, num_total)
-        indices = _checked_indices(_ask_sampler(sample_indices_fn, num_total, metadata.average_fps), num_total, label)
+        check_against_header(label, _torchcodec_announced_frames(metadata, probe), num_total)
+        indices = _checked_indices(_ask_sampler(sample_indices_fn, num_total, fps), num_total, label)
         batch = decoder.get_frames_at(indices=indices)
     except RuntimeError as error:
         raise ValueError(f"torchcodec could not decode video {label}: {error}") from None
-    rgb = batch.data.permute(0, 2, 3, 1).numpy()
+    rgb = _channels_last(batch.data, metadata).cpu().numpy()
     applied_rotation = getattr(metadata, "rotation", None)
-    if matrix is not None:
-        orientation = orientation_from_display_matrix(matrix, label)
+    if probe is not None and probe.display_matrix is not None:
+        orientation = orientation_from_display_matrix(probe.display_matrix, label)
         rgb = np.ascontiguousarray(residual_after_rotation(orientation, applied_rotation).apply(rgb, batched=True))
     else:
         orientation = Orientation(rotation=(round((applied_rotation or 0) / 90) % 4) * 90)
-    fps = metadata.average_fps
     info = {
         "total_num_frames": num_total,
         "fps": fps,
@@ -528,12 +705,67 @@ def read_video_torchcodec(
     return rgb, batch.pts_seconds.tolist(), indices, info
 
 
-def probe_display_matrix(source: Any) -> np.ndarray | None:
+def _torchcodec_fps(metadata: Any, probe: VideoProbe | None) -> float | None:
+    # The header's rate, as PyAV reports it: torchcodec's `average_fps` is measured from the frames' timestamps (a
+    # clip of 32 frames at 30 fps reads 29.09), so `fps=` sampling would take other frames than with PyAV.
+    if probe is not None:
+        return probe.fps
+    return metadata.average_fps_from_header or metadata.average_fps
+
+
+def _torchcodec_announced_frames(metadata: Any, probe: VideoProbe | None) -> int | None:
+    """The header's frame count by the rule `index_video_stream` applies (torchcodec's own would miss cut WebMs)."""
+    measured = metadata.average_fps  # what the frames present keep (torchcodec scanned them)
+    if probe is not None:
+        return frames_announced(probe.header_frames, probe.duration, probe.fps, measured)
+    seconds = metadata.duration_seconds_from_header
+    duration = AnnouncedDuration(float(seconds)) if seconds else None
+    return frames_announced(metadata.num_frames_from_header, duration, metadata.average_fps_from_header, measured)
+
+
+def _channels_last(data: Any, metadata: Any) -> Any:
+    """
+    Frames `(N, H, W, C)` from a batch in either of torchcodec's dimension orders: a decoder built with
+    `dimension_order="NHWC"` (as datasets' `Video(dimension_order=...)` builds) returns them so already.
+    """
+    sizes = {(metadata.height, metadata.width), (metadata.width, metadata.height)}  # turned frames swap them
+    if tuple(data.shape[1:3]) in sizes and tuple(data.shape[2:4]) not in sizes:
+        return data
+    return data.permute(0, 2, 3, 1)
+
+
+def torchcodec_decoder_file(decoder: Any) -> Any:
+    """
+    The file a datasets `Video` cell's `VideoDecoder` was built from (datasets keeps it as `_hf_encoded`): its
+    bytes, or its path where that is a local file; None for a decoder built elsewhere.
+    """
+    encoded = getattr(decoder, "_hf_encoded", None)
+    if not isinstance(encoded, dict):
+        return None
+    if encoded.get("bytes"):
+        return encoded["bytes"]
+    path = encoded.get("path")
+    return path if isinstance(path, (str, os.PathLike)) and os.path.isfile(path) else None
+
+
+@dataclass
+class VideoProbe:
+    """What PyAV reads from a file's header and first frame, for the torchcodec backend."""
+
+    display_matrix: np.ndarray | None
+    fps: float | None
+    header_frames: int | None
+    duration: AnnouncedDuration | None
+    starts_with_key_frame: bool = True
+
+
+def probe_video_file(source: Any) -> VideoProbe:
     """
     Checks a file source as [`read_video_pyav`] does before decoding (it exists, opens, has a video stream, is not a
-    still image), raising the same one-line errors, and returns the display matrix of its first video frame, read
-    with PyAV (torchcodec reports only its angle), or None. A frame that fails to decode is left to the decoder
-    that reads the file next to report. A file object is left where it was.
+    still image), raising the same one-line errors, and reads with PyAV what torchcodec reports differently or not
+    at all: the display matrix of the first frame (torchcodec reports only its angle), the header's frame rate,
+    frame count and duration, and whether the stream starts with a key frame. A frame that fails to decode is left
+    to the decoder that reads the file next to report. A file object is left where it was.
 
     Raises:
         `FileNotFoundError`: the path does not exist.
@@ -546,15 +778,43 @@ def probe_display_matrix(source: Any) -> np.ndarray | None:
     try:
         with open_video_container(source) as container:
             stream = _first_video_stream(container, label)
+            duration = _duration_beside_count(container, stream)
+            probe = VideoProbe(None, stream_fps(stream), int(stream.frames) or None, duration)
             try:
-                for frame in container.decode(stream):
-                    return frame_display_matrix(frame)
+                probe.starts_with_key_frame, probe.display_matrix = _first_frame_facts(container, stream)
+                if duration is not None and duration.whole_container:
+                    probe.duration = _unless_other_streams_fill(container, stream, duration)
             except av.error.FFmpegError:
-                return None
+                pass
+            return probe
     finally:
         if position is not None:
             source.seek(position)
-    return None
+
+
+def _first_frame_facts(container: Any, stream: Any) -> tuple[bool, np.ndarray | None]:
+    """Whether the stream's first packet is a key frame, and the display matrix of its first decoded frame."""
+    starts_with_key_frame = None
+    for packet in container.demux(stream):
+        if starts_with_key_frame is None and packet.size:
+            starts_with_key_frame = bool(packet.is_keyframe)
+        for frame in stream.decode(packet if packet.size else None):
+            return bool(starts_with_key_frame), frame_display_matrix(frame)
+    return starts_with_key_frame is not False, None
+
+
+def _unless_other_streams_fill(container: Any, stream: Any, duration: AnnouncedDuration) -> AnnouncedDuration | None:
+    """A container-wide duration, or None where the other streams fill it (a whole file; see announced_frame_count)."""
+    container.seek(0, backward=True, any_frame=False)
+    others = _OtherStreamsEnd(container, stream)
+    for packet in container.demux(*[other for other in container.streams if other.index != stream.index]):
+        others.add(packet)
+    return None if others.end >= MIN_PRESENT_SHARE * duration.seconds else duration
+
+
+def probe_display_matrix(source: Any) -> np.ndarray | None:
+    """The display matrix of the first video frame, read with PyAV, after the checks of [`probe_video_file`]."""
+    return probe_video_file(buffer_unseekable(source)).display_matrix
 
 
 def select_video_reader(source: Any, backend: str) -> tuple[str, Callable]:

@@ -92,6 +92,45 @@ def read_head(source: Any, num_bytes: int) -> bytes:
     return b""
 
 
+def _is_seekable(source: Any) -> bool:
+    seekable = getattr(source, "seekable", None)
+    if callable(seekable):
+        try:
+            return bool(seekable())
+        except (OSError, ValueError):  # a closed file says so when asked; it is refused when read
+            return True
+    return hasattr(source, "seek") and hasattr(source, "tell")
+
+
+class _BufferedVideo(io.BytesIO):
+    """The content of a file object that cannot seek, read into memory, still named as that object was."""
+
+    def __init__(self, content: bytes, name: str | None):
+        super().__init__(content)
+        if name is not None:
+            self.name = name
+
+
+def buffer_unseekable(source: Any) -> Any:
+    """
+    A binary file object that cannot seek (an HTTP response, a pipe) read once into memory: FFmpeg and torchcodec
+    seek while probing and again to rewind, and PyAV cannot seek such a stream back. Any other source as it is.
+    """
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)) or not hasattr(source, "read"):
+        return source
+    if isinstance(source, io.TextIOBase) or "b" not in _mode_text(source) or _is_seekable(source):
+        return source  # a text-mode object is refused with its own message when opened
+    name = getattr(source, "name", None)
+    name = name if isinstance(name, str) else getattr(source, "url", None)  # urllib's responses know their URL
+    content = source.read()
+    if not isinstance(content, bytes):
+        raise ValueError(
+            f"Video {describe_source(source)}: reading it gave {type(content).__name__}, not bytes; open it in "
+            "binary mode."
+        )
+    return _BufferedVideo(content, name if isinstance(name, str) else None)
+
+
 def is_avi(source: Any) -> bool:
     """Whether the source is an AVI file (RIFF header with form type AVI)."""
     head = read_head(source, 12)
