@@ -104,11 +104,11 @@ def report_device_reads(argv_json: str) -> None:
         report["accelerate_placements"] += 1
         return real_send(*args, **kwargs)
 
-    def spied_add(self, loss):
+    def spied_add(self, loss, weight=1.0):
         counting, reads.counting = reads.counting, False
         report["steps_spied"].append(round(loss.item(), 6))
         reads.counting = counting
-        real_add(self, loss)
+        real_add(self, loss, weight)
 
     def after_step(step):
         nonlocal last_step
