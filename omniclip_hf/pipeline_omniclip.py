@@ -33,7 +33,7 @@ from transformers.video_utils import VideoMetadata
 
 from .video_decoding import is_torchcodec_decoder, select_video_reader
 from .video_processing_omniclip import video_to_tensor
-from .video_sources import _is_file_source, _is_frame, pixel_scale_of, resolve_video_source
+from .video_sources import _is_file_source, _is_frame, describe_source, pixel_scale_of, resolve_video_source
 
 
 logger = logging.get_logger(__name__)
@@ -147,21 +147,45 @@ def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequ
         )
 
 
-def check_hypothesis_template(hypothesis_template: Any) -> str:
-    """Validates a prompt template: a string with one `{}` where the label goes."""
-    if not isinstance(hypothesis_template, str) or "{}" not in hypothesis_template:
+# Two labels that any template placing its label must turn into two different prompts (they differ in their first
+# and last characters, so a template reading one character of the label, `{[0]}` or `{[-1]}`, still tells them apart).
+_PROBE_LABELS = ("first probe label a", "second probe label b")
+
+
+def check_text_template(template: Any, argument: str = "template") -> str:
+    """
+    Validates a prompt template: a string with `{}` where the label goes, that `str.format` fills with a label.
+
+    The template is filled with two different labels, which must give different prompts: `"a video of {{}}"` holds
+    the characters `{}` but formats to the literal text `a video of {}` for every label (all labels would score
+    alike), and `"{} in {place}"` fails inside `format`.
+
+    Raises:
+        `ValueError`: one line naming `argument` and the template.
+    """
+    if not isinstance(template, str) or "{}" not in template:
         raise ValueError(
-            f"hypothesis_template={hypothesis_template!r} must be a string containing '{{}}' where the label goes, "
-            "e.g. 'a video of {} action' (or '{}' for labels that are already full sentences)."
+            f"{argument}={template!r} must be a string containing '{{}}' where the label goes, e.g. "
+            "'a video of {} action' (or '{}' for labels that are already full sentences)."
         )
     try:
-        hypothesis_template.format("label")
-    except (IndexError, KeyError, ValueError) as error:
+        prompts = [template.format(label) for label in _PROBE_LABELS]
+    except (IndexError, KeyError, ValueError, AttributeError, TypeError) as error:
         raise ValueError(
-            f"hypothesis_template={hypothesis_template!r} cannot be filled with one label ({error}); use a single "
+            f"{argument}={template!r} cannot be filled with one label ({type(error).__name__}: {error}); use a single "
             "'{}' and double any other braces ('{{', '}}')."
         ) from None
-    return hypothesis_template
+    if prompts[0] == prompts[1]:
+        raise ValueError(
+            f"{argument}={template!r} never inserts the label (it formats to {prompts[0]!r} for every label, so all "
+            "labels would score alike): write a single '{}', not '{{}}', where the label goes."
+        )
+    return template
+
+
+def check_hypothesis_template(hypothesis_template: Any) -> str:
+    """Validates a prompt template: a string with one `{}` that fills in the label (`check_text_template`)."""
+    return check_text_template(hypothesis_template, "hypothesis_template")
 
 
 def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
@@ -198,6 +222,16 @@ def check_segment_seconds(segment_seconds: Any) -> float | None:
     return float(segment_seconds)
 
 
+def check_window_length(segment_seconds: float, fps: float, video: str = "the video") -> None:
+    """Refuses windows shorter than one frame: `plan_windows` would plan ~`num_total / (segment_seconds * fps)`
+    empty windows one by one (minutes to hours for `segment_seconds=1e-9`) and return none."""
+    if segment_seconds * fps < 1:
+        raise ValueError(
+            f"segment_seconds={segment_seconds:g} is shorter than one frame of {video} ({1 / fps:.4g} s at "
+            f"{fps:g} fps): use segment_seconds >= {1 / fps:.4g}."
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Windows of long videos
 # ----------------------------------------------------------------------------------------------------------------
@@ -208,7 +242,11 @@ def plan_windows(num_total: int, fps: float, segment_seconds: float) -> list[tup
     Returns:
         `list[tuple[int, int]]`: `(first_frame, end_frame)` per window, end exclusive; the last window holds what is
         left (it may be shorter), and together they cover every frame once.
+
+    Raises:
+        `ValueError`: `segment_seconds` is shorter than one frame (`check_window_length`).
     """
+    check_window_length(segment_seconds, fps)
     frames_per_window = segment_seconds * fps
     windows = []
     index = 0
@@ -237,17 +275,40 @@ def _decode_groups(frame_counts: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
+def _is_file_video(video: Any) -> bool:
+    """A video the pipeline decodes (path, URL's bytes, bytes, file object, frame folder, torchcodec decoder): it
+    carries its own frame rate."""
+    return _is_file_source(video) or is_torchcodec_decoder(video)
+
+
+def _video_name(video: Any) -> str:
+    if is_torchcodec_decoder(video):
+        return "a torchcodec decoder"
+    return describe_source(video) if _is_file_source(video) else "the in-memory video given as " + type(video).__name__
+
+
+def check_video_fps_for(video: Any, video_fps: float | None) -> None:
+    """Refuses `video_fps` for a file: the file's own rate is used, in whole-video and in window mode alike (it
+    used to override the rate of window mode only, planning windows over a time axis the file does not have)."""
+    if video_fps is not None and _is_file_video(video):
+        raise ValueError(
+            f"video_fps={video_fps:g} is the frame rate of an in-memory video, but this video is {_video_name(video)}, "
+            "a file with its own frame rate: leave video_fps out."
+        )
+
+
 class _FrameSource:
     """Frames of one video by index: decoded from a file (only the frames asked for) or taken from memory."""
 
     def __init__(self, video: Any, backend: str, video_fps: float | None):
         self.video = video
+        self.label = _video_name(video)
         self.frames: torch.Tensor | None = None
-        if _is_file_source(video) or is_torchcodec_decoder(video):
+        if _is_file_video(video):  # its own rate: `preprocess` refuses a video_fps for it (`check_video_fps_for`)
             _, self.reader = select_video_reader(video, backend)  # the processor's choice, by the same function
             _, _, _, info = self._read(lambda num_total: [0])
             self.num_total = int(info["total_num_frames"])
-            self.fps = video_fps or info["fps"]
+            self.fps = info["fps"]
         else:
             label = "given as " + type(video).__name__
             self.frames = video_to_tensor(video, label)
@@ -257,8 +318,10 @@ class _FrameSource:
             self.num_total = int(self.frames.shape[0])
             self.fps = video_fps
         if not self.fps:
-            where = "this file does not state one" if self.frames is None else "in-memory frames carry none"
-            raise ValueError(f"segment_seconds needs the video's frame rate and {where}: pass video_fps=.")
+            raise ValueError(
+                f"segment_seconds needs the frame rate of {self.label}, which states none: "
+                + ("decode its frames and pass them with video_fps=." if self.frames is None else "pass video_fps=.")
+            )
 
     def _read(self, sample_indices_fn):
         if hasattr(self.video, "seek"):
@@ -303,6 +366,22 @@ def _equal_shape_groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
 # ----------------------------------------------------------------------------------------------------------------
 # The pipeline
 # ----------------------------------------------------------------------------------------------------------------
+def _as_pipeline_input(videos: Any) -> Any:
+    """
+    `videos` as transformers' `Pipeline.__call__` reads it: a list is a batch, anything else one input. So a list or
+    tuple of frames (PIL images, 3-D arrays, 2-D grayscale arrays) becomes a tuple, one video, as the processor reads it; a tuple of videos
+    and a 5-D array become lists, batches. A tuple of videos passed through as one input reached the processor,
+    which reads it as a batch, and its `(videos, labels)` logits were scored as one softmax over all of them.
+    """
+    if isinstance(videos, (list, tuple)):
+        if not videos:
+            raise ValueError(f"videos is an empty {type(videos).__name__}; pass at least one video.")
+        return tuple(videos) if all(_is_frame(frame) for frame in videos) else list(videos)
+    if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
+        return list(videos)
+    return videos
+
+
 class ZeroShotVideoClassificationPipeline(ChunkPipeline):
     r"""
     Zero-shot video classification with [`OmniCLIPModel`]: scores a video against any label strings.
@@ -366,6 +445,22 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                     f"{type(self.model).__name__} has no {method}()."
                 )
         self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._warn_if_processor_template_differs()
+
+    def _warn_if_processor_template_differs(self) -> None:
+        """The pipeline fills labels into the model config's `text_template` (unless a call passes
+        `hypothesis_template`); a processor's other `text_template`, which its `prompts_for_labels` uses, would
+        score the same labels differently there: said once, here, rather than on every call."""
+        processor_template = getattr(self.processor, "text_template", None)
+        config_template = getattr(self.model.config, "text_template", None)
+        if processor_template and config_template and processor_template != config_template:
+            warnings.warn(
+                f"The processor's text_template {processor_template!r} differs from the model config's "
+                f"{config_template!r}; the pipeline uses the model config's (pass hypothesis_template= to choose "
+                "another, or save both with one template).",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _check_model_folder_files(self) -> None:
         """A local model folder without tokenizer files or processor settings: one error naming what is missing."""
@@ -405,7 +500,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         Args:
             videos (`str`, `os.PathLike`, `bytes`, file object, `np.ndarray`, `torch.Tensor`, list of PIL images, or a
                 list of these):
-                One video, or a list of videos (a list of frames is one video).
+                One video, or a list or tuple of videos (a list or tuple of frames is one video).
             candidate_labels (`list[str]`):
                 The labels to choose from: any non-empty strings whose prompts CLIP's tokenizer reads as different
                 tokens (labels that differ only in case, spacing or spaces around punctuation are refused).
@@ -415,11 +510,13 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             top_k (`int`, *optional*):
                 Return only the `top_k` best labels (between 1 and the number of labels); all by default.
             segment_seconds (`float`, *optional*):
-                Classify consecutive windows of this many seconds instead of the whole video. Each window is sampled
-                as the video processor samples a whole video of its length (with `fps=` sampling: its rate).
+                Classify consecutive windows of this many seconds (at least one frame) instead of the whole video.
+                Each window is sampled as the video processor samples a whole video of its length (with `fps=`
+                sampling: its rate).
             video_fps (`float`, *optional*):
                 Frame rate of an in-memory video (arrays and frames carry none), needed with `segment_seconds` or a
-                video processor that samples by rate (`fps=`).
+                video processor that samples by rate (`fps=`). Refused for a file (path, URL, bytes, file object,
+                decoder): its own frame rate is used, in whole-video and window mode alike.
             batch_size (`int`, *optional*):
                 Videos (or windows) run through the model together; those of different shapes (frame counts of `fps=`
                 sampling, frame sizes without a centre crop) run in sub-batches of equal shape, never padded, so the
@@ -430,12 +527,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             to 1). With `segment_seconds`, a list of `{"start": float, "end": float, "labels": [...]}`, one per
             window, with times in seconds. For a list of videos, a list of those.
         """
-        if isinstance(videos, list) and videos and all(_is_frame(frame) for frame in videos):
-            videos = tuple(videos)  # a list of frames is one video, not a batch of videos
-        elif isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 5:
-            videos = list(videos)
-        elif isinstance(videos, list) and not videos:
-            raise ValueError("videos is an empty list; pass at least one video.")
+        videos = _as_pipeline_input(videos)
         if candidate_labels is not None:
             kwargs["candidate_labels"] = candidate_labels
         elif "candidate_labels" not in self._forward_params:
@@ -523,9 +615,10 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         if video is None:
             raise ValueError("video is missing: pass a path, bytes, an array or a list of frames.")
         video = resolve_video_source(video)  # datasets Video cells, URLs
+        check_video_fps_for(video, video_fps)
         if segment_seconds is None:
             # An in-memory video's rate, for a processor that samples by rate (`fps=`); a file carries its own.
-            known_rate = {} if video_fps is None or _is_file_source(video) else {"video_metadata": {"fps": video_fps}}
+            known_rate = {} if video_fps is None else {"video_metadata": {"fps": video_fps}}
             in_memory = isinstance(video, (np.ndarray, torch.Tensor, list, tuple))
             if in_memory and video_fps is None and getattr(self.video_processor, "fps", None) is not None:
                 raise ValueError(f"the video processor samples {self.video_processor.fps} frames a second, and an "
@@ -540,6 +633,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
     ) -> Iterator[dict[str, Any]]:
         """Yields one model input per window, decoding a bounded number of source frames at a time."""
         source = _FrameSource(video, self.video_processor.video_backend, video_fps)
+        check_window_length(segment_seconds, source.fps, source.label)  # names the video, which plan_windows cannot
         windows = plan_windows(source.num_total, source.fps, segment_seconds)
         window_clips = [self._window_clip_indices(end - start, source.fps) for start, end in windows]
         frame_counts = [sum(len(clip) for clip in clips) for clips in window_clips]
@@ -662,7 +756,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         top_k = check_top_k(top_k, len(candidate_labels))
 
         def ranked(logits: torch.Tensor) -> list[dict[str, Any]]:
-            scores = logits.float().reshape(-1).softmax(dim=-1).tolist()
+            scores = _one_video_logits(logits, len(candidate_labels)).float().softmax(dim=-1).tolist()
             order = sorted(range(len(scores)), key=lambda index: -scores[index])
             return [{"label": candidate_labels[index], "score": scores[index]} for index in order[:top_k]]
 
@@ -676,6 +770,17 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
             }
             for output in model_outputs
         ]
+
+
+def _one_video_logits(logits: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """One video's `(num_labels,)` logits from `(num_labels,)` or `(1, num_labels)`. Several rows are several
+    videos: flattened into one softmax they would mix the videos' scores and point past the labels."""
+    if logits.shape[-1:] != (num_labels,) or logits.reshape(-1, num_labels).shape[0] != 1:
+        raise ValueError(
+            f"postprocess takes one video's logits, of shape (1, {num_labels}) for {num_labels} labels, got shape "
+            f"{tuple(logits.shape)}: pass several videos as a list, each is scored on its own."
+        )
+    return logits.reshape(-1)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -709,6 +814,7 @@ __all__ = [
     "check_candidate_labels",
     "check_distinct_prompts",
     "check_hypothesis_template",
+    "check_text_template",
     "check_top_k",
     "collate_model_inputs",
     "plan_windows",

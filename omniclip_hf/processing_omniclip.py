@@ -16,6 +16,11 @@ from typing import Any
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin, TextKwargs
 
+# The pipeline's argument checks, shared so that a template or a video list is judged alike in both. Imported from
+# the pipeline's file (not the other way): a model folder saved for remote code always holds that file, and saving
+# this processor copies it along, while a model saved beside a bare video processor has no copy of this one.
+from .pipeline_omniclip import check_text_template
+
 
 DEFAULT_TEXT_TEMPLATE = "a video of {} action"
 # What a saved processor folder holds: CLIP's tokenizer (either form) and the processor settings.
@@ -55,8 +60,7 @@ def labels_to_prompts(names: list[str], template: str = DEFAULT_TEXT_TEMPLATE) -
     >>> labels_to_prompts(["brush_hair", "ApplyEyeMakeup"])
     ['a video of brush hair action', 'a video of apply eye makeup action']
     ```"""
-    if not isinstance(template, str) or "{}" not in template:
-        raise ValueError(f"template={template!r} must be a string containing '{{}}' where the label name goes.")
+    check_text_template(template)
     return [template.format(label_to_text(name)) for name in names]
 
 
@@ -189,6 +193,12 @@ def _did_you_mean(unknown: list[str], known: set[str]) -> str:
     return f" (did you mean {', '.join(repr(match) for match in matches)}?)" if matches else ""
 
 
+def _common_tensor_type(tensor_types: list[Any]) -> Any:
+    """The one `return_tensors` of the modalities given, for the joint batch; `None` (each part as its modality
+    returned it) when they differ, so that one modality's choice is not converted into the other's."""
+    return tensor_types[0] if len(set(map(str, tensor_types))) == 1 else None
+
+
 def check_processor_folder(folder: str | os.PathLike, needs_processor_settings: bool = True) -> None:
     """
     Raises `FileNotFoundError` naming the folder and what it lacks when a local folder has no tokenizer files or no
@@ -247,9 +257,7 @@ class OmniCLIPProcessor(ProcessorMixin):
             raise ValueError(
                 "OmniCLIPProcessor needs a tokenizer (CLIP's, e.g. from omniclip_hf.default_tokenizer_path())."
             )
-        if not isinstance(text_template, str) or "{}" not in text_template:
-            raise ValueError(f"text_template={text_template!r} must be a string containing '{{}}'.")
-        self.text_template = text_template
+        self.text_template = check_text_template(text_template, "text_template")
         super().__init__(video_processor, tokenizer, **kwargs)
 
     @classmethod
@@ -333,15 +341,21 @@ class OmniCLIPProcessor(ProcessorMixin):
         for key in list(kwargs):
             (video_kwargs if key in video_names else text_kwargs)[key] = kwargs.pop(key)
 
+        # A modality's own return_tensors (in text_kwargs / videos_kwargs) applies to it, the call's to the others,
+        # as in transformers' processors; passing both reached the tokenizer or video processor twice.
+        text_tensors = text_kwargs.pop("return_tensors", return_tensors)
+        video_tensors = video_kwargs.pop("return_tensors", return_tensors)
         data: dict[str, Any] = {}
         if text is not None:
-            data.update(self._tokenize(text, return_tensors, text_kwargs))
+            data.update(self._tokenize(text, text_tensors, text_kwargs))
         video_metadata = None
         if videos is not None:
-            video_outputs = self.video_processor(videos, return_tensors=return_tensors, **video_kwargs)
+            video_outputs = self.video_processor(videos, return_tensors=video_tensors, **video_kwargs)
             video_metadata = video_outputs.pop("video_metadata", None)
             data.update(video_outputs)
-        batch = BatchFeature(data=data, tensor_type=return_tensors)
+        batch = BatchFeature(data=data, tensor_type=_common_tensor_type(
+            [kind for kind, given in ((text_tensors, text), (video_tensors, videos)) if given is not None]
+        ))
         if video_metadata is not None:
             batch["video_metadata"] = video_metadata
         return batch
@@ -391,4 +405,11 @@ class OmniCLIPProcessor(ProcessorMixin):
         return list(self.tokenizer.model_input_names) + list(self.video_processor.model_input_names)
 
 
-__all__ = ["OmniCLIPProcessor", "check_processor_folder", "label_to_text", "labels_to_prompts", "load_label_names", "DEFAULT_TEXT_TEMPLATE"]
+__all__ = [
+    "OmniCLIPProcessor",
+    "check_processor_folder",
+    "label_to_text",
+    "labels_to_prompts",
+    "load_label_names",
+    "DEFAULT_TEXT_TEMPLATE",
+]

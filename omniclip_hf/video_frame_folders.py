@@ -16,6 +16,7 @@ contract, and `select_video_reader` picks it), so training and evaluation take o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,11 +34,11 @@ from .video_decoding import (
     _checked_indices,
     _configure_threads,
     _first_video_stream,
-    announced_frame_count,
     check_against_header,
+    index_video_stream,
     stream_fps,
 )
-from .video_sources import _ffmpeg_message, describe_source, open_video_container
+from .video_sources import _ffmpeg_message, buffer_unseekable, describe_source, open_video_container
 
 
 MANIFEST_NAME = "frames.json"
@@ -159,7 +160,14 @@ def read_frame_folder(
 
 
 def source_identity(source: Any) -> list[Any] | None:
-    """A video file's name and size: what tells, on resuming an extraction, that a folder holds this video's frames."""
+    """
+    What tells, on resuming an extraction, that a folder holds this video's frames: a video file's name and size,
+    or for bytes (a URL's download included) their length and SHA-256. `None` for a source with nothing to identify
+    it by (a file object, which is read once and may not seek back): `write_frame_folder` then never reuses a folder.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        content = memoryview(source).cast("B")  # bytes of any memoryview format, hashed without a copy
+        return ["<bytes>", content.nbytes, hashlib.sha256(content).hexdigest()]
     if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
         return None
     return [Path(source).name, Path(source).stat().st_size]
@@ -183,6 +191,25 @@ def frame_step(fps: float | None, max_fps: float | None) -> int:
     return max(1, math.ceil(fps / max_fps - 1e-9))  # 29.97 / 9.99 is 3, not 4
 
 
+def _announced_frames(source: Any, label: str) -> int | None:
+    """The frame count the header announces, by the readers' rule (`index_video_stream`: the video's own duration,
+    the rate its frames keep, whether other streams fill a container-wide duration), from one demux pass; a file
+    object is rewound after it. The header alone called valid files truncated (a variable-rate MKV, a WebM whose
+    audio outlasts its video)."""
+    import av
+
+    try:
+        with open_video_container(source) as container:
+            return index_video_stream(container, _first_video_stream(container, label), label).num_announced
+    except av.error.FFmpegError as error:
+        raise ValueError(
+            f"Video {label} is corrupt or truncated: reading it failed with '{_ffmpeg_message(error)}'."
+        ) from None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
 def _write_frames(
     source: Any, folder: Path, short_side: int, quality: int, max_fps: float | None, threading: bool
 ) -> dict[str, Any]:
@@ -190,14 +217,15 @@ def _write_frames(
     import av
     from torchvision.io import encode_jpeg
 
+    source = buffer_unseekable(source)
     label = describe_source(source)
     to_rgb = _RGBConverter(label)
     count, size = 0, None
+    num_announced = _announced_frames(source, label)
     try:
         with open_video_container(source) as container:
             stream = _first_video_stream(container, label)
             fps = stream_fps(stream)
-            num_announced = announced_frame_count(container, stream, fps)
             step = frame_step(fps, max_fps)
             _configure_threads(stream, threading)
             for frame in container.decode(stream):
@@ -257,22 +285,21 @@ def write_frame_folder(
     that step, and its frame `i` is the video's frame `i * step`).
 
     All or nothing: the frames go to a `.partial` sibling folder, `frames.json` is written last, and the folder is
-    renamed into place, so `folder` either does not exist or is complete. A complete `folder` is left as it is (an
-    interrupted extraction resumes where it stopped); a `.partial` left by a stopped run is removed first.
+    renamed into place, so `folder` either does not exist or is complete. A complete `folder` of the same video (same
+    file name and size, or same bytes: `source_identity`) is left as it is (an interrupted extraction resumes where
+    it stopped); a `.partial` left by a stopped run is removed first. A file object has no identity: a complete
+    folder is never taken for its frames.
 
     Raises:
         `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it).
         `FrameFolderOutputError` (a `ValueError`): `folder` exists and is not a complete frame folder, holds another
-        video's frames or frames made with other settings, or cannot be written.
+        video's frames (or the video's cannot be told: a file object) or frames made with other settings, or cannot
+        be written.
     """
     folder = Path(folder)
     if is_frame_folder(folder):
         manifest = read_manifest(folder)
-        if manifest.get("source_identity") != source_identity(source):
-            raise FrameFolderOutputError(
-                f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
-                f"{describe_source(source)}; remove it or extract into another folder."
-            )
+        _check_same_source(folder, manifest, source)
         wanted = extraction_settings(short_side, quality, max_fps)
         stored = {key: manifest.get(key) for key in wanted}
         if stored != wanted:
@@ -298,6 +325,24 @@ def write_frame_folder(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest
+
+
+def _check_same_source(folder: Path, manifest: dict[str, Any], source: Any) -> None:
+    """Refuses to take a complete folder for `source`'s frames unless both have an identity and they are equal: two
+    sources without one (two file objects, or bytes before they had one) compared equal as `None == None`."""
+    identity, stored = source_identity(source), manifest.get("source_identity")
+    if identity is None or stored is None:
+        unknown = describe_source(source) if identity is None else f"the video it holds ({manifest.get('source')})"
+        raise FrameFolderOutputError(
+            f"{folder} is a complete frame folder, but whether it holds the frames of {describe_source(source)} "
+            f"cannot be told ({unknown} has no name and size or content hash to compare): remove it, or extract "
+            "into another folder."
+        )
+    if stored != identity:
+        raise FrameFolderOutputError(
+            f"{folder} already holds the frames of another video ({manifest.get('source')}), not of "
+            f"{describe_source(source)}; remove it or extract into another folder."
+        )
 
 
 def _settings_text(settings: dict[str, Any]) -> str:

@@ -68,11 +68,14 @@ def sample_dense_indices(
     """
     `num_frames` frames `frame_stride` apart from one window. Evaluation windows are evenly spread over the video
     (one clip: the central window); training draws the window start at random. A video shorter than the window
-    gives evenly spaced frames over the whole video instead, repeating frames in order when needed.
+    gives evenly spaced frames over the whole video instead (`sample_uniform_indices`, repeating frames in order
+    when needed), shifted per evaluation clip or by a random phase in training as uniform sampling shifts them.
     """
     window = (num_frames - 1) * frame_stride + 1
     if window > num_total:
-        return sample_uniform_indices(num_total, num_frames)
+        # The clip and training arguments go along: without them every evaluation clip of a short video was the
+        # same view, and training drew the same frames from it every epoch.
+        return sample_uniform_indices(num_total, num_frames, clip_index, num_clips, train, generator)
     slack = num_total - window
     if train:
         start = int(torch.randint(slack + 1, (1,), generator=generator).item())

@@ -277,7 +277,8 @@ def open_video_container(source: Any) -> Iterator[Any]:
 
 
 def _is_frame(value: Any) -> bool:
-    return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 3)
+    # A 2-D array is a grayscale frame (as a PIL "L" image): never a video, which has 4 dims.
+    return isinstance(value, Image.Image) or (isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim in (2, 3))
 
 
 def _is_file_source(value: Any) -> bool:
@@ -342,7 +343,7 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
     Converts an in-memory video to a `(T, 3, H, W)` tensor.
 
     Accepts a numpy array `(T, H, W, C)`, a torch tensor `(T, C, H, W)` or a list of frames (PIL images, `(H, W, C)`
-    arrays or `(C, H, W)` tensors), with C = 1 (grayscale, repeated) or 3.
+    arrays or `(C, H, W)` tensors, `(H, W)` grayscale arrays or tensors), with C = 1 (grayscale, repeated) or 3.
     """
     if isinstance(video, (list, tuple)):
         if not video:
@@ -352,7 +353,10 @@ def video_to_tensor(video: Any, label: str) -> torch.Tensor:
             if isinstance(frame, Image.Image):
                 frame = pil_frame_to_tensor(frame)
             elif isinstance(frame, np.ndarray):
-                frame = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1) if frame.ndim == 3 else frame
+                frame = torch.from_numpy(np.ascontiguousarray(frame))
+                frame = frame.permute(2, 0, 1) if frame.ndim == 3 else frame
+            if isinstance(frame, torch.Tensor) and frame.ndim == 2:  # grayscale (H, W): one channel, repeated later
+                frame = frame[None]
             frames.append(frame)
         return video_to_tensor(_stack_frames(frames, label), label)
     if isinstance(video, np.ndarray):

@@ -325,3 +325,14 @@ def test_audio_file_with_cover_art_has_no_video_stream(video_decoder_class, tmp_
     for reader in (read_video_pyav, read_video_torchcodec):
         with pytest.raises(ValueError, match=r"song_with_cover.m4a has no video stream \(its streams: audio, cover"):
             reader(str(path), ends_and_middle)
+
+
+@pytest.mark.parametrize("name", sorted(HEADER_CASES))
+def test_frame_folders_of_valid_files_whose_header_duration_is_not_the_videos(tmp_path, name):
+    """Extraction read the header's duration and rate alone: a variable-rate MKV was refused as truncated though
+    both readers decode it; it counts as the readers do now."""
+    from omniclip_hf.video_frame_folders import write_frame_folder
+
+    path = write_clip(tmp_path / name, **HEADER_CASES[name])
+    manifest = write_frame_folder(str(path), tmp_path / "frames", short_side=32)
+    assert manifest["num_frames"] == len(sequential_decode(path))

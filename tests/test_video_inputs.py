@@ -266,3 +266,14 @@ def test_pixel_scale_is_judged_on_the_whole_video_and_applied_to_the_sampled_fra
     torch.testing.assert_close(convert(video[sampled]), to_pixel_scale(video, "test")[sampled], rtol=0, atol=0)
     if video.is_floating_point():
         torch.testing.assert_close(convert(video[:3]), video[:3].float() / 255, rtol=0, atol=0)
+
+
+def test_a_list_of_2d_frames_is_one_grayscale_video(video_uint8):
+    """2-D arrays or tensors are grayscale frames, as PIL "L" images are: the list was read as a batch of 2-D
+    "videos" and refused as 'a numpy video must have 4 dims'."""
+    expected = unnormalised()(video_uint8[..., :1], return_tensors="pt")["pixel_values_videos"]
+    for frames in ([frame[..., 0] for frame in video_uint8], [torch.from_numpy(frame[..., 0]) for frame in video_uint8],
+                   [Image.fromarray(frame[..., 0], mode="L") for frame in video_uint8]):
+        got = unnormalised()(frames, return_tensors="pt")["pixel_values_videos"]
+        assert got.shape == expected.shape == (1, 4, 3, 224, 224)
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
