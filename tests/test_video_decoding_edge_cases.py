@@ -28,23 +28,10 @@ from omniclip_hf.video_decoding import (
 )
 from omniclip_hf.video_processing_omniclip import OmniCLIPVideoProcessor
 
-from .conftest import SHARED_DIR
+from .test_video_torchcodec import CLIPS, SMALL_CLIP, VIDEOS_DIR, video_decoder_class  # noqa: F401 (fixture)
 
-
-VIDEOS_DIR = SHARED_DIR / "videos"
-CLIPS = sorted(path.name for path in VIDEOS_DIR.glob("*") if path.suffix in (".mp4", ".avi", ".webm"))
-SMALL_CLIP = VIDEOS_DIR / "mmaction2_rawvideo_part_0.mp4"
 AVI_CLIP = VIDEOS_DIR / "mmaction2_tests_test.avi"
 needs_videos = pytest.mark.skipif(not VIDEOS_DIR.is_dir(), reason=f"shared test videos not found at {VIDEOS_DIR}")
-
-
-@pytest.fixture(scope="module")
-def video_decoder_class():
-    try:
-        from torchcodec.decoders import VideoDecoder
-    except (ImportError, RuntimeError) as error:  # RuntimeError: FFmpeg's libraries missing
-        pytest.skip(f"torchcodec unavailable ({type(error).__name__}); run `make install`")
-    return VideoDecoder
 
 
 # ------------------------------------------------------------------------------------------------ clip writers
