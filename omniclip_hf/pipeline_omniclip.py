@@ -369,8 +369,8 @@ def _equal_shape_groups(tensors: Sequence[torch.Tensor]) -> list[list[int]]:
 def _as_pipeline_input(videos: Any) -> Any:
     """
     `videos` as transformers' `Pipeline.__call__` reads it: a list is a batch, anything else one input. So a list or
-    tuple of frames (PIL images, 3-D arrays, 2-D grayscale arrays) becomes a tuple, one video, as the processor reads it; a tuple of videos
-    and a 5-D array become lists, batches. A tuple of videos passed through as one input reached the processor,
+    tuple of frames (PIL images, 3-D arrays, 2-D grayscale arrays) becomes a tuple, one video, as the processor
+    reads it; a tuple of videos and a 5-D array become lists, batches. A tuple of videos passed through as one input reached the processor,
     which reads it as a batch, and its `(videos, labels)` logits were scored as one softmax over all of them.
     """
     if isinstance(videos, (list, tuple)):
