@@ -411,20 +411,9 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 for error in batch["errors"]:  # from every process: each names its own
                     skipped_logger.warning("%sskipped an undecodable training video: %s", rank_prefix, error)
                 state["skipped_videos"] += len(batch["errors"])
-                weight = 1.0
                 decoded_this_pass += "pixel_values_videos" in batch
-                if "pixel_values_videos" not in batch:
-                    # A forward with no weight in the update: it keeps the processes' forwards and gradient all-reduce
-                    # in step, and (one process too) Accelerate's count of the accumulation group's batches in step
-                    # with the epoch's, which the schedule's steps and `group_scale` are counted over. Skipped, its
-                    # group took the next batch, and an epoch made one optimizer step fewer than the schedule has.
-                    batch = last_good_batch or {"labels": torch.zeros(1, dtype=torch.long, device=accelerator.device),
-                                                "pixel_values_videos": blank_clip(unwrapped_config, accelerator.device)}
-                    weight = 0.0
-                elif "color_augmentation" in batch:  # deferred by the workers: finished here, on the device,
-                    # with the workers' call settings (`--video_processor_overrides` may change normalisation)
-                    batch["pixel_values_videos"] = processor.video_processor.finish_views(
-                        batch["pixel_values_videos"], batch.pop("color_augmentation"), **dataset.processor_kwargs)
+                batch, weight = batch_to_train_on(batch, last_good_batch, processor.video_processor,
+                                                  dataset.processor_kwargs, unwrapped_config, accelerator.device)
                 last_good_batch = batch
                 if record_seen_indices and weight:
                     seen_indices.append([state["epoch"], batch["indices"].tolist()])
@@ -490,6 +479,26 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     return {"global_step": state["global_step"], "skipped_videos": int(skipped), "train_losses": state["losses"],
             "train_learning_rates": state["learning_rates"],
             "class_names": data.class_names, "model": model}
+
+
+def batch_to_train_on(batch: dict[str, Any], last_good_batch: dict[str, Any] | None, video_processor,
+                      processor_kwargs: dict[str, Any], config, device) -> tuple[dict[str, Any], float]:
+    """The batch the step trains on, and its weight in the update.
+
+    A batch none of whose videos decoded gives a forward with no weight (the last good batch, or a blank clip): it
+    keeps the processes' forwards and gradient all-reduce in step, and (one process too) Accelerate's count of the
+    accumulation group's batches in step with the epoch's, which the schedule's steps and `group_scale` are counted
+    over. Skipped, its group took the next batch, and an epoch made one optimizer step fewer than the schedule has.
+    Colour augmentation the workers deferred is finished here, on the device, with their call settings
+    (`--video_processor_overrides` may change normalisation).
+    """
+    if "pixel_values_videos" not in batch:
+        return last_good_batch or {"labels": torch.zeros(1, dtype=torch.long, device=device),
+                                   "pixel_values_videos": blank_clip(config, device)}, 0.0
+    if "color_augmentation" in batch:
+        batch["pixel_values_videos"] = video_processor.finish_views(
+            batch["pixel_values_videos"], batch.pop("color_augmentation"), **processor_kwargs)
+    return batch, 1.0
 
 
 def recorded_architecture(config) -> dict[str, Any]:
