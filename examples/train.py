@@ -30,6 +30,7 @@ from omniclip_hf.training.checkpoints import (
 from omniclip_hf.training.distributed import (
     check_launch,
     check_total_batch_size,
+    configure_deepspeed,
     describe_distributed_setup,
     full_state_dict,
 )
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.ERROR)
     check_launch(accelerator, options.gradient_accumulation_steps)
     check_total_batch_size(options, accelerator.num_processes)
+    configure_deepspeed(accelerator, options)
     set_seed(options.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -173,6 +173,23 @@ def test_video_mixer_is_seeded_per_step_and_gives_soft_targets():
     assert first.shape == videos.shape
 
 
+def test_video_mixer_draws_per_process_and_micro_batch():
+    """Every process and every micro-batch of a step drew the same mixing weight and box; each draws its own now,
+    the same again when asked again (a resume), and the first process's first micro-batch as one-process runs did."""
+    videos, labels = torch.randn(4, 3, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+
+    def targets(rank, micro_batch):
+        mixer = VideoMixer(num_classes=4, mixup_alpha=0.8, cutmix_alpha=1.0, probability=1.0, seed=3, rank=rank)
+        return mixer(videos, labels, 5, micro_batch)[1]
+
+    draws = [targets(rank, micro_batch) for rank in (0, 1) for micro_batch in (0, 1)]
+    assert all(not torch.equal(a, b) for i, a in enumerate(draws) for b in draws[i + 1:])
+    assert torch.equal(targets(1, 1), draws[3])
+    one_process = VideoMixer(num_classes=4, mixup_alpha=0.8, cutmix_alpha=1.0, probability=1.0, seed=3)
+    assert one_process.draw_seed(5, 0) == 3 * 1_000_003 + 5  # the seed one-process runs always drew with
+    assert torch.equal(one_process(videos, labels, step=5)[1], draws[0])
+
+
 @pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "examples" / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_recipe_parses(recipe):
     options = parse_training_options(["--config", str(recipe), "--clip", "openai/clip-vit-base-patch16",

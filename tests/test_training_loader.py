@@ -34,6 +34,18 @@ def test_loader_settings(monkeypatch):
     assert loader.loader_settings(0) == {"num_workers": 0, "pin_memory": False, "persistent_workers": False}
 
 
+def test_batches_are_pinned_only_for_a_gpu(monkeypatch):
+    """A CPU run on a GPU machine pinned its batches (the pinning thread made a CUDA context in every process)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert loader.loader_settings(2, torch.device("cpu"))["pin_memory"] is False
+    assert loader.loader_settings(2, torch.device("cuda", 0))["pin_memory"] is True
+
+
+def test_a_negative_worker_count_is_refused_before_anything_loads():
+    with pytest.raises(ValueError, match=r"^--num_workers=-1 is invalid: it must be >= 0"):
+        parse_training_options(["--clip", "x", "--train_data", "y", "--num_workers", "-1"])
+
+
 def test_workers_see_each_epochs_augmentation_seed():
     """Why persistent_workers stays off: the epoch set in the main process must reach the workers."""
 

@@ -230,3 +230,32 @@ def test_a_resume_that_changes_the_optimizer_s_groups_is_refused_not_called_dama
     assert "parameter groups and this run builds" in resumed.stderr and "(--prompt_lr_scale 1.0" in resumed.stderr
     assert "damaged" not in resumed.stderr and "Traceback" not in resumed.stderr
     assert sorted(path.name for path in (output / "checkpoints").iterdir()) == ["step_00000001", "step_00000002"]
+
+
+def deepspeed_accelerator(**plugin_settings):
+    """An Accelerator stand-in holding the DeepSpeed plugin `accelerate launch` builds from a config (DeepSpeed itself
+    is not needed to build it)."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    plugin = DeepSpeedPlugin(zero_stage=2, **plugin_settings)
+    return SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=plugin), num_processes=8)
+
+
+def test_deepspeed_takes_the_batch_sizes_and_clipping_of_the_script():
+    """The shipped ZeRO-2 config left the batch sizes to Accelerate, which fills them only from a loader prepared with
+    the model (this loop prepares its loader apart): the launch stopped with Accelerate's error about prepare(). And
+    DeepSpeed clipped at the config's 1.0 whatever --max_grad_norm said."""
+    from omniclip_hf.training.distributed import configure_deepspeed
+
+    options = SimpleNamespace(batch_size=4, gradient_accumulation_steps=2, max_grad_norm=5.0)
+    accelerator = deepspeed_accelerator(gradient_clipping="auto")
+    configure_deepspeed(accelerator, options)
+    config = accelerator.state.deepspeed_plugin.deepspeed_config
+    assert (config["train_micro_batch_size_per_gpu"], config["train_batch_size"], config["gradient_clipping"]) == \
+        (4, 64, 5.0)
+    with pytest.raises(ValueError, match=r"^--max_grad_norm 5.0: the DeepSpeed config clips gradients at 1.0"):
+        configure_deepspeed(deepspeed_accelerator(gradient_clipping=1.0), options)
+    configure_deepspeed(deepspeed_accelerator(gradient_clipping=1.0), SimpleNamespace(**{**vars(options),
+                                                                                         "max_grad_norm": 1.0}))
+    shipped = (REPO_ROOT / "examples" / "accelerate_configs" / "deepspeed_zero2.yaml").read_text()
+    assert "gradient_clipping: auto" in shipped

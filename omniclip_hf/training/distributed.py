@@ -44,6 +44,35 @@ def check_launch(accelerator, gradient_accumulation_steps: int | None = None) ->
                        "the model is not sharded.", accelerator.distributed_type.value, accelerator.device.type)
 
 
+def configure_deepspeed(accelerator, options) -> None:
+    """Under DeepSpeed, the settings its config leaves to the script, from the script's options: the batch sizes
+    (`auto` is filled by Accelerate only from a loader given to the same `prepare` call as the model, and this loop
+    prepares its loader apart, so the launch stopped with Accelerate's error about `prepare()`) and the gradient
+    clipping. DeepSpeed clips by its config, not by `--max_grad_norm`: a value set in both that differs is refused,
+    where `--max_grad_norm 5` trained clipped at the config's 1.0 with metrics.json saying 5."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is None:
+        return
+    config = plugin.deepspeed_config
+    for key, value in (("train_micro_batch_size_per_gpu", options.batch_size),
+                       ("train_batch_size", options.batch_size * accelerator.num_processes
+                        * options.gradient_accumulation_steps)):
+        if config.get(key, "auto") == "auto":
+            config[key] = value
+        elif int(config[key]) != value:  # DeepSpeed would check its bookkeeping against batches it never sees
+            raise ValueError(f"the DeepSpeed config's {key} is {config[key]}, but this launch trains batches of "
+                             f"{value} (--batch_size {options.batch_size}, {accelerator.num_processes} processes, "
+                             f"--gradient_accumulation_steps {options.gradient_accumulation_steps}): set it to auto.")
+    max_grad_norm = float(options.max_grad_norm or 0.0)  # DeepSpeed's 0: no clipping
+    clipping = config.get("gradient_clipping", "auto")
+    if clipping == "auto":
+        config["gradient_clipping"] = max_grad_norm
+    elif float(clipping) != max_grad_norm:
+        raise ValueError(f"--max_grad_norm {options.max_grad_norm}: the DeepSpeed config clips gradients at {clipping} "
+                         "(its gradient_clipping), which DeepSpeed applies instead: set the same value in both, or "
+                         "gradient_clipping: auto.")
+
+
 def check_total_batch_size(options, processes: int) -> None:
     """A recipe's `total_batch_size` against this launch: batch sizes are per process, so a recipe of batch 8 for one
     GPU launched on 8 trained at 64, eight times the paper's, with nothing said."""
@@ -98,4 +127,4 @@ def full_state_dict(accelerator, model) -> dict[str, Any] | None:
     return {COMPILED_WRAPPER_SEGMENT.sub(r"\1", key): value for key, value in state_dict.items()}
 
 
-__all__ = ["check_launch", "describe_distributed_setup", "full_state_dict", "node_identity"]
+__all__ = ["check_launch", "configure_deepspeed", "describe_distributed_setup", "full_state_dict", "node_identity"]

@@ -133,7 +133,8 @@ def predict(
         num_temporal_clips=num_temporal_clips, num_spatial_crops=num_spatial_crops,
     )
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_video_batch, **loader_settings(num_workers)
+        dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_video_batch,
+        **loader_settings(num_workers, text_embeds.device),  # where the logits are computed
     )
     if accelerator is not None:
         loader = accelerator.prepare(loader)

@@ -142,7 +142,7 @@ class TrainingOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name}={value} is invalid: it must be >= 1 (leave it out {without}).")
-        for name in ("warmup_epochs", "warmup_steps", "min_lr", "shuffle_buffer"):
+        for name in ("warmup_epochs", "warmup_steps", "min_lr", "shuffle_buffer", "num_workers"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"--{name}={value} is invalid: it must be >= 0.")
@@ -444,11 +444,14 @@ def build_scheduler(optimizer, options: TrainingOptions, steps_per_epoch: int, t
 class VideoMixer:
     """Mixup or cutmix (torchvision transforms v2) of a batch of clips, the same box for every frame of a clip.
 
-    The draw for optimizer step `step` is seeded by `(seed, step)`, so a resumed run mixes exactly as an
-    uninterrupted one.
+    The draw for optimizer step `step` is seeded by `(seed, step)`, and by the process (`rank`) and the micro-batch
+    of the accumulation group, so a resumed run mixes exactly as an uninterrupted one, and every process and every
+    micro-batch of a step draws its own (they all drew the same weight and box: 256 clips of a 16-process step
+    shared one). The first process's first micro-batch keeps the `(seed, step)` draw of one-process runs.
     """
 
-    def __init__(self, num_classes: int, mixup_alpha: float, cutmix_alpha: float, probability: float, seed: int):
+    def __init__(self, num_classes: int, mixup_alpha: float, cutmix_alpha: float, probability: float, seed: int,
+                 rank: int = 0):
         from torchvision.transforms import v2
 
         choices = []
@@ -460,22 +463,31 @@ class VideoMixer:
         self.num_classes = num_classes
         self.probability = probability
         self.seed = seed
+        self.rank = rank
 
     @property
     def enabled(self) -> bool:
         return self.transform is not None and self.probability > 0
 
-    def __call__(self, videos: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, videos: torch.Tensor, labels: torch.Tensor, step: int,
+                 micro_batch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.enabled or videos.shape[0] < 2:
             return videos, labels
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed * 1_000_003 + step)
+            torch.manual_seed(self.draw_seed(step, micro_batch))
             if torch.rand(()) >= self.probability:
                 return videos, torch.nn.functional.one_hot(labels, self.num_classes).float()
             batch, frames, channels, height, width = videos.shape
             # Frames ride along as channels, so the cutmix box and the mixup weight are shared by all frames.
             mixed, soft = self.transform(videos.reshape(batch, frames * channels, height, width), labels)
         return mixed.view(batch, frames, channels, height, width), soft
+
+    def draw_seed(self, step: int, micro_batch: int) -> int:
+        if (self.rank, micro_batch) == (0, 0):
+            return self.seed * 1_000_003 + step  # one-process runs draw as they always did (the demo's figures)
+        from .data import example_seed
+
+        return example_seed(self.seed * 1_000_003 + step, self.rank, micro_batch)
 
 
 def build_processor(clip_name_or_path: str, num_frames: int):

@@ -259,14 +259,15 @@ def training_loader(options: TrainingOptions, accelerator: Accelerator, data, vi
         dataset = StreamingVideoClipDataset(data, video_processor, options.batch_size, seed=options.seed,
                                             **video_overrides)
         loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, collate_fn=collate_video_batch,
-                                             **loader_settings(options.num_workers))
+                                             **loader_settings(options.num_workers, accelerator.device))
         return dataset, loader, None  # not prepared: a stream's processes already read their own shards
     dataset = VideoClipDataset(data, video_processor, train=True, seed=options.seed, **video_overrides)
     # Every video once an epoch, as transformers' Trainer reads its data: the last batch is short on one process, and
     # with several Accelerate fills the last round from the epoch's first videos (`even_batches`). Dropping the short
     # batches instead cost up to processes x batch size videos an epoch (64 of 102 for a K=2 few-shot HMDB51 on 8).
     loader = torch.utils.data.DataLoader(dataset, batch_size=options.batch_size, shuffle=True,
-                                         collate_fn=collate_video_batch, **loader_settings(options.num_workers))
+                                         collate_fn=collate_video_batch,
+                                         **loader_settings(options.num_workers, accelerator.device))
     # Sharded per process by Accelerate, but moved to the device by the loop (`batch_to_device`).
     loader = accelerator.prepare_data_loader(loader, device_placement=False)
     return dataset, loader, optimizer_steps_per_epoch(len(loader), options.gradient_accumulation_steps)
@@ -337,7 +338,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     frozen_clip = frozen_clip_fingerprint(model)
     architecture = recorded_architecture(model.config)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed)
+    mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed,
+                       rank=accelerator.process_index)
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "skipped_videos": 0, "losses": [],
              "learning_rates": []}
@@ -418,7 +420,8 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 if record_seen_indices and weight:
                     seen_indices.append([state["epoch"], batch["indices"].tolist()])
                 with accelerator.accumulate(model):
-                    videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"])
+                    videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"],
+                                            (state["batches_in_epoch"] - 1) % options.gradient_accumulation_steps)
                     # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
                     # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
                     with accelerator.autocast():
