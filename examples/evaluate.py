@@ -26,13 +26,14 @@ import torch
 from omniclip_hf import OmniCLIPModel, OmniCLIPProcessor
 from omniclip_hf.model_loading import load_omniclip_model
 from omniclip_hf.training.checkpoints import TRAINER_STATE_NAME
-from omniclip_hf.training.data import _normalise_name, load_video_dataset
+from omniclip_hf.training.data import load_video_dataset
 from omniclip_hf.training.evaluation import (
     FRAME_AVERAGE,
     class_text_embeddings,
     classification_metrics,
     predict,
     trained_class_names,
+    warn_if_classes_differ_from_training,
     write_confusion_matrix_png,
     write_metrics,
 )
@@ -44,9 +45,6 @@ from omniclip_hf.training.loop import (
     is_omniclip_folder,
     run_script,
 )
-
-
-logger = logging.getLogger("omniclip.evaluate")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -167,33 +165,6 @@ def check_output_dir(output_dir: str) -> None:
     if existing is not None and not existing.is_dir():
         raise ValueError(f"--output_dir {output_dir} cannot be created: {existing} is a file, not a folder; pass "
                          "a folder path.")
-
-
-def warn_if_classes_differ_from_training(labels_file: str, class_names: list[str], trained: list[str]) -> None:
-    """One warning line when --labels_file is not the model's trained classes in their order. Names are what is
-    scored, so another set is legitimate zero-shot use; but class indices in the eval file (`path index` rows, as
-    examples/prepare_data.py writes them) are read in this file's order: a reordered copy silently moves every
-    ground-truth label to another class."""
-    given, known = [_normalise_name(name) for name in class_names], [_normalise_name(name) for name in trained]
-    if given == known:
-        return
-    if sorted(given) == sorted(known):
-        position = next(i for i, (mine, theirs) in enumerate(zip(given, known)) if mine != theirs)
-        logger.warning(
-            "--labels_file %s lists the %d classes the model was trained on in another order (class %d is %r there, "
-            "%r in training): scores go by class name, so name-labelled eval rows are unaffected, but class indices "
-            "in the eval file (`path index` rows) are read in this file's order; make sure the eval file was written "
-            "with it, or leave --labels_file out to use the training order.",
-            labels_file, len(known), position, class_names[position], trained[position])
-        return
-    new = [name for name, key in zip(class_names, given) if key not in known]
-    absent = [name for name, key in zip(trained, known) if key not in given]
-    differences = [f"{len(new)} the model was not trained on, e.g. {new[:3]}" if new else "",
-                   f"{len(absent)} of the trained classes left out, e.g. {absent[:3]}" if absent else ""]
-    logger.warning(
-        "--labels_file %s holds other classes than the %d the model was trained on (%s): evaluating zero-shot over "
-        "this file's names (OmniCLIP scores by class name); class indices in the eval file (`path index` rows) are "
-        "read in this file's order.", labels_file, len(known), "; ".join(filter(None, differences)))
 
 
 def unused_output_dir(requested: Path) -> Path:

@@ -87,7 +87,7 @@ def test_a_reordered_labels_file_with_index_labelled_rows_is_warned_about(traine
 
 def test_a_labels_file_of_other_classes_is_a_zero_shot_warning(caplog):
     script = load_evaluate_script()
-    with caplog.at_level(logging.WARNING, logger="omniclip.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="omniclip_hf.training.evaluation"):
         script.warn_if_classes_differ_from_training("same.txt", ["Moving_Left", "moving-right"],
                                                     ["moving left", "moving right"])
         assert not caplog.records  # the same names, spelled otherwise, in the same order

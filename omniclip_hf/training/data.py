@@ -446,10 +446,14 @@ def blank_clip(config, device: torch.device | str = "cpu") -> torch.Tensor:
 
 
 def collate_video_batch(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stacks the good items; failed ones are returned as `errors` (a list of messages) for the caller to count.
+    """Stacks the good items; failed ones are returned as `errors` (a list of messages) for the caller to count,
+    with their dataset indices in `error_indices`.
     `decoded` says, item by item in the loader's order, which ones the stacked tensors hold."""
     good = [item for item in items if "error" not in item]
     batch: dict[str, Any] = {"errors": [item["error"] for item in items if "error" in item],
+                             # Dataset indices of the failed items: two samples can fail with one message (two
+                             # empty byte cells), so the index, not the text, tells them from Accelerate's repeats.
+                             "error_indices": [item["index"] for item in items if "error" in item],
                              "decoded": torch.tensor(["error" not in item for item in items])}
     if good:
         batch["pixel_values_videos"] = torch.stack([item["pixel_values_videos"] for item in good])

@@ -17,7 +17,14 @@ import torch
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from .data import VideoClassificationData, VideoClipDataset, _name_lookup, blank_clip, collate_video_batch
+from .data import (
+    VideoClassificationData,
+    VideoClipDataset,
+    _name_lookup,
+    _normalise_name,
+    blank_clip,
+    collate_video_batch,
+)
 from .loader import loader_settings
 from ..processing_omniclip import labels_to_prompts
 
@@ -49,7 +56,9 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, class_nam
     support = matrix.sum(axis=1)
     per_class = {name: float(matrix[i, i] / support[i]) for i, name in enumerate(class_names) if support[i]}
     return {
-        "top1": top_k_accuracy(logits, labels, 1),
+        # From the argmax the confusion matrix counts: topk breaks ties between equal logits its own way, and the
+        # top-1 then disagreed with the matrix's diagonal.
+        "top1": (logits.argmax(dim=1) == labels).float().mean().item(),
         "top5": top_k_accuracy(logits, labels, 5),
         "mean_class_accuracy": float(np.mean(list(per_class.values()))) if per_class else float("nan"),
         "num_videos": int(labels.numel()),
@@ -73,6 +82,34 @@ def trained_class_names(config, model: str) -> list[str] | None:
     except ValueError as error:
         raise ValueError(f"{model}/config.json id2label: {error}") from None
     return names
+
+
+def warn_if_classes_differ_from_training(labels_file: str, class_names: Sequence[str], trained: Sequence[str],
+                                         argument: str = "--labels_file") -> None:
+    """One warning line when a labels file (`argument`, e.g. --labels_file or --eval_labels_file) is not the model's
+    trained classes in their order. Names are what is scored, so another set is legitimate zero-shot use; but class
+    indices in the eval file (`path index` rows, as examples/prepare_data.py writes them) are read in this file's
+    order: a reordered copy silently moves every ground-truth label to another class."""
+    given, known = [_normalise_name(name) for name in class_names], [_normalise_name(name) for name in trained]
+    if given == known:
+        return
+    if sorted(given) == sorted(known):
+        position = next(i for i, (mine, theirs) in enumerate(zip(given, known)) if mine != theirs)
+        logger.warning(
+            "%s %s lists the %d classes the model was trained on in another order (class %d is %r there, %r in "
+            "training): scores go by class name, so name-labelled eval rows are unaffected, but class indices in the "
+            "eval file (`path index` rows) are read in this file's order; make sure the eval file was written with "
+            "it, or leave %s out to use the training order.",
+            argument, labels_file, len(known), position, class_names[position], trained[position], argument)
+        return
+    new = [name for name, key in zip(class_names, given) if key not in known]
+    absent = [name for name, key in zip(trained, known) if key not in given]
+    differences = [f"{len(new)} the model was not trained on, e.g. {new[:3]}" if new else "",
+                   f"{len(absent)} of the trained classes left out, e.g. {absent[:3]}" if absent else ""]
+    logger.warning(
+        "%s %s holds other classes than the %d the model was trained on (%s): evaluating zero-shot over this file's "
+        "names (OmniCLIP scores by class name); class indices in the eval file (`path index` rows) are read in this "
+        "file's order.", argument, labels_file, len(known), "; ".join(filter(None, differences)))
 
 
 def mean_and_std(values: Sequence[float]) -> dict[str, float]:
@@ -107,11 +144,28 @@ def write_confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Seq
 @torch.no_grad()
 def class_text_embeddings(model, tokenizer, class_names: Sequence[str], template: str | None = None) -> torch.Tensor:
     """Encodes `template.format(natural name)` for every class once with the frozen text encoder."""
-    prompts = labels_to_prompts(list(class_names), template or model.config.text_template)
+    template = template or model.config.text_template
+    prompts = labels_to_prompts(list(class_names), template)
     tokens = tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
+    check_distinct_class_prompts(class_names, template, tokens)
     device = next(model.parameters()).device
     tokens = {key: value.to(device) for key, value in tokens.items()}
     return model.get_text_features(**tokens).pooler_output
+
+
+def check_distinct_class_prompts(class_names: Sequence[str], template: str, tokens) -> None:
+    """Class names whose prompts CLIP reads as the same tokens ("moving up,down" and "moving up , down", or two long
+    names cut to the same 77 tokens) would get one text embedding, so the same score: the pipeline refuses them
+    (`check_distinct_prompts`), and so must evaluation, where one of them could otherwise never be predicted."""
+    from ..pipeline_omniclip import check_distinct_prompts  # the pipeline module loads transformers' pipelines
+
+    read = [ids[mask.bool()].tolist() for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"])]
+    try:
+        check_distinct_prompts(tuple(class_names), template, read)
+    except ValueError as error:  # the pipeline's wording names its argument; here they come from the class list
+        groups = str(error).removeprefix("candidate_labels has duplicates: ")
+        raise ValueError(f"class names (labels file, class folders or label column) that CLIP reads alike: {groups} "
+                         "Rename or merge them in the class list.") from None
 
 
 @torch.no_grad()
@@ -139,10 +193,10 @@ def predict(
     if accelerator is not None:
         loader = accelerator.prepare(loader)
     model.eval()
-    all_logits, all_labels, errors = [], [], []
+    all_logits, all_labels, failures = [], [], []
     is_main = accelerator is None or accelerator.is_main_process
     for batch in tqdm(loader, desc=f"evaluating {Path(str(data.source)).name}", disable=not (progress and is_main)):
-        errors += batch["errors"]
+        failures += zip(batch["error_indices"], batch["errors"])
         logits, labels = batch_logits(model, batch, text_embeds, accelerator)
         if accelerator is not None:
             # Every process gathers every batch, failed videos as rows labelled -1: a process whose videos failed
@@ -152,14 +206,23 @@ def predict(
         all_logits.append(logits[decoded].cpu())
         all_labels.append(labels[decoded].cpu())
     if accelerator is not None and accelerator.num_processes > 1:
-        # Each process's own failures, once each (the last batches repeat the first videos to even them out).
-        errors = list(dict.fromkeys(gather_object(errors)))
+        failures = gather_object(failures)
+    errors = failed_video_messages(failures)
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)
     if not len(labels):
-        raise ValueError(f"{data.source}: no video could be evaluated ({len(errors)} failed to decode).")
+        first = f"; first: {' '.join(str(errors[0]).split())}" if errors else ""
+        raise ValueError(f"{data.source}: no video could be evaluated ({len(errors)} failed to decode{first}); "
+                         "check that the set's videos are readable.")
     if errors and is_main:
         warn_about_failed_videos(errors, len(data), data.source)
     return logits, labels, errors
+
+
+def failed_video_messages(failures: Sequence[tuple[int, str]]) -> list[str]:
+    """The messages of `(dataset index, message)` failures, once per sample and in dataset order. By index, not by
+    text: Accelerate's last batches repeat the first samples (same index), while two different samples can fail with
+    the same message (two empty byte cells: `<bytes>: the video is empty`) and must both be counted."""
+    return [message for _, message in sorted(dict(failures).items())]
 
 
 def warn_about_failed_videos(errors: Sequence[str], num_videos: int, source: Any) -> None:
@@ -197,18 +260,25 @@ def eval_set_names(sources: Sequence[Any]) -> list[str]:
     """Each eval set's name in metrics.json, its confusion matrix's file and the model card: "eval" for one set,
     else its file or folder name with as many parent folders as tell the sets apart (`split1/test.csv`,
     `split2/test.csv` give `split1_test`, `split2_test`: a zero-shot layout whose sets were all named `test`, the
-    last one's results replacing the others'), numbered when one set is given twice."""
+    last one's results replacing the others'), with the file's suffix when only it differs (`data/test`,
+    `data/test.csv` give `test`, `test_csv`), numbered when nothing else tells them apart (one set given twice)."""
     if len(sources) == 1:
         return ["eval"]
     paths = [Path(str(source)) for source in sources]
-    if len(set(paths)) < len(paths):
-        return [f"{path.stem}_{index}" for index, path in enumerate(paths, 1)]
-    for depth in range(1, max(len(path.parts) for path in paths) + 1):
-        names = ["_".join([*path.parent.parts[max(0, len(path.parent.parts) - depth + 1):], path.stem])
-                 for path in paths]
-        if len(set(names)) == len(names):
-            break
-    return names
+    if len(set(paths)) == len(paths):
+        for keep_suffix in (False, True):
+            for depth in range(1, max(len(path.parts) for path in paths) + 1):
+                names = [_eval_set_name(path, depth, keep_suffix) for path in paths]
+                if len(set(names)) == len(names):
+                    return names
+    # Equal names would share one key in metrics.json: one set's results would silently replace another's.
+    return [f"{path.stem}_{index}" for index, path in enumerate(paths, 1)]
+
+
+def _eval_set_name(path: Path, depth: int, keep_suffix: bool) -> str:
+    """`path`'s name with its `depth - 1` nearest parent folders, joined by `_` (`.` too when the suffix is kept)."""
+    parents = path.parent.parts[max(0, len(path.parent.parts) - depth + 1):]
+    return "_".join([*parents, path.name.replace(".", "_") if keep_suffix else path.stem])
 
 
 def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
@@ -231,15 +301,18 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> None:
 __all__ = [
     "FRAME_AVERAGE",
     "batch_logits",
+    "check_distinct_class_prompts",
     "class_text_embeddings",
     "classification_metrics",
     "confusion_matrix",
     "eval_set_names",
+    "failed_video_messages",
     "mean_and_std",
     "predict",
     "top_k_accuracy",
     "trained_class_names",
     "warn_about_failed_videos",
+    "warn_if_classes_differ_from_training",
     "write_confusion_matrix_png",
     "write_metrics",
 ]

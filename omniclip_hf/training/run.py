@@ -46,12 +46,14 @@ from .data import (
     load_video_dataset,
 )
 from .evaluation import (
+    FRAME_AVERAGE,
     class_text_embeddings,
     classification_metrics,
     eval_set_names,
     mean_and_std,
     predict,
     trained_class_names,
+    warn_if_classes_differ_from_training,
     write_confusion_matrix_png,
 )
 from .loader import batch_to_device, loader_settings
@@ -102,6 +104,10 @@ def load_model_and_processor(options: TrainingOptions):
         overrides["text_template"] = options.text_template
     if options.clip:
         options.num_frames = options.num_frames or OmniCLIPConfig().num_frames
+        if not options.train_data:
+            # Evaluation only: the modules would stay untrained (SPG random, results depending on --seed); the CLIP
+            # is evaluated as examples/evaluate.py --clip evaluates it, the frame-averaged baseline.
+            overrides = {**FRAME_AVERAGE, **overrides}
         model = OmniCLIPModel.from_clip(
             options.clip, num_frames=options.num_frames, label_smoothing=options.label_smoothing, **overrides
         )
@@ -143,12 +149,15 @@ def load_eval_sets(options: TrainingOptions, trained_classes: list[str] | None =
     multiple-choice test among those few, its top-1 far above the model's (0.5 where evaluate.py measured 0.0)."""
     sets = []
     label_files = options.eval_labels_file or [options.labels_file]
+    argument = "--eval_labels_file" if options.eval_labels_file else "--labels_file"
     for index, source in enumerate(options.eval_data or []):
         labels_file = label_files[index] if len(label_files) > 1 else label_files[0]
         data = load_video_dataset(source, labels_file, options.eval_split, options.video_column,
                                   options.label_column, options.eval_data_root or options.data_root)
         if labels_file is None and trained_classes is not None:
             data = scored_over_trained_classes(data, trained_classes)
+        elif trained_classes is not None:  # as examples/evaluate.py warns: indices read in another class order
+            warn_if_classes_differ_from_training(labels_file, data.class_names, trained_classes, argument)
         sets.append(data)
     return sets
 
