@@ -42,7 +42,14 @@ from .video_sources import (
     video_to_tensor,
 )
 from .video_color_augmentation import COLOR_AUGMENTATION_SIZE
-from .video_transforms import check_size, finish_views, make_views, per_channel
+from .video_transforms import (
+    check_augmentation_settings,
+    check_crop_size,
+    check_size,
+    finish_views,
+    make_views,
+    per_channel,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -361,6 +368,8 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             )
         for name in ("size", "crop_size"):
             check_size(name, settings.get(name))
+        check_crop_size(settings.get("crop_size"))
+        check_augmentation_settings(settings)
         fps = settings.get("fps")
         if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0):
             raise ValueError(f"fps={fps!r} is invalid: it must be a number > 0 (frames sampled per second of video).")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -10,6 +11,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as tvF
+from transformers.image_transforms import get_size_with_aspect_ratio
 from transformers.image_utils import PILImageResampling
 
 from .video_color_augmentation import apply_color_augmentation, draw_color_augmentation, no_color_augmentation
@@ -54,28 +56,59 @@ def cut_to_aspect(video: torch.Tensor, max_aspect: float) -> torch.Tensor:
     return tvF.center_crop(video, [min(height, limit), min(width, limit)])
 
 
+def short_side_target(image_size: Sequence[int], shortest_edge: int, longest_edge: int | None) -> list[int]:
+    """
+    The `[height, width]` a frame is resized to for `{"shortest_edge"[, "longest_edge"]}`: the short side to
+    `shortest_edge`, aspect kept, unless the long side would then pass `longest_edge`, which then caps it.
+    """
+    if longest_edge is None:
+        # torchvision's own rule for one size (long side int(S * long / short)), the same as transformers'.
+        return [int(shortest_edge)]
+    # transformers' rule (CLIPImageProcessor with both keys), so the shapes match CLIP's exactly; torchvision's
+    # `max_size` rounds the capped short side differently.
+    return list(get_size_with_aspect_ratio(tuple(image_size), int(shortest_edge), int(longest_edge)))
+
+
+def _unbounded_resize(size: Any) -> bool:
+    """Whether resizing to `size` can make a frame's long side unboundedly long (`shortest_edge` alone): only then is
+    it cut first (`cut_to_aspect`). A capped long side (`longest_edge`) or a fixed `height x width` bounds memory
+    already, and cutting first would change their output (the cap and the squash see the whole frame)."""
+    return _size_get(size, "shortest_edge") is not None and _size_get(size, "longest_edge") is None
+
+
 def resize_short_side(video: torch.Tensor, size: Any, interpolation: tvF.InterpolationMode) -> torch.Tensor:
-    """Resizes `(..., H, W)` so its short side is `size["shortest_edge"]`, or to `size["height"] x size["width"]`."""
+    """Resizes `(..., H, W)` so its short side is `size["shortest_edge"]` (the long side at most
+    `size["longest_edge"]` when given, as transformers does), or to `size["height"] x size["width"]`."""
     shortest_edge = _size_get(size, "shortest_edge")
     if shortest_edge is not None:
-        return tvF.resize(video, [int(shortest_edge)], interpolation=interpolation, antialias=True)
+        return tvF.resize(video, short_side_target(video.shape[-2:], shortest_edge, _size_get(size, "longest_edge")),
+                          interpolation=interpolation, antialias=True)
     height, width = _size_get(size, "height"), _size_get(size, "width")
     if height is None or width is None:
         raise ValueError(f"size={size!r} must give 'shortest_edge', or 'height' and 'width'.")
     return tvF.resize(video, [int(height), int(width)], interpolation=interpolation, antialias=True)
 
 
+def pad_to_crop(video: torch.Tensor, crop_height: int, crop_width: int) -> torch.Tensor:
+    """Pads `(..., H, W)` frames smaller than the crop up to it on that side, as `center_crop` pads (zeros, centred);
+    a side at least as long is left whole, for the caller to crop with its own offsets."""
+    height, width = video.shape[-2:]
+    if height >= crop_height and width >= crop_width:
+        return video
+    return tvF.center_crop(video, [max(height, crop_height), max(width, crop_width)])
+
+
 def spatial_crops(video: torch.Tensor, crop_height: int, crop_width: int, num_crops: int) -> list[torch.Tensor]:
     """
     One centre crop, or three crops along the long side: left/centre/right for a landscape frame, top/centre/bottom
-    for a portrait one. Frames smaller than the crop are padded by `center_crop` first.
+    for a portrait one. Frames smaller than the crop are padded first (`pad_to_crop`).
     """
-    if num_crops == 1:
-        return [tvF.center_crop(video, [crop_height, crop_width])]
+    video = pad_to_crop(video, crop_height, crop_width)
     height, width = video.shape[-2:]
-    if height < crop_height or width < crop_width:
-        video = tvF.center_crop(video, [max(height, crop_height), max(width, crop_width)])
-        height, width = video.shape[-2:]
+    if num_crops == 1:
+        # Floor offsets, as the 3-crop centre view and transformers' CLIPImageProcessor: torchvision's center_crop
+        # rounds half to even, one pixel off when the slack is 3 mod 4 (224x299, e.g. a 428x240 source).
+        return [tvF.crop(video, (height - crop_height) // 2, (width - crop_width) // 2, crop_height, crop_width)]
     if width >= height:
         top = (height - crop_height) // 2
         lefts = [0, (width - crop_width) // 2, width - crop_width]
@@ -128,7 +161,9 @@ def augment_clip(
         return crop_and_draw()
     seed = int(torch.randint(2**62, (1,), generator=generator).item())
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # The CPU generator alone (what fork_rng restores): torch.manual_seed would also reseed every CUDA generator,
+        # which fork_rng(devices=[]) leaves changed.
+        torch.default_generator.manual_seed(seed)
         return crop_and_draw()
 
 
@@ -140,6 +175,68 @@ def check_size(name: str, size: Any) -> None:
         value = size.get(key) if hasattr(size, "get") else None
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
             raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
+
+
+def check_crop_size(crop_size: Any) -> None:
+    """Raises `ValueError` unless a `crop_size` dict gives `height` and `width`: it is the output frame size of every
+    crop (transformers also accepts `shortest_edge` there, which no crop here can use)."""
+    if not hasattr(crop_size, "get"):  # None, or an int transformers turns into a square
+        return
+    if _size_get(crop_size, "height") is None or _size_get(crop_size, "width") is None:
+        given = {key: value for key, value in dict(crop_size).items() if value is not None}
+        raise ValueError(f"crop_size={given!r} is invalid: it must give height and width (the output frame size), "
+                         "e.g. {'height': 224, 'width': 224}.")
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_probability(name: str, value: Any) -> None:
+    """Raises `ValueError` naming `name` unless `value` is a number in [0, 1]."""
+    if not (_is_real(value) and 0 <= value <= 1):
+        raise ValueError(f"{name}={value!r} is invalid: it must be a probability, a number in [0, 1].")
+
+
+def check_color_jitter(value: Any) -> None:
+    """Raises `ValueError` unless `value` is 1 to 4 strengths (brightness, contrast, saturation, hue) that
+    torchvision's ColorJitter takes: numbers >= 0, hue at most 0.5 (or (min, max) pairs)."""
+    is_sequence = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    problem = None if is_sequence and 1 <= len(value) <= 4 else "give 1 to 4 strengths"
+    if problem is None:
+        try:  # ColorJitter's own checks, so whatever it refuses is refused here, before any video is decoded
+            v2.ColorJitter(*value)
+        except (TypeError, ValueError) as error:
+            problem = str(error).rstrip(".")
+    if problem is not None:
+        raise ValueError(f"color_jitter={value!r} is invalid ({problem}): give brightness, contrast, saturation and "
+                         "hue strengths, numbers >= 0 with hue at most 0.5, e.g. [0.4, 0.4, 0.2, 0.1].")
+
+
+def check_crop_range(name: str, value: Any, upper: float | None = None) -> None:
+    """Raises `ValueError` naming `name` unless `value` is two numbers `0 < low <= high` (`high <= upper` too)."""
+    pair = isinstance(value, Sequence) and len(value) == 2 and all(_is_real(number) for number in value)
+    if not (pair and 0 < value[0] <= value[1] and (upper is None or value[1] <= upper)):
+        within = f", high at most {upper}" if upper is not None else ""
+        raise ValueError(f"{name}={value!r} is invalid: give two numbers, low <= high, both > 0{within}.")
+
+
+def check_augment_resize(value: Any) -> None:
+    """Raises `ValueError` unless `augment_resize_shortest_edge` is None or 0 (crop at full size) or pixels >= 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"augment_resize_shortest_edge={value!r} is invalid: it must be an integer >= 1 (pixels), "
+                         "or 0 to crop from the full-size frames.")
+
+
+def check_augmentation_settings(settings: dict[str, Any]) -> None:
+    """Checks the training augmentation's settings, so a bad one fails when given, not at the first training call
+    (after decoding, where a training dataset would report each video as undecodable)."""
+    for name in ("flip_prob", "color_jitter_prob", "grayscale_prob"):
+        check_probability(name, settings.get(name))
+    check_color_jitter(settings.get("color_jitter"))
+    check_crop_range("augment_crop_scale", settings.get("augment_crop_scale"), upper=1)
+    check_crop_range("augment_crop_ratio", settings.get("augment_crop_ratio"))
+    check_augment_resize(settings.get("augment_resize_shortest_edge"))
 
 
 def per_channel(name: str, value: Any) -> list[float]:
@@ -211,7 +308,7 @@ def make_views(
                 colors.append(color)
     else:
         if settings["do_resize"]:
-            if settings["do_center_crop"] and crop_size is not None:
+            if settings["do_center_crop"] and crop_size is not None and _unbounded_resize(settings["size"]):
                 # Memory follows the output: a 2x8192 frame would be 224x917504 after resizing its short side.
                 frames = cut_to_aspect(frames, MAX_ASPECT_BEFORE_CROP)
             frames = resize_short_side(frames, settings["size"], interpolation)
