@@ -223,6 +223,11 @@ def test_unknown_recipe_option_is_an_error(tmp_path):
     (["--video_processor_overrides", '{"train": false}'], r"--video_processor_overrides: unknown settings \['train'\]"),
     (["--video_processor_overrides", '{"num_frames": 2}'],
      r"--video_processor_overrides sets num_frames: .*use --num_frames"),
+    # Values the video processor refuses: applied per call, they skipped every video as undecodable.
+    (["--video_processor_overrides", '{"flip_prob": 1.5}'],
+     r"--video_processor_overrides: flip_prob=1.5 is invalid: it must be a probability"),
+    (["--video_processor_overrides", '{"augment_crop_scale": [1.0, 0.08]}'],
+     r"--video_processor_overrides: augment_crop_scale=\[1.0, 0.08\] is invalid"),
 ])
 def test_a_bad_option_value_is_one_line_naming_the_flag(flags, message):
     """Each was accepted before: --max_steps 0 trained an epoch, -1 nothing; --shots 0 every video; a limit of -1

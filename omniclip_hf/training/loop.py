@@ -265,6 +265,20 @@ def check_video_processor_overrides(overrides: dict[str, Any]) -> None:
     if unknown:
         raise ValueError(f"--video_processor_overrides: unknown settings {unknown}; the video processor's settings "
                          f"are {', '.join(sorted(known))}.")
+    check_video_processor_values(overrides)
+
+
+def check_video_processor_values(overrides: dict[str, Any]) -> None:
+    """The overrides' values, checked as the video processor checks its settings: applied per call by the training
+    data, a bad one (`flip_prob` 1.5) failed every video, each skipped as undecodable, until none was left."""
+    from ..video_processing_omniclip import OmniCLIPVideoProcessor
+
+    defaults = OmniCLIPVideoProcessor()
+    settings = {key: getattr(defaults, key, None) for key in defaults.valid_kwargs.__annotations__}
+    try:
+        OmniCLIPVideoProcessor._check_settings({**settings, **overrides}, device_available=False)
+    except ValueError as error:
+        raise ValueError(f"--video_processor_overrides: {error}") from None
 
 
 def check_inputs_exist(options: TrainingOptions) -> None:
