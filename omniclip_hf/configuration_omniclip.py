@@ -42,6 +42,43 @@ def _as_sub_config(value: Any, config_class: type[PretrainedConfig]) -> Pretrain
     raise ValueError(f"expected a dict or a {config_class.__name__}, got {type(value).__name__}")
 
 
+# Two labels that any template placing its label must turn into two different prompts (they differ in their first
+# and last characters, so a template reading one character of the label, `{[0]}` or `{[-1]}`, still tells them apart).
+_PROBE_LABELS = ("first probe label a", "second probe label b")
+
+
+def check_text_template(template: Any, argument: str = "template") -> str:
+    """
+    Validates a prompt template: a string with `{}` where the label goes, that `str.format` fills with a label.
+
+    The template is filled with two different labels, which must give different prompts: `"a video of {{}}"` holds
+    the characters `{}` but formats to the literal text `a video of {}` for every label (all labels would score
+    alike), and `"{} in {place}"` fails inside `format`.
+
+    Raises:
+        `ValueError`: one line naming `argument` and the template.
+    """
+    if not isinstance(template, str) or "{}" not in template:
+        raise ValueError(
+            f"{argument}={template!r} must be a string containing '{{}}' where the label goes, e.g. "
+            "'a video of {} action' (or '{}' for labels that are already full sentences)."
+        )
+    try:
+        prompts = [template.format(label) for label in _PROBE_LABELS]
+    except (IndexError, KeyError, ValueError, AttributeError, TypeError) as error:
+        raise ValueError(
+            f"{argument}={template!r} cannot be filled with one label ({type(error).__name__}: {error}); use a single "
+            "'{}' and double any other braces ('{{', '}}')."
+        ) from None
+    if prompts[0] == prompts[1]:
+        raise ValueError(
+            f"{argument}={template!r} never inserts the label (it formats to {prompts[0]!r} for every label, so all "
+            "labels would score alike): write a single '{}', not '{{}}', where the label goes."
+        )
+    return template
+
+
+
 class OmniCLIPConfig(PretrainedConfig):
     r"""
     Configuration of an [`OmniCLIPModel`]: a frozen CLIP image-text model (its `text_config` and `vision_config`
@@ -296,8 +333,10 @@ class OmniCLIPConfig(PretrainedConfig):
         ):
             if self.projection_dim % width:
                 fail(field, f"projection_dim={self.projection_dim} must be divisible by the number of heads {width}")
-        if not isinstance(self.text_template, str) or "{}" not in self.text_template:
-            fail("text_template", 'it must be a string containing "{}" where the label name goes')
+        try:  # "a video of {{}}" holds "{}" but inserts no label: every class would get one prompt
+            check_text_template(self.text_template, "OmniCLIPConfig.text_template")
+        except ValueError as error:
+            raise ValueError(str(error)) from None
         if not 0.0 <= self.label_smoothing < 1.0:
             fail("label_smoothing", "it must lie in [0, 1)")
 

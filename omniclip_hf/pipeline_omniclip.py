@@ -31,6 +31,7 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
+from .configuration_omniclip import check_text_template
 from .video_decoding import is_torchcodec_decoder, select_video_reader
 from .video_processing_omniclip import video_to_tensor
 from .video_sources import _is_file_source, _is_frame, describe_source, pixel_scale_of, resolve_video_source
@@ -145,42 +146,6 @@ def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequ
         raise _duplicates_error(
             repeated, f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart"
         )
-
-
-# Two labels that any template placing its label must turn into two different prompts (they differ in their first
-# and last characters, so a template reading one character of the label, `{[0]}` or `{[-1]}`, still tells them apart).
-_PROBE_LABELS = ("first probe label a", "second probe label b")
-
-
-def check_text_template(template: Any, argument: str = "template") -> str:
-    """
-    Validates a prompt template: a string with `{}` where the label goes, that `str.format` fills with a label.
-
-    The template is filled with two different labels, which must give different prompts: `"a video of {{}}"` holds
-    the characters `{}` but formats to the literal text `a video of {}` for every label (all labels would score
-    alike), and `"{} in {place}"` fails inside `format`.
-
-    Raises:
-        `ValueError`: one line naming `argument` and the template.
-    """
-    if not isinstance(template, str) or "{}" not in template:
-        raise ValueError(
-            f"{argument}={template!r} must be a string containing '{{}}' where the label goes, e.g. "
-            "'a video of {} action' (or '{}' for labels that are already full sentences)."
-        )
-    try:
-        prompts = [template.format(label) for label in _PROBE_LABELS]
-    except (IndexError, KeyError, ValueError, AttributeError, TypeError) as error:
-        raise ValueError(
-            f"{argument}={template!r} cannot be filled with one label ({type(error).__name__}: {error}); use a single "
-            "'{}' and double any other braces ('{{', '}}')."
-        ) from None
-    if prompts[0] == prompts[1]:
-        raise ValueError(
-            f"{argument}={template!r} never inserts the label (it formats to {prompts[0]!r} for every label, so all "
-            "labels would score alike): write a single '{}', not '{{}}', where the label goes."
-        )
-    return template
 
 
 def check_hypothesis_template(hypothesis_template: Any) -> str:

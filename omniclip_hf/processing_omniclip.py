@@ -16,10 +16,9 @@ from typing import Any
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin, TextKwargs
 
-# The pipeline's argument checks, shared so that a template or a video list is judged alike in both. Imported from
-# the pipeline's file (not the other way): a model folder saved for remote code always holds that file, and saving
-# this processor copies it along, while a model saved beside a bare video processor has no copy of this one.
-from .pipeline_omniclip import check_text_template
+# The template check the config, the pipeline and the processor share (the configuration file is in every model
+# folder saved for remote code, and saving this processor copies the files it imports along).
+from .configuration_omniclip import check_text_template
 
 
 DEFAULT_TEXT_TEMPLATE = "a video of {} action"

@@ -740,6 +740,9 @@ def test_missing_text_raises_clear_error(tiny_clip):
         ("spg_layers", "last", "allowed values are 'input', 'every'"),
         ("num_frames", 0, "num_frames=0 is invalid"),
         ("text_template", "a video of action", "containing"),
+        # Holds "{}" but formats to one prompt for every class (it passed), or cannot be formatted (KeyError later).
+        ("text_template", "a video of {{}}", r"OmniCLIPConfig.text_template='a video of \{\{\}\}' never inserts the label"),
+        ("text_template", "{} in {place}", r"OmniCLIPConfig.text_template='\{\} in \{place\}' cannot be filled"),
         ("label_smoothing", 1.5, r"label_smoothing=1.5 is invalid"),
     ],
 )
