@@ -64,13 +64,15 @@ def _certain_duplicate_view(label: str) -> str:
     return _ASCII_WHITESPACE.sub(" ", unicodedata.normalize("NFC", label).translate(_ASCII_LOWERCASE))
 
 
-def _duplicates_error(groups: Sequence[list[str]], reason: str) -> ValueError:
-    """One line naming every group of duplicate labels: `'run' (2 times)` or `'jump' = 'Jump '`."""
+def _duplicates_error(groups: Sequence[list[str]], reason: str,
+                      subject: str = "candidate_labels has") -> ValueError:
+    """One line naming every group of duplicate labels: `'run' (2 times)` or `'jump' = 'Jump '`; `subject` says
+    whose labels they are."""
     named = "; ".join(
         f"{group[0]!r} ({len(group)} times)" if len(set(group)) == 1 else " = ".join(repr(label) for label in group)
         for group in groups
     )
-    return ValueError(f"candidate_labels has duplicates: {named}. Each label must appear once ({reason}).")
+    return ValueError(f"{subject} duplicates: {named}. Each label must appear once ({reason}).")
 
 
 def _is_integer(value: Any) -> bool:
@@ -130,10 +132,12 @@ def _check_label_strings(candidate_labels: Any) -> tuple[str, ...]:
     return tuple(candidate_labels)
 
 
-def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequence[Sequence[int]]) -> None:
+def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequence[Sequence[int]],
+                           subject: str = "candidate_labels has") -> None:
     """
     Refuses labels whose prompts CLIP reads as the same tokens (`input_ids`: one list per label, as the text encoder
-    gets them, truncation included): they would get identical scores and split one answer between them.
+    gets them, truncation included): they would get identical scores and split one answer between them. `subject`
+    names the labels in the message (the pipeline's argument; evaluation's class list).
 
     Raises:
         `ValueError`: naming each group of such labels, e.g. `'t-shirt folding' = 't - shirt folding'`.
@@ -144,7 +148,8 @@ def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequ
     repeated = [group for group in groups.values() if len(group) > 1]
     if repeated:
         raise _duplicates_error(
-            repeated, f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart"
+            repeated, f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart",
+            subject,
         )
 
 

@@ -212,7 +212,7 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
     first_is_key: bool | None = None
     duration = _duration_beside_count(container, stream)
     # Where only a container-wide duration is stated, how far the other streams reach tells a whole file from a cut.
-    others = _OtherStreamsEnd(container, stream) if duration is not None and duration.whole_container else None
+    others = _OtherStreamsEnd(container) if duration is not None and duration.whole_container else None
     try:
         for packet in container.demux(*([] if others else [stream])):
             if packet.stream_index != stream.index:
@@ -264,7 +264,7 @@ def index_video_stream(container: Any, stream: Any, label: str) -> VideoStreamIn
 class _OtherStreamsEnd:
     """The latest end time, in seconds from the container's start, that the packets of the other streams reach."""
 
-    def __init__(self, container: Any, video_stream: Any):
+    def __init__(self, container: Any):
         self._start = (container.start_time or 0) / 1_000_000  # AV_TIME_BASE
         self.end = 0.0
 
@@ -806,7 +806,7 @@ def _first_frame_facts(container: Any, stream: Any) -> tuple[bool, np.ndarray | 
 def _unless_other_streams_fill(container: Any, stream: Any, duration: AnnouncedDuration) -> AnnouncedDuration | None:
     """A container-wide duration, or None where the other streams fill it (a whole file; see announced_frame_count)."""
     container.seek(0, backward=True, any_frame=False)
-    others = _OtherStreamsEnd(container, stream)
+    others = _OtherStreamsEnd(container)
     for packet in container.demux(*[other for other in container.streams if other.index != stream.index]):
         others.add(packet)
     return None if others.end >= MIN_PRESENT_SHARE * duration.seconds else duration

@@ -160,12 +160,8 @@ def check_distinct_class_prompts(class_names: Sequence[str], template: str, toke
     from ..pipeline_omniclip import check_distinct_prompts  # the pipeline module loads transformers' pipelines
 
     read = [ids[mask.bool()].tolist() for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"])]
-    try:
-        check_distinct_prompts(tuple(class_names), template, read)
-    except ValueError as error:  # the pipeline's wording names its argument; here they come from the class list
-        groups = str(error).removeprefix("candidate_labels has duplicates: ")
-        raise ValueError(f"class names (labels file, class folders or label column) that CLIP reads alike: {groups} "
-                         "Rename or merge them in the class list.") from None
+    check_distinct_prompts(tuple(class_names), template, read,
+                           subject="the class names (labels file, class folders or label column) have")
 
 
 @torch.no_grad()
