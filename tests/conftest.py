@@ -18,6 +18,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
 
+def pytest_collection_modifyitems(config, items):
+    # pytest-xdist hands tests out in collection order, and the longest (training subprocesses, up to two minutes) sat
+    # at the end of the alphabet, where one of them could be left running on one worker after the other had finished.
+    # Tests marked `runs_long` go first (a stable sort keeps every other test's order).
+    items.sort(key=lambda item: item.get_closest_marker("runs_long") is None)
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 TOKENIZER_DIR = REPO_ROOT / "omniclip_hf" / "tokenizer"

@@ -27,6 +27,7 @@ REDUCED_DEMO = [
 ]
 
 
+@pytest.mark.runs_long
 def test_reduced_demo_beats_frame_averaging_within_reversal_pairs(tmp_path):
     output = tmp_path / "demo_output"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "demo.py"), "--output_dir", str(output),
@@ -66,6 +67,7 @@ def test_demo_rejects_a_class_without_its_reversal_partner(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.runs_long
 def test_demo_rerun_replaces_its_motion_set_and_passes_on_trainings_error_line(tmp_path):
     """A rerun with other classes or fewer clips left the old ones in motion_data (and trained on them); a CLIP
     folder train.py refuses ended in a RuntimeError around the launcher's traceback; a missing one was found only

@@ -23,6 +23,7 @@ def short_run(tmp_path_factory):
     return out, metrics
 
 
+@pytest.mark.runs_long
 def test_loss_falls_clearly(short_run):
     _, metrics = short_run
     curve = metrics["loss_curve_every_10_steps"]

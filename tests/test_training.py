@@ -352,6 +352,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
     assert_remote_code_gives(upload, {**text, "pixel_values_videos": videos}, expected, tmp_path)
 
 
+@pytest.mark.runs_long
 def test_training_under_torch_compile_matches_eager_and_saves_a_loadable_model(tiny_clip_dir, motion_data, tmp_path):
     """`accelerate launch --dynamo_backend` compiles the model in `accelerator.prepare` (aot_eager here: dynamo and
     AOTAutograd without a C++ compiler); the saved `model/` must hold the model's own weight names."""

@@ -71,6 +71,7 @@ def read_int(path: Path) -> int:
         return -1
 
 
+@pytest.mark.runs_long
 def test_sigkill_at_random_moments_and_in_checkpoint_writes_resumes_to_the_uninterrupted_weights(
         tiny_clip_dir, motion_data, tmp_path):
     seed = int.from_bytes(os.urandom(4), "little")
@@ -231,6 +232,7 @@ def files_under(folder: Path) -> dict[str, tuple[int, int]]:
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+@pytest.mark.runs_long
 def test_training_never_mixes_two_runs_in_one_output_dir(tiny_clip_dir, motion_data, tmp_path):
     output = tmp_path / "run"
     no_spg = ("--model_overrides", '{"use_spg": false}')

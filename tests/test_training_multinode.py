@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from omniclip_hf.training.loop import parse_training_options
 from omniclip_hf.training.testing_hooks import ENVIRONMENT_VARIABLE
 
@@ -81,6 +83,7 @@ def two_process_command(tiny_clip_dir, motion_data, data, output, *flags):
     return command
 
 
+@pytest.mark.runs_long
 def test_two_processes_go_on_past_batches_without_a_decodable_video(tiny_clip_dir, motion_data, tmp_path):
     """One video a batch: a process whose batch failed to decode still runs its forward (a blank clip, no weight),
     so the other's gradient all-reduce and evaluation gathers are not left waiting; the evaluation scores the

@@ -151,6 +151,7 @@ def test_a_resume_goes_on_with_this_runs_optimizer_settings(tiny_clip_dir, motio
     assert rates[2:] == pytest.approx(one_process_schedule(parse_training_options(resumed[2:]), steps=4)[2:])
 
 
+@pytest.mark.runs_long
 def test_an_eval_set_without_labels_file_is_scored_over_the_trained_classes(tiny_clip_dir, motion_data, tmp_path):
     """An eval set holding two of the four trained classes and no labels file: scored over the two alone, it was a
     choice between two (train.py's top-1 above evaluate.py's on the same model and videos); now over all four, as

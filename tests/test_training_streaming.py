@@ -84,6 +84,7 @@ def test_processes_read_disjoint_shards_in_an_order_independent_of_workers(shard
     assert per_rank[0] | per_rank[1] == sizes  # and complete
 
 
+@pytest.mark.runs_long
 def test_a_killed_streaming_run_resumes_mid_epoch_to_the_uninterrupted_weights(tiny_clip_dir, shards, tmp_path):
     def command(output: Path, *extra: str) -> list[str]:
         return [sys.executable, str(REPO_ROOT / "examples" / "train.py"), "--clip", str(tiny_clip_dir),
@@ -270,6 +271,7 @@ def test_a_run_whose_shards_have_wrong_labels_stops_with_one_label_error(tiny_cl
     assert "undecodable" not in result.stderr
 
 
+@pytest.mark.runs_long
 def test_an_epoch_that_ends_between_optimizer_steps_resumes_exactly(tiny_clip_dir, shards, tmp_path):
     """4 batches an epoch, 3 accumulated per step: each epoch ends with gradients accumulated for the next step.
     No checkpoint is written there (it could not hold them): a run killed after step 2 resumes from the last
