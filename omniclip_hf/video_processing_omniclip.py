@@ -45,6 +45,7 @@ from .video_color_augmentation import COLOR_AUGMENTATION_SIZE
 from .video_transforms import (
     check_augmentation_settings,
     check_crop_size,
+    check_resize_size,
     check_size,
     finish_views,
     make_views,
@@ -368,6 +369,7 @@ class OmniCLIPVideoProcessor(BaseVideoProcessor):
             )
         for name in ("size", "crop_size"):
             check_size(name, settings.get(name))
+        check_resize_size(settings.get("size"))
         check_crop_size(settings.get("crop_size"))
         check_augmentation_settings(settings)
         fps = settings.get("fps")

@@ -177,6 +177,18 @@ def check_size(name: str, size: Any) -> None:
             raise ValueError(f"{name}={dict(size)!r} is invalid: {key} must be an integer >= 1 (pixels).")
 
 
+def check_resize_size(size: Any) -> None:
+    """Raises `ValueError` unless a `size` dict gives what `resize_short_side` resizes to: `shortest_edge` (with an
+    optional `longest_edge` cap), or `height` and `width`. Checked when the processor is made: found at decoding, it
+    refused every video (and training skipped each as undecodable)."""
+    if not hasattr(size, "get"):  # None, or an int transformers turns into a square
+        return
+    if _size_get(size, "shortest_edge") is None and None in (_size_get(size, "height"), _size_get(size, "width")):
+        given = {key: value for key, value in dict(size).items() if value is not None}
+        raise ValueError(f"size={given!r} is invalid: give shortest_edge (the short side, aspect kept; longest_edge "
+                         "may cap the long side), or height and width, e.g. {'shortest_edge': 224}.")
+
+
 def check_crop_size(crop_size: Any) -> None:
     """Raises `ValueError` unless a `crop_size` dict gives `height` and `width`: it is the output frame size of every
     crop (transformers also accepts `shortest_edge` there, which no crop here can use)."""

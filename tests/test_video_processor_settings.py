@@ -104,6 +104,9 @@ BAD_SETTINGS = [
     ("grayscale_prob", {"grayscale_prob": -1.0}),
     ("crop_size", {"crop_size": {"shortest_edge": 224}}),
     ("crop_size", {"crop_size": {"height": 224}}),
+    # transformers refuses a lone longest_edge only when it resizes: here every video was refused at decoding.
+    ("size", {"size": {"longest_edge": 224}}),
+    ("size", {"size": {"max_height": 224, "max_width": 224}}),
 ]
 
 
