@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--num_crops", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--num_workers", type=int, default=default_num_workers(),
-                        help="DataLoader workers (default: the CPUs available minus one, at most 16)")
+                        help="DataLoader workers (default: the CPUs available minus one, at most 16; %(default)s here)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output_dir", default="runs/eval",
                         help="where metrics.json and confusion_matrix.png go; if it already holds a metrics.json, the "
