@@ -81,6 +81,48 @@ def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -
     return target
 
 
+def write_files_into_folder(target: str | Path, write: Callable[[Path], None],
+                            stale: Callable[[set[str]], list[str]] = lambda written: [],
+                            last: tuple[str, ...] = ("config.json",)) -> list[str]:
+    """Calls `write(staging)` on an empty folder beside `target`; when it returns, moves the files it wrote into
+    `target` (made if missing; the folder's other files are kept), those named in `last` after the rest, then removes
+    the files of `target` that `stale(names written)` lists. Returns the names written.
+
+    For a folder that holds more than what is written (a model folder beside its tokenizer, metrics, card), where
+    `write_folder_atomically` would replace it all. A failure inside `write` (a full disk, an interrupt) leaves
+    `target` as it was: a model written into it straight had its new config.json beside its old weights, and loaded
+    as a mix of the two models with nothing said. Renames within one file system need no space, so the moves do not
+    fail as the writing did.
+    """
+    target = Path(target)
+    if target.is_file():
+        raise NotADirectoryError(f"{target} is a file: a model is saved into a folder; pass another path.")
+    staging = target.parent / f".partial-{target.name}-{os.getpid()}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        write(staging)
+        give_ordinary_modes(staging)  # safetensors writes its files 0600, which the moves would keep
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OSError(no_space_message(target, error)) from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    written = sorted(path.relative_to(staging) for path in staging.rglob("*") if not path.is_dir())
+    target.mkdir(exist_ok=True)
+    for relative in sorted(written, key=lambda path: path.name in last):
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / relative, target / relative)
+    shutil.rmtree(staging, ignore_errors=True)
+    names = {str(relative) for relative in written}
+    for name in stale(names):
+        if name not in names and (target / name).is_file():
+            os.remove(target / name)
+    return sorted(names)
+
+
 def replace_folder(new: Path, target: Path) -> None:
     """Swaps `new` in for `target`: the old folder is moved aside first, so a kill leaves one complete folder."""
     old = target.parent / f".old-{target.name}"

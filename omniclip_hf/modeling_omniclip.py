@@ -45,6 +45,7 @@ except ImportError:  # earlier 5.x: the same mechanism, named check_model_inputs
 
     maybe_install_capturing_hooks = None
 
+from .atomic_writes import write_files_into_folder
 from .configuration_omniclip import ARCHITECTURE_FIELDS, OmniCLIPConfig, changed_architecture_fields
 
 
@@ -190,16 +191,6 @@ def full_weight_files(folder: str | os.PathLike) -> list[str]:
     names = [name for name in os.listdir(folder) if name.startswith(("model", "pytorch_model"))
              and name.endswith((".safetensors", ".bin", ".safetensors.index.json", ".bin.index.json"))]
     return [os.path.join(folder, name) for name in sorted(names)]
-
-
-def remove_stale_weights(folder: str | os.PathLike, paths: list[str]) -> None:
-    """Removes the other format's weights from a folder just saved in one (as save_pretrained removes its stale
-    shards): left there, a folder written by save_adapter over a full save loaded the old full weights locally
-    (and the adapter from the Hub), one written by save_pretrained over an adapter the other way round."""
-    for path in paths:
-        if os.path.isfile(path):
-            os.remove(path)
-            logger.info("Removed %s: %s now holds the model saved in the other format.", path, folder)
 
 
 def _find_adapter_file(name_or_path, config_dict: dict[str, Any], hub_kwargs: dict[str, Any]) -> str | None:
@@ -876,7 +867,7 @@ class OmniCLIPVideoSpecificPrompts(nn.Module):
 
 PIPELINE_TASK = "zero-shot-video-classification"
 # The pipeline's file and the file it imports, copied beside the model code for `trust_remote_code=True`.
-PIPELINE_CODE_FILES = ("pipeline_omniclip.py", "video_processing_omniclip.py")
+PIPELINE_MODULE_FILE = "pipeline_omniclip.py"
 
 
 def custom_pipelines_entry() -> dict[str, Any]:
@@ -919,15 +910,39 @@ def keep_saved_and_callers_fields(config: OmniCLIPConfig, saved: OmniCLIPConfig,
                        ", ".join(repr(name) for name in ignored), ", ".join(LOADING_KWARGS))
 
 
-def copy_pipeline_code(save_directory: str | os.PathLike) -> None:
-    """Copies the pipeline code next to a saved model (from the package, or from a remote-code copy holding it)."""
+def pipeline_code_files() -> list[str] | None:
+    """The pipeline's module and every module it imports, relatively and recursively (as transformers gathers a
+    model's code, `get_relative_import_files`), where all of them lie beside this file: in the package. `None` in a
+    remote-code copy of the model, which holds the model's and config's files alone: a folder saved from there named
+    a pipeline in its config whose code it did not hold (and one saved from the package held the pipeline's module
+    without the decoding modules it imports)."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    pipeline = os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_MODULE_FILE)
+    if not os.path.isfile(pipeline):
+        return None
+    files = [pipeline, *get_relative_import_files(pipeline)]
+    return files if all(os.path.isfile(path) for path in files) else None
+
+
+def set_custom_pipelines(config: OmniCLIPConfig, pipeline_files: list[str] | None) -> None:
+    """Names the zero-shot pipeline in `config` (`custom_pipelines`) when its code is saved beside it, else removes
+    the entry, saying so."""
+    if pipeline_files:
+        config.custom_pipelines = custom_pipelines_entry()
+        return
+    if hasattr(config, "custom_pipelines"):
+        del config.custom_pipelines
+    logger.warning("Saved without the zero-shot pipeline's code (this model's code is a remote-code copy, which does "
+                   "not hold it): the folder loads with trust_remote_code=True; its pipeline needs omniclip-hf installed.")
+
+
+def copy_pipeline_code(save_directory: str | os.PathLike, pipeline_files: list[str] | None) -> None:
+    """Copies the pipeline's code (`pipeline_code_files`) next to a saved model."""
     import shutil
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in PIPELINE_CODE_FILES:
-        source = os.path.join(here, name)
-        if os.path.isfile(source):
-            shutil.copyfile(source, os.path.join(os.fspath(save_directory), name))
+    for path in pipeline_files or []:
+        shutil.copyfile(path, os.path.join(os.fspath(save_directory), os.path.basename(path)))
 
 
 def _mark_initialised(module: nn.Module) -> None:
@@ -1252,13 +1267,26 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, plus what the Hub needs to run the zero-shot pipeline without this
         package: the pipeline's code beside the model code, named in the config's `custom_pipelines`."""
-        self.config.custom_pipelines = custom_pipelines_entry()
+        pipeline_files = pipeline_code_files()
+        set_custom_pipelines(self.config, pipeline_files)
         if hasattr(self.config, "checkpoint_format"):  # a full checkpoint now, whatever the model was loaded from
             del self.config.checkpoint_format
         check_config_describes_modules(self)
-        super().save_pretrained(save_directory, *args, **kwargs)
-        remove_stale_weights(save_directory, [os.path.join(save_directory, ADAPTER_WEIGHTS_NAME)])
-        copy_pipeline_code(save_directory)
+        if kwargs.get("push_to_hub"):  # the repo transformers names after the folder: the target's, not the staging's
+            kwargs.setdefault("repo_id", os.fspath(save_directory).split(os.path.sep)[-1])
+        save = super().save_pretrained
+
+        def write(staging):
+            save(staging, *args, **kwargs)
+            copy_pipeline_code(staging, pipeline_files)
+
+        def stale(written: set[str]) -> list[str]:
+            # The adapter's weights, and the full weights of an earlier save that this one did not write (another
+            # sharding): transformers removes those itself when it writes into the folder.
+            return [ADAPTER_WEIGHTS_NAME, *(os.path.basename(path) for path in full_weight_files(save_directory))]
+
+        # Staged, so that a failure leaves the folder's earlier model whole (`write_files_into_folder`).
+        write_files_into_folder(save_directory, write, stale)
 
     def save_adapter(self, save_directory: str | os.PathLike, base_clip_name_or_path: str | None = None,
                      state_dict: dict[str, torch.Tensor] | None = None) -> None:
@@ -1279,26 +1307,31 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 "save_adapter needs the base CLIP's name or folder: pass base_clip_name_or_path= (the model was not "
                 "built by from_clip with a name, so the config does not know it)."
             )
-        os.makedirs(save_directory, exist_ok=True)
         self.config.base_clip_name_or_path = base
         config = copy.deepcopy(self.config)
         # Marks the checkpoint in its config, so loading from the Hub knows it without listing the repo's files.
         config.checkpoint_format = "adapter"
         config.base_clip_fingerprint = base_clip_fingerprint(self.clip, state_dict)
-        # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
-        custom_object_save(self, save_directory, config=config)
-        # And, as save_pretrained, the zero-shot pipeline for hosts without this package: its code beside the model
-        # code, named in the config's `custom_pipelines` (the model card's pipeline(..., trust_remote_code=True)).
-        config.custom_pipelines = custom_pipelines_entry()
-        config.save_pretrained(save_directory)
-        copy_pipeline_code(save_directory)
+        # As save_pretrained, the zero-shot pipeline for hosts without this package: its code beside the model code,
+        # named in the config's `custom_pipelines` (the model card's pipeline(..., trust_remote_code=True)).
+        pipeline_files = pipeline_code_files()
+        set_custom_pipelines(config, pipeline_files)
         adapter_weights = {
             name: tensor.detach().contiguous().cpu()
             for name, tensor in (self.state_dict() if state_dict is None else state_dict).items()
             if not name.startswith("clip.")
         }
-        save_file(adapter_weights, os.path.join(save_directory, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
-        remove_stale_weights(save_directory, full_weight_files(save_directory))
+
+        def write(staging):
+            # What save_pretrained does for custom code: copy this file and its config file, and write auto_map.
+            custom_object_save(self, staging, config=config)
+            config.save_pretrained(staging)
+            copy_pipeline_code(staging, pipeline_files)
+            save_file(adapter_weights, os.path.join(staging, ADAPTER_WEIGHTS_NAME), metadata={"format": "pt"})
+
+        # Staged, so that a failure leaves the folder's earlier model whole; a full save's weights there go.
+        write_files_into_folder(save_directory, write,
+                                lambda written: [os.path.basename(path) for path in full_weight_files(save_directory)])
 
     @classmethod
     def _from_adapter(cls, folder, adapter_file: str, kwargs: dict[str, Any]):
@@ -1382,6 +1415,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             if isinstance(loading.get("device_map"), (str, torch.device)) and loading["device_map"] != "auto":
                 clip_model.to(loading["device_map"])
             source = getattr(clip.config, "_name_or_path", None) or getattr(clip, "name_or_path", None) or None
+            if source and os.path.isdir(source):  # a folder it was loaded from: absolute, as for a path (below)
+                source = os.path.abspath(source)
         elif isinstance(clip, (str, os.PathLike)):
             config_dict = read_checkpoint_config(clip, loading)
             if config_dict.get("model_type") != "clip":
@@ -1617,6 +1652,16 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
             raise ValueError(f"input_ids must hold token ids (an integer tensor), got {input_ids.dtype}: tokenize the "
                              "class texts, e.g. processor(text=[...], return_tensors='pt').")
+        if 0 in input_ids.shape:  # torch's reshape error names neither
+            raise ValueError(f"input_ids has shape {tuple(input_ids.shape)}: give at least one class text of at least "
+                             "one token.")
+        vocab_size = self.clip.config.text_config.vocab_size
+        if (input_ids.device.type == "cpu" and not torch.compiler.is_compiling()
+                and not 0 <= int(input_ids.min()) <= int(input_ids.max()) < vocab_size):
+            # Checked where it costs no device sync nor graph break (tokenizers return CPU tensors); torch's
+            # IndexError names nothing.
+            raise ValueError(f"input_ids holds token ids outside CLIP's vocabulary [0, {vocab_size}): tokenize the "
+                             "class texts with this CLIP's tokenizer (the processor's).")
         longest = self.clip.config.text_config.max_position_embeddings
         if input_ids.shape[1] > longest:  # CLIP's own error names no remedy
             raise ValueError(f"input_ids has {input_ids.shape[1]} tokens a text, more than CLIP's {longest}: tokenize "
@@ -1705,6 +1750,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self._check_videos(pixel_values_videos)
 
         text_outputs = None
+        if text_embeds is not None and input_ids is not None:  # one would be dropped with nothing said
+            raise ValueError("pass either input_ids (the tokenized class texts) or text_embeds (from "
+                             "get_text_features()), not both.")
         if text_embeds is None:
             if input_ids is None:
                 raise ValueError(
