@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -21,6 +22,22 @@ SPG_LAYERS = ("input", "every")
 # change nothing it computes, and saved they describe other modules than its weights (`spg_projector_init` too: an
 # identity start makes the projector twice as wide). Every other field is read when the model runs (text_template,
 # label_smoothing, spg_layers, output flags) or only when weights are initialised.
+# Fields that switch a module on or off, and the fields that are plain numbers (checked as such before their ranges).
+SWITCH_FIELDS = ("use_temporal_embedding", "use_pta", "use_spg", "spg_projector", "spg_residual",
+                 "use_video_specific_prompts")
+NUMBER_FIELDS = ("pta_alpha_init", "prompt_alpha", "label_smoothing", "initializer_range", "initializer_factor",
+                 "logit_scale_init_value")
+
+
+def _is_integer(value: Any) -> bool:
+    # numpy integers count (numbers.Integral); bools do not (True would be a count of 1).
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 ARCHITECTURE_FIELDS = (
     "num_frames", "use_temporal_embedding", "use_pta", "pta_layers", "pta_ratio", "pta_mode", "pta_head_dim",
     "use_spg", "spg_pooling", "spg_projector", "spg_residual", "spg_projector_init", "video_head_num_layers",
@@ -150,6 +167,9 @@ class OmniCLIPConfig(PretrainedConfig):
             Label smoothing of the cross-entropy loss (eq. 9). The paper's recipes train with 0.1.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of the new modules' weights that are not zeroed.
+        initializer_factor (`float`, *optional*, defaults to 1.0):
+            `CLIPConfig.initializer_factor`: scales the random initialisation of a CLIP built from this config (not
+            one loaded from a checkpoint, whose weights are kept).
         base_clip_name_or_path (`str`, *optional*):
             The CLIP checkpoint the frozen weights came from; adapter-only checkpoints load it first.
 
@@ -210,7 +230,9 @@ class OmniCLIPConfig(PretrainedConfig):
         self.num_frames = num_frames
         self.use_temporal_embedding = use_temporal_embedding
         self.use_pta = use_pta
-        self.pta_layers = None if pta_layers is None else [int(i) for i in pta_layers]
+        # numpy integers become ints (JSON has no other); anything else is left for validation to name.
+        self.pta_layers = ([int(i) if _is_integer(i) else i for i in pta_layers]
+                           if isinstance(pta_layers, (list, tuple)) else pta_layers)
         self.pta_ratio = pta_ratio
         self.pta_mode = pta_mode
         self.pta_alpha_init = pta_alpha_init
@@ -299,20 +321,31 @@ class OmniCLIPConfig(PretrainedConfig):
         def fail(field: str, allowed: str) -> None:
             raise ValueError(f"OmniCLIPConfig.{field}={getattr(self, field)!r} is invalid: {allowed}.")
 
+        for field in SWITCH_FIELDS:  # "false" is truthy: the module would be built with nothing said
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "it must be true or false (a bool, not a string or number)")
+        for field in NUMBER_FIELDS:
+            if not _is_real(getattr(self, field)):
+                fail(field, "it must be a number")
+        for field in ("video_head_num_heads", "prompt_num_heads"):
+            if getattr(self, field) is not None and not (_is_integer(getattr(self, field)) and getattr(self, field) >= 1):
+                fail(field, "it must be an integer >= 1, or null for projection_dim / 64")
         num_layers = self.vision_config.num_hidden_layers
-        if not isinstance(self.num_frames, int) or self.num_frames < 1:
+        if not _is_integer(self.num_frames) or self.num_frames < 1:
             fail("num_frames", "it must be an integer >= 1")
-        if not (isinstance(self.pta_ratio, (int, float)) and self.pta_ratio > 0):
+        if not (_is_real(self.pta_ratio) and self.pta_ratio > 0):
             fail("pta_ratio", "it must be a number > 0 (the paper's Table 8 tries 1/8, 1/4, 1/2 and 1)")
         if self.pta_mode not in PTA_MODES:
             fail("pta_mode", f"allowed values are {', '.join(repr(m) for m in PTA_MODES)}")
         if self.pta_layers is not None:
+            if not isinstance(self.pta_layers, list) or not all(_is_integer(i) for i in self.pta_layers):
+                fail("pta_layers", "it must be a list of integer layer indices, or null for every layer")
             bad = [i for i in self.pta_layers if not 0 <= i < num_layers]
             if bad:
                 fail("pta_layers", f"layer indices are 0-based and must lie in 0..{num_layers - 1} (got {bad})")
-        if not isinstance(self.pta_head_dim, int) or self.pta_head_dim < 1:
+        if not _is_integer(self.pta_head_dim) or self.pta_head_dim < 1:
             fail("pta_head_dim", "it must be an integer >= 1")
-        if not isinstance(self.pta_alpha_init, (int, float)) or self.pta_alpha_init == 0:
+        if self.pta_alpha_init == 0:
             # Up (the cascade's convolution) starts at zero: each one's gradient is proportional to the other, so at
             # 0 both stay 0 and no adapter ever trains.
             fail("pta_alpha_init", "it must be a nonzero number (the adapters' Up starts at zero, so with alpha 0 "
@@ -323,9 +356,9 @@ class OmniCLIPConfig(PretrainedConfig):
             fail("spg_projector_init", f"allowed values are {', '.join(repr(m) for m in SPG_PROJECTOR_INITS)}")
         if self.spg_layers not in SPG_LAYERS:
             fail("spg_layers", f"allowed values are {', '.join(repr(m) for m in SPG_LAYERS)}")
-        if not isinstance(self.video_head_num_layers, int) or self.video_head_num_layers < 0:
+        if not _is_integer(self.video_head_num_layers) or self.video_head_num_layers < 0:
             fail("video_head_num_layers", "it must be an integer >= 0 (0 is a plain mean over frames)")
-        if not isinstance(self.prompt_layers, int) or self.prompt_layers < 1:
+        if not _is_integer(self.prompt_layers) or self.prompt_layers < 1:
             fail("prompt_layers", "it must be an integer >= 1 (turn prompts off with use_video_specific_prompts)")
         for field, width in (
             ("video_head_num_heads", self.resolved_video_head_num_heads),
@@ -354,6 +387,7 @@ class OmniCLIPConfig(PretrainedConfig):
             "vision_config": clip_config.vision_config.to_dict(),
             "projection_dim": clip_config.projection_dim,
             "logit_scale_init_value": clip_config.logit_scale_init_value,
+            "initializer_factor": clip_config.initializer_factor,
         }
         base.update(overrides)
         return cls(**base)
@@ -365,6 +399,7 @@ class OmniCLIPConfig(PretrainedConfig):
             vision_config=self.vision_config.to_dict(),
             projection_dim=self.projection_dim,
             logit_scale_init_value=self.logit_scale_init_value,
+            initializer_factor=self.initializer_factor,  # scales the random initialisation of a CLIP built here
         )
 
 

@@ -82,6 +82,11 @@ class ClassTextCollator:
             raise ValueError("ClassTextCollator: the videos arrive as uint8 frames, not CLIP-normalised floats: the "
                              "dataset deferred colour augmentation (defer_color_augmentation=True), which only "
                              "examples/train.py's loop finishes; build the dataset without it.")
+        shapes = sorted({tuple(video.shape) for video in videos})
+        if len(shapes) > 1:  # torch.stack's error names neither the items nor the remedy
+            raise ValueError(f"ClassTextCollator: the videos of this batch have different shapes {shapes} (frames, "
+                             "channels, height, width): give every video the same number of frames and crop size (one "
+                             "video processor's settings, num_frames and crop_size).")
         videos = torch.stack(videos)
         batch = {
             "pixel_values_videos": videos,
