@@ -29,12 +29,14 @@ NUMBER_FIELDS = ("pta_alpha_init", "prompt_alpha", "label_smoothing", "initializ
                  "logit_scale_init_value")
 
 
-def _is_integer(value: Any) -> bool:
-    # numpy integers count (numbers.Integral); bools do not (True would be a count of 1).
+def is_integer(value: Any) -> bool:
+    """An integer, numpy's and torch's scalars included (numbers.Integral); not a bool (True would be a count of 1).
+    Shared with the processor and the pipeline, which check their arguments alike."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
+def is_real_number(value: Any) -> bool:
+    """A real number (numpy's too), not a bool; NaN and infinities included, for the caller's range to refuse."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -231,7 +233,7 @@ class OmniCLIPConfig(PretrainedConfig):
         self.use_temporal_embedding = use_temporal_embedding
         self.use_pta = use_pta
         # numpy integers become ints (JSON has no other); anything else is left for validation to name.
-        self.pta_layers = ([int(i) if _is_integer(i) else i for i in pta_layers]
+        self.pta_layers = ([int(i) if is_integer(i) else i for i in pta_layers]
                            if isinstance(pta_layers, (list, tuple)) else pta_layers)
         self.pta_ratio = pta_ratio
         self.pta_mode = pta_mode
@@ -325,25 +327,25 @@ class OmniCLIPConfig(PretrainedConfig):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "it must be true or false (a bool, not a string or number)")
         for field in NUMBER_FIELDS:
-            if not _is_real(getattr(self, field)):
+            if not is_real_number(getattr(self, field)):
                 fail(field, "it must be a number")
         for field in ("video_head_num_heads", "prompt_num_heads"):
-            if getattr(self, field) is not None and not (_is_integer(getattr(self, field)) and getattr(self, field) >= 1):
+            if getattr(self, field) is not None and not (is_integer(getattr(self, field)) and getattr(self, field) >= 1):
                 fail(field, "it must be an integer >= 1, or null for projection_dim / 64")
         num_layers = self.vision_config.num_hidden_layers
-        if not _is_integer(self.num_frames) or self.num_frames < 1:
+        if not is_integer(self.num_frames) or self.num_frames < 1:
             fail("num_frames", "it must be an integer >= 1")
-        if not (_is_real(self.pta_ratio) and self.pta_ratio > 0):
+        if not (is_real_number(self.pta_ratio) and self.pta_ratio > 0):
             fail("pta_ratio", "it must be a number > 0 (the paper's Table 8 tries 1/8, 1/4, 1/2 and 1)")
         if self.pta_mode not in PTA_MODES:
             fail("pta_mode", f"allowed values are {', '.join(repr(m) for m in PTA_MODES)}")
         if self.pta_layers is not None:
-            if not isinstance(self.pta_layers, list) or not all(_is_integer(i) for i in self.pta_layers):
+            if not isinstance(self.pta_layers, list) or not all(is_integer(i) for i in self.pta_layers):
                 fail("pta_layers", "it must be a list of integer layer indices, or null for every layer")
             bad = [i for i in self.pta_layers if not 0 <= i < num_layers]
             if bad:
                 fail("pta_layers", f"layer indices are 0-based and must lie in 0..{num_layers - 1} (got {bad})")
-        if not _is_integer(self.pta_head_dim) or self.pta_head_dim < 1:
+        if not is_integer(self.pta_head_dim) or self.pta_head_dim < 1:
             fail("pta_head_dim", "it must be an integer >= 1")
         if self.pta_alpha_init == 0:
             # Up (the cascade's convolution) starts at zero: each one's gradient is proportional to the other, so at
@@ -356,9 +358,9 @@ class OmniCLIPConfig(PretrainedConfig):
             fail("spg_projector_init", f"allowed values are {', '.join(repr(m) for m in SPG_PROJECTOR_INITS)}")
         if self.spg_layers not in SPG_LAYERS:
             fail("spg_layers", f"allowed values are {', '.join(repr(m) for m in SPG_LAYERS)}")
-        if not _is_integer(self.video_head_num_layers) or self.video_head_num_layers < 0:
+        if not is_integer(self.video_head_num_layers) or self.video_head_num_layers < 0:
             fail("video_head_num_layers", "it must be an integer >= 0 (0 is a plain mean over frames)")
-        if not _is_integer(self.prompt_layers) or self.prompt_layers < 1:
+        if not is_integer(self.prompt_layers) or self.prompt_layers < 1:
             fail("prompt_layers", "it must be an integer >= 1 (turn prompts off with use_video_specific_prompts)")
         for field, width in (
             ("video_head_num_heads", self.resolved_video_head_num_heads),

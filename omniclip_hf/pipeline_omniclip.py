@@ -9,7 +9,6 @@ video processor from the same folder.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 import unicodedata
@@ -31,7 +30,7 @@ from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineItera
 from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
-from .configuration_omniclip import check_text_template
+from .configuration_omniclip import check_text_template, is_integer, is_real_number
 from .video_decoding import is_torchcodec_decoder, select_video_reader
 from .video_processing_omniclip import video_to_tensor
 from .video_sources import _is_file_source, _is_frame, describe_source, pixel_scale_of, resolve_video_source
@@ -73,15 +72,6 @@ def _duplicates_error(groups: Sequence[list[str]], reason: str,
         for group in groups
     )
     return ValueError(f"{subject} duplicates: {named}. Each label must appear once ({reason}).")
-
-
-def _is_integer(value: Any) -> bool:
-    # numpy and torch integer scalars count (numbers.Integral); bools, numpy's included, do not.
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def check_candidate_labels(candidate_labels: Any) -> tuple[str, ...]:
@@ -162,7 +152,7 @@ def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
     """Validates `top_k`: `None` (all labels) or an integer in `[1, num_labels]`."""
     if top_k is None:
         return None
-    if not _is_integer(top_k) or top_k < 1:
+    if not is_integer(top_k) or top_k < 1:
         raise ValueError(f"top_k={top_k!r} is out of range: it must be an integer >= 1 (or None for all labels).")
     top_k = int(top_k)
     if num_labels is not None and top_k > num_labels:
@@ -175,7 +165,7 @@ def check_top_k(top_k: Any, num_labels: int | None) -> int | None:
 
 def check_batch_size(batch_size: Any) -> int:
     """Validates `batch_size`: an integer >= 1 (numpy integers count), returned as a Python int for the DataLoader."""
-    if not _is_integer(batch_size) or batch_size < 1:
+    if not is_integer(batch_size) or batch_size < 1:
         raise ValueError(
             f"batch_size={batch_size!r} is invalid: it must be an integer >= 1 (videos or windows per model call)."
         )
@@ -185,7 +175,7 @@ def check_batch_size(batch_size: Any) -> int:
 def check_segment_seconds(segment_seconds: Any) -> float | None:
     if segment_seconds is None:
         return None
-    if not _is_real(segment_seconds) or not segment_seconds > 0:
+    if not is_real_number(segment_seconds) or not segment_seconds > 0:
         raise ValueError(f"segment_seconds={segment_seconds!r} is invalid: it must be a number of seconds > 0.")
     if math.isinf(segment_seconds):
         raise ValueError("segment_seconds must be finite; leave it out to classify the whole video at once.")
@@ -530,7 +520,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         if segment_seconds is not None:
             preprocess_params["segment_seconds"] = check_segment_seconds(segment_seconds)
         if video_fps is not None:
-            if not _is_real(video_fps) or not video_fps > 0 or math.isinf(video_fps):
+            if not is_real_number(video_fps) or not video_fps > 0 or math.isinf(video_fps):
                 raise ValueError(f"video_fps={video_fps!r} is invalid: it must be a frame rate > 0.")
             preprocess_params["video_fps"] = float(video_fps)
         return preprocess_params, forward_params, postprocess_params

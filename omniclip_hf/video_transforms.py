@@ -14,6 +14,7 @@ from torchvision.transforms.v2 import functional as tvF
 from transformers.image_transforms import get_size_with_aspect_ratio
 from transformers.image_utils import PILImageResampling
 
+from .configuration_omniclip import is_real_number
 from .video_color_augmentation import apply_color_augmentation, draw_color_augmentation, no_color_augmentation
 
 
@@ -200,13 +201,9 @@ def check_crop_size(crop_size: Any) -> None:
                          "e.g. {'height': 224, 'width': 224}.")
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_probability(name: str, value: Any) -> None:
     """Raises `ValueError` naming `name` unless `value` is a number in [0, 1]."""
-    if not (_is_real(value) and 0 <= value <= 1):
+    if not (is_real_number(value) and 0 <= value <= 1):
         raise ValueError(f"{name}={value!r} is invalid: it must be a probability, a number in [0, 1].")
 
 
@@ -227,7 +224,7 @@ def check_color_jitter(value: Any) -> None:
 
 def check_crop_range(name: str, value: Any, upper: float | None = None) -> None:
     """Raises `ValueError` naming `name` unless `value` is two numbers `0 < low <= high` (`high <= upper` too)."""
-    pair = isinstance(value, Sequence) and len(value) == 2 and all(_is_real(number) for number in value)
+    pair = isinstance(value, Sequence) and len(value) == 2 and all(is_real_number(number) and math.isfinite(number) for number in value)
     if not (pair and 0 < value[0] <= value[1] and (upper is None or value[1] <= upper)):
         within = f", high at most {upper}" if upper is not None else ""
         raise ValueError(f"{name}={value!r} is invalid: give two numbers, low <= high, both > 0{within}.")
