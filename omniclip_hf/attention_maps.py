@@ -33,6 +33,9 @@ HEADER_HEIGHT = 28
 ROW_NAMES = ("frames", "CLIP", "OmniCLIP")
 HEATMAP_OPACITY = 0.55
 HEADER_LINE_HEIGHT = 13  # the default 10-pixel font's line, with a little lead
+# The largest tile drawn: the picture is held in memory whole, (96 + frames * tile) x (28 + 3 * tile) RGB pixels, and a
+# tile of 100000 pixels had the process killed for memory with no message. 1024 is over four times CLIP's 224 crop.
+MAX_TILE_SIZE = 1024
 COLOUR_SCALES = ("shared", "tile")  # one scale for every heat map of the figure, or each map its own min..max
 
 
@@ -389,6 +392,12 @@ def _label_box(draw: ImageDraw.ImageDraw, position: tuple[int, int], text: str, 
     draw.text((x + 2 - left, y + 2 - top), text, fill="black", font=font)
 
 
+def check_tile_size(tile_size: int) -> None:
+    """Refuses, in one line, a tile size that draws nothing or a picture too large to hold in memory."""
+    if not 1 <= tile_size <= MAX_TILE_SIZE:
+        raise ValueError(f"tile_size={tile_size} is out of range: use 1 to {MAX_TILE_SIZE} pixels.")
+
+
 def render_explanation(
     explanation: AttentionExplanation,
     tile_size: int = 160,
@@ -405,8 +414,10 @@ def render_explanation(
     `colour_scale="shared"` (the default) colours every heat map on one scale, from 0 (blue) to the largest patch
     weight in the figure (red), written under the row names; `"tile"` scales each map to its own min..max. Each heat
     tile shows its patch mass, the sum of its patch weights (CLIP's rest is on CLS, OmniCLIP's also on its prompts),
-    where the tile is wide enough.
+    where the tile is wide enough. `tile_size` is 1 to `MAX_TILE_SIZE` (1024) pixels, else a `ValueError`: the
+    picture is drawn in memory.
     """
+    check_tile_size(tile_size)
     ranges = colour_ranges(explanation, colour_scale)
     frames = explanation.frames
     num_frames, frame_height, frame_width = frames.shape[:3]

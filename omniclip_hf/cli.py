@@ -134,8 +134,8 @@ def run_classify(args: argparse.Namespace) -> int:
         call_kwargs["hypothesis_template"] = args.template
 
     video_width = max(len("video"), *(len(video) for video in args.videos))
-    if not args.json:
-        emit(table_header(video_width, segments))
+    # The header goes out with the first row: a run where every video fails leaves stdout empty, not a bare header.
+    header_pending = not args.json
     failures = 0
     for video, result in classify_in_batches(pipe, list(args.videos), args.batch_size, call_kwargs, args.debug):
         if result is None:
@@ -143,7 +143,12 @@ def run_classify(args: argparse.Namespace) -> int:
         elif args.json:
             emit(json_line(video, result, segments))
         else:
-            emit("\n".join(format_table(video, result, video_width, segments)))
+            rows = format_table(video, result, video_width, segments)
+            if rows and header_pending:
+                rows.insert(0, table_header(video_width, segments))
+                header_pending = False
+            if rows:
+                emit("\n".join(rows))
     return 1 if failures else 0
 
 
@@ -311,7 +316,13 @@ def run_init(args: argparse.Namespace) -> int:
 # explain
 # ----------------------------------------------------------------------------------------------------------------
 def run_explain(args: argparse.Namespace) -> int:
-    from .attention_maps import describe_explanation, explain_video, render_explanation, save_png_atomically
+    from .attention_maps import (
+        MAX_TILE_SIZE,
+        describe_explanation,
+        explain_video,
+        render_explanation,
+        save_png_atomically,
+    )
 
     check_videos([args.video])
     labels = read_labels(args.labels, args.labels_file)
@@ -328,6 +339,8 @@ def run_explain(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write {args.out}: folder {out.parent} is not writable.")
     if args.tile_size < 16:
         raise CommandError(f"--tile-size {args.tile_size} is too small: use at least 16 pixels.")
+    if args.tile_size > MAX_TILE_SIZE:  # the picture is (96 + frames * tile) x (28 + 3 * tile) pixels, in memory
+        raise CommandError(f"--tile-size {args.tile_size} is too large: use at most {MAX_TILE_SIZE} pixels.")
     if args.template is not None:
         check_template(args.template)
     check_local_model_files(check_model_source(args.model, args.revision))
@@ -377,7 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
         labels.add_argument(
             "--labels", help='two or more labels separated by commas (or semicolons), e.g. "archery,juggling balls"'
         )
-        labels.add_argument("--labels-file", metavar="FILE", help="one class name a line (or a CSV with 'name')")
+        labels.add_argument(
+            "--labels-file", metavar="FILE", help="a .txt file with one class name a line, or a .csv with 'name'"
+        )
         parser.add_argument("--template", help="prompt template with {} for the label (default: the model's)")
         parser.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: the first GPU if any)")
         parser.add_argument("--dtype", choices=DTYPES, default="auto", help="bfloat16/float16 for GPUs")
@@ -427,7 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("video", metavar="VIDEO", help="a video file")
     add_model_arguments(explain)
     explain.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
-    explain.add_argument("--tile-size", type=int, default=160, help="height of each picture tile in pixels")
+    explain.add_argument(
+        "--tile-size", type=int, default=160, help="height of each picture tile in pixels (16 to 1024)"
+    )
     explain.add_argument(
         "--colour-scale",
         choices=("shared", "tile"),

@@ -42,10 +42,7 @@ def split_labels(text: str) -> list[str]:
     stripped = text.strip()
     if stripped and not LABEL_SEPARATORS.search(stripped):
         if Path(stripped).is_file() or stripped.lower().endswith(LABEL_FILE_SUFFIXES):
-            raise CommandError(
-                f"--labels {stripped} looks like a label file: pass it as --labels-file {stripped} "
-                '(--labels takes the labels themselves, e.g. --labels "yoga,archery").'
-            )
+            raise CommandError(label_file_as_labels_message(stripped))
     candidates = [label.strip() for label in LABEL_SEPARATORS.split(text)]
     if all(not label for label in candidates):
         raise CommandError('--labels is empty: give comma-separated labels, e.g. --labels "running,cooking".')
@@ -57,17 +54,38 @@ def split_labels(text: str) -> list[str]:
     return candidates
 
 
+def label_file_as_labels_message(name: str) -> str:
+    """What to do with a label file given to `--labels`: pass it as --labels-file, where the loader reads its format
+    (recommending that for a .json or .yaml file would only trade one error for another)."""
+    from .processing_omniclip import LABEL_FILE_FORMATS, is_readable_label_file_name
+
+    if is_readable_label_file_name(name):
+        return (
+            f"--labels {name} looks like a label file: pass it as --labels-file {name} "
+            '(--labels takes the labels themselves, e.g. --labels "yoga,archery").'
+        )
+    return (
+        f"--labels {name} looks like a label file, and {Path(name).suffix} files are not read as class lists: write "
+        f'{LABEL_FILE_FORMATS}, and pass that as --labels-file (or the labels themselves as --labels "yoga,archery").'
+    )
+
+
 def read_labels(labels: str | None, labels_file: str | None) -> list[str]:
     """
     The candidate labels: `--labels` split on commas, semicolons or line breaks (kept as typed, minus surrounding
-    spaces), or a label file with one dataset class name a line (or a CSV with a `name` column) turned into natural
-    text (`brush_hair` -> `brush hair`, `ApplyEyeMakeup` -> `apply eye makeup`).
+    spaces), or a label file (a .txt or suffix-less file with one dataset class name a line, or a .csv with a `name`
+    column; other suffixes are refused) turned into natural text (`brush_hair` -> `brush hair`, `ApplyEyeMakeup` ->
+    `apply eye makeup`).
     """
     from .pipeline_omniclip import check_candidate_labels
-    from .processing_omniclip import label_to_text, load_label_names
+    from .processing_omniclip import LABEL_FILE_FORMATS, label_to_text, load_label_names
 
     if labels_file is not None:
         path = Path(labels_file)
+        if path.is_dir():
+            raise CommandError(
+                f"--labels-file {labels_file} is a folder; pass the label file itself: {LABEL_FILE_FORMATS}."
+            )
         if not path.is_file():
             raise CommandError(f"label file {labels_file} does not exist.")
         try:
@@ -149,20 +167,37 @@ def check_model_folder(model: str, flag: str = "--model") -> Path:
     return path
 
 
+def local_video_path(video: str) -> Path | None:
+    """The local file a video argument names: the path itself, or a file:// URL's path; `None` for an http(s) URL,
+    which only the download can check (the decoder reports its failures naming the URL)."""
+    from .video_sources import file_url_to_path, is_file_url, is_url
+
+    if is_url(video):
+        return None
+    if is_file_url(video):
+        try:
+            return Path(file_url_to_path(video))
+        except ValueError as error:  # a file:// URL naming another host
+            raise CommandError(one_line(error)) from None
+    return Path(video)
+
+
 def check_videos(videos: Sequence[str]) -> None:
-    missing = [video for video in videos if not Path(video).exists()]
+    """Each video a local file that exists and is no folder or still image (named as given, URLs included)."""
+    local = {video: path for video in videos if (path := local_video_path(video)) is not None}
+    missing = [video for video, path in local.items() if not path.exists()]
     if missing:
         raise CommandError(f"video file{'s' if len(missing) > 1 else ''} not found: {', '.join(missing)}.")
-    folders = [video for video in videos if Path(video).is_dir()]
+    folders = [video for video, path in local.items() if path.is_dir()]
     if folders:
-        empty = [folder for folder in folders if not any(Path(folder).iterdir())]
+        empty = [folder for folder in folders if not any(local[folder].iterdir())]
         what = "an empty folder" if len(empty) == len(folders) else "a folder"
         raise CommandError(
             f"not a video file ({what}): {', '.join(folders)}; pass the video files themselves, e.g. "
-            f"{Path(folders[0]) / '*.mp4'}."
+            f"{local[folders[0]] / '*.mp4'}."
         )
-    for video in videos:
-        image_format = still_image_format(video)
+    for video, path in local.items():
+        image_format = still_image_format(path)
         if image_format:
             raise CommandError(
                 f"{video} is a {image_format} image, not a video: OmniCLIP recognises motion, and a still picture "
@@ -170,7 +205,7 @@ def check_videos(videos: Sequence[str]) -> None:
             )
 
 
-def still_image_format(path: str) -> str | None:
+def still_image_format(path: str | Path) -> str | None:
     """The image format named by the file's leading bytes (PNG, JPEG, BMP, TIFF, WebP), or `None`."""
     try:
         with open(path, "rb") as handle:

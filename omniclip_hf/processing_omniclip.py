@@ -63,18 +63,29 @@ def labels_to_prompts(names: list[str], template: str = DEFAULT_TEXT_TEMPLATE) -
     return [template.format(label_to_text(name)) for name in names]
 
 
+# The label files read: plain text (a `.txt`, or a file without a suffix) and CSV. Any other suffix is refused: read
+# as text, a JSON, YAML or TSV file's syntax became the class names (`[`, `"yoga",`, `- yoga`) and was scored.
+LABEL_TEXT_SUFFIXES = ("", ".txt")
+LABEL_CSV_SUFFIX = ".csv"
+LABEL_FILE_FORMATS = "a text file (.txt or no suffix) with one class name a line, or a CSV (.csv) with a 'name' column"
+
+
 def load_label_names(path: str | os.PathLike) -> list[str]:
     """
-    Reads class names in index order: a text file with one name a line, or a CSV with a `name` column (and
-    optionally an `id` column giving the order, as X-CLIP's `kinetics_600_labels.csv`). A text file whose every line
-    is `<integer> <name>` (UCF101's `classInd.txt`: `1 ApplyEyeMakeup`) is an index file: the names ordered by their
-    integer, without it, as a CSV's `id` column orders them.
+    Reads class names in index order: a text file (`.txt`, or no suffix) with one name a line, or a CSV (`.csv`) with
+    a `name` column (and optionally an `id` column giving the order, as X-CLIP's `kinetics_600_labels.csv`). A text
+    file whose every line is `<integer> <name>` (UCF101's `classInd.txt`: `1 ApplyEyeMakeup`) is an index file: the
+    names ordered by their integer, without it, as a CSV's `id` column orders them. Any other suffix (`.json`,
+    `.yaml`, `.tsv`, ...) is refused with a `ValueError`, and a folder is named as one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Label file {path} is a folder; pass the label file itself: {LABEL_FILE_FORMATS}.")
     if not path.is_file():
         raise FileNotFoundError(f"Label file {path} does not exist.")
+    check_label_file_suffix(path)
     text = _read_label_text(path)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() == LABEL_CSV_SUFFIX:
         names = _load_csv_label_names(path, text)
     else:
         names = _load_text_label_names(path, text)
@@ -82,6 +93,19 @@ def load_label_names(path: str | os.PathLike) -> list[str]:
         raise ValueError(f"Label file {path} lists no class names: write one name a line, or a CSV with a 'name' "
                          "column and a row per class.")
     return names
+
+
+def is_readable_label_file_name(path: str | os.PathLike) -> bool:
+    """Whether `load_label_names` reads a file of this name (a `.txt`, a `.csv`, or no suffix)."""
+    return Path(path).suffix.lower() in (*LABEL_TEXT_SUFFIXES, LABEL_CSV_SUFFIX)
+
+
+def check_label_file_suffix(path: str | os.PathLike) -> None:
+    """Refuses, in one line, a label file whose suffix names a format `load_label_names` does not parse."""
+    if not is_readable_label_file_name(path):
+        raise ValueError(
+            f"Label file {path}: {Path(path).suffix} files are not read as class lists; give {LABEL_FILE_FORMATS}."
+        )
 
 
 def _load_csv_label_names(path: Path, text: str) -> list[str]:
