@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -62,6 +63,13 @@ def _exists_locally(name: str | Path) -> bool:
 LOCAL_PATHS_KEY = "local_paths"
 
 
+class RecordedLocalPaths(dict):
+    """The `local_paths` record the training run wrote itself (training_options.json's): complete, so it alone decides
+    what was local. What exists in the current folder must not count as well: a Hub id such as `someorg/set-a` that
+    happens to be a folder where publishing runs was dropped from the card, which then differed from folder to folder.
+    A plain dict is a record rebuilt for a run of an earlier version, which can miss paths (see `_is_local`)."""
+
+
 def local_paths_of(options: dict[str, Any], base: str | Path | None = None) -> dict[str, str]:
     """`{value: absolute path}` for each string option value, or item of a list, that names an existing file or
     folder, relative to `base` (the current folder when None): the `local_paths` training_options.json records."""
@@ -85,10 +93,13 @@ def local_paths_record(options: Any) -> dict[str, str] | None:
 
 
 def _is_local(name: str, local_paths: dict[str, str] | None) -> bool:
-    """Whether `name` named a local file or folder: by the run's record (the same answer from any folder), or by
-    what exists in the current folder. Either is enough: a record rebuilt for a run of an earlier version (from its
-    --output_dir) can miss a path when the run folder was moved, and naming a local path as a Hub id is the error to
-    avoid (the card would point at someone else's model, and an adapter over a local CLIP would be uploaded)."""
+    """Whether `name` named a local file or folder. By the run's own record alone (`RecordedLocalPaths`): the same
+    answer from any folder. Without a record, by what exists in the current folder. With a record rebuilt for a run
+    of an earlier version (from its --output_dir), either is enough: such a record can miss a path when the run folder
+    was moved, and naming a local path as a Hub id is the error to avoid (the card would point at someone else's
+    model, and an adapter over a local CLIP would be uploaded)."""
+    if isinstance(local_paths, RecordedLocalPaths):
+        return name in local_paths
     return (local_paths is not None and name in local_paths) or _exists_locally(name)
 
 
@@ -161,6 +172,26 @@ def top5_is_trivial(values: dict[str, Any]) -> bool:
     return count is not None and count <= 5
 
 
+# The model-index's `dataset.type` of an evaluation set that is no Hub dataset: a slug, as transformers' own cards
+# name a local set by its loader (`csv`, `imagefolder`). The set's name was there: "evaluation set" is no id, and a
+# folder's name (`hmdb51`) reads as, and links to, the Hub dataset of that name, which is not what was measured.
+LOCAL_DATASET_TYPE = "local"
+
+
+def _model_index_dataset(hub_id: str | None, name: str, several: bool) -> dict[str, str | None]:
+    """The model-index's dataset fields of one evaluation set. Several local sets keep their names as the dataset's
+    config: the model-index groups results by type and config, so under one type alone their results were merged
+    into one entry named after the first set."""
+    if hub_id is not None:
+        return {"dataset_type": hub_id, "dataset_name": name, "dataset_config": None}
+    return {"dataset_type": LOCAL_DATASET_TYPE, "dataset_name": name, "dataset_config": name if several else None}
+
+
+# The card's license when --license is not given: the upload holds the base CLIP's weights (or loads them), whose
+# license is not known here, beside this package's Apache-2.0 code, so no one license is claimed for the whole.
+UNSTATED_LICENSE = "other"
+
+
 def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
                     config: dict[str, Any] | None = None) -> ModelCardData:
     """The card's metadata: base model, datasets, license, pipeline tag, tags and `model-index` results
@@ -180,8 +211,7 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
                 eval_results.append(EvalResult(
                     task_type="video-classification",
                     task_name="Video classification",
-                    dataset_type=hub_id or name,
-                    dataset_name=name,
+                    **_model_index_dataset(hub_id, name, several=len(evaluation_sets) > 1),
                     metric_type="accuracy",
                     metric_name=metric_name,
                     metric_value=value,
@@ -191,12 +221,26 @@ def build_card_data(model_folder: Path, options: Any, metrics: dict[str, Any],
         model_name=(model_name or "OmniCLIP").split("/")[-1],
         base_model=hub_id_or_none(config.get("base_clip_name_or_path"), local_paths_record(options)),
         datasets=list(dict.fromkeys(datasets)) or None,
-        license=(getattr(options, "license", None) if options else None) or "apache-2.0",
+        license=card_license(options),
         library_name="transformers",
         pipeline_tag="video-classification",
         tags=["omniclip", "clip", "video-classification", "zero-shot-video-classification", "omniclip-hf"],
         eval_results=eval_results or None,
     )
+
+
+def card_license(options: Any) -> str:
+    """The license the card states: push_to_hub.py's --license, else `UNSTATED_LICENSE` (apache-2.0 was stated for
+    every upload, the base CLIP's weights in it included)."""
+    return (getattr(options, "license", None) if options else None) or UNSTATED_LICENSE
+
+
+def license_line(license_id: str) -> str:
+    """The card's line on its license (the base CLIP's line above says its weights keep their own), so that
+    `license: other` says it was not chosen."""
+    if license_id == UNSTATED_LICENSE:
+        return "- **License:** none chosen by the uploader (`other`); the OmniCLIP code is Apache-2.0"
+    return f"- **License:** `{license_id}`, as the uploader chose it"
 
 
 def training_set_hub_id(options: Any) -> str | None:
@@ -269,6 +313,16 @@ def _results_lines(evaluation_sets: list[tuple[str | None, str, dict[str, Any]]]
     return lines
 
 
+def evaluation_lines(options: Any, evaluation_sets: list[tuple[str | None, str, dict[str, Any]]]) -> list[str]:
+    """How the results were measured (and a blank line), or nothing when nothing was measured: a card without eval
+    sets described a multi-view evaluation under "none measured"."""
+    if not evaluation_sets:
+        return []
+    return ["Multi-view evaluation: "
+            f"{getattr(options, 'eval_num_clips', None) or '?'} temporal clips x "
+            f"{getattr(options, 'eval_num_crops', None) or '?'} spatial crops, scores averaged.", ""]
+
+
 def modules_sentence(config: dict[str, Any]) -> str:
     """What the saved model adds to the frozen CLIP, read from its config (a model with SPG off, as `omniclip init`
     writes, was described with a self-prompt generator)."""
@@ -320,6 +374,7 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
     # The training set only: `data.datasets` lists the evaluation sets too, and with a local training set the first
     # of them is an evaluation set (a K400 -> HMDB51 zero-shot card claimed HMDB51 training).
     trained_on = training_set_hub_id(options)
+    evaluation_sets = _evaluation_sets(options, metrics)
     lines = [
         f"# OmniCLIP{f' on {trained_on}' if trained_on else ''}",
         "",
@@ -327,18 +382,16 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "[omniclip-hf](https://pypi.org/project/omniclip-hf/).",
         "",
         f"- **Base CLIP (frozen):** `{base}`; its weights keep their own license",
+        license_line(data.license),
         f"- **Weights here:** {'only the trainable OmniCLIP modules (adapter-only); the base CLIP loads first' if adapter_only else 'the full model'}",
         f"- **Frames per clip:** {frames_per_clip(model_folder, config)}; text template "
         f"`{config.get('text_template')}`",
         "",
         "## Measured results",
         "",
-        *_results_lines(_evaluation_sets(options, metrics), metrics),
+        *_results_lines(evaluation_sets, metrics),
         "",
-        "Multi-view evaluation: "
-        f"{getattr(options, 'eval_num_clips', None) or '?'} temporal clips x "
-        f"{getattr(options, 'eval_num_crops', None) or '?'} spatial crops, scores averaged.",
-        "",
+        *evaluation_lines(options, evaluation_sets),
         "## Training recipe",
         "",
         "```json",
@@ -379,6 +432,19 @@ def check_hub_model_id(hub_model_id: str) -> None:
                          "use your-name/model-name.") from None
 
 
+# A Hub license identifier's form (`apache-2.0`, `cc-by-nc-4.0`, `openrail++`, `llama3.1`, `other`): the Hub refuses
+# a card whose `license` is not one of its identifiers, so `Apache 2.0` failed only at the upload, after the copy.
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+
+
+def check_license(license_id: str) -> None:
+    """--license reads as a Hub license identifier (its form only: the Hub's list is not known offline)."""
+    if not LICENSE_ID.fullmatch(license_id):
+        raise ValueError(f"--license {license_id!r} is not a Hub license identifier: use one from "
+                         "https://huggingface.co/docs/hub/repositories-licenses in lowercase (apache-2.0, mit, "
+                         "cc-by-4.0, ...), or `other`.")
+
+
 def check_adapter_base_is_on_the_hub(model_folder: Path, options: Any = None) -> None:
     """An adapter-only folder names its base CLIP (`base_clip_name_or_path`), loaded first by whoever downloads it: a
     local folder there would load on no other machine. Local by the run's `local_paths` record where `options` carry
@@ -392,10 +458,21 @@ def check_adapter_base_is_on_the_hub(model_folder: Path, options: Any = None) ->
                          "openai/clip-vit-base-patch16), or publish the full model (without --adapter_only).")
 
 
+def check_is_no_file(target: Path) -> None:
+    """--dry_run_dir names a folder, or one to make: a file there (or in its path) failed in the copy with "[Errno 20]
+    Not a directory", naming no flag."""
+    existing = next((path for path in (target, *target.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what = "is a file" if existing == target else f"lies inside {existing}, a file"
+        raise ValueError(f"--dry_run_dir {target} {what}, not a folder: pick a folder for the dry run's copy (a new "
+                         "one, or an earlier dry run's).")
+
+
 def _dry_run_target(model_folder: Path, dry_run_dir: str | Path | None) -> Path:
     """The folder a dry run writes: never the model folder or one holding it, and an existing one only when an earlier
     dry run wrote it (it is replaced whole)."""
     target = Path(dry_run_dir or model_folder.parent / "hub_upload")
+    check_is_no_file(target)
     if target.resolve() == model_folder.resolve() or model_folder.resolve().is_relative_to(target.resolve()):
         raise ValueError(f"--dry_run_dir {target} would replace the model folder {model_folder} it copies: pick "
                          "another folder.")
@@ -522,7 +599,7 @@ METRICS_NAME = "metrics.json"
 OPTIONS_THAT_DO_NOT_DECIDE_THE_MODEL = frozenset({
     "output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps", "checkpoints_total_limit",
     "logging_steps", "report_to", "num_workers", "color_augmentation_on", "gradient_checkpointing", "strict",
-    "config", "push_to_hub", "hub_model_id", "dry_run",
+    "config", "push_to_hub", "hub_model_id", "dry_run", "license",
     "eval_data", "eval_labels_file", "eval_data_root", "eval_split", "eval_batch_size", "eval_num_clips",
     "eval_num_crops",
 })
@@ -616,7 +693,7 @@ def read_run_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     recorded = read_json_object(options_path) if options_path.is_file() else None
     local_paths = None
     if recorded is not None and LOCAL_PATHS_KEY in recorded:  # not an option: metrics.json's options have none
-        local_paths = _check_local_paths(recorded.pop(LOCAL_PATHS_KEY), options_path)
+        local_paths = RecordedLocalPaths(_check_local_paths(recorded.pop(LOCAL_PATHS_KEY), options_path))
     check_metrics(metrics, metrics_path)
     measured = metrics.get("options")
     if measured is not None and not isinstance(measured, dict):
@@ -636,10 +713,12 @@ def read_run_record(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 __all__ = [
     "LOCAL_PATHS_KEY",
+    "RecordedLocalPaths",
     "build_card_data",
     "build_model_card",
     "card_recipe",
     "check_hub_model_id",
+    "check_license",
     "check_metrics",
     "check_same_run",
     "dataset_hub_id_or_none",
