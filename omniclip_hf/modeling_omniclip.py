@@ -725,6 +725,16 @@ def hook_frozen_vision_attentions(vision_model: nn.Module) -> None:
         maybe_install_capturing_hooks(vision_model)
 
 
+def warn_if_attentions_cannot_be_returned(attn_implementation: str | None) -> None:
+    """Only eager attention computes the weights: under SDPA or flash attention `attentions` came back empty with
+    nothing said here, where transformers' own models warn (the layers are called one by one, past its warning)."""
+    if attn_implementation not in (None, "eager"):
+        logger.warning_once(
+            f"`{attn_implementation}` attention returns no attention weights, so `attentions` is empty: load the model "
+            'with attn_implementation="eager" (or call model.set_attn_implementation("eager")) to get them.'
+        )
+
+
 def run_frozen_layer(frozen_layer: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
     """Calls a frozen `CLIPEncoderLayer` (vision layers take no attention mask)."""
     output = frozen_layer(hidden_states, None)
@@ -1571,6 +1581,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         vision = self.clip.vision_model
         if kwargs.get("output_attentions", self.config.output_attentions):
             hook_frozen_vision_attentions(vision)
+            warn_if_attentions_cannot_be_returned(vision.config._attn_implementation)
 
         hidden_states = self._embed_frames(pixel_values_videos.reshape(-1, channels, height, width), num_frames)
         if self.self_prompt_generator is not None:

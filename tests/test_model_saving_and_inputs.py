@@ -160,3 +160,13 @@ def test_a_clip_loaded_from_a_relative_folder_is_recorded_by_its_absolute_path(t
     assert json.loads((folder / "config.json").read_text())["base_clip_name_or_path"] == str(tiny_clip_dir)
     monkeypatch.chdir(tmp_path)  # it loads from any folder: relative, the name was looked for here
     assert OmniCLIPModel.from_pretrained(folder).config.num_frames == 4
+
+
+def test_attentions_asked_for_under_sdpa_are_said_to_be_empty(model, caplog):
+    import logging
+
+    logging.Logger.warning_once.cache_clear()  # transformers' once-only warnings: another test may have seen it
+    with caplog.at_level(logging.WARNING, logger="omniclip_hf"):
+        output = model.get_video_features(torch.randn(1, 4, 3, 32, 32), output_attentions=True)
+    assert model.clip.vision_model.config._attn_implementation == "sdpa" and not output.attentions
+    assert "`sdpa` attention returns no attention weights" in caplog.text
