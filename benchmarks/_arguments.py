@@ -8,22 +8,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-
-def at_least(parser: argparse.ArgumentParser, minimum: float, flags: dict) -> None:
-    """Each flag's value (a number, a list of them, or None for "the default") must be `minimum` or more: a count of
-    0 would otherwise be taken for "the default" (`args.x or default`) or divide by zero."""
-    for flag, value in flags.items():
-        for number in value if isinstance(value, list) else [value]:
-            if number is not None and number < minimum:
-                parser.error(f"{flag} {number}: must be at least {minimum}")
-
-
-def above(parser: argparse.ArgumentParser, minimum: float, flags: dict) -> None:
-    """Each flag's value (a number or a list of them) must be more than `minimum` (rates, learning rates)."""
-    for flag, value in flags.items():
-        for number in value if isinstance(value, list) else [value]:
-            if number <= minimum:
-                parser.error(f"{flag} {number}: must be more than {minimum}")
+from omniclip_hf.cli_checks import above, at_least  # noqa: F401 (the benchmarks' checks)
 
 
 def torch_device(parser: argparse.ArgumentParser, value: str, flag: str = "--device"):

@@ -8,8 +8,9 @@
 Each row trains OmniCLIP with `examples/train.py` on the same motion set and the same frozen tiny CLIP
 (pretrained once, as in `make demo`, with the demo's defaults: 4 pairs, 64 training clips a class, 30 epochs,
 lr 2e-3, 1 warm-up epoch, both prompt generators at 0.1x the learning rate; the `full` row is the demo's model;
-`--work_dir demo_output` reuses the demo's data and tiny CLIP) and reports mean and standard deviation
-over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
+`--work_dir demo_output` reuses the demo's data and tiny CLIP, and refuses them, naming the flag, where they were
+made with other settings than the flags ask for, say by `make demo` with --pairs 1) and reports mean and standard
+deviation over seeds of top-1 on the test split and top-1 within reversal pairs. Rows:
 
 - Table 7: `full` (PTA + SPG), `pta_only`, `spg_only`, `neither` (temporal embedding + video head only)
 - Table 8: `ratio_1/8`, `ratio_1/4` (= full), `ratio_1/2`, `ratio_1`
@@ -47,14 +48,20 @@ from filelock import FileLock
 from omniclip_hf.motion_benchmark.runner import (
     add_demo_recipe_arguments,
     check_clip_argument,
+    check_recipe_numbers,
+    check_replaceable_motion_set,
     first_pairs_classes,
     load_split,
     omniclip_scores,
     train_omniclip,
+    write_motion_dataset_in_place_of,
 )
-from omniclip_hf.motion_benchmark.motion_data import write_motion_dataset
+from omniclip_hf.motion_benchmark.motion_data import INFO_FILE, read_motion_set_info
 
-from _arguments import above, at_least
+# The motion set this script writes into --work_dir, and the tiny CLIP it pretrains there: the demo's defaults
+# (--seed 0, --frame_size 64), so that `--work_dir demo_output` can reuse what `make demo` made.
+DATA_SEED = 0
+FRAME_SIZE = 64
 
 ROWS = {
     "full": {},
@@ -219,7 +226,69 @@ def run_row(row: str, seed: int, args: argparse.Namespace, work: Path, clip: str
     return scores
 
 
-def refuse(parser: argparse.ArgumentParser, error: Exception) -> None:
+def motion_set_mismatch(data_dir: Path, args: argparse.Namespace, classes: list[str]) -> str | None:
+    """Why the motion set in `data_dir` is not the one the flags ask for, or None where it is. Reused unchecked, a set
+    written with other flags (by `make demo --pairs 1`, say) was trained and tested on, and its table printed as the
+    one asked for, with nothing said."""
+    info = read_motion_set_info(data_dir)
+    if info is None:
+        return (f"{data_dir} has no {INFO_FILE} of a motion set written by this script or examples/demo.py; give "
+                "another --work_dir")
+    settings = info.get("settings", {})
+    written_classes = info.get("classes")
+    differing = [f"--{flag} {settings.get(key)} (not {wanted})" for flag, key, wanted in (
+        ("train_per_class", "num_train_per_class", args.train_per_class),
+        ("test_per_class", "num_test_per_class", args.test_per_class),
+        ("num_frames", "num_frames", args.num_frames)) if settings.get(key) != wanted]
+    if written_classes != classes:
+        differing.insert(0, f"the classes {written_classes} (--pairs {args.pairs} gives {classes})")
+    fixed = [f"{name} {settings.get(key)} (this script writes {wanted})" for name, key, wanted in (
+        ("frame size", "size", FRAME_SIZE), ("seed", "seed", DATA_SEED)) if settings.get(key) != wanted]
+    if differing:
+        return (f"{data_dir} was written with {', '.join(differing + fixed)}: give the flags it was written with to "
+                "reuse it, or another --work_dir")
+    if fixed:
+        return (f"{data_dir} was written with {', '.join(fixed)} (examples/demo.py's --frame_size, --seed); give "
+                "another --work_dir")
+    return None
+
+
+def tiny_clip_mismatch(clip_dir: Path) -> str | None:
+    """Why `clip_dir` is not a tiny CLIP this script would reuse (None where it is one): anything but an earlier
+    tiny CLIP, or one pretrained at another image size (by `make demo --frame_size 32`, say)."""
+    from omniclip_hf.motion_benchmark.tiny_clip import check_output_dir
+
+    try:
+        check_output_dir(clip_dir)
+        image_size = json.loads((clip_dir / "config.json").read_text())["vision_config"]["image_size"]
+    except (ValueError, OSError, KeyError, TypeError) as error:
+        return f"{clip_dir} is not a tiny CLIP to reuse ({error})"
+    if image_size != FRAME_SIZE:
+        return (f"{clip_dir} was pretrained at {image_size}x{image_size} pixels, not the {FRAME_SIZE} of this "
+                "script's motion set; give another --work_dir, or --clip to use a CLIP folder as it is")
+    return None
+
+
+def check_work_dir(parser: argparse.ArgumentParser, work: Path, args: argparse.Namespace, classes: list[str]) -> None:
+    """Refuses, in one line, a motion set or tiny CLIP in `work` that is not the one the flags ask for; before any
+    training, and before `--table` prints scores of runs trained on them."""
+    data_dir = work / "motion_data"
+    try:
+        check_replaceable_motion_set(data_dir)  # a file, or a folder holding something else
+    except ValueError as error:
+        refuse(parser, f"--work_dir {work}: {error}")
+    if data_dir.is_dir() and any(data_dir.iterdir()):
+        why = motion_set_mismatch(data_dir, args, classes)
+        if why:
+            refuse(parser, f"--work_dir {work}: {why}")
+    clip_dir = work / "tiny_clip"
+    if not args.clip and clip_dir.is_dir() and any(clip_dir.iterdir()):
+        why = tiny_clip_mismatch(clip_dir)
+        if why:
+            refuse(parser, f"--work_dir {work}: {why}")
+
+
+def refuse(parser: argparse.ArgumentParser, error: Exception | str) -> None:
     """One `error:` line and exit status 2, as argparse's usage errors, but without the usage block: the flags were
     well formed, what they point at is not."""
     parser.exit(2, f"{parser.prog}: error: {error}\n")
@@ -242,14 +311,12 @@ def main(argv=None) -> None:
         parser.error(f"--{error}")
 
     # Before the data set is written and the tiny CLIP pretrained (minutes), not when the first training fails.
-    at_least(parser, 1, {"--train_per_class": args.train_per_class, "--test_per_class": args.test_per_class,
-                         "--num_frames": args.num_frames, "--epochs": args.epochs})
-    at_least(parser, 0, {"--warmup_epochs": args.warmup_epochs, "--spg_lr_scale": args.spg_lr_scale,
-                         "--prompt_lr_scale": args.prompt_lr_scale})
-    above(parser, 0, {"--lr": args.lr})
+    check_recipe_numbers(parser, args)
     check_clip_argument(parser, args.clip)
     if args.work_dir and Path(args.work_dir).exists() and not Path(args.work_dir).is_dir():
         parser.error(f"--work_dir {args.work_dir}: not a folder; give a folder (it is made if missing)")
+    if args.work_dir:
+        check_work_dir(parser, Path(args.work_dir), args, classes)
 
     if args.table:
         if not args.work_dir:
@@ -266,29 +333,27 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(args.work_dir or scratch)
         data_dir = work / "motion_data"
-        if not (data_dir / "labels.txt").exists():
-            write_motion_dataset(data_dir, num_train_per_class=args.train_per_class,
-                                 num_test_per_class=args.test_per_class, num_frames=args.num_frames, seed=0,
-                                 classes=classes)
         clip = args.clip or str(work / "tiny_clip")
-        if not args.clip and not (work / "tiny_clip" / "config.json").exists():
-            from omniclip_hf.motion_benchmark.tiny_clip import check_output_dir, pretrain_tiny_clip
+        # Bad inputs (a --clip folder train.py cannot load, a run of other options) and a full disk: one line each.
+        try:
+            if read_motion_set_info(data_dir) is None:  # none there yet (check_work_dir refused anything else)
+                write_motion_dataset_in_place_of(data_dir, num_train_per_class=args.train_per_class,
+                                                 num_test_per_class=args.test_per_class, num_frames=args.num_frames,
+                                                 size=FRAME_SIZE, seed=DATA_SEED, classes=classes)
+            if not args.clip and not (work / "tiny_clip" / "config.json").exists():
+                from omniclip_hf.motion_benchmark.tiny_clip import pretrain_tiny_clip
 
-            try:  # --work_dir's tiny_clip/ may hold something else (another model, a partial one)
-                check_output_dir(Path(clip))
-            except ValueError as error:
-                refuse(parser, error)
-            pretrain_tiny_clip(clip, seed=0, verbose=False)
-        test = load_split(data_dir, "test")
-        results_path = work / "ablation_results.json"
-        results = {}
-        for row in args.rows:
-            results[row] = {}
-            for seed in args.seeds:
-                try:
+                # pretrain_tiny_clip refuses a tiny_clip/ holding something else (another model, a partial one).
+                pretrain_tiny_clip(clip, seed=DATA_SEED, image_size=FRAME_SIZE, verbose=False)
+            test = load_split(data_dir, "test")
+            results_path = work / "ablation_results.json"
+            results = {}
+            for row in args.rows:
+                results[row] = {}
+                for seed in args.seeds:
                     results[row][seed] = run_row(row, seed, args, work, clip, test, results_path)
-                except FileExistsError as error:
-                    refuse(parser, error)
+        except (ValueError, OSError) as error:  # OSError: FileExistsError from finished_run among them
+            refuse(parser, error)
 
     print_table(results, args.seeds)
 

@@ -24,10 +24,15 @@ import json
 import time
 from pathlib import Path
 
+from omniclip_hf.motion_benchmark.motion_data import MIN_FRAME_SIZE, check_classes
 from omniclip_hf.motion_benchmark.runner import (
     DEMO_MODEL_OVERRIDES,
+    above,
     add_demo_recipe_arguments,
+    at_least,
     check_clip_argument,
+    check_recipe_numbers,
+    check_replaceable_motion_set,
     first_pairs_classes,
     frame_average_baseline,
     load_split,
@@ -60,8 +65,45 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.classes = args.classes or first_pairs_classes(args.pairs)
     except ValueError as error:
         parser.error(f"--{error}")
+    # Every flag before step 1: a bad one found after the motion set was written and the tiny CLIP pretrained cost
+    # minutes, and was reported by the name of a value derived from it ("steps must be at least 1").
+    check_recipe_numbers(parser, args)
+    check_demo_numbers(parser, args)
     check_clip_argument(parser, args.clip)
+    check_output_dir(parser, Path(args.output_dir), pretrains=not args.clip)
     return args
+
+
+def check_demo_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The demo's own numeric flags (the recipe's are `check_recipe_numbers`), each error naming its flag."""
+    at_least(parser, 1, {"--batch_size": args.batch_size, "--pretrain_steps": args.pretrain_steps})
+    at_least(parser, 0, {"--seed": args.seed})  # numpy's own answer to -1 named no flag
+    above(parser, 0, {"--pretrain_seconds": args.pretrain_seconds})
+    at_least(parser, MIN_FRAME_SIZE, {"--frame_size": args.frame_size})
+    # Even for yuv420p video; a multiple of 8 for the tiny CLIP's 8-pixel patches when it is pretrained here.
+    multiple = 2 if args.clip else 8
+    if args.frame_size % multiple:
+        parser.error(f"--frame_size {args.frame_size}: must be a multiple of {multiple}"
+                     + ("" if args.clip else " (the tiny CLIP's patches are 8 pixels)"))
+
+
+def check_output_dir(parser: argparse.ArgumentParser, output: Path, pretrains: bool) -> None:
+    """Refuses an --output_dir the demo cannot write: a file at or above it, or a motion_data/ (or tiny_clip/ where
+    it pretrains one) holding something other than what an earlier demo wrote, which a rerun replaces whole."""
+    for folder in (output, *output.parents):
+        if folder.exists() and not folder.is_dir():
+            parser.error(f"--output_dir {output}: {folder} is a file; give a folder")
+    try:
+        check_replaceable_motion_set(output / "motion_data")
+    except ValueError as error:
+        parser.error(f"--output_dir {output}: {error}")
+    if pretrains:
+        from omniclip_hf.motion_benchmark.tiny_clip import check_output_dir as check_tiny_clip_dir
+
+        try:
+            check_tiny_clip_dir(output / "tiny_clip")
+        except ValueError as error:  # names --output_dir <output>/tiny_clip itself
+            parser.error(str(error))
 
 
 def log(message: str, start: float) -> None:
@@ -99,12 +141,14 @@ def classify_one_clip(model_dir: Path, data_dir: Path, class_names: list[str]) -
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    check_classes(args.classes)  # a ValueError: run_script's one `error:` line, before anything is written
     start = time.time()
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
 
     data_dir = output / "motion_data"
-    # A rerun replaces the set whole: with fewer clips or other classes, the old ones would stay in it.
+    # A rerun replaces the set whole (only one an earlier demo wrote: parse_args checked): with fewer clips or other
+    # classes, the old ones would stay in it.
     write_motion_dataset_in_place_of(data_dir, num_train_per_class=args.train_per_class,
                                      num_test_per_class=args.test_per_class, num_frames=args.num_frames,
                                      size=args.frame_size, seed=args.seed, classes=args.classes)

@@ -17,12 +17,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
-from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, INFO_FILE, LABELS_FILE, SPLITS
-from omniclip_hf.motion_benchmark.runner import write_motion_dataset_in_place_of
+from omniclip_hf.motion_benchmark.motion_data import CLASS_NAMES, MIN_FRAME_SIZE, check_classes, not_a_motion_set
+from omniclip_hf.motion_benchmark.runner import at_least, write_motion_dataset_in_place_of
 from omniclip_hf.training.loop import run_script
-
-# What write_motion_dataset puts in its folder: --overwrite deletes a folder holding nothing else.
-MOTION_SET_ENTRIES = {LABELS_FILE, INFO_FILE, *SPLITS}
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -52,15 +49,33 @@ def check_output_dir(output_dir: Path, overwrite: bool) -> None:
     if not overwrite:
         raise ValueError(f"--output_dir {output_dir} is not empty: give a new folder, or pass --overwrite to replace "
                          "the motion set there (writing into it would mix the two sets' clips and classes).")
-    others = sorted(entry.name for entry in output_dir.iterdir() if entry.name not in MOTION_SET_ENTRIES)
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise ValueError(f"--output_dir {output_dir} holds files that are not a motion set ({shown}): --overwrite "
-                         "replaces only a folder this script wrote; give a new folder.")
+    # Entry names alone (labels.txt, train/, test/) are the layout of any folder data set: the dataset_info.json
+    # this script writes, with its name, is what marks a folder it wrote.
+    why = not_a_motion_set(output_dir)
+    if why is not None:
+        raise ValueError(f"--output_dir {output_dir} {why}: --overwrite replaces only a folder this script wrote; "
+                         "give a new folder.")
+
+
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Each bad value refused in one usage error naming its flag (numpy's answer to --seed -1 named none)."""
+    at_least(parser, 1, {"--train_per_class": args.train_per_class, "--test_per_class": args.test_per_class,
+                         "--fps": args.fps})
+    at_least(parser, 2, {"--num_frames": args.num_frames})
+    at_least(parser, MIN_FRAME_SIZE, {"--size": args.size})
+    at_least(parser, 0, {"--seed": args.seed})
+    if args.size % 2:
+        parser.error(f"--size {args.size}: must be even (yuv420p video)")
+    try:
+        check_classes(args.classes)
+    except ValueError as error:
+        parser.error(f"--classes: {error}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = build_arg_parser().parse_args(argv)
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    check_numbers(parser, args)
     start = time.time()
     check_output_dir(Path(args.output_dir), args.overwrite)
     info = write_motion_dataset_in_place_of(

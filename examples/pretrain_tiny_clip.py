@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
-"""Pretrain a tiny CLIP here (about 2 minutes on 2 CPU cores) as the stand-in for pretrained CLIP.
+"""Pretrain a tiny CLIP here, on the CPU, as the stand-in for pretrained CLIP (docs/motion_benchmark.md: its times).
 
     python examples/pretrain_tiny_clip.py --output_dir demo_output/tiny_clip
 
@@ -8,7 +8,8 @@ Contrastive image-caption training on synthetic single frames drawn with the mot
 triangle at the top left"), with the real CLIP tokenizer. Saves an ordinary CLIP folder (`CLIPModel`,
 `CLIPTokenizer`, `CLIPImageProcessor`) that OmniCLIP loads with `from_clip` and keeps frozen, plus
 `pretrain_metrics.json` with zero-shot accuracies on held-out (colour, shape) combinations. The logic lives in
-`omniclip_hf/tiny_clip.py`; `main(argv)` here and there is the same function. See docs/motion_benchmark.md.
+`omniclip_hf/motion_benchmark/tiny_clip.py`; `main(argv)` here and there is the same function. See
+docs/motion_benchmark.md.
 """
 
 import sys

@@ -289,3 +289,24 @@ def load_pipeline(model: str, device: str | None, dtype: str, revision: str | No
         raise CommandError(
             f"could not load the model and its processor from {model}: {loading_error(model, error, kwargs)}"
         ) from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# argparse checks shared by the examples and the benchmarks (each error names its flag, as `parser.error` prints it)
+# ----------------------------------------------------------------------------------------------------------------
+def at_least(parser, minimum: float, flags: dict) -> None:
+    """Each flag's value (a number, a list of them, or None for "the default") must be `minimum` or more: a count of
+    0 would otherwise be taken for "the default" (`args.x or default`) or divide by zero."""
+    for flag, value in flags.items():
+        for number in value if isinstance(value, list) else [value]:
+            if number is not None and number < minimum:
+                parser.error(f"{flag} {number}: must be at least {minimum}")
+
+
+def above(parser, minimum: float, flags: dict) -> None:
+    """Each flag's value (a number, a list of them, or None for "the default") must be more than `minimum` (rates,
+    durations)."""
+    for flag, value in flags.items():
+        for number in value if isinstance(value, list) else [value]:
+            if number is not None and number <= minimum:
+                parser.error(f"{flag} {number}: must be more than {minimum}")

@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Vocabulary shared with the tiny CLIP pretraining (omniclip_hf/tiny_clip.py), so its captions name what is drawn here.
+# Vocabulary shared with the tiny CLIP pretraining (omniclip_hf/motion_benchmark/tiny_clip.py), so its captions name
+# what is drawn here.
 # ----------------------------------------------------------------------------------------------------------------------
 
 # Saturated colours that stand out from the muted, mid-grey backgrounds below.
@@ -87,6 +88,8 @@ MIN_FRAME_SIZE = 32  # below this a moving object is only a few pixels and the m
 SUPERSAMPLING = 4  # shapes are drawn at 4x and box-filtered down, so sub-pixel motion stays smooth
 LABELS_FILE = "labels.txt"
 INFO_FILE = "dataset_info.json"
+# The "name" of every `INFO_FILE` written here: the mark of a folder this package wrote, which a rerun may replace.
+MOTION_SET_NAME = "omniclip synthetic motion set"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -432,6 +435,12 @@ def _check_classes(classes: Sequence[str]) -> list[str]:
     return classes
 
 
+def check_classes(classes: Sequence[str]) -> list[str]:
+    """`classes` as a list, or a ValueError where one is unknown, lacks its time-reversed partner or repeats: for
+    scripts to check a --classes flag before they write anything."""
+    return _check_classes(classes)
+
+
 def clip_rng(seed: int, split: str, class_name: str, index: int) -> np.random.Generator:
     """Generator for clip `index` of `class_name` in `split`.
 
@@ -497,7 +506,7 @@ def write_motion_dataset(out_dir: str | Path, num_train_per_class: int = 40, num
     bar.close()
 
     info = {
-        "name": "omniclip synthetic motion set",
+        "name": MOTION_SET_NAME,
         "classes": classes,
         "reversal_pairs": {name: REVERSED_CLASS[name] for name in classes},
         "prompt_template": "a video of {} action",
@@ -533,6 +542,47 @@ def _progress_bar(total: int, enabled: bool):
     return _Silent()
 
 
+def read_motion_set_info(folder: str | Path) -> Optional[dict]:
+    """The `INFO_FILE` of a motion set `write_motion_dataset` wrote in `folder`, or None where the folder holds none
+    (another data set laid out the same way, labels.txt and train/test, carries no such file)."""
+    try:
+        info = json.loads((Path(folder) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and info.get("name") == MOTION_SET_NAME else None
+
+
+def not_a_motion_set(folder: str | Path, unfinished: bool = False) -> Optional[str]:
+    """Why the existing, non-empty `folder` is not a motion set `write_motion_dataset` wrote (and so must not be
+    replaced), or None where it is one: only its entries, and its `INFO_FILE` with `MOTION_SET_NAME`.
+
+    `unfinished` also takes a set without its `INFO_FILE` (written last) whose every file is one the writer names
+    (labels.txt, `<split>/<class>/<00000>.mp4`): what an interrupted run of the versions that wrote in place left.
+    """
+    folder = Path(folder)
+    others = sorted(entry.name for entry in folder.iterdir() if entry.name not in {LABELS_FILE, INFO_FILE, *SPLITS})
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        return f"holds files that are not a motion set ({shown})"
+    if read_motion_set_info(folder) is None and not (unfinished and _holds_only_motion_set_files(folder)):
+        return f"has no {INFO_FILE} naming it an {MOTION_SET_NAME}: it is a data set this package did not write"
+    return None
+
+
+def _holds_only_motion_set_files(folder: Path) -> bool:
+    """Whether every file under `folder` has a name `write_motion_dataset` gives (a folder data set laid out the same
+    way has its own class names and file names: `train/archery/v1.mp4`)."""
+    for path in folder.rglob("*"):
+        parts = path.relative_to(folder).parts
+        if path.is_dir():
+            if not (parts[0] in SPLITS and (len(parts) == 1 or len(parts) == 2 and parts[1] in REVERSED_CLASS)):
+                return False
+        elif parts != (LABELS_FILE,) and not (len(parts) == 3 and parts[0] in SPLITS and parts[1] in REVERSED_CLASS
+                                              and path.suffix == ".mp4" and path.stem.isdigit()):
+            return False
+    return True
+
+
 def read_labels(dataset_dir: str | Path) -> list[str]:
     """Class names of a written set, in label order."""
     return [line for line in (Path(dataset_dir) / LABELS_FILE).read_text().splitlines() if line.strip()]
@@ -546,13 +596,17 @@ __all__ = [
     "ROTATION_SHAPES",
     "SHAPES",
     "ClipParams",
+    "MOTION_SET_NAME",
     "ObjectState",
+    "check_classes",
     "clip_rng",
     "default_video_codec",
     "iter_split_clips",
     "make_background",
+    "not_a_motion_set",
     "object_state",
     "read_labels",
+    "read_motion_set_info",
     "read_video",
     "render_clip",
     "render_frame",

@@ -18,10 +18,11 @@ from typing import Any, Sequence
 
 import torch
 
+from ..cli_checks import above, at_least
 from ..training.checkpoints import write_folder_atomically
 from ..training.data import VideoClassificationData, load_video_dataset, looks_like_a_local_path
 from ..training.evaluation import FRAME_AVERAGE, predict, top_k_accuracy
-from .motion_data import CLASS_NAMES, REVERSED_CLASS, write_motion_dataset
+from .motion_data import CLASS_NAMES, REVERSED_CLASS, not_a_motion_set, write_motion_dataset
 
 # The demo's recipe, shared by `examples/demo.py` and `benchmarks/bench_ablation.py` (how it was chosen, with the
 # measurements: docs/motion_benchmark.md section 3).
@@ -52,9 +53,25 @@ DEMO_PROMPT_LR_SCALE = 0.1
 DEMO_MODEL_OVERRIDES: dict = {}
 
 
+def check_replaceable_motion_set(output_dir: str | Path) -> None:
+    """Refuses (ValueError) an `output_dir` that is a file, or a non-empty folder other than a motion set written
+    here: `write_motion_dataset_in_place_of` replaces the folder whole, and someone's notes or data set (laid out as
+    labels.txt, train/, test/ like any folder data set) would be lost with it."""
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a motion set folder: give another folder.")
+    if folder.is_dir() and any(folder.iterdir()):
+        why = not_a_motion_set(folder, unfinished=True)  # a set interrupted before its info file is replaced too
+        if why is not None:
+            raise ValueError(f"{folder} {why}: only a motion set written here is replaced; move those files or give "
+                             "another folder.")
+
+
 def write_motion_dataset_in_place_of(output_dir: str | Path, **settings) -> dict:
-    """Writes the motion set in a folder beside `output_dir`, then swaps it in for whatever was there: never two
-    sets' clips and classes mixed (a rerun with fewer clips or other classes kept the old ones), never half one."""
+    """Writes the motion set in a folder beside `output_dir`, then swaps it in for what was there, an earlier motion
+    set (`check_replaceable_motion_set`): never two sets' clips and classes mixed (a rerun with fewer clips or other
+    classes kept the old ones), never half one."""
+    check_replaceable_motion_set(output_dir)
     written: dict = {}
     # "." has no name to write beside; write_folder_atomically writes `.partial-<name>` in the parent folder.
     write_folder_atomically(Path(os.path.abspath(output_dir)),
@@ -74,6 +91,18 @@ def check_clip_argument(parser: argparse.ArgumentParser, clip: str | None) -> No
     tiny CLIP pretrained (`examples/demo.py`, `bench_ablation.py`), not when training starts."""
     if clip and looks_like_a_local_path(clip) and not Path(clip).exists():
         parser.error(f"--clip {clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+
+
+def check_recipe_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The flags of `add_demo_recipe_arguments`, refused at parsing before the motion set is written and a tiny CLIP
+    pretrained (minutes), each naming its own flag: train.py refused them only after that, and by the flag it was
+    given (`--lr -1` came back as its `--min_lr=-0.01`, which the demo derives as lr / 100)."""
+    at_least(parser, 1, {"--train_per_class": args.train_per_class, "--test_per_class": args.test_per_class,
+                         "--epochs": args.epochs})
+    at_least(parser, 2, {"--num_frames": args.num_frames})  # motion needs two frames (motion_data refuses fewer)
+    at_least(parser, 0, {"--warmup_epochs": args.warmup_epochs, "--spg_lr_scale": args.spg_lr_scale,
+                         "--prompt_lr_scale": args.prompt_lr_scale})
+    above(parser, 0, {"--lr": args.lr})
 
 
 def add_demo_recipe_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -253,8 +282,12 @@ __all__ = [
     "DEMO_SPG_LR_SCALE",
     "DEMO_WARMUP_EPOCHS",
     "FRAME_AVERAGE",
+    "above",
     "add_demo_recipe_arguments",
+    "at_least",
     "check_clip_argument",
+    "check_recipe_numbers",
+    "check_replaceable_motion_set",
     "frame_average_baseline",
     "frame_average_features",
     "first_pairs_classes",

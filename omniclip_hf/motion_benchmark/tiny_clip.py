@@ -73,6 +73,38 @@ def default_tokenizer_path() -> Path:
     return Path(__file__).resolve().parents[1] / "tokenizer"
 
 
+# The start and end (and padding) token ids `make_tiny_clip_config` gives the text model: CLIP's. The text model
+# pools at the end token, and its embedding table holds `len(tokenizer)` rows, so a tokenizer with other ids gave an
+# IndexError deep inside torch, or an end token it never pooled at.
+CLIP_BOS_TOKEN_ID, CLIP_EOS_TOKEN_ID = 49406, 49407
+
+
+def load_tokenizer(tokenizer_path: Optional[str | Path]) -> CLIPTokenizer:
+    """CLIP's tokenizer from `tokenizer_path` (the --tokenizer flag; None: the package's copy), checked before any
+    training: a missing folder was taken for a Hub id (and reported as a failure to save), and a folder without
+    tokenizer files loaded as an empty tokenizer whose ids the text model's embedding cannot hold."""
+    if tokenizer_path is None:
+        return CLIPTokenizer.from_pretrained(str(default_tokenizer_path()))
+    folder = Path(tokenizer_path)
+    if not folder.is_dir():
+        raise ValueError(f"--tokenizer {folder}: {'not a folder' if folder.exists() else 'no such folder'}; give a "
+                         "CLIP tokenizer folder (vocab.json and merges.txt, or tokenizer.json)")
+    if not ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()) \
+            and not (folder / "tokenizer.json").is_file():
+        raise ValueError(f"--tokenizer {folder}: holds neither vocab.json and merges.txt nor tokenizer.json; give a "
+                         "CLIP tokenizer folder")
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, TypeError) as error:
+        raise ValueError(f"--tokenizer {folder}: cannot be loaded as a CLIP tokenizer ({error})") from error
+    ids = (tokenizer.bos_token_id, tokenizer.eos_token_id)
+    if ids != (CLIP_BOS_TOKEN_ID, CLIP_EOS_TOKEN_ID) or len(tokenizer) <= CLIP_EOS_TOKEN_ID:
+        raise ValueError(f"--tokenizer {folder}: its vocabulary ({len(tokenizer)} tokens, start and end token ids "
+                         f"{ids[0]} and {ids[1]}) does not fit the tiny CLIP's text model (start and end ids "
+                         f"{CLIP_BOS_TOKEN_ID} and {CLIP_EOS_TOKEN_ID}); give CLIP's tokenizer")
+    return tokenizer
+
+
 def caption(size: str, colour: str, shape: str, position: str) -> str:
     return f"a {size} {colour} {shape} {position}"
 
@@ -186,7 +218,7 @@ def make_tiny_clip_config(image_size: int = 64, patch_size: int = 8, width: int 
         raise ValueError(f"image_size must be >= 16 and a multiple of patch_size={patch_size}, got {image_size}")
     text_config = dict(vocab_size=vocab_size, hidden_size=width, intermediate_size=4 * width,
                        num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
-                       bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+                       bos_token_id=CLIP_BOS_TOKEN_ID, eos_token_id=CLIP_EOS_TOKEN_ID, pad_token_id=CLIP_EOS_TOKEN_ID)
     vision_config = dict(image_size=image_size, patch_size=patch_size, hidden_size=width,
                          intermediate_size=4 * width, num_hidden_layers=layers, num_attention_heads=heads)
     return CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
@@ -371,25 +403,25 @@ def pretrain_tiny_clip(output_dir: str | Path, steps: int = 200, max_seconds: Op
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
     check_output_dir(Path(output_dir))  # before minutes of training, not after them
     start_time = time.time()
+    tokenizer = load_tokenizer(tokenizer_path)  # a bad --tokenizer before training, not an IndexError inside it
     threads = num_threads if num_threads > 0 else idle_cpu_threads()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return _pretrain(output_dir, steps, max_seconds, seed, image_size, batch_size, group_size, learning_rate,
-                         text_warmup_fraction, tokenizer_path, eval_images, threads, log_every, verbose, start_time)
+                         text_warmup_fraction, tokenizer, eval_images, threads, log_every, verbose, start_time)
     finally:
         torch.set_num_threads(previous_threads)  # callers (the demo) train other models in the same process
 
 
 def _pretrain(output_dir, steps, max_seconds, seed, image_size, batch_size, group_size, learning_rate,
-              text_warmup_fraction, tokenizer_path, eval_images, threads, log_every, verbose, start_time) -> dict:
+              text_warmup_fraction, tokenizer, eval_images, threads, log_every, verbose, start_time) -> dict:
     if verbose:
         print(f"pretraining a tiny CLIP on {threads} CPU thread(s), {steps} steps x {batch_size} frames", flush=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     output_dir = Path(output_dir)
 
-    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_path or default_tokenizer_path()))
     tokens = CaptionTokens(tokenizer)
     model = CLIPModel(make_tiny_clip_config(image_size=image_size, vocab_size=len(tokenizer)))
     init_vision_for_localization(model)
@@ -597,6 +629,7 @@ __all__ = [
     "image_embeddings",
     "init_vision_for_localization",
     "is_heldout_combination",
+    "load_tokenizer",
     "main",
     "make_background_bank",
     "make_eval_set",
