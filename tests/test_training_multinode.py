@@ -78,7 +78,8 @@ def one_good_one_broken_training_set(motion_data, tmp_path):
 
 def two_process_command(tiny_clip_dir, motion_data, data, output, *flags):
     """train.py on `data` with the motion set's class names, batch 1, two steps, and the flags given."""
-    command = train_command(tiny_clip_dir, data, output, "--max_steps", "2", "--batch_size", "1", *flags)
+    command = train_command(tiny_clip_dir, data, output, "--max_steps", "2", "--batch_size", "1",
+                            "--mixup_alpha", "0", "--cutmix_alpha", "0", *flags)  # nothing to pair in a batch of one
     command[command.index("--labels_file") + 1] = str(motion_data / "labels.txt")
     return command
 

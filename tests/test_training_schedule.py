@@ -86,6 +86,7 @@ def test_a_batch_that_failed_to_decode_keeps_its_place_in_the_accumulation_group
     (data / "train" / CLASSES[1] / "broken.mp4").write_text("not a video")
     shutil.copy(motion_data / "labels.txt", data / "labels.txt")
     command = train_command(tiny_clip_dir, data, tmp_path / "out", "--epochs", "2", "--batch_size", "1",
+                            "--mixup_alpha", "0", "--cutmix_alpha", "0",  # nothing to pair in a batch of one
                             "--gradient_accumulation_steps", "2", "--warmup_steps", "1", "--checkpointing_steps", "100")
     result = run(command)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -151,6 +151,7 @@ class TrainingOptions:
                              "centre, right).")
         if not self.lr > 0:
             raise ValueError(f"--lr={self.lr} is invalid: it must be > 0.")
+        self._check_optimisation_ranges()
         if self.model_overrides:
             json_object_option("model_overrides", self.model_overrides)
         if self.video_processor_overrides:
@@ -179,6 +180,38 @@ class TrainingOptions:
             raise ValueError("--shots picks K videos per class from a listed dataset; it does not work with --streaming.")
         if self.eval_labels_file and self.eval_data and len(self.eval_labels_file) not in (1, len(self.eval_data)):
             raise ValueError("--eval_labels_file takes one file, or one per --eval_data set.")
+
+    def _check_optimisation_ranges(self) -> None:
+        """The optimisation numbers in their ranges, each refused naming its flag before anything loads: taken as
+        given, --max_grad_norm -1 reversed every gradient, a negative --weight_decay grew the weights, --min_lr above
+        --lr made the cosine climb, and a beta of 1.5 failed in AdamW after --overwrite_output_dir had deleted the
+        earlier run."""
+        ranges = (("weight_decay", lambda v: v >= 0, ">= 0"),
+                  ("max_grad_norm", lambda v: v >= 0, ">= 0 (0: no clipping)"),
+                  ("mixup_alpha", lambda v: v >= 0, ">= 0 (0: no mixup)"),
+                  ("cutmix_alpha", lambda v: v >= 0, ">= 0 (0: no cutmix)"),
+                  ("mix_prob", lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+                  ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+                  ("adam_beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+                  ("adam_beta2", lambda v: 0 <= v < 1, "in [0, 1)"))
+        for name, in_range, allowed in ranges:
+            if not in_range(getattr(self, name)):  # NaN fails every comparison, so it is refused too
+                raise ValueError(f"--{name}={getattr(self, name)} is invalid: it must be {allowed}.")
+        if not self.min_lr <= self.lr:
+            raise ValueError(f"--min_lr={self.min_lr} is invalid: the cosine decays from --lr={self.lr} down to it, so "
+                             "it must be at most --lr.")
+        if self.mixes and self.batch_size < 2:
+            # Mixup and cutmix pair the clips of one process's micro-batch: a batch of one is never mixed.
+            raise ValueError(f"--batch_size {self.batch_size} with mixup/cutmix on (--mixup_alpha {self.mixup_alpha}, "
+                             f"--cutmix_alpha {self.cutmix_alpha}): they pair clips within each process's batch, so a "
+                             "batch of one clip is never mixed. Use --batch_size 2 or more (fewer processes or "
+                             "accumulation steps for the same total), or turn mixing off with --mixup_alpha 0 "
+                             "--cutmix_alpha 0.")
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training mixes clips (mixup or cutmix on, with a chance to apply)."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0) and self.mix_prob > 0
 
 
 def _reads_as(kind: type, value) -> bool:
