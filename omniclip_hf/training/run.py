@@ -429,8 +429,11 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
                 if record_seen_indices and weight:
                     seen_indices.append([state["epoch"], batch["indices"].tolist()])
                 with accelerator.accumulate(model):
+                    # The micro-batch's place in this optimizer step: counted since the last step, not from the
+                    # epoch's start, since a stream's epoch can end inside an accumulation group (two micro-batches
+                    # of one step then drew the same mix).
                     videos, targets = mixer(batch["pixel_values_videos"], batch["labels"], state["global_step"],
-                                            (state["batches_in_epoch"] - 1) % options.gradient_accumulation_steps)
+                                            losses.micro_batches_in_step)
                     # Accelerate's FSDP2 path wraps no autocast around forward (DDP's does): the frozen CLIP, kept out
                     # of FSDP in float32, and the bf16 FSDP modules meet only under autocast.
                     with accelerator.autocast():
@@ -593,6 +596,11 @@ class StepLosses:
         last one's alone was recorded before). `weight` 0: a batch none of whose videos decoded, whose forward only
         keeps the processes in step; it does not count (a step of such batches only records 0)."""
         self.micro_batches.append((loss.detach().float(), weight))
+
+    @property
+    def micro_batches_in_step(self) -> int:
+        """Micro-batches of the current optimizer step so far (0 for its first)."""
+        return len(self.micro_batches)
 
     def end_step(self) -> None:
         if self.micro_batches:
