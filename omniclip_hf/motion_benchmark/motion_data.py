@@ -422,7 +422,9 @@ def _check_frames_and_size(num_frames: int, size: int) -> None:
         raise ValueError(f"size must be even (yuv420p video), got {size}")
 
 
-def _check_classes(classes: Sequence[str]) -> list[str]:
+def check_classes(classes: Sequence[str]) -> list[str]:
+    """`classes` as a list, or a ValueError where one is unknown, lacks its time-reversed partner or repeats (scripts
+    check a --classes flag with it before they write anything)."""
     classes = list(classes)
     unknown = [c for c in classes if c not in REVERSED_CLASS]
     if unknown:
@@ -433,12 +435,6 @@ def _check_classes(classes: Sequence[str]) -> list[str]:
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes repeat: {classes}")
     return classes
-
-
-def check_classes(classes: Sequence[str]) -> list[str]:
-    """`classes` as a list, or a ValueError where one is unknown, lacks its time-reversed partner or repeats: for
-    scripts to check a --classes flag before they write anything."""
-    return _check_classes(classes)
 
 
 def clip_rng(seed: int, split: str, class_name: str, index: int) -> np.random.Generator:
@@ -459,7 +455,7 @@ def iter_split_clips(split: str, num_per_class: int, num_frames: int = 8, size: 
     if num_per_class < 1:
         raise ValueError(f"clips per class must be at least 1, got {num_per_class}")
     _check_frames_and_size(num_frames, size)
-    for class_name in _check_classes(classes):
+    for class_name in check_classes(classes):
         for index in range(num_per_class):
             params = sample_clip_params(class_name, clip_rng(seed, split, class_name, index))
             yield class_name, index, params, render_clip(params, num_frames, size)
@@ -484,7 +480,7 @@ def write_motion_dataset(out_dir: str | Path, num_train_per_class: int = 40, num
     if fps < 1:
         raise ValueError(f"fps must be at least 1, got {fps}")
     _check_frames_and_size(num_frames, size)
-    classes = _check_classes(classes)
+    classes = check_classes(classes)
     codec = codec or default_video_codec()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
