@@ -317,9 +317,14 @@ def _load_video_dataset(source, class_names, split, video_column, label_column, 
 
 def looks_like_a_local_path(source: str | Path) -> bool:
     """True when `source` cannot be a Hub dataset id (`owner/name`): a file suffix, `./`, `/`, `~`, more than one
-    `/`, or a first component that is a local folder (`data/nothere` when `data/` exists is a mistyped path)."""
+    `/`, a name huggingface_hub refuses as an id (a trailing `/`), or a first component that is a local folder
+    (`data/nothere` when `data/` exists is a mistyped path)."""
+    from ..modeling_omniclip import is_hub_repo_id
+
     text = str(source)
     if Path(text).suffix or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        return True
+    if not is_hub_repo_id(text):  # `k400_shards/`: no Hub id ends in a slash (huggingface_hub's own rule)
         return True
     return "/" in text and Path(text.split("/")[0]).is_dir()
 

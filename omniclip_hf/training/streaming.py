@@ -103,7 +103,12 @@ def load_streaming_dataset(source: str | Path, class_names: list[str] | None, sp
         return load_tar_shards(source, class_names, split, check_shards)
     from datasets import ClassLabel, Video, load_dataset
 
-    stream = load_dataset(str(source), split=split, streaming=True)
+    try:
+        stream = load_dataset(str(source), split=split, streaming=True)
+    except Exception as error:  # datasets' and huggingface_hub's own error types (not found, offline, no access)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"{source}: no such local folder of shards, and streaming it as a Hub dataset failed "
+                                f"({reason}).") from error
     # A stream whose card declares no features tells its columns only in its rows: the first one is read for them.
     columns = list(stream.features) if stream.features else list(next(iter(stream.take(1)), {}))
     for column in (video_column, label_column):
