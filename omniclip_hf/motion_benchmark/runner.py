@@ -88,9 +88,22 @@ def first_pairs_classes(pairs: int) -> list[str]:
 
 def check_clip_argument(parser: argparse.ArgumentParser, clip: str | None) -> None:
     """A `--clip` that names a local folder must exist: refused at parsing, before the motion set is written and a
-    tiny CLIP pretrained (`examples/demo.py`, `bench_ablation.py`), not when training starts."""
-    if clip and looks_like_a_local_path(clip) and not Path(clip).exists():
-        parser.error(f"--clip {clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+    tiny CLIP pretrained (`examples/demo.py`, `bench_ablation.py`), not when training starts. A Hub id must have a
+    readable config (cached, or online; only the small config.json is read): offline, an uncached id failed only
+    when train.py loaded it, after the motion set was rewritten."""
+    if not clip:
+        return
+    if looks_like_a_local_path(clip) or Path(clip).exists():
+        if not Path(clip).exists():
+            parser.error(f"--clip {clip}: no such folder (a CLIP checkpoint folder or a Hub id)")
+        return
+    from transformers import CLIPConfig
+
+    try:
+        CLIPConfig.from_pretrained(clip)
+    except (OSError, ValueError):
+        parser.error(f"--clip {clip}: cannot read this Hub CLIP's config (not in the Hugging Face cache and no "
+                     "network, or no such repository): pass a local CLIP folder, or go online")
 
 
 def check_recipe_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
