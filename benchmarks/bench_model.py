@@ -13,8 +13,9 @@ Rows:
   `OmniCLIPQuickGELUMLP` (the same function with one elementwise pass instead of three, keeping half as much for
   backward): what that changes; then the same comparison with the two taking turns (steadier on a shared CPU).
 - `omniclip+grad-ckpt` (training rows): with gradient checkpointing.
-- `omniclip-naive-pta`: the same model with the textbook adapter layout (permute to (B*N, T, d'),
-  `.contiguous()`, `nn.MultiheadAttention`, permute back), to show what the package's layout saves.
+- `omniclip-naive-pta`: the same model with the textbook adapter (permute to (B*N, T, d'), `.contiguous()`,
+  `nn.MultiheadAttention`, permute back): the layout and, with it, the value and output projections the package's
+  adapter leaves out (docs/design.md), so it measures both at once; `bench_pta_tables.py` times the layout alone.
 - `xclip`: transformers' `XCLIPModel.get_video_features` at B/16, 8 frames (full fine-tuning in training rows).
 - with --compile: `clip`, `omniclip` and, at the very end, `xclip` under `torch.compile`.
 
@@ -85,7 +86,24 @@ def build_models(device: torch.device, dtype: torch.dtype) -> dict[str, nn.Modul
                                    projection_dim=512))
     models = {"clip": clip, "clip+spg-tokens": spg_only, "omniclip": omniclip, "omniclip-naive-pta": naive,
               "xclip": xclip}
-    return {name: model.to(device=device, dtype=dtype) for name, model in models.items()}
+    # Inference is timed in eval mode for every model (dropout and drop-path are 0 here, but a row must not rely on it).
+    return {name: model.to(device=device, dtype=dtype).eval() for name, model in models.items()}
+
+
+def resident_bytes_elsewhere(models: dict, model: nn.Module) -> int:
+    """Bytes of the weights and buffers the other models keep on the device (storages `model` does not share): a
+    training row's peak would count them too (about 1.2 GiB at ViT-B/16 in bf16, five models resident), pulling the
+    peak-memory ratios towards 1."""
+    def storages(module: nn.Module) -> dict[int, int]:
+        return {tensor.untyped_storage().data_ptr(): tensor.untyped_storage().nbytes()
+                for tensor in (*module.parameters(), *module.buffers())}
+
+    own = storages(model)
+    others: dict[int, int] = {}
+    for other in models.values():
+        if other is not model:
+            others.update(storages(other))
+    return sum(size for pointer, size in others.items() if pointer not in own)
 
 
 def video_features(name: str, model: nn.Module, videos: torch.Tensor) -> torch.Tensor:
@@ -201,7 +219,10 @@ def prepare_training(name, model, batch, device, num_classes) -> tuple[list, tup
     return parameters, (labels, class_inputs, class_embeds)
 
 
-def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False):
+def training_clips_per_second_and_peak(name, model, videos, device, repeats, num_classes, checkpointing=False,
+                                       others_bytes: int = 0):
+    """Training clips/s, and the step's peak memory in GiB less `others_bytes` (what the other models resident on the
+    device hold: `resident_bytes_elsewhere`)."""
     parameters, step_inputs = prepare_training(name, model, videos.shape[0], device, num_classes)
     if checkpointing:
         enable_activation_checkpointing(model)
@@ -210,7 +231,7 @@ def training_clips_per_second_and_peak(name, model, videos, device, repeats, num
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     seconds = time_it(lambda: training_step(name, model, videos, *step_inputs, optimizer), device, repeats)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    peak = (torch.cuda.max_memory_allocated() - others_bytes) / 2**30 if device.type == "cuda" else float("nan")
     del optimizer
     if checkpointing:
         disable_activation_checkpointing(model)
@@ -260,7 +281,7 @@ def clip_own_mlps(omniclip: OmniCLIPModel):
 
 
 def omniclip_variant_rows(model, omniclip_row, videos, device, repeats, num_classes, training: bool,
-                          clip_parameters: int) -> list[dict]:
+                          clip_parameters: int, others_bytes: int = 0) -> list[dict]:
     """OmniCLIP with CLIP's own MLP modules (what `OmniCLIPQuickGELUMLP` changes) and, training only, with gradient
     checkpointing; then the MLP comparison again with the two taking turns."""
     shared = {key: omniclip_row[key] for key in ("gflops_per_view", "trainable")}
@@ -269,13 +290,13 @@ def omniclip_variant_rows(model, omniclip_row, videos, device, repeats, num_clas
                "inference_clips_s": inference_clips_per_second("omniclip", model, videos, device, repeats)}
         if training:
             own["train_clips_s"], own["train_peak_gib"] = training_clips_per_second_and_peak(
-                "omniclip", model, videos, device, repeats, num_classes)
+                "omniclip", model, videos, device, repeats, num_classes, others_bytes=others_bytes)
     print(f"  measured {format_row(own, clip_parameters)}", flush=True)
     rows = [own]
     if training:
         checkpointed = {"model": "omniclip+grad-ckpt", **shared, "inference_clips_s": omniclip_row["inference_clips_s"]}
         checkpointed["train_clips_s"], checkpointed["train_peak_gib"] = training_clips_per_second_and_peak(
-            "omniclip", model, videos, device, repeats, num_classes, checkpointing=True)
+            "omniclip", model, videos, device, repeats, num_classes, checkpointing=True, others_bytes=others_bytes)
         print(f"  measured {format_row(checkpointed, clip_parameters)}", flush=True)
         rows.append(checkpointed)
     fused_mlp_interleaved(model, videos, device, repeats, num_classes, training)
@@ -391,7 +412,8 @@ def compiled_rows(models, eager_rows, videos, device, repeats, num_classes, trai
             if training and name != "clip":
                 model.compile()
                 row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
-                    name, model, videos, device, repeats, num_classes)
+                    name, model, videos, device, repeats, num_classes,
+                    others_bytes=resident_bytes_elsewhere(models, model))
         except Exception as error:  # a benchmark row, not a product path: report and go on
             print(failure_line(f"torch.compile for {name}", error))
         if "inference_clips_s" in row:
@@ -458,12 +480,13 @@ def main() -> None:
         row["inference_clips_s"] = inference_clips_per_second(name, model, videos, device, repeats)
         if run_training and name not in ("clip", "clip+spg-tokens"):
             row["train_clips_s"], row["train_peak_gib"] = training_clips_per_second_and_peak(
-                name, model, videos, device, repeats, args.num_classes)
+                name, model, videos, device, repeats, args.num_classes,
+                others_bytes=resident_bytes_elsewhere(models, model))
         rows.append(row)
         print(f"  measured {format_row(row, clip_parameters)}", flush=True)
         if name == "omniclip":
             rows += omniclip_variant_rows(model, row, videos, device, repeats, args.num_classes, run_training,
-                                          clip_parameters)
+                                          clip_parameters, others_bytes=resident_bytes_elsewhere(models, model))
     if run_training:  # before the compiled rows, which compile the modules in place
         try:
             print_training_flops(training_flops_per_clip(models, args.frames, args.num_classes, batch), batch)
@@ -494,7 +517,7 @@ def main() -> None:
     print(f"  FLOPs clip+spg-tokens / clip     {by_name['clip+spg-tokens']['gflops_per_view'] / clip_row['gflops_per_view']:.3f}")
     print(f"  inference omniclip / clip        {omni_row['inference_clips_s'] / clip_row['inference_clips_s']:.3f}  [>= 0.75 on GPU]")
     print(f"  inference omniclip / xclip       {omni_row['inference_clips_s'] / xclip_row['inference_clips_s']:.3f}  [> 1 on GPU]")
-    print(f"  inference naive-pta / omniclip   {by_name['omniclip-naive-pta']['inference_clips_s'] / omni_row['inference_clips_s']:.3f}")
+    print(f"  inference naive-pta / omniclip   {by_name['omniclip-naive-pta']['inference_clips_s'] / omni_row['inference_clips_s']:.3f}  (layout and v/o projections together)")
     print(f"  inference omniclip / spg-tokens  {omni_row['inference_clips_s'] / by_name['clip+spg-tokens']['inference_clips_s']:.3f}  (what PTA + head cost)")
     own = by_name[CLIP_OWN_MLP]
     print(f"  inference omniclip / clip-mlp    {omni_row['inference_clips_s'] / own['inference_clips_s']:.3f}  (what the fused MLP changes)")
@@ -517,7 +540,10 @@ def main() -> None:
     if "train_clips_s" in by_name.get("omniclip (torch.compile)", {}):
         print(f"  training omniclip compiled / xclip  {by_name['omniclip (torch.compile)']['train_clips_s'] / xclip_row['train_clips_s']:.3f}")
     if on_gpu or args.saved_activations:  # the models go to bf16, the GPU rows' dtype, on the CPU too
-        saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
+        # Eager, as the table says: after --compile the modules are compiled in place, which gave other (compiled)
+        # figures and recompiled them for each batch size, eating into the compiled X-CLIP rows' time.
+        with torch.compiler.set_stance("force_eager"):
+            saved_activation_rows(models, args.frames, device, torch.bfloat16, args.num_classes, batch=32)
     if args.compile:  # last, so that a long X-CLIP compile cannot cost the rows above: compiled against compiled
         compiled_xclip_rows(models, by_name, videos, device, repeats, args.num_classes, run_training, clip_parameters)
 
