@@ -1282,6 +1282,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         if hasattr(self.config, "checkpoint_format"):  # a full checkpoint now, whatever the model was loaded from
             del self.config.checkpoint_format
         check_config_describes_modules(self)
+        if kwargs.get("is_main_process", True) is False:  # another process writes the folder: nothing to stage here
+            super().save_pretrained(save_directory, *args, **kwargs)
+            return
         if kwargs.get("push_to_hub"):  # the repo transformers names after the folder: the target's, not the staging's
             kwargs.setdefault("repo_id", os.fspath(save_directory).split(os.path.sep)[-1])
         save = super().save_pretrained

@@ -170,3 +170,14 @@ def test_attentions_asked_for_under_sdpa_are_said_to_be_empty(model, caplog):
         output = model.get_video_features(torch.randn(1, 4, 3, 32, 32), output_attentions=True)
     assert model.clip.vision_model.config._attn_implementation == "sdpa" and not output.attentions
     assert "`sdpa` attention returns no attention weights" in caplog.text
+
+
+def test_a_save_by_a_process_that_does_not_write_leaves_the_folder_alone(tiny_clip_dir, tmp_path):
+    # Distributed saving (Trainer under FSDP): every process calls save_pretrained, only the main one writes; the
+    # others' stale-weight removal would delete what it wrote.
+    folder = tmp_path / "model"
+    model = nudged(OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4), 4)
+    model.save_pretrained(folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    model.save_pretrained(folder, is_main_process=False)
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
