@@ -97,8 +97,10 @@ def write_files_into_folder(target: str | Path, write: Callable[[Path], None],
     target = Path(target)
     if target.is_file():
         raise NotADirectoryError(f"{target} is a file: a model is saved into a folder; pass another path.")
-    staging = target.parent / f".partial-{target.name}-{os.getpid()}"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the folder itself (a link to a folder on another disk included): the moves are renames on one disk.
+    real = target.resolve()
+    staging = real.parent / f".partial-{real.name}-{os.getpid()}"
+    real.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
