@@ -65,20 +65,28 @@ def write_folder_atomically(target: str | Path, write: Callable[[Path], None]) -
     """
     target = Path(target)
     partial = target.parent / f".partial-{target.name}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        write(partial)
-        give_ordinary_modes(partial)  # safetensors writes its files 0600, which the rename would keep
-        fsync_tree(partial)
-    except OSError as error:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise OSError(no_space_message(target, error)) from error
-    except BaseException:  # any other failure, an interrupt included: nothing is left behind either
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    write_staged(target, partial, write, durable=True)
     replace_folder(partial, target)
     return target
+
+
+def write_staged(target: Path, staging: Path, write: Callable[[Path], None], durable: bool) -> None:
+    """Calls `write(staging)` (which makes `staging`, a folder that does not exist yet) and gives its files ordinary
+    modes (and, `durable`, flushes them to disk). A failure inside `write` leaves no staging folder behind, and an OSError is raised as one line
+    naming `target`; any other failure, an interrupt included, leaves nothing behind either."""
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        write(staging)
+        give_ordinary_modes(staging)  # safetensors writes its files 0600, which a rename would keep
+        if durable:
+            fsync_tree(staging)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OSError(no_space_message(target, error)) from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_files_into_folder(target: str | Path, write: Callable[[Path], None],
@@ -100,18 +108,11 @@ def write_files_into_folder(target: str | Path, write: Callable[[Path], None],
     # Beside the folder itself (a link to a folder on another disk included): the moves are renames on one disk.
     real = target.resolve()
     staging = real.parent / f".partial-{real.name}-{os.getpid()}"
-    real.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        staging.mkdir()
-        write(staging)
-        give_ordinary_modes(staging)  # safetensors writes its files 0600, which the moves would keep
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OSError(no_space_message(target, error)) from error
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    def write_into_new_folder(folder: Path) -> None:
+        folder.mkdir()
+        write(folder)
+
+    write_staged(target, staging, write_into_new_folder, durable=False)  # a caller's own staging (training's) flushes
     written = sorted(path.relative_to(staging) for path in staging.rglob("*") if not path.is_dir())
     target.mkdir(exist_ok=True)
     for relative in sorted(written, key=lambda path: path.name in last):
