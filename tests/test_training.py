@@ -314,7 +314,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
     output = tmp_path / "run"
     command = train_command(tiny_clip_dir, motion_data, output, "--eval_data", str(motion_data / "test"),
                             "--epochs", "2", "--checkpointing_steps", "2", "--dry_run", "--hub_model_id", "me/tiny",
-                            "--warmup_steps", "3")
+                            "--warmup_steps", "3", "--license", "mit")
     result = run(command)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((output / "metrics.json").read_text())
@@ -340,6 +340,7 @@ def test_training_run_writes_metrics_model_checkpoints_and_a_loadable_dry_run(ti
     assert f"dry run: wrote what --push_to_hub would upload to {upload}; nothing was uploaded" in result.stdout
     card = (upload / "README.md").read_text()
     assert "Measured results" in card and f"{100 * metrics['top1']:.2f}" in card and str(tiny_clip_dir) not in card
+    assert "\nlicense: mit\n" in card and "- **License:** `mit`, as the uploader chose it" in card  # --license
     assert {"config.json", "model.safetensors", "modeling_omniclip.py", "configuration_omniclip.py"} <= {
         path.name for path in upload.iterdir()}
 

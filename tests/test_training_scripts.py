@@ -121,6 +121,18 @@ def test_a_hub_id_that_can_never_work_is_refused_before_training(hub_id):
         parse_training_options(["--clip", "x", "--train_data", "y", "--push_to_hub", "--hub_model_id", hub_id])
 
 
+def test_a_license_is_checked_before_training_and_needs_an_upload():
+    """train.py had no --license: its cards said `other` whatever the user meant to publish under."""
+    base = ["--clip", "x", "--train_data", "y", "--hub_model_id", "me/tiny"]
+    assert parse_training_options(base + ["--dry_run", "--license", "mit"]).license == "mit"
+    assert parse_training_options(base + ["--dry_run"]).license is None
+    with pytest.raises(ValueError, match=r"^--license 'Apache 2\.0' is not a Hub license identifier"):
+        parse_training_options(base + ["--push_to_hub", "--license", "Apache 2.0"])
+    with pytest.raises(ValueError, match=r"^--license mit is the license of the model card that --push_to_hub \(or "
+                                         r"--dry_run\) writes, and neither is given"):
+        parse_training_options(base + ["--license", "mit"])
+
+
 def test_an_adapter_only_upload_over_a_local_base_clip_is_refused(tiny_clip_dir, tiny_omniclip_dir, tmp_path):
     """Its config named the base CLIP by the local folder, which loads on no other machine."""
     options = parse_training_options(["--clip", str(tiny_clip_dir), "--train_data", "owner/data", "--adapter_only",

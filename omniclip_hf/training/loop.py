@@ -117,6 +117,9 @@ class TrainingOptions:
     dry_run: bool = field(default=False, metadata={"help": "Dry run of the Hub upload, not of training: the run trains "
                           "and evaluates in full, then writes what --push_to_hub would upload to output_dir/hub_upload "
                           "and uploads nothing."})
+    license: str | None = field(default=None, metadata={"help": "The model card's license with --push_to_hub or "
+                                "--dry_run, a Hub license identifier (e.g. apache-2.0, mit); default: other, since the "
+                                "base CLIP's weights keep their own license."})
     adapter_only: bool = field(default=False, metadata={"help": "Save only the trainable weights plus the base CLIP's name."})
     strict: bool = field(default=False, metadata={"help": "Fail on an undecodable training video instead of skipping it."})
     report_to: str | None = field(default=None, metadata={"help": "An Accelerate tracker, e.g. tensorboard."})
@@ -171,6 +174,14 @@ class TrainingOptions:
             from .publishing import check_hub_model_id
 
             check_hub_model_id(self.hub_model_id)  # before training, not at the upload
+        if self.license is not None:
+            from .publishing import check_license
+
+            if not (self.push_to_hub or self.dry_run):
+                raise ValueError(f"--license {self.license} is the license of the model card that --push_to_hub (or "
+                                 "--dry_run) writes, and neither is given: add one, or state the license when you "
+                                 "publish the run with examples/push_to_hub.py --license.")
+            check_license(self.license)  # before training, not at the upload
         if self.streaming and not self.max_steps:
             raise ValueError("--streaming needs --max_steps: a stream's length is not known in advance.")
         if self.streaming and self.warmup_epochs and self.warmup_steps is None:
