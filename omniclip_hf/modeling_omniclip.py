@@ -443,11 +443,13 @@ def own_storage_if_tracked(tensor: torch.Tensor | None) -> torch.Tensor | None:
 def interpolate_along_time(table: torch.Tensor, length: int) -> torch.Tensor:
     """Resamples a `(rows, width)` embedding table to `length` rows by linear interpolation.
 
-    Lets a model trained on 8 frames run on 16 or 32 (X-CLIP checkpoints cannot).
+    Lets a model trained on 8 frames run on 16 or 32 (X-CLIP checkpoints cannot). Row j of `length` is read at the
+    time the frame samplers take frame j, the middle `(j + 0.5) / length` of its segment (`align_corners=False`;
+    `True` shifted frames towards the ends, and gave a single frame, sampled mid-clip, the first frame's row).
     """
     if table.shape[0] == length:
         return table
-    resized = F.interpolate(table.T.unsqueeze(0), size=length, mode="linear", align_corners=True)
+    resized = F.interpolate(table.T.unsqueeze(0), size=length, mode="linear", align_corners=False)
     return resized.squeeze(0).T
 
 
@@ -1559,8 +1561,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
-                CLIP-normalised frames. Any frame count and any size that is a multiple of the patch size work;
-                temporal and position embeddings are interpolated.
+                CLIP-normalised frames. Any frame count and any size work; temporal and position embeddings are
+                interpolated. As in CLIP, pixels past the last whole patch (right and bottom) are not read.
             output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
                 Also return the token states after the embeddings and after each layer.
             output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):

@@ -649,8 +649,12 @@ def test_temporal_embedding_interpolates_linearly(tiny_clip):
     model = OmniCLIPModel.from_clip(tiny_clip, num_frames=FRAMES)
     with torch.no_grad():
         model.temporal_embedding.weight.copy_(torch.arange(FRAMES, dtype=torch.float)[:, None].expand(FRAMES, 64))
-    stretched = model.temporal_embedding(2 * FRAMES - 1)
-    torch.testing.assert_close(stretched[:, 0], torch.arange(2 * FRAMES - 1, dtype=torch.float) / 2)
+    # Frame j of T is sampled at time (j + 0.5) / T of the clip (the segment's middle), where the trained row
+    # (j + 0.5) * FRAMES / T - 0.5 sits; a single frame, sampled mid-clip, gets the middle of the table.
+    for length in (1, 3, 2 * FRAMES, 4 * FRAMES):
+        times = (torch.arange(length, dtype=torch.float) + 0.5) / length
+        expected = (times * FRAMES - 0.5).clamp(0, FRAMES - 1)
+        torch.testing.assert_close(model.temporal_embedding(length)[:, 0], expected)
     assert torch.equal(model.temporal_embedding(FRAMES), model.temporal_embedding.weight)
 
 
