@@ -153,3 +153,13 @@ def test_a_local_evaluation_set_names_no_dataset_id_in_the_model_index(tiny_omni
         {"name": "hmdb_test", "type": "local", "config": "hmdb_test"},
         {"name": "ucf_test", "type": "local", "config": "ucf_test"}]
     assert json.dumps(entries).count('"value": 0.5') == 1 and json.dumps(entries).count('"value": 0.7') == 1
+
+
+# ---------------------------------------------------------------------------------- 6: the task the card's tag names
+def test_the_card_says_which_pipeline_runs_the_model(tiny_omniclip_dir, tmp_path):
+    """The card's `pipeline_tag: video-classification` invites transformers' built-in video-classification pipeline,
+    which does not load the model (25 lines of transformers' errors): the card names the task that runs it."""
+    shutil.copytree(tiny_omniclip_dir, tmp_path / "model")
+    card = str(build_model_card(tmp_path / "model", SimpleNamespace(hub_model_id="me/x"), {}))
+    assert 'classifier("video.mp4", candidate_labels=' in card
+    assert "transformers' built-in `video-classification` pipeline, which the card's task tag suggests" in card

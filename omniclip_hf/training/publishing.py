@@ -405,7 +405,12 @@ def build_model_card(model_folder: Path, options: Any, metrics: dict[str, Any]) 
         "",
         f'model = AutoModel.from_pretrained("{repo}", trust_remote_code=True)',
         f'classifier = pipeline("zero-shot-video-classification", model="{repo}", trust_remote_code=True)',
+        'classifier("video.mp4", candidate_labels=["playing guitar", "doing yoga"])',
         "```",
+        "",
+        "The task is `zero-shot-video-classification`, run by the model's own code (`trust_remote_code=True`): "
+        "transformers' built-in `video-classification` pipeline, which the card's task tag suggests, expects a "
+        "classifier with fixed labels and does not load this model.",
         "",
         "## Limitations",
         "",
@@ -455,7 +460,9 @@ def check_adapter_base_is_on_the_hub(model_folder: Path, options: Any = None) ->
     if hub_id_or_none(base, local_paths_record(options)) is None:
         raise ValueError(f"{model_folder} holds only the trained adapters over the base CLIP {base!r}, a local folder "
                          "that no one who downloads it has: train with --clip set to the base's Hub id (e.g. "
-                         "openai/clip-vit-base-patch16), or publish the full model (without --adapter_only).")
+                         "openai/clip-vit-base-patch16), or publish the full model: train without --adapter_only, or save this one "
+                         "in full (OmniCLIPModel.from_pretrained(folder).save_pretrained(full_folder)) and publish "
+                         "that with --model_dir.")
 
 
 def check_is_no_file(target: Path) -> None:
