@@ -12,18 +12,19 @@ and the extraction commands. A listed video that is not on disk is an error (a b
 `--allow_missing`, which leaves it out and says how many (Kinetics clips disappear from YouTube). An incomplete or
 malformed download (a missing HMDB51 split file, a UCF101 list lacking a class, a line or record that cannot be read,
 a clip in both the training and the test list of a split) is an error naming the file and line: a split that silently
-lacks classes would change the benchmark. So is a class whose videos `--allow_missing` would all leave out.
+lacks classes would change the benchmark. So is a class whose videos `--allow_missing` would all leave out. A clip
+listed twice with its label is written once. The files of a run are written as one set: all of them, or none.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import io
 import json
-import os
+import math
 import re
-import secrets
 import sys
 from pathlib import Path
 from typing import Callable, Iterable
@@ -140,6 +141,7 @@ def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
         label = index_of(class_name, indices, str(split_file))
         subsets_seen = set()
         marked: dict[str, tuple[int, str]] = {}  # clip -> (first line marking it 1 or 2, that mark)
+        duplicates = 0
         for number, line in enumerate(read_text(split_file).splitlines(), start=1):
             fields = line.split()
             if not fields:
@@ -159,12 +161,16 @@ def hmdb51_rows(args) -> dict[str, list[tuple[str, int]]]:
                         "is in the training or the test list of a split, not both: extract the official file again.")
                 subsets_seen.add(subset)
                 rows = outputs.setdefault(f"hmdb51_{subset}_split_{split}_videos.txt", [])
+                if earlier_line != number:
+                    duplicates += 1  # written twice, the clip was trained on (or tested) twice
+                    continue
                 rows.append((f"{class_name}/{fields[0]}", label))
         # A file without a 1 or a 2 would drop its class from that split's training or test list.
         unmarked = [f"{mark} ({subset})" for mark, subset in HMDB51_SPLIT_MARKS.items()
                     if subset and subset not in subsets_seen]
         if unmarked:
             raise PrepareError(f"{split_file}: no video marked {' or '.join(unmarked)}; extract the file again.")
+        report_duplicates(split_file, duplicates)
     return outputs
 
 
@@ -178,6 +184,7 @@ def ucf101_list(list_file: Path, with_index: bool, class_names: list[str], indic
     training list, read first) refuses a test clip that is also trained on."""
     expected = "'<Class>/<clip>.avi <1-based class index>'" if with_index else "'<Class>/<clip>.avi'"
     rows, where_of = [], {}
+    duplicates = 0
     for number, line in enumerate(read_text(list_file).splitlines(), start=1):
         fields = line.split()
         if not fields:
@@ -199,10 +206,14 @@ def ucf101_list(list_file: Path, with_index: bool, class_names: list[str], indic
         if trained is not None and video in trained:
             raise PrepareError(f"{where}: {video} is also in the training list of this split ({trained[video]}); a "
                                f"clip is trained on or tested, not both: extract {UCF101_ZIP} again.")
-        where_of.setdefault(video, where)
+        if video in where_of:
+            duplicates += 1  # its class is its folder: the same line again, which would weigh the clip double
+            continue
+        where_of[video] = where
         rows.append((video, label))
     if not rows:
         raise PrepareError(f"{list_file}: lists no videos; extract the file again.")
+    report_duplicates(list_file, duplicates)
     listed = {label for _, label in rows}
     missing = [name for index, name in enumerate(class_names) if index not in listed]
     if missing:
@@ -232,19 +243,56 @@ def ucf101_rows(args) -> dict[str, list[tuple[str, int]]]:
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
+def seconds_of(record: dict, key: str, where: str) -> int:
+    """A time of the clip as whole seconds: `inf` was an OverflowError traceback, and a negative time the clip name
+    `<id>_-00005_...`, reported as a missing video rather than as the row's mistake."""
+    try:
+        seconds = float(record[key])
+    except ValueError:
+        raise PrepareError(f"{where}: {key} {record[key]!r} is not a number of seconds.") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise PrepareError(f"{where}: {key} {record[key]!r} is not a time (a number of seconds from 0); extract the "
+                           "file again.")
+    return int(seconds)
+
+
 def kinetics400_clip(record: dict, where: str) -> str:
     """`<youtube_id>_<start>_<end>`, the times as whole seconds zero-padded to 6 digits (the CVDF file names)."""
     empty = [key for key in KINETICS_COLUMNS if not (record.get(key) or "").strip()]
     if empty:
         raise PrepareError(f"{where}: empty {', '.join(empty)}; every row needs {','.join(KINETICS_COLUMNS)}.")
-    times = []
-    for key in ("time_start", "time_end"):
-        try:
-            times.append(int(float(record[key])))
-        except ValueError:
-            raise PrepareError(f"{where}: {key} {record[key]!r} is not a number of seconds.") from None
-    start, end = times
+    start, end = (seconds_of(record, key, where) for key in ("time_start", "time_end"))
     return f"{record['youtube_id'].strip()}_{start:06d}_{end:06d}"
+
+
+def report_duplicates(path: Path, duplicates: int) -> None:
+    if duplicates:
+        print(f"{path}: dropped {duplicates} duplicate rows (a clip listed again with the same label)")
+
+
+def refuse_clips_in_both(trained: dict[str, str], tested: dict[str, str], clip_of: Callable[[str], str]) -> None:
+    """Refuses a clip (`clip_of(video)`) of the training list that is also in the validation list, naming both
+    records: the validation accuracy would be measured on what was trained on."""
+    training_clips = {clip_of(video): where for video, where in trained.items()}
+    for video, where in tested.items():
+        clip = clip_of(video)
+        if clip in training_clips:
+            raise PrepareError(f"{where}: {clip} is also in the training list ({training_clips[clip]}); a clip is "
+                               "trained on or tested, not both: extract the official files again.")
+
+
+def warn_of_missing_classes(dataset: str, outputs: dict[str, list[tuple[str, int]]]) -> None:
+    """Says which classes of labels/<dataset>.txt a file lists no video of (a CSV or JSON cut short): its accuracy
+    would be over fewer classes, another benchmark. A warning here, where UCF101 and HMDB51 refuse: the miniature
+    Kinetics and SSv2 lists the tests and quick trials use hold a few classes."""
+    class_names = class_names_of(dataset)
+    for file_name, rows in outputs.items():
+        listed = {label for _, label in rows}
+        missing = [name for index, name in enumerate(class_names) if index not in listed]
+        if missing:
+            print(f"WARNING: {file_name} lists no video of {len(missing)} of the {len(class_names)} classes of "
+                  f"labels/{dataset}.txt ({shown(missing)}): its accuracy is not the benchmark's; extract the "
+                  "annotation files again if they were cut short.")
 
 
 def kinetics400_csv_rows(path: Path, subset: str, indices: dict[str, int]) -> list[tuple[str, int]]:
@@ -271,8 +319,7 @@ def kinetics400_csv_rows(path: Path, subset: str, indices: dict[str, int]) -> li
         rows.append((video, label))
     if not rows:
         raise PrepareError(f"{path}: holds no rows under its header; extract the file again.")
-    if duplicates:
-        print(f"{path}: dropped {duplicates} duplicate rows (a clip listed again with the same label)")
+    report_duplicates(path, duplicates)
     return rows
 
 
@@ -285,6 +332,7 @@ def kinetics400_rows(args) -> dict[str, list[tuple[str, int]]]:
         if not found:
             raise PrepareError(f"{args.annotations}: no {' or '.join(candidates)} (the Kinetics-400 annotations).")
         outputs[f"kinetics400_{subset}_list_videos.txt"] = kinetics400_csv_rows(found[0], subset, indices)
+    warn_of_missing_classes("kinetics400", outputs)
     return outputs
 
 
@@ -295,7 +343,7 @@ def ssv2_rows(args) -> dict[str, list[tuple[str, int]]]:
     """`train.json` / `validation.json` (`something-something-v2-train.json` / `-validation.json` in the 20BN-era
     copies mmaction2's tools read): a list of `{"id", "label", "template", "placeholders"}`; videos `<id>.webm`."""
     indices = class_indices("ssv2")
-    outputs = {}
+    outputs, where_of = {}, {}
     for subset in ("train", "validation"):
         candidates = [f"{subset}.json", f"something-something-v2-{subset}.json"]
         found = [Path(args.annotations) / name for name in candidates if (Path(args.annotations) / name).is_file()]
@@ -303,15 +351,31 @@ def ssv2_rows(args) -> dict[str, list[tuple[str, int]]]:
             raise PrepareError(f"{args.annotations}: no {' or '.join(candidates)} (extract the SSv2 labels archive).")
         path = found[0]
         records = read_json_records(path, ("id", "template"))
-        rows = []
+        rows, first_of = [], {}
+        duplicates = 0
         for number, record in enumerate(records, start=1):
             video_id = record["id"]
+            where = f"{path}: record {number} of {len(records)}"
             if not (isinstance(video_id, str) and SSV2_ID.fullmatch(video_id)):
                 # Else reported as a missing video "None.webm", naming neither the file nor the record.
-                raise PrepareError(f"{path}: record {number} of {len(records)} has id {video_id!r}, not a string of "
-                                   "digits (the video <id>.webm); extract the file again.")
-            rows.append((f"{video_id}.webm", index_of(record["template"], indices, f"{path} id {video_id}")))
+                raise PrepareError(f"{where} has id {video_id!r}, not a string of digits (the video <id>.webm); "
+                                   "extract the file again.")
+            row = (f"{video_id}.webm", index_of(record["template"], indices, f"{path} id {video_id}"))
+            if video_id in first_of:
+                earlier, earlier_label = first_of[video_id]
+                if earlier_label != row[1]:
+                    raise PrepareError(f"{where}: id {video_id} is listed again with another template (first at "
+                                       f"record {earlier}); a clip has one class: extract the file again.")
+                duplicates += 1  # evaluating a clip twice would weigh it double
+                continue
+            first_of[video_id] = (number, row[1])
+            rows.append(row)
+        report_duplicates(path, duplicates)
         outputs[f"{subset}.jsonl"] = rows
+        where_of[subset] = {f"{video_id}.webm": f"{path}: record {number}"
+                            for video_id, (number, _) in first_of.items()}
+    refuse_clips_in_both(where_of["train"], where_of["validation"], lambda video: f"id {Path(video).stem}")
+    warn_of_missing_classes("ssv2", outputs)
     return outputs
 
 
@@ -332,18 +396,31 @@ def format_rows(file_name: str, rows: Iterable[tuple[str, int]]) -> str:
     return "".join(f"{path} {label}\n" for path, label in rows)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Writes a temporary file beside `path` and renames it: an interrupted run leaves no half-written list. The
-    temporary file is made by open(), so it gets the mode any new file gets under the umask (mkstemp's 0600 survived
-    the rename, and the lists were unreadable to the rest of a group sharing the data set)."""
-    temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
-    try:
-        with open(temporary, "x") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+def atomic_writes():
+    """`omniclip_hf/atomic_writes.py`, loaded from its file: it needs only the standard library, where importing the
+    package would import torch, which this script does without."""
+    path = REPO / "omniclip_hf" / "atomic_writes.py"
+    spec = importlib.util.spec_from_file_location("omniclip_hf_atomic_writes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_outputs(out: Path, outputs: dict[str, list[tuple[str, int]]]) -> None:
+    """Writes every list into a staging folder beside `out`, then moves them all into `out`: one list failing (a full
+    disk, a folder in the way) leaves every list as it was. Written one by one, a failure at the fourth of six
+    replaced the first three and kept the old others, a split mixing two runs. The files get the modes `open`
+    gives under the umask (mkstemp's 0600 made the lists unreadable to the rest of a group)."""
+    blocked = [name for name in outputs if (out / name).exists() and not (out / name).is_file()]
+    if blocked:
+        raise PrepareError(f"--out {out}: {out / blocked[0]} is not a file (a folder?); move it away and rerun. "
+                           "Nothing was written.")
+
+    def write(folder: Path) -> None:
+        for file_name, rows in outputs.items():
+            (folder / file_name).write_text(format_rows(file_name, rows))
+
+    atomic_writes().write_files_into_folder(out, write, last=())
 
 
 def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_missing: bool,
@@ -381,7 +458,19 @@ def keep_present(outputs: dict[str, list[tuple[str, int]]], videos: Path, allow_
         kept[file_name] = present
     for line in left_out:  # once every file passed: a refusal prints only its error line
         print(line)
+    for file_name, rows in kept.items():
+        warn_of_empty_videos(file_name, rows, videos)
     return kept
+
+
+def warn_of_empty_videos(file_name: str, rows: list[tuple[str, int]], videos: Path) -> None:
+    """Counts the listed videos that are empty files (0 bytes: a download or extraction that failed), naming the
+    first: they passed as present with nothing said, and training stopped at the first one it read. A warning, not a
+    refusal: an empty file can be a stand-in on purpose (a listing made before the videos are)."""
+    empty = [path for path, _ in rows if (videos / path).stat().st_size == 0]
+    if empty:
+        print(f"WARNING: {len(empty)} of the {len(rows)} videos of {file_name} are empty files (0 bytes; first: "
+              f"{videos / empty[0]}): they cannot be decoded; download or extract them again before training.")
 
 
 def check_out(out: Path) -> None:
@@ -416,8 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise PrepareError(f"--out {out}: cannot create the folder ({error.strerror}).") from None
+        write_outputs(out, outputs)
         for file_name, rows in outputs.items():
-            write_atomically(out / file_name, format_rows(file_name, rows))
             print(f"wrote {out / file_name} ({len(rows)} videos)")
     except (PrepareError, OSError, ValueError, KeyError) as error:
         message = f"missing column or key {error}" if isinstance(error, KeyError) else str(error)

@@ -291,12 +291,13 @@ def write_frame_folder(
     folder is never taken for its frames.
 
     Raises:
-        `ValueError` or `FileNotFoundError`: the video cannot be decoded (naming it).
+        `ValueError` or `FileNotFoundError`: the video cannot be decoded, or does not exist (naming it).
         `FrameFolderOutputError` (a `ValueError`): `folder` exists and is not a complete frame folder, holds another
         video's frames (or the video's cannot be told: a file object) or frames made with other settings, or cannot
         be written.
     """
     folder = Path(folder)
+    _check_video_exists(source)
     if is_frame_folder(folder):
         manifest = read_manifest(folder)
         _check_same_source(folder, manifest, source)
@@ -325,6 +326,15 @@ def write_frame_folder(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return manifest
+
+
+def _check_video_exists(source: Any) -> None:
+    """A video path that does not exist is refused before its folder is looked at: a complete folder an earlier run
+    made of it (the video deleted since) was refused as one "whether it holds the frames ... cannot be told", which
+    stopped the run, where a first run lists the same missing video as undecodable; and no `.partial` (nor its class
+    folder) is made for it."""
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        raise FileNotFoundError(f"Video file {describe_source(source)} does not exist. Check the path.")
 
 
 def _check_same_source(folder: Path, manifest: dict[str, Any], source: Any) -> None:

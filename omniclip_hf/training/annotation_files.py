@@ -67,8 +67,7 @@ def read_annotation_rows(path: Path) -> list[_Row]:
 
 def _delimited_rows(path: Path, text: str) -> list[_Row]:
     lines = text.splitlines()
-    first_line = next((line for line in lines if line.strip()), "")
-    comma = path.suffix.lower() == ".csv" or "," in first_line  # a blank first line does not decide the format
+    comma = _is_comma_separated(path, lines)
     # Split files ("path label") may have spaces in the path but not in the label: split at the last blank.
     reader = csv.reader(lines) if comma else (line.rsplit(None, 1) for line in lines)
     rows: list[_Row] = []
@@ -76,9 +75,12 @@ def _delimited_rows(path: Path, text: str) -> list[_Row]:
     for number, fields in enumerate(reader, start=1):
         if not fields or not "".join(fields).strip():
             continue
-        if first and [field.strip().lower() for field in fields[:2]] in (["path", "label"], ["video", "label"]):
+        if first and [field.strip().lower() for field in fields[:2]] in (["path", "label"], ["video", "label"]) \
+                and len(fields) == 2:
             first = False
             continue  # header
+        if comma and len(fields) > 2:
+            raise ValueError(_extra_fields_message(path, number, fields, first))
         first = False
         if len(fields) < 2:
             line = lines[number - 1].strip()
@@ -87,6 +89,56 @@ def _delimited_rows(path: Path, text: str) -> list[_Row]:
                              "delete it.")
         rows.append(_checked_row(path, _Row(number, fields[0].strip(), fields[-1].strip())))
     return rows
+
+
+def _is_comma_separated(path: Path, lines: list[str]) -> bool:
+    """A `.csv` is CSV. Another file (`.txt`, `.tsv`) is space-separated `path label` when no line holds a comma, or
+    when each line that does is a split file's `<video>.avi label` line with the comma in the video's name (HMDB51's
+    clip names hold commas); CSV when every line holds a comma. Deciding by the first line read a split file whose
+    first clip has a comma as CSV, refusing its other lines; a file of both kinds is refused, as either reading
+    misreads the other kind's lines (`x.mp4,air drumming` split at its blank is video `x.mp4,air`)."""
+    if path.suffix.lower() == ".csv":
+        return True
+    numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+    with_comma = [(number, line) for number, line in numbered if "," in line]
+    if all(_is_split_line_with_comma_in_video(line) for _, line in with_comma):
+        return False
+    if len(with_comma) == len(numbered):
+        return True
+    without_comma = next(number for number, line in numbered if "," not in line)
+    raise ValueError(f"{path}:{with_comma[0][0]}: this line holds a comma and line {without_comma} none, so the file "
+                     "is neither CSV ('path,label' lines) nor space-separated 'path label' lines; write it all one "
+                     "way (a .csv is always read as CSV).")
+
+
+def _is_split_line_with_comma_in_video(line: str) -> bool:
+    """`jump/a, b.avi 0`: a `path label` line whose path is a video file holding the line's commas, where CSV would
+    read the video `jump/a` (no video suffix) with the label `b.avi 0`."""
+    fields = line.rsplit(None, 1)
+    if len(fields) != 2 or "," in fields[1] or Path(fields[0]).suffix.lower() not in VIDEO_EXTENSIONS:
+        return False
+    return Path(line.split(",", 1)[0].strip()).suffix.lower() not in VIDEO_EXTENSIONS
+
+
+# The header of Kinetics' official CSVs (`label,youtube_id,time_start,time_end,split,is_cc`): no video paths.
+KINETICS_HEADER = ["label", "youtube_id", "time_start"]
+
+
+def _extra_fields_message(path: Path, number: int, fields: list[str], first: bool) -> str:
+    """Why a CSV row of more than two fields is refused: read as `path,label` from its first and last fields, a
+    `path,label,split` file labelled every video by its split, and `x.mp4,cooking, grilling` was class `grilling`."""
+    where = f"{path}:{number}"
+    names = [field.strip().lower() for field in fields]
+    if first and names[:3] == KINETICS_HEADER:
+        return (f"{where}: this is Kinetics' official annotation CSV ({','.join(fields)}), which names YouTube ids, "
+                "not video files; run `examples/prepare_data.py kinetics400` on it first and train from the list it "
+                "writes.")
+    shown_fields = ",".join(fields)
+    if len(shown_fields) > 80:
+        shown_fields = shown_fields[:77] + "..."
+    reading = "" if path.suffix.lower() == ".csv" else " (read as CSV: every line of the file holds a comma)"
+    return (f"{where}: expected 2 fields 'path,label'{reading}, got {len(fields)} ({shown_fields!r}); quote a class "
+            "name holding a comma (\"cooking, grilling\"), or drop the extra columns.")
 
 
 def _json_rows(path: Path, text: str) -> list[_Row]:

@@ -163,6 +163,7 @@ def load_folder(root: str | Path, class_names: list[str] | None = None) -> Video
     if not videos:
         raise ValueError(f"{root}: the class sub-folders hold no video files ({', '.join(VIDEO_EXTENSIONS)}).")
     _check_no_empty_class_folder(videos_of_folder)
+    _warn_of_videos_outside_class_folders(root, folders)
     folder_of_video = _videofolder_labels(videos)
     # datasets' videofolder skips some extensions (.webm, .m4v, .mpg): those files take their folder's label too.
     labels = [label_of_folder[folder_of_video.get(video, Path(video).parent.name)] for video in videos]
@@ -175,6 +176,23 @@ def _check_no_empty_class_folder(videos_of_folder: dict[Path, list[str]]) -> Non
     if empty:
         more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
         raise ValueError(f"{empty[0]}: this class folder holds no video files{more}; add its videos or remove it.")
+
+
+def _warn_of_videos_outside_class_folders(root: Path, folders: list[Path]) -> None:
+    """One warning counting the video files that are not directly in a class sub-folder (`root/clip.mp4`,
+    `root/jump/deep/clip.mp4`): they are not used, and were left out with nothing said. A warning, as for a class
+    folder's other files, rather than a refusal: a folder may hold more than the data set (hidden folders, such as an
+    extraction's `.partial` ones, are not looked into)."""
+    unused = [path for path in root.iterdir() if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS]
+    for folder in folders:
+        for sub_folder in sorted(path for path in folder.iterdir() if path.is_dir() and not path.name.startswith(".")):
+            unused += sorted(path for path in sub_folder.rglob("*") if path.suffix.lower() in VIDEO_EXTENSIONS
+                             and path.is_file() and not any(part.startswith(".") for part in
+                                                           path.relative_to(folder).parts))
+    if unused:
+        logger.warning(f"{root}: {len(unused)} video file{'s are' if len(unused) > 1 else ' is'} not directly in a "
+                       f"class sub-folder and not used (e.g. {unused[0].relative_to(root).as_posix()}); a class "
+                       f"folder's videos are read from it alone: move them into {root}/<class name>/ to use them.")
 
 
 def _videofolder_labels(videos: list[str]) -> dict[str, str]:
@@ -330,8 +348,11 @@ def looks_like_a_local_path(source: str | Path) -> bool:
 
 
 def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: int,
-                     class_names: Sequence[str] | None = None) -> list[int]:
-    """Exactly `shots` examples per class, drawn without replacement with `seed`; sorted indices."""
+                     class_names: Sequence[str] | None = None, videos: Sequence[str] | None = None) -> list[int]:
+    """Exactly `shots` examples per class, drawn without replacement with `seed`; sorted indices. With `videos`
+    (each row's path), each class's videos are put in path order before the draw, so the same videos and seed give
+    the same selection whatever the order of the annotation file's rows (drawn in row order, shuffling the rows
+    changed which K videos a --shots run trained on)."""
     if shots < 1:
         raise ValueError(f"--shots={shots} is invalid: it must be >= 1.")
     labels = np.asarray(labels)
@@ -343,13 +364,26 @@ def few_shot_indices(labels: Sequence[int], shots: int, seed: int, num_classes: 
             name = f"class {class_names[label]!r}" if class_names else f"class {label}"
             raise ValueError(f"{name} has only {len(members)} training videos, fewer than --shots {shots}: lower "
                              "--shots, or add videos of that class.")
+        if videos is not None:
+            members = np.asarray(sorted(members, key=lambda index: (videos[index], index)))
         chosen += rng.choice(members, size=shots, replace=False).tolist()
     return sorted(chosen)
 
 
+def _video_paths(data: VideoClassificationData) -> list[str] | None:
+    """Each row's video path, for a data set whose `video` column holds paths (folders and annotation files); None
+    for a Hub dataset's video cells (bytes: reading them all to sort by would load the data set), whose order is
+    the data set's own."""
+    feature = (data.dataset.features or {}).get("video")
+    if isinstance(feature, Value) and feature.dtype == "string":
+        return list(data.dataset["video"])
+    return None
+
+
 def few_shot_subset(data: VideoClassificationData, shots: int, seed: int) -> tuple[VideoClassificationData, list[int]]:
     try:
-        indices = few_shot_indices(data.dataset["label"], shots, seed, len(data.class_names), data.class_names)
+        indices = few_shot_indices(data.dataset["label"], shots, seed, len(data.class_names), data.class_names,
+                                   _video_paths(data))
     except ValueError as error:
         raise ValueError(f"{data.source}: {error}") from None
     return VideoClassificationData(data.dataset.select(indices), data.class_names, data.source), indices

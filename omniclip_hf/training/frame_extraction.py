@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from ..atomic_writes import ordinary_file_mode
+from ..atomic_writes import write_files_into_folder
 from ..video_frame_folders import (
     DEFAULT_JPEG_QUALITY,
     DEFAULT_SHORT_SIDE,
@@ -131,30 +129,37 @@ def _run_jobs(jobs: list[tuple], workers: int) -> dict[str, str | None]:
     return results
 
 
-@contextmanager
-def _replacing_atomically(path: Path) -> Iterator[Any]:
-    """A text handle whose content replaces `path` whole, or not at all (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
-                                     delete=False, newline="") as handle:
-        try:
-            # NamedTemporaryFile creates its file 0600, which the rename keeps: the list would be private to its
-            # writer, unreadable to the group training from it on a shared cluster.
-            os.chmod(handle.name, ordinary_file_mode())
-            yield handle
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-    os.replace(handle.name, path)
+def _nothing_read_message(folders: dict[str, Path], errors: dict[str, str | None], data_root: Path) -> str:
+    """Why no video could be extracted, the videos that do not exist counted apart: all of them missing is most often
+    a wrong --data_root, not videos that cannot be decoded."""
+    missing = [video for video in folders if not Path(video).exists()]
+    broken = [video for video in folders if errors[video] is not None and Path(video).exists()]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} do not exist (first: {missing[0]}; paths are read relative to {data_root}: is "
+                     "--data_root right?)")
+    if broken:
+        parts.append(f"{len(broken)} could not be decoded (first: {errors[broken[0]].splitlines()[0]})")
+    return f"none of the {len(folders)} videos could be extracted: {'; '.join(parts)}. No frame folder or list written."
 
 
-def _write_csv_atomically(path: Path, rows: list[tuple[str, str]]) -> None:
-    """`path,label` rows, written whole or not at all."""
-    with _replacing_atomically(path) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label"])
-        writer.writerows(rows)
+def _write_lists(out: Path, annotation_file: Path, rows: list[tuple[str, str]], labels_file: Path | None,
+                 class_names: list[str], undecodable: list[str]) -> None:
+    """The annotation file, its labels file and the list of undecodable videos, written as one set (staged, then
+    moved into `out`, the annotation file last; an earlier run's list of undecodable videos that no longer holds is
+    removed): written one after the other, a kill between them left a labels file that disagreed with the list."""
+    def write(folder: Path) -> None:
+        with open(folder / annotation_file.name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label"])
+            writer.writerows(rows)
+        if labels_file is not None:
+            (folder / labels_file.name).write_text(labels_text(class_names))
+        if undecodable:
+            (folder / undecodable_name).write_text("\n".join(undecodable) + "\n")
+
+    undecodable_name = annotation_file.with_suffix(".undecodable.txt").name
+    write_files_into_folder(out, write, stale=lambda written: [undecodable_name], last=(annotation_file.name,))
 
 
 def labels_text(class_names: list[str]) -> str:
@@ -258,12 +263,14 @@ def extract_frame_folders(
     written as class names even when `labels_as_indices`, so reading the file back gives every video its class.
     `short_side`, `quality` and `max_fps` are `write_frame_folder`'s.
 
-    A video that cannot be decoded is left out of the annotation file, listed with its reason in
-    `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted.
+    A video that cannot be decoded, or does not exist, is left out of the annotation file, listed with its reason in
+    `out/<annotation_name stem>.undecodable.txt`, and counted in the result; the others are extracted. The
+    annotation file, its labels file and that list are written as one set.
 
     Raises:
         `ValueError`: `out/<annotation_name>` (or the labels file) exists and is not an earlier extraction's, the
-        annotation file being read for one; nothing is written.
+        annotation file being read for one; nothing is written. Or no video could be extracted (the missing ones
+        counted apart from the undecodable ones); no list is written.
         `FrameFolderOutputError`: a video's folder holds another video's frames or frames made with other settings,
         or cannot be written; nothing more is extracted and no annotation file is written.
     """
@@ -283,20 +290,10 @@ def extract_frame_folders(
         if errors[video] is None
     ]
     undecodable = [f"{video}: {errors[video]}" for video in folders if errors[video] is not None]  # data order
-    undecodable_file = annotation_file.with_suffix(".undecodable.txt")
-    if undecodable:
-        undecodable_file.write_text("\n".join(undecodable) + "\n")
-    else:
-        undecodable_file.unlink(missing_ok=True)  # an earlier run's list no longer holds
-        undecodable_file = None
     if not rows:
-        raise ValueError(
-            f"none of the {len(folders)} videos could be decoded (listed in {undecodable_file}); nothing written."
-        )
-    if labels_file is not None:  # first: a list of class names without its labels file would lose the empty classes
-        with _replacing_atomically(labels_file) as handle:
-            handle.write(labels_text(data.class_names))
-    _write_csv_atomically(annotation_file, rows)
+        raise ValueError(_nothing_read_message(folders, errors, data_root))
+    undecodable_file = annotation_file.with_suffix(".undecodable.txt") if undecodable else None
+    _write_lists(out, annotation_file, rows, labels_file, data.class_names, undecodable)
     lost_classes = _lost_classes(data, labels, [errors[video] is None for video in videos])
     return ExtractionResult(
         annotation_file, len(rows), len(folders), undecodable, undecodable_file, labels_file, lost_classes
