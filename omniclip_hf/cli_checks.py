@@ -143,14 +143,31 @@ def check_model_source(model: str, revision: str | None = None, flag: str = "--m
 
 def check_local_model_files(path: Path | None) -> None:
     """An OmniCLIP folder must hold its tokenizer and processor; a plain CLIP folder needs only the tokenizer
-    (its video processor is built from the CLIP config when it is wrapped)."""
+    (its video processor is built from the CLIP config when it is wrapped). A folder of another model (SigLIP,
+    X-CLIP, a CLIP vision or text tower) is refused for what it is, before its missing files are named."""
     if path is None:
         return
     try:
-        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
-        model_type = None  # unreadable config: loading reports it with the file's name
+        config = None  # unreadable config: loading reports it with the file's name
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if isinstance(config, dict) and model_type not in ("omniclip", "clip"):
+        refuse_other_model(path)
     check_processor_files(path, needs_processor_settings=model_type == "omniclip")
+
+
+def refuse_other_model(path: Path) -> None:
+    """The refusal `OmniCLIPModel.from_pretrained` gives a folder that holds neither an OmniCLIP nor a CLIP model
+    (it reads only config.json to say so), as the command's one line."""
+    from .modeling_omniclip import OmniCLIPModel
+
+    try:
+        OmniCLIPModel.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"could not load the model and its processor from {path}: {one_line(error)}") from None
+    raise CommandError(f"could not load the model and its processor from {path}: it holds neither an OmniCLIP "
+                       "nor a CLIP model (config.json's model_type).")
 
 
 def check_model_folder(model: str, flag: str = "--model") -> Path:
@@ -231,7 +248,7 @@ def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> s
     """One line saying why `pipeline()` could not load `model`. transformers' own message for a model class that
     failed wraps that class's whole traceback: the model is loaded here on its own to report the cause itself."""
     text = str(error)
-    if not text.startswith(f"Could not load model {model}"):
+    if not text.startswith(f"Could not load model {model}") and not is_plain_clip(model, kwargs):
         return one_line(error)
     loading = {name: kwargs[name] for name in ("dtype", "revision") if name in kwargs}
     from .model_loading import load_omniclip_model
@@ -247,6 +264,19 @@ def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> s
         if lines:
             causes.append(lines[-1])
     return "; ".join(causes) or one_line(error)
+
+
+def is_plain_clip(model: str, kwargs: dict[str, Any]) -> bool:
+    """Whether `model` is a plain CLIP checkpoint. Where OmniCLIPModel refuses one (a weight missing), `pipeline()`
+    goes on to the class its config names, `CLIPModel`, which loads it half random and fails later for another
+    reason (no video processor): the refusal is the cause to report."""
+    from .modeling_omniclip import read_checkpoint_config
+
+    try:
+        config = read_checkpoint_config(model, {name: kwargs[name] for name in ("revision",) if name in kwargs})
+    except (OSError, ValueError):
+        return False
+    return config.get("model_type") == "clip"
 
 
 def check_device(device: str) -> None:

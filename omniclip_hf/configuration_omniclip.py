@@ -40,6 +40,15 @@ def is_real_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def heads_dividing(width: int, head_dim: int) -> int:
+    """Attention heads of `head_dim` channels each where `width` allows, at least one, and fewer until they divide
+    `width` (attention splits the width evenly between its heads): 512 -> 8, 200 -> 2, 48 -> 1."""
+    heads = max(1, width // head_dim)
+    while width % heads:
+        heads -= 1
+    return heads
+
+
 ARCHITECTURE_FIELDS = (
     "num_frames", "use_temporal_embedding", "use_pta", "pta_layers", "pta_ratio", "pta_mode", "pta_head_dim",
     "use_spg", "spg_pooling", "spg_projector", "spg_residual", "spg_projector_init", "video_head_num_layers",
@@ -153,7 +162,8 @@ class OmniCLIPConfig(PretrainedConfig):
         video_head_num_layers (`int`, *optional*, defaults to 1):
             Transformer layers of the video head over the per-frame CLS features (eq. 5); 0 means a plain mean.
         video_head_num_heads (`int`, *optional*):
-            Attention heads of the video head; defaults to `projection_dim // 64`.
+            Attention heads of the video head; defaults to `projection_dim // 64`, fewer where that does not
+            divide `projection_dim` (at least one).
         use_video_specific_prompts (`bool`, *optional*, defaults to `True`):
             Enrich the class text features with X-CLIP-style video-specific prompts. Off, text features depend on
             the labels only and can be cached.
@@ -162,7 +172,8 @@ class OmniCLIPConfig(PretrainedConfig):
         prompt_alpha (`float`, *optional*, defaults to 0.1):
             Initial value of the prompt generator's learnable scale vector.
         prompt_num_heads (`int`, *optional*):
-            Attention heads of the prompt generator; defaults to `projection_dim // 64`.
+            Attention heads of the prompt generator; defaults to `projection_dim // 64`, fewer where that does not
+            divide `projection_dim` (at least one).
         text_template (`str`, *optional*, defaults to `"a video of {} action"`):
             Template that turns a class name into the text the frozen text encoder reads; `{}` is the name.
         label_smoothing (`float`, *optional*, defaults to 0.0):
@@ -299,18 +310,17 @@ class OmniCLIPConfig(PretrainedConfig):
     @property
     def pta_num_heads(self) -> int:
         """Heads of the temporal attention: width `pta_head_dim` each where d' allows, at least one."""
-        heads = max(1, self.pta_hidden_size // self.pta_head_dim)
-        while self.pta_hidden_size % heads:
-            heads -= 1
-        return heads
+        return heads_dividing(self.pta_hidden_size, self.pta_head_dim)
 
     @property
     def resolved_video_head_num_heads(self) -> int:
-        return self.video_head_num_heads or max(1, self.projection_dim // 64)
+        """`video_head_num_heads`, or (null) heads of 64 channels that divide `projection_dim`, as the adapter's."""
+        return self.video_head_num_heads or heads_dividing(self.projection_dim, 64)
 
     @property
     def resolved_prompt_num_heads(self) -> int:
-        return self.prompt_num_heads or max(1, self.projection_dim // 64)
+        """`prompt_num_heads`, or (null) heads of 64 channels that divide `projection_dim`, as the adapter's."""
+        return self.prompt_num_heads or heads_dividing(self.projection_dim, 64)
 
     # ------------------------------------------------------------------ validation
     def validate_omniclip_fields(self) -> None:

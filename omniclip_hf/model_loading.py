@@ -1,9 +1,12 @@
 # Copyright 2026 The omniclip-hf authors. Licensed under the Apache License, Version 2.0.
-"""Loading a saved OmniCLIP folder whose config.json does not fit its weights, with one line saying so.
+"""Loading a saved OmniCLIP folder whose config.json does not fit its weights, or a base CLIP whose weights are not
+all there, with one line saying so.
 
 transformers logs a report table and raises a RuntimeError pointing at it (torch a multi-line one for an
 adapter-only checkpoint); the CLI and `examples/evaluate.py` print one `error:` line naming the config and the
-weights that differ instead. No well-kept library turns that report into a message, hence this module.
+weights that differ instead. For weights a checkpoint lacks, transformers only logs the report and leaves them
+random. No well-kept library turns that report into a message, hence this module (which `from_clip` imports, so
+`save_pretrained` copies it beside the model code: it imports nothing of the package at module level).
 """
 
 from __future__ import annotations
@@ -109,18 +112,66 @@ def _mismatched_weights(source, error: RuntimeError, kwargs: dict[str, Any]) -> 
 
 
 def config_mismatch_message(source, mismatched: list[tuple[str, str, str]]) -> str:
-    config = Path(source) / "config.json" if Path(source).is_dir() else f"the config.json of {source}"
-    shown = "; ".join(f"{key} is {saved} in the weights but {wanted} for this config" for key, saved, wanted in
-                      mismatched[:2])
-    more = f" (and {len(mismatched) - 2} more)" if len(mismatched) > 2 else ""
     frames = any("temporal_embedding" in key or "frame_position_embedding" in key for key, _, _ in mismatched)
     return (
-        f"{config} does not fit the weights saved beside it: {shown}{more}. The config was edited (e.g. its "
-        "num_frames or pta_ratio) or belongs to other weights: put back the config.json saved with these weights"
+        f"{_config_file(source)} does not fit the weights saved beside it: {_shown_mismatches(mismatched)}. The "
+        "config was edited (e.g. its num_frames or pta_ratio) or belongs to other weights: put back the config.json "
+        "saved with these weights"
         + (" (its num_frames is the count the weights were built for; the frames sampled per clip are the "
            "processor's num_frames)" if frames else "")
         + "."
     )
 
 
-__all__ = ["config_mismatch_message", "load_omniclip_model"]
+def _config_file(source) -> str:
+    return str(Path(source) / "config.json") if Path(source).is_dir() else f"the config.json of {source}"
+
+
+def _shown_mismatches(mismatched: list[tuple[str, str, str]]) -> str:
+    shown = "; ".join(f"{key} is {saved} in the weights but {wanted} for this config" for key, saved, wanted in
+                      mismatched[:2])
+    return shown + (f" (and {len(mismatched) - 2} more)" if len(mismatched) > 2 else "")
+
+
+# Buffers older checkpoints saved and newer ones do not (or the reverse): never a weight the model lacks.
+LEGACY_BUFFERS = re.compile(r"(^|\.)position_ids$")
+
+
+def load_base_clip(source: str | os.PathLike, loading: dict[str, Any]):
+    """
+    `CLIPModel.from_pretrained(source, **loading)` for the frozen CLIP under an OmniCLIP, refused in one `ValueError`
+    naming the checkpoint where its weights do not make the whole CLIP: a weight missing (transformers would only
+    log a report and leave it random, so the model would score videos with it, exit status 0) or of another shape
+    than its config.json asks for (an edited projection_dim). Weights the checkpoint holds beyond the model's (a
+    legacy `.bin`'s buffers, another head) are left out, as transformers does.
+    """
+    from transformers import CLIPModel
+
+    with _HeldLoadReports() as reports:
+        try:
+            # Shapes that differ are listed in the loading report rather than raised about, so they can be named.
+            clip, info = CLIPModel.from_pretrained(source, **loading, output_loading_info=True,
+                                                   ignore_mismatched_sizes=True)
+        except Exception:
+            reports.release()  # transformers' error points at its report (a weight it could not convert)
+            raise
+    mismatched = [(key, str(list(saved)), str(list(wanted))) for key, saved, wanted in sorted(info["mismatched_keys"])]
+    if mismatched:
+        raise ValueError(
+            f"{_config_file(source)} does not fit the CLIP weights saved beside it: {_shown_mismatches(mismatched)}. "
+            "The config was edited (e.g. its projection_dim) or belongs to other weights: put back the config.json "
+            "saved with these weights."
+        )
+    missing = sorted(key for key in info["missing_keys"] if not LEGACY_BUFFERS.search(key))
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise ValueError(
+            f"{os.fspath(source)} does not hold the whole CLIP: its weights lack {', '.join(missing[:3])}{more}, "
+            "which would be left random in the frozen model: pass a complete CLIP checkpoint, as "
+            "CLIPModel.save_pretrained writes it."
+        )
+    reports.release()  # what else it says (weights it left out) stays in the log
+    return clip
+
+
+__all__ = ["config_mismatch_message", "load_base_clip", "load_omniclip_model"]

@@ -1401,7 +1401,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         Wraps a CLIP checkpoint: its weights are loaded exactly and frozen, the OmniCLIP modules are initialised
         as the spec says (an untrained model with SPG off gives CLIP's frame-averaged features).
 
-        The CLIP is loaded once, by `CLIPModel.from_pretrained`, straight into the model (no random CLIP is built).
+        The CLIP is loaded once, by `CLIPModel.from_pretrained`, straight into the model (no random CLIP is built);
+        a checkpoint that lacks any of its weights, or whose config.json does not fit them, is refused.
         The whole model takes the loaded CLIP's dtype and device; see docs/design.md ("Loading and dtype") for
         training with a half-precision CLIP.
 
@@ -1441,7 +1442,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 )
             if os.path.isdir(os.fspath(clip)):
                 check_weight_files(os.fspath(clip))
-            clip_model = CLIPModel.from_pretrained(clip, **loading)
+            from .model_loading import load_base_clip
+
+            # Refused in one line where a weight is missing (transformers would leave it random) or of another shape.
+            clip_model = load_base_clip(clip, loading)
             # A local folder by its absolute path: relative, an adapter saved from this model loaded its base from no
             # other folder, and publishing read it as a Hub id there.
             source = os.path.abspath(clip) if os.path.isdir(os.fspath(clip)) else os.fspath(clip)
