@@ -11,8 +11,9 @@ Liu, Li, Yu, "OmniCLIP: Adapting CLIP for Video Recognition with Spatial-Tempora
 - a video head over the per-frame CLS features (eq. 5);
 - X-CLIP-style video-specific text prompts.
 
-This file imports only torch, transformers and its sibling configuration file, so that `save_pretrained` can
-copy it next to the weights and the Hub can load a checkpoint with `trust_remote_code=True`.
+This file imports only torch, transformers and sibling modules that need nothing else (its configuration,
+`atomic_writes`, `model_loading`), so that `save_pretrained` can copy them next to the weights and the Hub can load
+a checkpoint with `trust_remote_code=True`.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def hub_kwargs_of(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 LOADING_KWARGS = HUB_KWARGS + (
     "dtype", "device_map", "attn_implementation", "max_memory", "offload_folder", "offload_state_dict",
-    "use_safetensors", "key_mapping",
+    "use_safetensors", "key_mapping", "low_cpu_mem_usage",
 )
 # A plain CLIP wrapped for zero-shot use: every OmniCLIP module that can start as the identity does (PTA, temporal
 # embedding, video head, video-specific prompts with a zero scale); SPG's prompt tokens change CLIP's attention
@@ -922,16 +923,65 @@ def keep_saved_and_callers_fields(config: OmniCLIPConfig, saved: OmniCLIPConfig,
                        ", ".join(repr(name) for name in ignored), ", ".join(LOADING_KWARGS))
 
 
-def pipeline_code_files() -> list[str] | None:
+def pipeline_code_files(model_source: str | os.PathLike | None = None) -> list[str] | None:
     """The pipeline's module and every module it imports, relatively and recursively (as transformers gathers a
-    model's code, `get_relative_import_files`), where all of them lie beside this file: in the package. `None` in a
-    remote-code copy of the model, which holds the model's and config's files alone: a folder saved from there named
-    a pipeline in its config whose code it did not hold (and one saved from the package held the pipeline's module
-    without the decoding modules it imports)."""
+    model's code, `get_relative_import_files`), where all of them lie together: beside this file, in the package;
+    else, in a remote-code copy of the model (which holds the model's and config's files alone), in the folder the
+    model was loaded from, `model_source` (a local folder, or a Hub repo's cached snapshot). `None` where neither
+    holds them: a remote-code model saved again, even into its own folder, lost its pipeline (and one saved from the
+    package held the pipeline's module without the decoding modules it imports)."""
+    for pipeline in (os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_MODULE_FILE),
+                     _pipeline_file_of(model_source)):
+        files = _with_relative_imports(pipeline)
+        if files:
+            return files
+    return None
+
+
+def warn_if_saved_code_differs(name_or_path) -> None:
+    """Warns where a saved folder's copy of this package's code differs from the code running it: the package's
+    modules compute its outputs here, while `trust_remote_code=True` runs the folder's copy (the only code a user
+    without the package has), so the same folder gave two answers with nothing said (a changed interpolation of the
+    temporal embedding, for one). Not for Hub ids: their files are not read here."""
+    folder = os.fspath(name_or_path)
+    if not os.path.isdir(folder):
+        return
+    import filecmp
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    differing = [name for name in sorted(os.listdir(folder)) if name.endswith(".py")
+                 and os.path.isfile(os.path.join(package, name))
+                 and not filecmp.cmp(os.path.join(folder, name), os.path.join(package, name), shallow=False)]
+    if differing:
+        logger.warning(
+            "%s holds another version's code (%s) than the omniclip-hf running it: this package's code computes the "
+            "model's outputs here, and the folder's copy where it is loaded with trust_remote_code=True, which can "
+            "differ; save the model again (save_pretrained, and its processor) to give the folder this version's code.",
+            folder, ", ".join(differing),
+        )
+
+
+def _pipeline_file_of(model_source: str | os.PathLike | None) -> str | None:
+    """The pipeline module of the checkpoint a model was loaded from: in its folder, or in the local cache of its
+    Hub repo (nothing is downloaded)."""
+    if not model_source:
+        return None
+    source = os.fspath(model_source)
+    if os.path.isdir(source):
+        return os.path.join(source, PIPELINE_MODULE_FILE)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(source, PIPELINE_MODULE_FILE)
+    except ValueError:  # not a repo id
+        return None
+    return cached if isinstance(cached, str) else None
+
+
+def _with_relative_imports(pipeline: str | None) -> list[str] | None:
     from transformers.dynamic_module_utils import get_relative_import_files
 
-    pipeline = os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_MODULE_FILE)
-    if not os.path.isfile(pipeline):
+    if not pipeline or not os.path.isfile(pipeline):
         return None
     files = [pipeline, *get_relative_import_files(pipeline)]
     return files if all(os.path.isfile(path) for path in files) else None
@@ -946,7 +996,8 @@ def set_custom_pipelines(config: OmniCLIPConfig, pipeline_files: list[str] | Non
     if hasattr(config, "custom_pipelines"):
         del config.custom_pipelines
     logger.warning("Saved without the zero-shot pipeline's code (this model's code is a remote-code copy, which does "
-                   "not hold it): the folder loads with trust_remote_code=True; its pipeline needs omniclip-hf installed.")
+                   "not hold it, and the folder it was loaded from holds none): the folder loads with "
+                   "trust_remote_code=True; its pipeline needs omniclip-hf installed.")
 
 
 def copy_pipeline_code(save_directory: str | os.PathLike, pipeline_files: list[str] | None) -> None:
@@ -1232,6 +1283,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 f"{pretrained_model_name_or_path} holds a {model_type or 'model of unknown type'!r} checkpoint, "
                 "neither an OmniCLIP nor a CLIP model: pass a folder or Hub id of one of those."
             )
+        warn_if_saved_code_differs(pretrained_model_name_or_path)
         if not kwargs.get("ignore_mismatched_sizes"):  # transformers' way to ask for new modules where shapes differ
             # AutoModel (or a caller) passes a config with the keywords applied: compare it with the saved one.
             saved = read_checkpoint_config(pretrained_model_name_or_path, kwargs) if is_omniclip_config(config) \
@@ -1279,7 +1331,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, plus what the Hub needs to run the zero-shot pipeline without this
         package: the pipeline's code beside the model code, named in the config's `custom_pipelines`."""
-        pipeline_files = pipeline_code_files()
+        pipeline_files = pipeline_code_files(self.name_or_path)
         set_custom_pipelines(self.config, pipeline_files)
         if hasattr(self.config, "checkpoint_format"):  # a full checkpoint now, whatever the model was loaded from
             del self.config.checkpoint_format
@@ -1329,7 +1381,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         config.base_clip_fingerprint = base_clip_fingerprint(self.clip, state_dict)
         # As save_pretrained, the zero-shot pipeline for hosts without this package: its code beside the model code,
         # named in the config's `custom_pipelines` (the model card's pipeline(..., trust_remote_code=True)).
-        pipeline_files = pipeline_code_files()
+        pipeline_files = pipeline_code_files(self.name_or_path)
         set_custom_pipelines(config, pipeline_files)
         adapter_weights = {
             name: tensor.detach().contiguous().cpu()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,17 +110,43 @@ AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).save_pretrained(s
 '''
 
 
-def test_a_remote_code_model_saved_again_names_no_pipeline_it_lacks(tiny_omniclip_dir, tmp_path):
+def resave_without_the_package(source: Path, out: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Loads `source` with trust_remote_code=True where omniclip_hf cannot be imported and saves it into `out`."""
     blocker = tmp_path / "blocker"
-    blocker.mkdir()
+    blocker.mkdir(exist_ok=True)
     (blocker / "sitecustomize.py").write_text(IMPORT_BLOCKER)
     environment = {**os.environ, "PYTHONPATH": str(blocker), "HF_HUB_OFFLINE": "1",
                    "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    out = tmp_path / "resaved"
-    process = subprocess.run([sys.executable, "-c", RESAVE_SCRIPT, str(tiny_omniclip_dir), str(out)], cwd=tmp_path,
+    process = subprocess.run([sys.executable, "-c", RESAVE_SCRIPT, str(source), str(out)], cwd=tmp_path,
                              env=environment, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
-    # Its config named the pipeline, whose file the remote-code copy of the model does not hold.
+    return process
+
+
+def test_a_remote_code_model_saved_again_keeps_the_pipeline_of_its_folder(tiny_omniclip_dir, tmp_path):
+    """The remote-code copy of the model holds no pipeline code: saved again, even into its own folder, the config
+    lost `custom_pipelines` and `pipeline("zero-shot-video-classification", ...)` was an unknown task. The folder it
+    was loaded from holds the pipeline and its imports: they are saved with it."""
+    source = tmp_path / "source"
+    shutil.copytree(tiny_omniclip_dir, source)
+    for out in (tmp_path / "resaved", source):  # another folder, and the folder itself
+        resave_without_the_package(source, out, tmp_path)
+        config = json.loads((out / "config.json").read_text())
+        assert "zero-shot-video-classification" in config["custom_pipelines"], out
+        assert (out / "pipeline_omniclip.py").is_file() and missing_relative_imports(out) == []
+        assert OmniCLIPModel.from_pretrained(out).config.num_frames == 4
+
+
+def test_a_remote_code_model_saved_again_names_no_pipeline_it_lacks(tiny_omniclip_dir, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(tiny_omniclip_dir, source)
+    (source / "pipeline_omniclip.py").unlink()  # a folder saved without the pipeline's code
+    config = json.loads((source / "config.json").read_text())
+    del config["custom_pipelines"]
+    (source / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "resaved"
+    process = resave_without_the_package(source, out, tmp_path)
+    # Neither the remote-code copy of the model nor its folder holds the pipeline: the config names none.
     config = json.loads((out / "config.json").read_text())
     assert "custom_pipelines" not in config and not (out / "pipeline_omniclip.py").exists()
     assert "Saved without the zero-shot pipeline's code" in process.stderr
@@ -181,3 +208,19 @@ def test_a_save_by_a_process_that_does_not_write_leaves_the_folder_alone(tiny_cl
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
     model.save_pretrained(folder, is_main_process=False)
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_a_folder_holding_another_versions_code_is_named_at_loading(tiny_omniclip_dir, tmp_path, caplog):
+    """With the package installed its code runs a folder; with trust_remote_code=True the folder's copy does: a
+    folder saved by another version gave two answers (the temporal embedding's interpolation changed once) with
+    nothing said."""
+    folder = tmp_path / "saved"
+    shutil.copytree(tiny_omniclip_dir, folder)
+    with caplog.at_level("WARNING", logger="omniclip_hf.modeling_omniclip"):
+        OmniCLIPModel.from_pretrained(folder)
+    assert "another version's code" not in caplog.text  # saved by this version: the same code
+    with open(folder / "modeling_omniclip.py", "a") as stream:
+        stream.write("\n# saved by another version\n")
+    with caplog.at_level("WARNING", logger="omniclip_hf.modeling_omniclip"):
+        OmniCLIPModel.from_pretrained(folder)
+    assert f"{folder} holds another version's code (modeling_omniclip.py) than the omniclip-hf running it" in caplog.text
