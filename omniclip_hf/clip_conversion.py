@@ -69,13 +69,54 @@ def _clip_resize_and_crop(name: str, settings: dict[str, Any], image_size: int) 
     return {"size": size, "crop_size": crop if "shortest_edge" in size else dict(size), "do_center_crop": False}
 
 
+# Settings of CLIPImageProcessor that OmniCLIPVideoProcessor takes under the same name and meaning.
+_PIXEL_SETTINGS = ("do_resize", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std")
+
+
+def _clip_pixel_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """
+    The resize filter, rescaling and normalisation of the CLIP's image processor, as the video processor's settings.
+    Each one saved is kept, falsy ones included (`image_mean=0.0`, `do_normalize=false`): a truthiness test kept
+    OpenAI's mean for a saved 0.0. Those left out keep the video processor's defaults, which are CLIP's.
+    """
+    pixel_settings = {key: settings[key] for key in _PIXEL_SETTINGS if settings.get(key) is not None}
+    if settings.get("resample") is not None:
+        pixel_settings["resample"] = _video_resample(name, settings["resample"])
+    return pixel_settings
+
+
+def _video_resample(name: str, resample: Any) -> Any:
+    """
+    The CLIP's resize filter (a PIL resampling number, as `preprocessor_config.json` saves it) as the video processor
+    takes it. Filters that torch cannot apply to video tensors (LANCZOS, BOX, HAMMING) become BICUBIC, the nearest
+    one, with a `UserWarning`: refusing would leave such a CLIP without a video processor, for a difference of a few
+    hundredths in pixel values.
+    """
+    import warnings
+
+    from transformers.image_utils import PILImageResampling
+
+    supported = (PILImageResampling.NEAREST, PILImageResampling.BILINEAR, PILImageResampling.BICUBIC)
+    try:
+        resample = PILImageResampling(int(resample))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}'s preprocessor_config.json has resample={resample!r}, not a PIL resampling filter: "
+                         "set it to 3 (BICUBIC), 2 (BILINEAR) or 0 (NEAREST).") from None
+    if resample in supported:
+        return resample
+    warnings.warn(f"{name}'s image processor resizes with {resample.name}, which video frames cannot use: resizing "
+                  "with BICUBIC, the nearest filter (pixel values differ slightly from its image processor's).",
+                  UserWarning, stacklevel=4)
+    return PILImageResampling.BICUBIC
+
+
 def video_processor_for_clip(
     clip_name_or_path: str | os.PathLike, image_size: int, num_frames: int = 8, **hub_kwargs: Any
 ) -> OmniCLIPVideoProcessor:
     """
     An [`OmniCLIPVideoProcessor`] that prepares each frame as the CLIP's image processor prepares an image (same
-    resize, shortest-edge or exact height and width, same centre crop or none, mean and std), sampling `num_frames`
-    frames per clip.
+    resize, shortest-edge or exact height and width, or none, with the same filter; same centre crop or none; same
+    rescaling and normalisation), sampling `num_frames` frames per clip.
 
     Raises:
         `ValueError`: the CLIP's image processor resizes in a way the video processor cannot (e.g. a longest edge).
@@ -83,43 +124,66 @@ def video_processor_for_clip(
     name = os.fspath(clip_name_or_path)
     settings = _clip_image_settings(name, hub_kwargs)
     resize_and_crop = _clip_resize_and_crop(name, settings, image_size)
-    extra = {key: settings[key] for key in ("image_mean", "image_std") if settings.get(key)}
-    return OmniCLIPVideoProcessor(num_frames=num_frames, **resize_and_crop, **extra)
+    return OmniCLIPVideoProcessor(num_frames=num_frames, **resize_and_crop, **_clip_pixel_settings(name, settings))
 
 
-def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, vocab_size: int | None = None, **hub_kwargs: Any):
+def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, vocab_size: int | None = None,
+                       max_position_embeddings: int | None = None, **hub_kwargs: Any):
     """
     The CLIP's own tokenizer, or the package's copy of CLIP's BPE tokenizer when the checkpoint has none, or one far
     smaller than its text model's vocabulary (`vocab_size`, read from its config if not given): transformers loads a
     folder without vocabulary files as a tokenizer of its special tokens alone, which gives every word the same id.
-    Falling back says so with a `UserWarning` (the `omniclip` command prints those; it quiets library logs).
+    Falling back says so with a `UserWarning` (the `omniclip` command prints those; it quiets library logs). Its
+    `model_max_length` is at most the text model's `max_position_embeddings` (read from its config if not given), so
+    that the processor truncates texts to what the model reads.
 
     Raises:
         `ValueError`: the checkpoint has no usable tokenizer and its text model's vocabulary is smaller than the
             package's tokenizer (its ids would fall outside it).
     """
-    import warnings
+    from transformers import AutoTokenizer
 
-    from transformers import AutoTokenizer, CLIPTokenizer
-
-    from . import default_tokenizer_path
+    from .processing_omniclip import limit_tokenizer_length, tokenizer_vocabulary_shortfall
 
     name = os.fspath(clip_name_or_path)
-    if vocab_size is None:
-        try:
-            vocab_size = (read_checkpoint_config(name, hub_kwargs).get("text_config") or {}).get("vocab_size")
-        except (OSError, ValueError):
-            vocab_size = None
+    if vocab_size is None or max_position_embeddings is None:
+        text_config = _clip_text_config(name, hub_kwargs)
+        vocab_size = text_config.get("vocab_size") if vocab_size is None else vocab_size
+        if max_position_embeddings is None:
+            max_position_embeddings = text_config.get("max_position_embeddings")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **hub_kwargs_of(hub_kwargs))
     except (OSError, ValueError, TypeError):
         tokenizer, lacking = None, "has no tokenizer"
     else:
-        if vocab_size and len(tokenizer) < vocab_size // 2:
-            tokenizer, lacking = None, (f"has a tokenizer of only {len(tokenizer)} tokens for a text model of "
-                                        f"{vocab_size} (no vocabulary files)")
-    if tokenizer is not None:
-        return tokenizer
+        lacking = tokenizer_vocabulary_shortfall(tokenizer, vocab_size)
+    if tokenizer is None or lacking:
+        tokenizer = bundled_tokenizer_for_clip(name, lacking, vocab_size)
+    return limit_tokenizer_length(tokenizer, max_position_embeddings)
+
+
+def _clip_text_config(name: str, hub_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The CLIP's `text_config` as saved (empty where it cannot be read: the defaults apply)."""
+    try:
+        return read_checkpoint_config(name, hub_kwargs).get("text_config") or {}
+    except (OSError, ValueError):
+        return {}
+
+
+def bundled_tokenizer_for_clip(name: str, lacking: str, vocab_size: int | None):
+    """
+    CLIP's BPE tokenizer shipped with the package, for the CLIP `name` whose own tokenizer `lacking` describes (e.g.
+    "has no tokenizer"), with a `UserWarning` saying so: what `omniclip init` and the pipeline use for such a CLIP.
+
+    Raises:
+        `ValueError`: the text model's vocabulary (`vocab_size`) is smaller than that tokenizer.
+    """
+    import warnings
+
+    from transformers import CLIPTokenizer
+
+    from . import default_tokenizer_path
+
     fallback = CLIPTokenizer.from_pretrained(default_tokenizer_path())
     if vocab_size and len(fallback) > vocab_size:
         raise ValueError(
@@ -127,7 +191,7 @@ def tokenizer_for_clip(clip_name_or_path: str | os.PathLike, vocab_size: int | N
             f"fit its text model ({vocab_size} tokens): save the CLIP's own tokenizer in {name}."
         )
     warnings.warn(f"{name} {lacking}: using CLIP's BPE tokenizer shipped with omniclip_hf ({len(fallback)} tokens).",
-                  UserWarning, stacklevel=2)
+                  UserWarning, stacklevel=3)
     return fallback
 
 
@@ -136,7 +200,10 @@ def processor_for_clip(model: OmniCLIPModel, clip_name_or_path: str | os.PathLik
     video_processor = video_processor_for_clip(
         clip_name_or_path, model.config.vision_config.image_size, model.config.num_frames, **hub_kwargs
     )
-    tokenizer = tokenizer_for_clip(clip_name_or_path, model.config.text_config.vocab_size, **hub_kwargs)
+    text_config = model.config.text_config
+    tokenizer = tokenizer_for_clip(
+        clip_name_or_path, text_config.vocab_size, text_config.max_position_embeddings, **hub_kwargs
+    )
     return OmniCLIPProcessor(video_processor, tokenizer, text_template=model.config.text_template)
 
 
@@ -179,4 +246,10 @@ def write_model_folder(
     return write_folder_atomically(output_dir, write)
 
 
-__all__ = ["processor_for_clip", "tokenizer_for_clip", "video_processor_for_clip", "write_model_folder"]
+__all__ = [
+    "bundled_tokenizer_for_clip",
+    "processor_for_clip",
+    "tokenizer_for_clip",
+    "video_processor_for_clip",
+    "write_model_folder",
+]

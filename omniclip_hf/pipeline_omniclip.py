@@ -31,6 +31,7 @@ from transformers.utils import logging
 from transformers.video_utils import VideoMetadata
 
 from .configuration_omniclip import check_text_template, is_integer, is_real_number
+from .processing_omniclip import tokenize_label_prompts, tokenizer_vocabulary_shortfall
 from .video_decoding import is_torchcodec_decoder, select_video_reader
 from .video_processing_omniclip import video_to_tensor
 from .video_sources import _is_file_source, _is_frame, describe_source, pixel_scale_of, resolve_video_source
@@ -123,24 +124,43 @@ def _check_label_strings(candidate_labels: Any) -> tuple[str, ...]:
 
 
 def check_distinct_prompts(labels: Sequence[str], template: str, input_ids: Sequence[Sequence[int]],
-                           subject: str = "candidate_labels has") -> None:
+                           subject: str = "candidate_labels has",
+                           full_input_ids: Sequence[Sequence[int]] | None = None) -> None:
     """
     Refuses labels whose prompts CLIP reads as the same tokens (`input_ids`: one list per label, as the text encoder
     gets them, truncation included): they would get identical scores and split one answer between them. `subject`
-    names the labels in the message (the pipeline's argument; evaluation's class list).
+    names the labels in the message (the pipeline's argument; evaluation's class list). `full_input_ids`, the prompts'
+    ids before truncation, lets the message say when truncation made prompts equal, not the labels themselves.
 
     Raises:
         `ValueError`: naming each group of such labels, e.g. `'t-shirt folding' = 't - shirt folding'`.
     """
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for label, ids in zip(labels, input_ids):
-        groups.setdefault(tuple(int(token) for token in ids), []).append(label)
-    repeated = [group for group in groups.values() if len(group) > 1]
-    if repeated:
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for position, ids in enumerate(input_ids):
+        groups.setdefault(tuple(int(token) for token in ids), []).append(position)
+    repeated = [positions for positions in groups.values() if len(positions) > 1]
+    # Groups equal before truncation are named first, with their own reason; the others only truncation made equal.
+    alike = [positions for positions in repeated
+             if full_input_ids is None or not _differ_before_truncation(positions, full_input_ids)]
+    if alike:
         raise _duplicates_error(
-            repeated, f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart",
+            [[labels[position] for position in positions] for positions in alike],
+            f"filled into {template!r}, these labels tokenize to the same ids, so CLIP cannot tell them apart",
             subject,
         )
+    if repeated:
+        max_length = max(len(input_ids[positions[0]]) for positions in repeated)
+        raise _duplicates_error(
+            [[labels[position] for position in positions] for positions in repeated],
+            f"filled into {template!r}, their prompts differ, but truncated to CLIP's {max_length} tokens these labels "
+            "tokenize to the same ids, so CLIP cannot tell them apart: use a shorter template or shorter labels",
+            subject,
+        )
+
+
+def _differ_before_truncation(positions: Sequence[int], full_input_ids: Sequence[Sequence[int]]) -> bool:
+    """Whether the prompts at `positions`, equal as CLIP reads them, were different before truncation."""
+    return len({tuple(int(token) for token in full_input_ids[position]) for position in positions}) > 1
 
 
 def check_hypothesis_template(hypothesis_template: Any) -> str:
@@ -404,6 +424,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                     f"The zero-shot-video-classification pipeline needs an OmniCLIPModel; "
                     f"{type(self.model).__name__} has no {method}()."
                 )
+        self._check_tokenizer_vocabulary()
         self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._warn_if_processor_template_differs()
 
@@ -446,8 +467,31 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
         if not hasattr(self.video_processor, "num_temporal_clips"):
             config = self.model.config
             self.video_processor = video_processor_for_clip(source, config.vision_config.image_size, config.num_frames)
-        if self.tokenizer is None:
+        if self.tokenizer is None or self._is_clip_folders_tokenizer_without_vocabulary(source):
+            # What `omniclip init` writes for such a CLIP: the package's CLIP tokenizer, with a warning saying so.
             self.tokenizer = tokenizer_for_clip(source)
+
+    def _is_clip_folders_tokenizer_without_vocabulary(self, source: str) -> bool:
+        """Whether the tokenizer is the one pipeline() loaded from the CLIP's own folder and it lacks the vocabulary
+        (a folder without vocabulary files loads as its special tokens alone). One from elsewhere is the caller's
+        choice: `_check_tokenizer_vocabulary` refuses it rather than replace it."""
+        loaded_from = getattr(self.tokenizer, "name_or_path", None)
+        vocab_size = self.model.config.text_config.vocab_size
+        return (loaded_from is not None and os.fspath(loaded_from) == source
+                and tokenizer_vocabulary_shortfall(self.tokenizer, vocab_size) is not None)
+
+    def _check_tokenizer_vocabulary(self) -> None:
+        """Refuses a tokenizer far smaller than the text model's vocabulary: every word would get one id, so every
+        label the same score (0.5 and 0.5 for two labels), with nothing said."""
+        vocab_size = self.model.config.text_config.vocab_size
+        if tokenizer_vocabulary_shortfall(self.tokenizer, vocab_size):
+            loaded_from = getattr(self.tokenizer, "name_or_path", None)
+            origin = f" (from {loaded_from})" if loaded_from else ""
+            raise ValueError(
+                f"tokenizer{origin} has only {len(self.tokenizer)} tokens for a text model of {vocab_size} (no "
+                "vocabulary files), so it cannot be CLIP's tokenizer for this model: pass CLIP's tokenizer "
+                "(tokenizer=), or save it next to the model."
+            )
 
     # ------------------------------------------------------------------ call
     def __call__(self, videos: Any, candidate_labels: Sequence[str] | None = None, **kwargs: Any) -> Any:
@@ -637,19 +681,10 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
     def _tokenize_prompts(self, labels: tuple[str, ...], template: str) -> dict[str, torch.Tensor]:
         prompts = [template.format(label) for label in labels]
         max_length = self.model.config.text_config.max_position_embeddings
-        lengths = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
-        for label, prompt, ids in zip(labels, prompts, lengths):
-            if len(ids) > max_length:
-                warnings.warn(
-                    f"Label {label!r} gives a prompt of {len(ids)} tokens, longer than CLIP's {max_length}; it is "
-                    f"truncated to its first {max_length} tokens.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        text_inputs = self.tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        text_inputs, full_ids = tokenize_label_prompts(self.tokenizer, labels, prompts, max_length)
         # What the text encoder reads: the ids up to the padding (truncated prompts included).
         read = [ids[mask.bool()].tolist() for ids, mask in zip(text_inputs["input_ids"], text_inputs["attention_mask"])]
-        check_distinct_prompts(labels, template, read)
+        check_distinct_prompts(labels, template, read, full_input_ids=full_ids)
         return text_inputs
 
     def text_embeddings(self, candidate_labels: Sequence[str], hypothesis_template: str | None = None) -> torch.Tensor:

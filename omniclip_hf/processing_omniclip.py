@@ -11,14 +11,14 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin, TextKwargs
 
 # The template check the config, the pipeline and the processor share (the configuration file is in every model
 # folder saved for remote code, and saving this processor copies the files it imports along).
-from .configuration_omniclip import check_text_template
+from .configuration_omniclip import check_text_template, is_integer
 
 
 DEFAULT_TEXT_TEMPLATE = "a video of {} action"
@@ -222,6 +222,54 @@ def _common_tensor_type(tensor_types: list[Any]) -> Any:
     return tensor_types[0] if len(set(map(str, tensor_types))) == 1 else None
 
 
+def tokenizer_vocabulary_shortfall(tokenizer: Any, vocab_size: int | None) -> str | None:
+    """
+    Why `tokenizer` cannot be CLIP's for a text model of `vocab_size` tokens, or `None` when it can be: transformers
+    loads a folder without vocabulary files as a tokenizer of its special tokens alone, which gives every word the
+    same id (so every label the same score). Fewer tokens than half the vocabulary is that case.
+    """
+    if vocab_size and len(tokenizer) < vocab_size // 2:
+        return f"has a tokenizer of only {len(tokenizer)} tokens for a text model of {vocab_size} (no vocabulary files)"
+    return None
+
+
+def limit_tokenizer_length(tokenizer: Any, max_position_embeddings: int | None) -> Any:
+    """
+    Sets `tokenizer.model_max_length` to at most the text model's `max_position_embeddings` and returns the
+    tokenizer: CLIP's tokenizer says 77 whatever the model, and a CLIP of fewer positions then got 77-token
+    `input_ids` from the processor (truncated to 77), which its text model refuses.
+    """
+    if is_integer(max_position_embeddings) and max_position_embeddings > 0:
+        own = getattr(tokenizer, "model_max_length", None)
+        if not is_integer(own) or own > max_position_embeddings:
+            tokenizer.model_max_length = int(max_position_embeddings)
+    return tokenizer
+
+
+def tokenize_label_prompts(tokenizer: Any, labels: Sequence[str], prompts: Sequence[str], max_length: int,
+                           stacklevel: int = 3) -> tuple[Any, list[list[int]]]:
+    """
+    The label prompts as the text encoder reads them: padded, and truncated to `max_length` (the text model's
+    `max_position_embeddings`) with a `UserWarning` naming each label whose prompt is cut, where CLIP would read a
+    different text than the one given. The pipeline, evaluation and the Trainer collator tokenize labels with it.
+
+    Returns:
+        The `"pt"` encoding, and each prompt's full (untruncated) ids, for `check_distinct_prompts` to tell
+        truncation apart as the cause of equal prompts.
+    """
+    full_ids = tokenizer(list(prompts), add_special_tokens=True, verbose=False)["input_ids"]
+    for label, ids in zip(labels, full_ids):
+        if len(ids) > max_length:
+            warnings.warn(
+                f"Label {label!r} gives a prompt of {len(ids)} tokens, longer than CLIP's {max_length}; it is "
+                f"truncated to its first {max_length} tokens.",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
+    tokens = tokenizer(list(prompts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return tokens, [list(ids) for ids in full_ids]
+
+
 def check_processor_folder(folder: str | os.PathLike, needs_processor_settings: bool = True) -> None:
     """
     Raises `FileNotFoundError` naming the folder and what it lacks when a local folder has no tokenizer files or no
@@ -240,6 +288,18 @@ def check_processor_folder(folder: str | os.PathLike, needs_processor_settings: 
             f"model folder {folder} holds no processor settings (processor_config.json): save the processor there, "
             f"e.g. OmniCLIPProcessor(OmniCLIPVideoProcessor(), tokenizer).save_pretrained('{folder}')."
         )
+
+
+def _text_positions_of_folder(folder: str | os.PathLike) -> int | None:
+    """`text_config.max_position_embeddings` of the model saved in `folder` (OmniCLIP or CLIP), or `None`."""
+    import json
+
+    try:
+        with open(Path(folder) / "config.json", encoding="utf-8") as handle:
+            text_config = json.load(handle).get("text_config") or {}
+    except (OSError, ValueError, AttributeError):  # no model beside the processor, or no readable config
+        return None
+    return text_config.get("max_position_embeddings") if isinstance(text_config, dict) else None
 
 
 class OmniCLIPProcessor(ProcessorMixin):
@@ -286,9 +346,13 @@ class OmniCLIPProcessor(ProcessorMixin):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """As `ProcessorMixin.from_pretrained`; a local folder missing the tokenizer or the settings is named first."""
-        if os.path.isdir(pretrained_model_name_or_path) and not kwargs.get("subfolder"):
+        local = os.path.isdir(pretrained_model_name_or_path) and not kwargs.get("subfolder")
+        if local:
             check_processor_folder(pretrained_model_name_or_path)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        processor = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if local:  # a folder written before `omniclip init` limited the tokenizer to the model's positions
+            limit_tokenizer_length(processor.tokenizer, _text_positions_of_folder(pretrained_model_name_or_path))
+        return processor
 
     def _video_kwarg_names(self) -> set[str]:
         return set(self.video_processor.valid_kwargs.__annotations__) | {"train", "generator", "backend"}
@@ -403,7 +467,9 @@ class OmniCLIPProcessor(ProcessorMixin):
         return self.tokenizer(text, return_tensors=return_tensors, **text_kwargs)
 
     def _text_max_length(self) -> int | None:
-        # Tokenizers without a known limit report a huge sentinel (int(1e30)); CLIP's says 77.
+        # Tokenizers without a known limit report a huge sentinel (int(1e30)); CLIP's says 77. Where the processor
+        # knows its model (`processor_for_clip`, or a model folder's config.json in `from_pretrained`), the tokenizer's
+        # limit is already bounded by the text model's positions (`limit_tokenizer_length`).
         limit = getattr(self.tokenizer, "model_max_length", None)
         return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else None
 
@@ -431,6 +497,9 @@ class OmniCLIPProcessor(ProcessorMixin):
 __all__ = [
     "OmniCLIPProcessor",
     "check_processor_folder",
+    "limit_tokenizer_length",
+    "tokenize_label_prompts",
+    "tokenizer_vocabulary_shortfall",
     "label_to_text",
     "labels_to_prompts",
     "load_label_names",

@@ -26,7 +26,7 @@ from .data import (
     collate_video_batch,
 )
 from .loader import loader_settings
-from ..processing_omniclip import labels_to_prompts
+from ..processing_omniclip import labels_to_prompts, tokenize_label_prompts
 
 
 logger = logging.getLogger(__name__)
@@ -143,17 +143,20 @@ def write_confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Seq
 
 @torch.no_grad()
 def class_text_embeddings(model, tokenizer, class_names: Sequence[str], template: str | None = None) -> torch.Tensor:
-    """Encodes `template.format(natural name)` for every class once with the frozen text encoder."""
+    """Encodes `template.format(natural name)` for every class once with the frozen text encoder; a prompt longer
+    than the text model's positions is truncated with a warning naming its class (`tokenize_label_prompts`)."""
     template = template or model.config.text_template
     prompts = labels_to_prompts(list(class_names), template)
-    tokens = tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
-    check_distinct_class_prompts(class_names, template, tokens)
+    tokens, full_ids = tokenize_label_prompts(tokenizer, class_names, prompts,
+                                              model.config.text_config.max_position_embeddings)
+    check_distinct_class_prompts(class_names, template, tokens, full_ids)
     device = next(model.parameters()).device
     tokens = {key: value.to(device) for key, value in tokens.items()}
     return model.get_text_features(**tokens).pooler_output
 
 
-def check_distinct_class_prompts(class_names: Sequence[str], template: str, tokens) -> None:
+def check_distinct_class_prompts(class_names: Sequence[str], template: str, tokens,
+                                 full_input_ids: Sequence[Sequence[int]] | None = None) -> None:
     """Class names whose prompts CLIP reads as the same tokens ("moving up,down" and "moving up , down", or two long
     names cut to the same 77 tokens) would get one text embedding, so the same score: the pipeline refuses them
     (`check_distinct_prompts`), and so must evaluation, where one of them could otherwise never be predicted."""
@@ -161,7 +164,8 @@ def check_distinct_class_prompts(class_names: Sequence[str], template: str, toke
 
     read = [ids[mask.bool()].tolist() for ids, mask in zip(tokens["input_ids"], tokens["attention_mask"])]
     check_distinct_prompts(tuple(class_names), template, read,
-                           subject="the class names (labels file, class folders or label column) have")
+                           subject="the class names (labels file, class folders or label column) have",
+                           full_input_ids=full_input_ids)
 
 
 @torch.no_grad()

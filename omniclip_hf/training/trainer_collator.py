@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from ..processing_omniclip import DEFAULT_TEXT_TEMPLATE, labels_to_prompts
+from ..configuration_omniclip import is_integer
+from ..processing_omniclip import DEFAULT_TEXT_TEMPLATE, labels_to_prompts, tokenize_label_prompts
 
 
 logger = logging.get_logger(__name__)
@@ -43,23 +44,32 @@ class ClassTextCollator:
         tokenizer: CLIP's tokenizer.
         class_names (`list[str]`): dataset class names in label order (`brush_hair`, `ApplyEyeMakeup`, ...).
         template (`str`): prompt template with `{}` where the class text goes.
+        max_length (`int`, *optional*): the model's `text_config.max_position_embeddings`; by default the tokenizer's
+            `model_max_length` (bounded by the model's for a processor made or loaded with one), else CLIP's 77.
+            Longer class prompts are truncated to it, with a warning naming each class.
     """
 
-    def __init__(self, tokenizer: Any, class_names: Sequence[str], template: str = DEFAULT_TEXT_TEMPLATE):
+    def __init__(self, tokenizer: Any, class_names: Sequence[str], template: str = DEFAULT_TEXT_TEMPLATE,
+                 max_length: int | None = None):
         if not class_names:
             raise ValueError("ClassTextCollator needs the class names (at least one), in label order.")
         prompts = labels_to_prompts(list(class_names), template)
-        max_length = getattr(tokenizer, "model_max_length", None)
-        max_length = max_length if isinstance(max_length, int) and max_length < 10_000 else 77
-        tokens = tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        if max_length is None:
+            max_length = getattr(tokenizer, "model_max_length", None)
+            max_length = max_length if isinstance(max_length, int) and max_length < 10_000 else 77
+        elif not is_integer(max_length) or max_length < 1:
+            raise ValueError(f"max_length={max_length!r} is invalid: pass the model's "
+                             "text_config.max_position_embeddings (an integer >= 1), or leave it out.")
+        tokens, _ = tokenize_label_prompts(tokenizer, class_names, prompts, max_length)
         self.num_classes = len(prompts)
         self.input_ids = tokens["input_ids"]
         self.attention_mask = tokens["attention_mask"]
 
     @classmethod
-    def from_processor(cls, processor: Any, class_names: Sequence[str]) -> ClassTextCollator:
-        """Uses an [`OmniCLIPProcessor`]'s tokenizer and prompt template."""
-        return cls(processor.tokenizer, class_names, processor.text_template)
+    def from_processor(cls, processor: Any, class_names: Sequence[str], max_length: int | None = None
+                       ) -> ClassTextCollator:
+        """Uses an [`OmniCLIPProcessor`]'s tokenizer and prompt template (`max_length`: as in the constructor)."""
+        return cls(processor.tokenizer, class_names, processor.text_template, max_length)
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         good = []
