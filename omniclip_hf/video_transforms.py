@@ -18,8 +18,10 @@ from .configuration_omniclip import is_real_number
 from .video_color_augmentation import apply_color_augmentation, draw_color_augmentation, no_color_augmentation
 
 
+# PIL's NEAREST picks the source pixel under each output pixel's centre, as torch's NEAREST_EXACT does (and
+# transformers' image processors map it so); torch's NEAREST is its legacy rule, off by up to a pixel.
 _INTERPOLATION_BY_RESAMPLE = {
-    int(PILImageResampling.NEAREST): tvF.InterpolationMode.NEAREST,
+    int(PILImageResampling.NEAREST): tvF.InterpolationMode.NEAREST_EXACT,
     int(PILImageResampling.BILINEAR): tvF.InterpolationMode.BILINEAR,
     int(PILImageResampling.BICUBIC): tvF.InterpolationMode.BICUBIC,
 }

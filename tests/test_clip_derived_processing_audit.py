@@ -81,6 +81,7 @@ def test_pipeline_refuses_a_tokenizer_without_vocabulary_given_for_a_model(tiny_
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("settings", [
     {"resample": 2},  # BILINEAR, as a saved preprocessor_config.json holds it
+    {"resample": 0},  # NEAREST: PIL's rule is torch's NEAREST_EXACT, not its legacy NEAREST
     {"rescale_factor": 1 / 127.5},
     {"do_rescale": False},
     {"do_normalize": False},
