@@ -401,6 +401,7 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._check_model_class()
         if self.video_processor is None and self.processor is not None:
             self.video_processor = getattr(self.processor, "video_processor", None)
         if self.tokenizer is None and self.processor is not None:
@@ -418,15 +419,36 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
                 "The zero-shot-video-classification pipeline needs CLIP's tokenizer: save it next to the model, or "
                 "pass tokenizer=."
             )
-        for method in ("get_text_features", "get_video_features", "similarity_logits"):
-            if not hasattr(self.model, method):
-                raise ValueError(
-                    f"The zero-shot-video-classification pipeline needs an OmniCLIPModel; "
-                    f"{type(self.model).__name__} has no {method}()."
-                )
         self._check_tokenizer_vocabulary()
         self._text_embedding_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._warn_if_processor_template_differs()
+
+    def _check_model_class(self) -> None:
+        """Refuses a model that is no OmniCLIPModel before anything else is asked of it: where OmniCLIPModel refuses a
+        checkpoint (a CLIP missing weights), pipeline() loads the class its config names (CLIPModel, half random),
+        and the pipeline then failed for a missing video processor, not the cause."""
+        missing = [method for method in ("get_text_features", "get_video_features", "similarity_logits")
+                   if not hasattr(self.model, method)]
+        if missing:
+            source = getattr(self.model, "name_or_path", None) or "the model"
+            raise ValueError(
+                f"The zero-shot-video-classification pipeline needs an OmniCLIPModel; {source} loaded as "
+                f"{type(self.model).__name__}, which has no {missing[0]}() (pipeline() falls back to the class a "
+                "config names where OmniCLIPModel refuses a checkpoint: OmniCLIPModel.from_pretrained on it says why)."
+            )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """`Pipeline.save_pretrained` (the model, its tokenizer and the pipeline's code), plus the processor: without
+        it the folder had no video processor, so no pipeline loaded from it, and its tokenizer config named a
+        processor whose code it did not hold."""
+        super().save_pretrained(save_directory, **kwargs)
+        processor = self.processor
+        if processor is None or not hasattr(processor, "video_processor"):
+            from .processing_omniclip import OmniCLIPProcessor
+
+            processor = OmniCLIPProcessor(self.video_processor, self.tokenizer,
+                                          text_template=self.model.config.text_template)
+        processor.save_pretrained(save_directory, **kwargs)
 
     def _warn_if_processor_template_differs(self) -> None:
         """The pipeline fills labels into the model config's `text_template` (unless a call passes

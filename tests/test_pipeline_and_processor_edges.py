@@ -214,3 +214,26 @@ def test_list_of_2d_frames_is_one_grayscale_video(classifier, processor):
     assert classifier(gray, candidate_labels=LABELS) == classifier(with_channel, candidate_labels=LABELS)
     torch.testing.assert_close(processor(videos=gray, return_tensors="pt")["pixel_values_videos"],
                                processor(videos=with_channel, return_tensors="pt")["pixel_values_videos"])
+
+# ------------------------------------------------------------------------- the pipeline's own save_pretrained
+def test_a_pipeline_saved_with_save_pretrained_loads_as_a_pipeline_again(classifier, tmp_path):
+    """transformers' Pipeline.save_pretrained saves the model and tokenizer, not the processor: the folder loaded as
+    no pipeline ("holds no processor settings"), and its tokenizer config named processing code it did not hold."""
+    from transformers import pipeline
+
+    classifier.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "processing_omniclip.py").is_file()
+    again = pipeline(TASK, model=str(tmp_path / "saved"), device="cpu")
+    video = tiny_video()
+    assert as_dict(again(video, candidate_labels=LABELS)) == pytest.approx(
+        as_dict(classifier(video, candidate_labels=LABELS)))
+
+
+def test_a_model_that_is_no_omniclip_is_named_before_its_processor(tiny_clip, clip_tokenizer):
+    """Where OmniCLIPModel refuses a checkpoint, pipeline() loads the class its config names (a CLIPModel): the
+    pipeline then said it needed a video processor, not that the model was no OmniCLIP."""
+    from transformers import pipeline
+
+    with pytest.raises(ValueError, match=r"needs an OmniCLIPModel; .* loaded as CLIPModel, which has no "
+                                         r"get_video_features\(\)"):
+        pipeline(TASK, model=tiny_clip, tokenizer=clip_tokenizer, device="cpu")
