@@ -142,8 +142,9 @@ def check_model_source(model: str, revision: str | None = None, flag: str = "--m
 
 
 def check_local_model_files(path: Path | None) -> None:
-    """An OmniCLIP folder must hold its tokenizer and processor; a plain CLIP folder needs only the tokenizer
-    (its video processor is built from the CLIP config when it is wrapped). A folder of another model (SigLIP,
+    """An OmniCLIP folder must hold its tokenizer and processor; a plain CLIP folder neither (its video processor
+    is built from the CLIP config when it is wrapped, and without vocabulary files it gets the package's copy of
+    CLIP's tokenizer, with a warning, as the pipeline and `omniclip init` do). A folder of another model (SigLIP,
     X-CLIP, a CLIP vision or text tower) is refused for what it is, before its missing files are named."""
     if path is None:
         return
@@ -154,7 +155,8 @@ def check_local_model_files(path: Path | None) -> None:
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if isinstance(config, dict) and model_type not in ("omniclip", "clip"):
         refuse_other_model(path)
-    check_processor_files(path, needs_processor_settings=model_type == "omniclip")
+    if model_type != "clip":
+        check_processor_files(path, needs_processor_settings=model_type == "omniclip")
 
 
 def refuse_other_model(path: Path) -> None:

@@ -65,6 +65,23 @@ def test_pipeline_on_a_clip_folder_without_vocabulary_uses_clips_tokenizer_as_in
     assert scores[0] != pytest.approx(scores[1], abs=1e-6)  # one id per word gave 0.5 and 0.5
 
 
+def test_classify_on_a_clip_folder_without_vocabulary_uses_clips_tokenizer_as_the_pipeline_does(tiny_clip, tmp_path,
+                                                                                                 capsys):
+    """`omniclip classify` refused such a folder (no tokenizer files) while the pipeline and `omniclip init` went on
+    with CLIP's tokenizer and a warning: three answers to one folder."""
+    from omniclip_hf.cli import main
+
+    from .test_pipeline import SHORT_MP4
+
+    folder = save_clip(tmp_path / "clip", tiny_clip, tokenizer=False)
+    status = main(["classify", str(SHORT_MP4), "--model", str(folder), "--labels", "archery,playing guitar",
+                   "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "using CLIP's BPE tokenizer shipped with omniclip_hf" in captured.err
+    assert '"archery"' in captured.out and '"playing guitar"' in captured.out
+
+
 def test_pipeline_refuses_a_tokenizer_without_vocabulary_given_for_a_model(tiny_clip, tiny_omniclip_dir, tmp_path):
     import omniclip_hf  # noqa: F401  (registers the task)
     from transformers import AutoTokenizer, pipeline
