@@ -1426,7 +1426,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         except OSError as error:  # not found, not cached, offline: say whose base CLIP it is and how to give another
             named_by = "base_clip=" if base != config.base_clip_name_or_path else "its config's base_clip_name_or_path"
             raise OSError(f"{folder} is an adapter-only checkpoint over the CLIP {base} ({named_by}), which cannot be "
-                          f"loaded: {one_line(error)} Pass base_clip= a folder or Hub id holding that CLIP.") from None
+                          f"loaded: {one_line(error)} Pass base_clip= a folder or Hub id holding that CLIP (through "
+                          "pipeline(), model_kwargs={'base_clip': ...}).") from None
         try:
             adapter_weights = load_file(adapter_file)
         except Exception as error:

@@ -104,7 +104,8 @@ def test_a_base_clip_that_cannot_be_loaded_is_named_as_the_adapters_base(adapter
     base, adapter = adapter_over_a_base_folder
     shutil.rmtree(base)
     with pytest.raises(OSError, match=rf"^{adapter} is an adapter-only checkpoint over the CLIP {base} \(its config's "
-                                      r"base_clip_name_or_path\), which cannot be loaded: .* Pass base_clip= a folder"):
+                                      r"base_clip_name_or_path\), which cannot be loaded: .* Pass base_clip= a folder .*"
+                                      r"\(through pipeline\(\), model_kwargs=\{'base_clip': \.\.\.\}\)\.$"):
         OmniCLIPModel.from_pretrained(adapter)
 
 
