@@ -1071,9 +1071,11 @@ class OmniCLIPPreTrainedModel(PreTrainedModel):
     # recorder for hidden states sits on the frozen `CLIPEncoderLayer`s, whose output is not the block's output
     # once an adapter runs beside them.
     _can_record_outputs = {"attentions": CLIPAttention}
-    # Transformers' Trainer counts `labels != -100` to normalise a summed loss; for soft (mixup) labels that count
-    # is classes x videos, so the Trainer scales the mean loss itself (forward still accepts the keyword).
-    accepts_loss_kwargs = False
+    # Transformers' Trainer passes `num_items_in_batch`, the labels of the whole accumulated batch, so each micro-batch's
+    # summed loss is divided by it: the step's gradient is the mean over its videos however the micro-batches split
+    # them (dividing each micro-batch's mean by the accumulation steps over-weighted a short last micro-batch). For
+    # soft (mixup) labels Trainer's count is videos x classes (`classification_loss` divides it back).
+    accepts_loss_kwargs = True
     _no_split_modules = ["OmniCLIPSpatialTemporalBlock", "CLIPEncoderLayer", "CLIPTextEmbeddings", "CLIPVisionEmbeddings"]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -1889,8 +1891,12 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self, logits_per_video: torch.Tensor, labels: torch.Tensor, num_items_in_batch: int | torch.Tensor | None = None
     ) -> torch.Tensor:
         """Cross-entropy of the class logits (eq. 9) with the config's label smoothing; the mean over videos, or
-        the sum divided by `num_items_in_batch` (videos in the gradient-accumulated batch) when given."""
+        the sum divided by `num_items_in_batch` (videos in the gradient-accumulated batch) when given. For soft
+        labels `(batch_size, num_classes)` it is Trainer's count, `labels != -100` over every entry: videos times
+        classes."""
         reduction = "mean" if num_items_in_batch is None else "sum"
+        if num_items_in_batch is not None and labels.dim() == 2:
+            num_items_in_batch = num_items_in_batch / labels.shape[1]
         loss = F.cross_entropy(
             logits_per_video.float(),
             labels.to(logits_per_video.device),

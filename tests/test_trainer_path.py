@@ -180,3 +180,37 @@ def test_trainer_optimizer_is_the_one_args_optim_names(model_and_collator, tmp_p
     optimizer = trainer_optimizer(model, arguments(tmp_path, optim=optim, weight_decay=0.05))
     assert type(optimizer) is expected
     assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.05]
+
+
+class SoftLabelledVideos(Videos):
+    """Mixup-style soft targets `(num_classes,)` instead of class indices."""
+
+    def __getitem__(self, index: int) -> dict:
+        item = super().__getitem__(index)
+        item["labels"] = torch.nn.functional.one_hot(torch.tensor(item["labels"]), len(CLASS_NAMES)) * 0.8 + 0.05
+        return item
+
+
+@pytest.mark.parametrize("dataset", [Videos, SoftLabelledVideos], ids=["class indices", "soft targets"])
+def test_accumulated_micro_batches_of_unequal_size_step_as_one_batch(tiny_clip, clip_tokenizer, tmp_path, dataset):
+    """Trainer passed no `num_items_in_batch` (accepts_loss_kwargs was False) and divided each micro-batch's mean
+    loss by the accumulation steps: 6 videos as micro-batches of 4 and 2 weighted the 2 double, and the step moved the
+    weights up to 0.05 away from one batch of 6's, with nothing said."""
+    from transformers import Trainer
+
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.trainer_collator import ClassTextCollator
+
+    def trained(batch_size: int, accumulation: int) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4)
+        settings = arguments(tmp_path / f"{batch_size}x{accumulation}", per_device_train_batch_size=batch_size,
+                             gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1.0,
+                             lr_scheduler_type="constant")
+        Trainer(model=model, args=settings, train_dataset=dataset(6, seed=3),
+                data_collator=ClassTextCollator(clip_tokenizer, CLASS_NAMES)).train()
+        return {name: tensor.detach().clone() for name, tensor in model.named_parameters() if tensor.requires_grad}
+
+    one_batch, two_micro_batches = trained(6, 1), trained(4, 2)
+    for name, tensor in one_batch.items():
+        torch.testing.assert_close(two_micro_batches[name], tensor, rtol=0, atol=1e-6, msg=name)
