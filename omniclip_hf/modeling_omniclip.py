@@ -405,6 +405,14 @@ class OmniCLIPOutput(ModelOutput):
             for key in self.keys()
         )
 
+    def __getitem__(self, key):
+        # `output["logits"]` is `logits_per_video`, the name Transformers' classification models give their class
+        # logits: Trainer's label smoother (`label_smoothing_factor`) reads that key, and failed with KeyError. Only
+        # the key: no second field, so tuples and Trainer's predictions stay one array.
+        if key == "logits" and "logits" not in self.keys() and self.logits_per_video is not None:
+            return self.logits_per_video
+        return super().__getitem__(key)
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks

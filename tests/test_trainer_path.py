@@ -214,3 +214,25 @@ def test_accumulated_micro_batches_of_unequal_size_step_as_one_batch(tiny_clip, 
     one_batch, two_micro_batches = trained(6, 1), trained(4, 2)
     for name, tensor in one_batch.items():
         torch.testing.assert_close(two_micro_batches[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_trainers_label_smoothing_gives_the_models_smoothed_loss(tiny_clip, clip_tokenizer, tmp_path):
+    """TrainingArguments(label_smoothing_factor=0.1) failed with KeyError 'logits' inside Trainer: its smoother reads
+    outputs["logits"]. It now smooths the class logits, as the model's own label_smoothing does."""
+    from transformers import Trainer
+
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.trainer_collator import ClassTextCollator
+
+    torch.manual_seed(0)
+    model = OmniCLIPModel.from_clip(tiny_clip, num_frames=4).eval()
+    collator = ClassTextCollator(clip_tokenizer, CLASS_NAMES)
+    batch = collator([Videos(4, seed=1)[index] for index in range(4)])
+    trainer = Trainer(model=model, args=arguments(tmp_path, label_smoothing_factor=0.1), data_collator=collator)
+    with torch.no_grad():
+        trainers = trainer.compute_loss(model, dict(batch))
+        model.config.label_smoothing = 0.1
+        models_own = model(**batch).loss
+    torch.testing.assert_close(trainers, models_own)
+    output = model(**batch)
+    assert output["logits"] is output.logits_per_video and len(output.to_tuple()) == len(output.keys())
