@@ -6,10 +6,15 @@ last vision layer over the patch tokens as heat maps, for vanilla CLIP (each fra
 frames together, with its temporal adapters and prompt tokens). Both use the same frozen last layer; OmniCLIP's
 tokens entering it differ, and its prompt tokens are keys too, so its patch weights need not sum to 1.
 
-All heat maps of a figure share one colour scale, from 0 (blue) to the largest patch weight in the figure (red):
-the maps are softmax weights of the same query over the same patch grid, so one scale keeps CLIP's and OmniCLIP's
-rows and the frames comparable, and a flat map stays flat. Each heat tile shows its patch mass (the sum of its
-patch weights). `colour_scale="tile"` scales each map to its own min..max instead, to see the shape of a weak map.
+All heat maps of a figure share one colour scale, from 0 (blue) to the largest patch weight in the figure (red),
+but never less than `FLAT_MAP_FLOOR` times the uniform weight 1/num_patches: the maps are softmax weights of the same
+query over the same patch grid, so one scale keeps CLIP's and OmniCLIP's rows and the frames comparable, and a flat
+map stays flat (and cool, not red). Each heat tile shows its patch mass (the sum of its patch weights); each frame
+tile its index in the video (and time, where known). `colour_scale="tile"` scales each map to its own min..max
+instead, to see the shape of a weak map.
+
+The scores are the pipeline's (and `omniclip classify`'s): logits averaged over every view (temporal clips x spatial
+crops) the processor makes. The maps show one of those views, the middle clip's centre crop, named in the header.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ HEADER_LINE_HEIGHT = 13  # the default 10-pixel font's line, with a little lead
 # The largest tile drawn: the picture is held in memory whole, (96 + frames * tile) x (28 + 3 * tile) RGB pixels, and a
 # tile of 100000 pixels had the process killed for memory with no message. 1024 is over four times CLIP's 224 crop.
 MAX_TILE_SIZE = 1024
+# The largest picture drawn, in pixels: the tile cap alone does not bound it, as a processor sampling by rate gives a
+# long video hundreds of frames (300 frames at tile 1024 would be some 307,000 x 3,100 pixels). 64 million RGB pixels
+# are 192 MB, and hold 16 frames at the largest tile.
+MAX_FIGURE_PIXELS = 64_000_000
+# The shared colour scale tops out at no less than this many times the uniform weight 1/num_patches. Scaled to its
+# own largest weight, a flat map (every weight ~1/num_patches) is drawn all red, which reads as "attention
+# everywhere"; with the floor it stays at the cool end, and only weights several times the uniform one look hot.
+FLAT_MAP_FLOOR = 4.0
 COLOUR_SCALES = ("shared", "tile")  # one scale for every heat map of the figure, or each map its own min..max
 
 
@@ -108,6 +121,18 @@ def clip_attention_maps(model: nn.Module, pixel_values_videos: torch.Tensor) -> 
 
 
 @torch.no_grad()
+def clip_view_embeddings(model: nn.Module, views: torch.Tensor) -> torch.Tensor:
+    """Plain CLIP's frame-averaged image embedding of each view: `(num_views, T, 3, H, W)` -> `(num_views, dim)`."""
+    image_size = model.config.vision_config.image_size
+    frames = views.flatten(0, 1)
+    outputs = model.clip.vision_model(
+        pixel_values=frames, interpolate_pos_encoding=tuple(frames.shape[-2:]) != (image_size, image_size)
+    )
+    frame_embeds = model.clip.visual_projection(outputs.pooler_output)
+    return frame_embeds.unflatten(0, views.shape[:2]).mean(dim=1)
+
+
+@torch.no_grad()
 def omniclip_attention_maps(model: nn.Module, pixel_values_videos: torch.Tensor) -> tuple[torch.Tensor, Any]:
     """
     OmniCLIP on the whole clip: last-layer CLS attention maps of every frame, and the video features output.
@@ -150,6 +175,12 @@ class AttentionExplanation:
             The model's patch size in frame pixels. When a frame's side is not a multiple of it, the patches cover
             only its top-left `grid * patch_size` pixels (the rest never reaches the model) and the maps are drawn
             there; `None` stretches the maps over the whole frame.
+        num_views (`int`, *optional*, defaults to 1):
+            The views (temporal clips x spatial crops) the predictions average their logits over, as the pipeline does.
+        shown_view (`str`, *optional*):
+            Which of those views the frames and maps show (`"clip 1/2, centre crop"`); `None` for a single view.
+        frame_indices, frame_times (`list`, *optional*):
+            Each shown frame's index in the video, and its time in seconds where the video has a frame rate.
     """
 
     frames: np.ndarray
@@ -158,6 +189,10 @@ class AttentionExplanation:
     clip_predictions: list[dict[str, Any]] = field(default_factory=list)
     omniclip_predictions: list[dict[str, Any]] = field(default_factory=list)
     patch_size: int | None = None
+    num_views: int = 1
+    shown_view: str | None = None
+    frame_indices: list[int] | None = None
+    frame_times: list[float] | None = None
 
     @property
     def clip_patch_mass(self) -> np.ndarray:
@@ -170,17 +205,71 @@ class AttentionExplanation:
         return self.omniclip_maps.reshape(len(self.omniclip_maps), -1).sum(axis=1)
 
     @property
+    def largest_weight(self) -> float:
+        """The largest patch weight of either row."""
+        return float(max(self.clip_maps.max(), self.omniclip_maps.max()))
+
+    @property
+    def flat_map_weight(self) -> float:
+        """`FLAT_MAP_FLOOR` times the uniform weight 1/num_patches: the least top of the shared colour scale."""
+        return FLAT_MAP_FLOOR / (self.clip_maps.shape[-2] * self.clip_maps.shape[-1])
+
+    @property
     def shared_colour_range(self) -> tuple[float, float]:
-        """`(0, largest patch weight of either row)`: the colour scale shared by every heat map of the figure."""
-        return 0.0, float(max(self.clip_maps.max(), self.omniclip_maps.max()))
+        """`(0, largest patch weight of either row)`, the colour scale shared by every heat map of the figure; its top
+        is at least `flat_map_weight`, so near-flat maps are drawn cool rather than saturated red."""
+        return 0.0, max(self.largest_weight, self.flat_map_weight)
+
+    @property
+    def maps_are_flat(self) -> bool:
+        """Whether no patch weight reaches `flat_map_weight` (the colour scale's top is then the floor)."""
+        return self.largest_weight < self.flat_map_weight
 
 
-def _unnormalise(pixel_values: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """CLIP-normalised `(T, 3, H, W)` frames back to `(T, H, W, 3)` uint8 for display."""
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    pixels = (pixel_values.float().cpu() * std_t + mean_t).clamp(0, 1)
-    return (pixels * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+def _unnormalise(pixel_values: torch.Tensor, video_processor: Any) -> np.ndarray:
+    """Processed `(T, 3, H, W)` frames back to `(T, H, W, 3)` uint8 for display, undoing only the steps the
+    processor applied (normalisation with its mean and std, rescaling by its factor)."""
+    pixels = pixel_values.float().cpu()
+    if getattr(video_processor, "do_normalize", True):
+        mean = torch.tensor(video_processor.image_mean, dtype=torch.float32).reshape(-1, 1, 1)
+        std = torch.tensor(video_processor.image_std, dtype=torch.float32).reshape(-1, 1, 1)
+        pixels = pixels * std + mean
+    if getattr(video_processor, "do_rescale", True):
+        pixels = pixels / float(video_processor.rescale_factor)
+    elif pixels.max() <= 1:
+        pixels = pixels * 255  # float frames in [0, 1], which the processor takes as already rescaled
+    return pixels.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _view_grid(video_processor: Any, num_views: int) -> tuple[int, int]:
+    """`(temporal clips, spatial crops)` of a video's `num_views` views, clip-major as the processor orders them."""
+    crops = getattr(video_processor, "num_spatial_crops", 1) or 1
+    clips = getattr(video_processor, "num_temporal_clips", 1) or 1
+    return (clips, crops) if clips * crops == num_views else (num_views, 1)
+
+
+def _shown_view(video_processor: Any, num_views: int) -> tuple[int, int, str | None]:
+    """The view the maps show: the middle temporal clip's centre crop. Returns its index among the views, its
+    clip's index, and its name (`None` for a single view)."""
+    clips, crops = _view_grid(video_processor, num_views)
+    clip = (clips - 1) // 2
+    centre = crops // 2  # one crop is the centre crop; of three (left/top, centre, right/bottom), the second
+    if num_views == 1:
+        return 0, 0, None
+    crop_name = "centre crop" if getattr(video_processor, "do_center_crop", True) else "whole frame"
+    return clip * crops + centre, clip, f"clip {clip + 1}/{clips}, {crop_name}"
+
+
+def _shown_frame_positions(metadata: Any, clip: int) -> tuple[list[int] | None, list[float] | None]:
+    """The shown clip's frame indices in the video, and their times in seconds where the video has a frame rate."""
+    indices = getattr(metadata, "frames_indices", None)
+    if not indices or clip >= len(indices):
+        return None, None
+    try:
+        times = [float(time) for time in metadata.timestamps[clip]]
+    except (ValueError, AttributeError, TypeError, IndexError):
+        times = None  # in-memory frames without a frame rate
+    return [int(index) for index in indices[clip]], times
 
 
 def _ranked(logits: torch.Tensor, labels: Sequence[str]) -> list[dict[str, Any]]:
@@ -199,14 +288,16 @@ def explain_video(
     text_embeds: torch.Tensor | None = None,
 ) -> AttentionExplanation:
     r"""
-    Samples one clip of a video and computes the attention maps of plain CLIP and of OmniCLIP (and, with labels,
-    both models' predictions).
+    Samples a video as the processor does and computes the attention maps of plain CLIP and of OmniCLIP on one of its
+    views (and, with labels, both models' predictions over all of its views, as the pipeline scores them).
 
     Args:
         model ([`OmniCLIPModel`]):
             The model (its frozen CLIP gives the plain-CLIP row).
         video_processor ([`OmniCLIPVideoProcessor`]):
-            Decodes and samples the video; one clip and one centre crop are used whatever its view settings.
+            Decodes and samples the video with its own settings. With several views (`num_temporal_clips`,
+            `num_spatial_crops`), the predictions average the logits over all of them, as the zero-shot pipeline
+            and `omniclip classify` do, and the maps show the middle clip's centre crop.
         video:
             Anything the video processor reads (a path, bytes, an array, frames).
         candidate_labels (`list[str]`, *optional*):
@@ -218,18 +309,23 @@ def explain_video(
         text_embeds (`torch.Tensor` of shape `(num_labels, projection_dim)`, *optional*):
             The labels' text embeddings, already computed and checked (the zero-shot pipeline's
             `text_embeddings(candidate_labels, hypothesis_template)`, as `omniclip explain` passes them); without
-            them the labels are tokenized here with `tokenizer` and refused when two tokenize alike.
+            them the labels are tokenized here with `tokenizer` (a `UserWarning` names a label cut to CLIP's context)
+            and refused when two tokenize alike.
 
     Returns:
         [`AttentionExplanation`].
     """
-    batch = video_processor(video, do_augment=False, num_temporal_clips=1, num_spatial_crops=1, return_tensors="pt")
+    # The processor's own views (no overrides), so the scores are the pipeline's for the same video.
+    batch = video_processor(video, do_augment=False, return_metadata=True, return_tensors="pt")
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     pixel_values = batch["pixel_values_videos"].to(device=device, dtype=dtype)
+    views = pixel_values.reshape(-1, *pixel_values.shape[-4:])  # (num_views, T, 3, H, W)
+    shown_index, shown_clip, shown_name = _shown_view(video_processor, len(views))
+    shown = views[shown_index : shown_index + 1]
 
-    clip_maps, image_embeds = clip_attention_maps(model, pixel_values)
-    omniclip_maps, video_outputs = omniclip_attention_maps(model, pixel_values)
+    clip_maps, _ = clip_attention_maps(model, shown)
+    omniclip_maps, _ = omniclip_attention_maps(model, shown)
 
     clip_predictions: list[dict[str, Any]] = []
     omniclip_predictions: list[dict[str, Any]] = []
@@ -237,39 +333,42 @@ def explain_video(
         if text_embeds is None:
             text_embeds = _label_text_embeddings(model, tokenizer, candidate_labels, hypothesis_template, device)
         text_embeds = text_embeds.to(device=device)
-        clip_predictions = _ranked(model.similarity_logits(image_embeds, text_embeds), candidate_labels)
-        video_text_embeds = text_embeds
-        if model.video_specific_prompts is not None:
-            video_text_embeds = model.video_specific_prompts(text_embeds, video_outputs.video_context)
-        omniclip_logits = model.similarity_logits(video_outputs.pooler_output, video_text_embeds)
+        clip_logits = model.similarity_logits(clip_view_embeddings(model, views), text_embeds).mean(dim=0)
+        clip_predictions = _ranked(clip_logits, candidate_labels)
+        # The pipeline's own call (`_video_logits`): multi-view input has its logits averaged over the views.
+        omniclip_logits = model(pixel_values_videos=pixel_values, text_embeds=text_embeds).logits_per_video
         omniclip_predictions = _ranked(omniclip_logits, candidate_labels)
 
+    metadata = batch.get("video_metadata")
+    frame_indices, frame_times = _shown_frame_positions(metadata[0] if metadata else None, shown_clip)
     return AttentionExplanation(
-        frames=_unnormalise(pixel_values[0], video_processor.image_mean, video_processor.image_std),
+        frames=_unnormalise(shown[0], video_processor),
         clip_maps=clip_maps.float().cpu().numpy(),
         omniclip_maps=omniclip_maps.float().cpu().numpy(),
         clip_predictions=clip_predictions,
         omniclip_predictions=omniclip_predictions,
         patch_size=model.config.vision_config.patch_size,
+        num_views=len(views),
+        shown_view=shown_name,
+        frame_indices=frame_indices,
+        frame_times=frame_times,
     )
 
 
 def _label_text_embeddings(model, tokenizer, labels, hypothesis_template, device) -> torch.Tensor:
     """Text embeddings of the labels in the template; labels whose prompts tokenize alike are refused (ValueError)."""
     from .pipeline_omniclip import check_distinct_prompts
+    from .processing_omniclip import tokenize_label_prompts
 
     if tokenizer is None:
         raise ValueError("explain_video needs the tokenizer (or text_embeds) to score candidate_labels.")
     template = hypothesis_template or model.config.text_template
-    text_inputs = tokenizer(
-        [template.format(label) for label in labels],
-        padding=True,
-        truncation=True,
-        max_length=model.config.text_config.max_position_embeddings,
-        return_tensors="pt",
-    )
+    prompts = [template.format(label) for label in labels]
+    max_length = model.config.text_config.max_position_embeddings
+    # Warns naming a label cut to CLIP's context; stacklevel 5 points past explain_video and its no_grad wrapper.
+    text_inputs, full_ids = tokenize_label_prompts(tokenizer, labels, prompts, max_length, stacklevel=5)
     read = [ids[mask.bool()].tolist() for ids, mask in zip(text_inputs["input_ids"], text_inputs["attention_mask"])]
-    check_distinct_prompts(tuple(labels), template, read)
+    check_distinct_prompts(tuple(labels), template, read, full_input_ids=full_ids)
     text_inputs = text_inputs.to(device)
     return model.get_text_features(text_inputs["input_ids"], text_inputs["attention_mask"]).pooler_output
 
@@ -362,13 +461,33 @@ def wrap_header(text: str, width: int, draw: ImageDraw.ImageDraw, font: Any) -> 
     return lines
 
 
+def views_text(explanation: AttentionExplanation) -> str:
+    """What the scores average over and which view the maps show, e.g. `scores of 6 views, maps of clip 1/2,
+    centre crop`; empty for a single view."""
+    if explanation.num_views == 1:
+        return ""
+    return f"scores of {explanation.num_views} views, maps of {explanation.shown_view}"
+
+
 def header_text(explanation: AttentionExplanation, title: str | None) -> str:
-    header = title or ""
+    parts = [title] if title else []
     if explanation.omniclip_predictions:
-        header += (" | " if header else "") + (
+        parts.append(
             f"CLIP: {_describe(explanation.clip_predictions)} | OmniCLIP: {_describe(explanation.omniclip_predictions)}"
         )
-    return header
+    if views_text(explanation):
+        parts.append(views_text(explanation))
+    return " | ".join(parts)
+
+
+def frame_caption(explanation: AttentionExplanation, index: int) -> str | None:
+    """The text on a frame tile: the frame's index in the video, and its time where known (`#12 0.48s`)."""
+    if explanation.frame_indices is None or index >= len(explanation.frame_indices):
+        return None
+    caption = f"#{explanation.frame_indices[index]}"
+    if explanation.frame_times is not None and index < len(explanation.frame_times):
+        caption += f" {explanation.frame_times[index]:.2f}s"
+    return caption
 
 
 def colour_ranges(explanation: AttentionExplanation, colour_scale: str = "shared") -> list[list[tuple[float, float]]]:
@@ -398,6 +517,36 @@ def check_tile_size(tile_size: int) -> None:
         raise ValueError(f"tile_size={tile_size} is out of range: use 1 to {MAX_TILE_SIZE} pixels.")
 
 
+def largest_tile_size_within_budget(num_frames: int, frame_height: int, frame_width: int) -> int:
+    """The largest tile size (at most `MAX_TILE_SIZE`) whose figure has at most `MAX_FIGURE_PIXELS` pixels; 0 when
+    even 1-pixel tiles are too many."""
+    def pixels(tile_size: int) -> int:
+        width, height = explanation_figure_size(num_frames, frame_height, frame_width, tile_size)
+        return width * height
+
+    low, high = 0, MAX_TILE_SIZE  # pixels() grows with the tile: the largest fitting one by bisection
+    while low < high:
+        middle = (low + high + 1) // 2
+        if pixels(middle) <= MAX_FIGURE_PIXELS:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def figure_too_large(num_frames: int, frame_height: int, frame_width: int, tile_size: int,
+                     header_height: int = HEADER_HEIGHT) -> str | None:
+    """Why a figure of `num_frames` frames at `tile_size` is refused (its pixels over `MAX_FIGURE_PIXELS`), as the
+    end of a sentence that starts with the tile size's name; `None` when it fits."""
+    width, height = explanation_figure_size(num_frames, frame_height, frame_width, tile_size, header_height)
+    if width * height <= MAX_FIGURE_PIXELS:
+        return None
+    fitting = largest_tile_size_within_budget(num_frames, frame_height, frame_width)
+    advice = f"use {fitting} or less" if fitting >= 1 else "a processor sampling fewer frames is needed"
+    return (f"draws {num_frames} frames as a {width:,}x{height:,}-pixel picture, over the {MAX_FIGURE_PIXELS:,}-pixel "
+            f"limit of a picture held in memory: {advice}.")
+
+
 def render_explanation(
     explanation: AttentionExplanation,
     tile_size: int = 160,
@@ -412,10 +561,11 @@ def render_explanation(
     and grows when its text wraps to more).
 
     `colour_scale="shared"` (the default) colours every heat map on one scale, from 0 (blue) to the largest patch
-    weight in the figure (red), written under the row names; `"tile"` scales each map to its own min..max. Each heat
-    tile shows its patch mass, the sum of its patch weights (CLIP's rest is on CLS, OmniCLIP's also on its prompts),
-    where the tile is wide enough. `tile_size` is 1 to `MAX_TILE_SIZE` (1024) pixels, else a `ValueError`: the
-    picture is drawn in memory.
+    weight in the figure (red; at least `FLAT_MAP_FLOOR` times the uniform weight), written under the row names;
+    `"tile"` scales each map to its own min..max. Each heat tile shows its patch mass, the sum of its patch weights
+    (CLIP's rest is on CLS, OmniCLIP's also on its prompts), and each frame tile the frame's index (and time), where
+    the tile is wide enough. `tile_size` is 1 to `MAX_TILE_SIZE` (1024) pixels and the picture at most
+    `MAX_FIGURE_PIXELS`, else a `ValueError`: the picture is drawn in memory.
     """
     check_tile_size(tile_size)
     ranges = colour_ranges(explanation, colour_scale)
@@ -426,6 +576,9 @@ def render_explanation(
     width, _ = explanation_figure_size(num_frames, frame_height, frame_width, tile_size)
     lines = wrap_header(header_text(explanation, title), width - 8, measure, font)
     header_height = max(HEADER_HEIGHT, len(lines) * HEADER_LINE_HEIGHT + 2)
+    too_large = figure_too_large(num_frames, frame_height, frame_width, tile_size, header_height)
+    if too_large:
+        raise ValueError(f"tile_size={tile_size} {too_large}")
     width, height = explanation_figure_size(num_frames, frame_height, frame_width, tile_size, header_height)
     tile = ((width - ROW_LABEL_WIDTH) // num_frames, tile_size)
     figure = Image.new("RGB", (width, height), "white")
@@ -453,8 +606,9 @@ def render_explanation(
             else:
                 cell = heatmap_overlay(frames[index], maps[index], tile, ranges[row - 1][index], explanation.patch_size)
             figure.paste(cell, (left, top))
-            if maps is not None:
-                _label_box(draw, (left, top), f"{masses[row][index]:.2f}", font, tile)
+            caption = frame_caption(explanation, index) if maps is None else f"{masses[row][index]:.2f}"
+            if caption:
+                _label_box(draw, (left, top), caption, font, tile)
     return figure
 
 
@@ -462,10 +616,20 @@ def describe_explanation(explanation: AttentionExplanation, colour_scale: str = 
     """Lines for a terminal: the colour scale, and each frame's patch mass and largest patch weight per model."""
     if colour_scale == "shared":
         scale = f"colour scale: 0 (blue) to {explanation.shared_colour_range[1]:.4g} (red), shared by every heat map"
+        if explanation.maps_are_flat:
+            scale += (f"; the maps are flat (no weight reaches {FLAT_MAP_FLOOR:g}x the uniform 1/"
+                      f"{explanation.clip_maps[0].size}), so the scale tops out there")
     else:
         scale = "colour scale: each heat map its own min (blue) to max (red)"
-    lines = [
-        scale,
+    lines = [scale]
+    if explanation.num_views > 1:
+        lines.append(f"views: the scores average the logits of {explanation.num_views} views, as classify does; the "
+                     f"maps show {explanation.shown_view}")
+    if explanation.frame_indices is not None:
+        times = "" if explanation.frame_times is None else " at " + " ".join(
+            f"{time:.2f}" for time in explanation.frame_times) + " s"
+        lines.append("frames: " + " ".join(map(str, explanation.frame_indices)) + times)
+    lines += [
         "patch mass (sum of the CLS attention on the patches; CLIP's rest is on CLS, OmniCLIP's on CLS and its "
         "prompt tokens) and largest patch weight, frame by frame:",
     ]
@@ -505,6 +669,7 @@ __all__ = [
     "omniclip_attention_maps",
     "explain_video",
     "explanation_figure_size",
+    "figure_too_large",
     "describe_explanation",
     "heatmap_overlay",
     "render_explanation",

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .cli_checks import (
     CommandError,
@@ -37,10 +39,12 @@ from .cli_checks import (
     load_pipeline,
     one_line,
     read_labels,
+    warn_about_short_videos,
 )
 
 
 PROGRAM = "omniclip"
+PACKAGE_LOGGER = "omniclip_hf"  # the package's modules log under it (transformers' get_logger(__name__))
 DEFAULT_TOP_K = 5
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 WINDOW_WIDTH = 17  # "1234.56-1240.00 s"
@@ -140,7 +144,9 @@ def run_classify(args: argparse.Namespace) -> int:
     for video, result in classify_in_batches(pipe, list(args.videos), args.batch_size, call_kwargs, args.debug):
         if result is None:
             failures += 1
-        elif args.json:
+            continue
+        warn_about_short_videos([video], pipe.video_processor)  # beside its rows, not all before the first one
+        if args.json:
             emit(json_line(video, result, segments))
         else:
             rows = format_table(video, result, video_width, segments)
@@ -320,6 +326,7 @@ def run_explain(args: argparse.Namespace) -> int:
         MAX_TILE_SIZE,
         describe_explanation,
         explain_video,
+        figure_too_large,
         render_explanation,
         save_png_atomically,
     )
@@ -347,6 +354,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args.model, args.device, args.dtype, args.revision)
     text_embeds = check_labels_with_tokenizer(pipe, labels, args.template)  # classify's checks, before the video
+    warn_about_short_videos([args.video], pipe.video_processor)
     try:
         explanation = explain_video(
             pipe.model, pipe.video_processor, args.video, labels, pipe.tokenizer, hypothesis_template=args.template,
@@ -354,6 +362,10 @@ def run_explain(args: argparse.Namespace) -> int:
         )
     except (ValueError, OSError, RuntimeError) as error:
         raise CommandError(f"{args.video}: {one_line(error)}") from None
+    # The frame count is known once the video is sampled (a processor sampling by rate gives a long video hundreds).
+    too_large = figure_too_large(len(explanation.frames), *explanation.frames.shape[1:3], args.tile_size)
+    if too_large:
+        raise CommandError(f"--tile-size {args.tile_size} {too_large}")
     figure = render_explanation(
         explanation, tile_size=args.tile_size, title=Path(args.video).name, colour_scale=args.colour_scale
     )
@@ -362,8 +374,21 @@ def run_explain(args: argparse.Namespace) -> int:
     except OSError as error:
         raise CommandError(f"cannot write {args.out}: {one_line(error)}") from None
     print(f"wrote {out} ({figure.width}x{figure.height} pixels, {len(explanation.frames)} frames)")
+    print("\n".join(ranked_scores_lines(args.video, explanation, labels)))
     print("\n".join(describe_explanation(explanation, args.colour_scale)))
     return 0
+
+
+def ranked_scores_lines(video: str, explanation, labels: list[str]) -> list[str]:
+    """OmniCLIP's scores in classify's table (the same numbers: logits averaged over the processor's views), then
+    plain CLIP's best label beside them."""
+    top_k = min(DEFAULT_TOP_K, len(labels))
+    video_width = max(len("video"), len(video))
+    lines = [table_header(video_width, False)]
+    lines += format_table(video, explanation.omniclip_predictions[:top_k], video_width, False)
+    best = explanation.clip_predictions[0]
+    lines.append(f"plain CLIP (frames averaged): {best['label']} {best['score']:.4f}")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -375,6 +400,31 @@ def error_line(message: str) -> None:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"{PROGRAM}: warning: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+class _PackageLogAsWarning(logging.Handler):
+    """Prints the package's logged warnings (a model folder holding another version's code, ...) as the command
+    prints its `UserWarning`s: one line with the program's prefix, when they happen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "warning" if record.levelno < logging.ERROR else "error"
+        print(f"{PROGRAM}: {kind}: {one_line(record.getMessage())}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def package_logs_as_warnings() -> Iterator[None]:
+    """Routes the package's loggers' warnings through `_PackageLogAsWarning`; they would otherwise reach Python's
+    last-resort handler, which prints the bare message."""
+    package_logger = logging.getLogger(PACKAGE_LOGGER)
+    handler = _PackageLogAsWarning(logging.WARNING)
+    propagates = package_logger.propagate
+    package_logger.addHandler(handler)
+    package_logger.propagate = False
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.propagate = propagates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,14 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(explain)
     explain.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
     explain.add_argument(
-        "--tile-size", type=int, default=160, help="height of each picture tile in pixels (16 to 1024)"
+        "--tile-size", type=int, default=160,
+        help="height of each picture tile in pixels (16 to 1024; the picture at most 64 million pixels)"
     )
     explain.add_argument(
         "--colour-scale",
         choices=("shared", "tile"),
         default="shared",
-        help="shared: one colour scale, 0 to the largest weight, for every heat map (default); tile: each map its "
-        "own min..max (shows the shape of weak maps, not how they compare)",
+        help="shared: one colour scale, 0 to the largest weight (at least 4x the uniform weight), for every heat map "
+        "(default); tile: each map its own min..max (shows the shape of weak maps, not how they compare)",
     )
     explain.set_defaults(handler=run_explain)
     return parser
@@ -491,7 +542,8 @@ def run(args: argparse.Namespace) -> int:
     previous_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
-        return args.handler(args)
+        with package_logs_as_warnings():
+            return args.handler(args)
     except KeyboardInterrupt:
         error_line("interrupted.")
         return 130

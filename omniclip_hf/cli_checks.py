@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -224,6 +225,46 @@ def check_videos(videos: Sequence[str]) -> None:
             )
 
 
+def frames_in_file(path: Path) -> tuple[int, float | None] | None:
+    """The frames a video file holds (its packets, counted without decoding, as the decoder counts them before
+    sampling) and its frame rate; `None` where it cannot be read (the decoder reports that, naming the file)."""
+    from .video_decoding import _first_video_stream, index_video_stream
+    from .video_sources import open_video_container
+
+    label = str(path)
+    try:
+        with open_video_container(str(path)) as container:
+            index = index_video_stream(container, _first_video_stream(container, label), label)
+            return index.num_frames, index.fps
+    except Exception:  # noqa: BLE001  (any failure to read is the decoder's to report, with its own message)
+        return None
+
+
+def warn_about_short_videos(videos: Sequence[str], video_processor: Any) -> None:
+    """A `UserWarning` naming each local video with fewer frames than a clip samples: its frames are repeated to
+    fill the clip, so it is scored as a video that barely moves (the reason a still picture is refused)."""
+    from transformers.video_utils import VideoMetadata
+
+    for video in videos:
+        path = local_video_path(video)
+        counted = frames_in_file(path) if path is not None and path.is_file() else None
+        if counted is None:
+            continue
+        num_frames, fps = counted
+        try:
+            clip = video_processor.sample_frames(VideoMetadata(total_num_frames=num_frames, fps=fps), do_augment=False)
+        except (ValueError, TypeError):
+            continue  # settings sampling refuses are the decoder's to report, naming the video
+        sampled = len(clip[0])
+        if num_frames < sampled:
+            warnings.warn(
+                f"{video} has {num_frames} frame{'s' if num_frames != 1 else ''}, fewer than the {sampled} the model "
+                "samples: frames are repeated to fill the clip, so it is scored as a video that barely moves.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
 def still_image_format(path: str | Path) -> str | None:
     """The image format named by the file's leading bytes (PNG, JPEG, BMP, TIFF, WebP), or `None`."""
     try:
@@ -250,6 +291,8 @@ def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> s
     """One line saying why `pipeline()` could not load `model`. transformers' own message for a model class that
     failed wraps that class's whole traceback: the model is loaded here on its own to report the cause itself."""
     text = str(error)
+    if "needs a video processor" in text:
+        return processor_loading_error(model, kwargs) or one_line(error)
     if not text.startswith(f"Could not load model {model}") and not is_plain_clip(model, kwargs):
         return one_line(error)
     loading = {name: kwargs[name] for name in ("dtype", "revision") if name in kwargs}
@@ -266,6 +309,22 @@ def loading_error(model: str, error: BaseException, kwargs: dict[str, Any]) -> s
         if lines:
             causes.append(lines[-1])
     return "; ".join(causes) or one_line(error)
+
+
+def processor_loading_error(model: str, kwargs: dict[str, Any]) -> str | None:
+    """Why a local model folder's saved processor does not load (`pipeline()` then goes on without one and reports
+    only that it needs a video processor), as `omniclip info` reports it; `None` without a saved one or when it
+    loads."""
+    from .processing_omniclip import PROCESSOR_CONFIG_FILES, OmniCLIPProcessor
+
+    folder = Path(model)
+    if not folder.is_dir() or not any((folder / name).is_file() for name in PROCESSOR_CONFIG_FILES):
+        return None
+    try:
+        OmniCLIPProcessor.from_pretrained(folder, **{name: kwargs[name] for name in ("revision",) if name in kwargs})
+    except Exception as error:  # noqa: BLE001  (whatever stopped it, in one line)
+        return f"its processor could not be loaded: {one_line(error)}"
+    return None
 
 
 def is_plain_clip(model: str, kwargs: dict[str, Any]) -> bool:
