@@ -322,14 +322,14 @@ def run_init(args: argparse.Namespace) -> int:
 # explain
 # ----------------------------------------------------------------------------------------------------------------
 def run_explain(args: argparse.Namespace) -> int:
-    from .attention_maps import (
+    from .attention_figure import (
         MAX_TILE_SIZE,
         describe_explanation,
-        explain_video,
         figure_too_large,
         render_explanation,
         save_png_atomically,
     )
+    from .attention_maps import explain_video
 
     check_videos([args.video])
     labels = read_labels(args.labels, args.labels_file)

@@ -284,7 +284,7 @@ def test_info_summarises_the_model(tiny_omniclip_dir, capsys):
 
 
 def test_explain_writes_a_png_of_the_expected_size(tiny_omniclip_dir, tmp_path, capsys):
-    from omniclip_hf.attention_maps import HEADER_HEIGHT, ROW_LABEL_WIDTH
+    from omniclip_hf.attention_figure import HEADER_HEIGHT, ROW_LABEL_WIDTH
     from omniclip_hf.cli import main
 
     out = tmp_path / "attention.png"

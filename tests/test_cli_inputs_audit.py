@@ -149,7 +149,8 @@ def test_explain_refuses_a_tile_size_too_large_to_draw(tiny_omniclip_dir, tmp_pa
 
 
 def test_render_explanation_refuses_a_tile_size_out_of_range():
-    from omniclip_hf.attention_maps import AttentionExplanation, render_explanation
+    from omniclip_hf.attention_figure import render_explanation
+    from omniclip_hf.attention_maps import AttentionExplanation
 
     maps = np.full((1, 2, 2), 0.25, dtype=np.float32)
     explanation = AttentionExplanation(

@@ -62,7 +62,7 @@ def near_uniform_and_peaked():
 # 1. One colour scale, and each tile's patch mass
 # ----------------------------------------------------------------------------------------------------------------
 def test_near_uniform_and_peaked_maps_no_longer_render_identically():
-    from omniclip_hf.attention_maps import heatmap_overlay
+    from omniclip_hf.attention_figure import heatmap_overlay
 
     flat, peaked = near_uniform_and_peaked()
     frame = np.full((32, 32, 3), 128, dtype=np.uint8)
@@ -75,7 +75,7 @@ def test_near_uniform_and_peaked_maps_no_longer_render_identically():
 
 
 def test_clip_and_omniclip_maps_share_one_colour_scale_in_the_figure():
-    from omniclip_hf.attention_maps import HEADER_HEIGHT, ROW_LABEL_WIDTH, render_explanation
+    from omniclip_hf.attention_figure import HEADER_HEIGHT, ROW_LABEL_WIDTH, render_explanation
 
     flat, peaked = near_uniform_and_peaked()
     # Frame 0: CLIP flat, OmniCLIP peaked; frame 1 the other way round.
@@ -101,7 +101,7 @@ def test_clip_and_omniclip_maps_share_one_colour_scale_in_the_figure():
 
 
 def test_shared_scale_is_0_to_the_largest_weight_and_tile_scaling_remains_an_option():
-    from omniclip_hf.attention_maps import colour_ranges, render_explanation
+    from omniclip_hf.attention_figure import colour_ranges, render_explanation
 
     flat, peaked = near_uniform_and_peaked()
     explanation = explanation_of([flat], [peaked])
@@ -289,7 +289,7 @@ def test_explain_refuses_an_out_path_that_is_a_folder_before_the_model_runs(
 
 
 def test_the_png_is_written_atomically(tmp_path, monkeypatch):
-    from omniclip_hf.attention_maps import render_explanation, save_png_atomically
+    from omniclip_hf.attention_figure import render_explanation, save_png_atomically
 
     flat, peaked = near_uniform_and_peaked()
     figure = render_explanation(explanation_of([flat], [peaked]), tile_size=32)
@@ -319,7 +319,7 @@ def test_the_png_is_written_atomically(tmp_path, monkeypatch):
 # 5. Pixels no patch covers, and the header
 # ----------------------------------------------------------------------------------------------------------------
 def test_maps_are_drawn_only_over_the_pixels_the_patches_cover():
-    from omniclip_hf.attention_maps import heatmap_overlay
+    from omniclip_hf.attention_figure import heatmap_overlay
 
     # A 20x20 frame and 8-pixel patches: a 2x2 grid covering the top-left 16x16; 4 pixels right and below unread.
     frame = np.full((20, 20, 3), 100, dtype=np.uint8)
@@ -337,7 +337,7 @@ def test_maps_are_drawn_only_over_the_pixels_the_patches_cover():
 def test_the_whole_header_fits_a_narrow_figure():
     from PIL import ImageDraw, ImageFont
 
-    from omniclip_hf.attention_maps import HEADER_HEIGHT, ROW_LABEL_WIDTH, render_explanation
+    from omniclip_hf.attention_figure import HEADER_HEIGHT, ROW_LABEL_WIDTH, render_explanation
 
     flat, peaked = near_uniform_and_peaked()
     explanation = explanation_of([flat, peaked], [peaked, flat])
@@ -349,7 +349,7 @@ def test_the_whole_header_fits_a_narrow_figure():
     header = figure.height - 3 * 16
     assert header > HEADER_HEIGHT  # it was cut at two lines' height (and at the right edge)
 
-    from omniclip_hf.attention_maps import header_text, wrap_header
+    from omniclip_hf.attention_figure import header_text, wrap_header
 
     font = ImageFont.load_default()
     draw = ImageDraw.Draw(figure)

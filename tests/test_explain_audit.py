@@ -45,7 +45,8 @@ def write_video(path, num_frames: int, rate: int = 10):
 def test_explain_scores_equal_the_pipelines_over_every_view(multi_view_dir):
     from transformers import pipeline
 
-    from omniclip_hf.attention_maps import explain_video, header_text
+    from omniclip_hf.attention_figure import header_text
+    from omniclip_hf.attention_maps import explain_video
 
     classifier = pipeline("zero-shot-video-classification", model=str(multi_view_dir), device="cpu")
     labels = [*LABELS, "juggling balls"]
@@ -92,7 +93,7 @@ def test_frames_are_drawn_in_their_own_colours_whatever_the_processor_undid(tiny
 # ----------------------------------------------------------------------------------------------------------------
 def test_flat_maps_are_drawn_cool_not_saturated_red():
     from omniclip_hf import attention_maps
-    from omniclip_hf.attention_maps import HEADER_HEIGHT, ROW_LABEL_WIDTH, describe_explanation, render_explanation
+    from omniclip_hf.attention_figure import HEADER_HEIGHT, ROW_LABEL_WIDTH, describe_explanation, render_explanation
 
     flat = np.full((4, 4), 1 / 16, dtype=np.float32)
     explanation = explanation_of([flat], [flat])
@@ -125,7 +126,7 @@ def test_explain_video_warns_about_a_label_cut_to_clips_context(tiny_omniclip_di
 # 8. The figure's pixels are bounded, not only its tiles
 # ----------------------------------------------------------------------------------------------------------------
 def test_a_figure_over_the_pixel_budget_is_refused_naming_the_tile_size_and_frames():
-    from omniclip_hf.attention_maps import MAX_FIGURE_PIXELS, explanation_figure_size, render_explanation
+    from omniclip_hf.attention_figure import MAX_FIGURE_PIXELS, explanation_figure_size, render_explanation
 
     maps = np.full((21, 2, 2), 0.25, dtype=np.float32)
     explanation = explanation_of(maps, maps, frame_size=(8, 8))
@@ -142,7 +143,8 @@ def test_a_figure_over_the_pixel_budget_is_refused_naming_the_tile_size_and_fram
 def test_frame_tiles_carry_the_frame_index_and_time(tiny_omniclip_dir):
     from transformers import pipeline
 
-    from omniclip_hf.attention_maps import HEADER_HEIGHT, ROW_LABEL_WIDTH, explain_video, render_explanation
+    from omniclip_hf.attention_figure import HEADER_HEIGHT, ROW_LABEL_WIDTH, render_explanation
+    from omniclip_hf.attention_maps import explain_video
 
     classifier = pipeline("zero-shot-video-classification", model=str(tiny_omniclip_dir), device="cpu")
     explanation = explain_video(classifier.model, classifier.video_processor, str(VIDEO))
