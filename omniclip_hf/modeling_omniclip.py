@@ -1466,7 +1466,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
 
         The CLIP is loaded once, by `CLIPModel.from_pretrained`, straight into the model (no random CLIP is built);
         a checkpoint that lacks any of its weights, or whose config.json does not fit them, is refused.
-        The whole model takes the loaded CLIP's dtype and device; see docs/design.md ("Loading and dtype") for
+        The whole model takes the loaded CLIP's dtype and device; see docs/design.md ("Transformers conventions and loading", "dtype of the trainable modules") for
         training with a half-precision CLIP.
 
         Args:
@@ -1802,8 +1802,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             return_dict (`bool`, *optional*, defaults to `config.return_dict`):
                 Return an [`OmniCLIPOutput`] rather than a tuple.
             num_items_in_batch (`int` or `torch.Tensor`, *optional*):
-                Videos in the whole (gradient-accumulated) batch: the loss is then the summed cross-entropy divided
-                by it, as Transformers' loss functions do.
+                With class indices, the videos in the whole (gradient-accumulated) batch; with soft targets
+                `(batch_size, num_classes)`, videos x classes, as Trainer counts `labels != -100`. The loss is then
+                the summed cross-entropy divided by the number of videos, as Transformers' loss functions do.
         """
         check_keywords(
             "OmniCLIPModel.forward", kwargs,

@@ -39,7 +39,7 @@ class ClassTextCollator:
     r"""
     Stacks dataset items (`{"pixel_values_videos": (T, 3, H, W) tensor, "labels" or "label": int}`, as
     `VideoClipDataset` yields) into a batch for [`OmniCLIPModel.forward`], adding the class texts' `input_ids` and
-    `attention_mask`, repeated for every video as views `(batch_size, num_classes, sequence_length)` so that a split
+    `attention_mask`, repeated for every video (copies: the DataLoader's pin_memory refuses a stride-0 view) as `(batch_size, num_classes, sequence_length)` so that a split
     of the batch along dim 0 (`nn.DataParallel`) keeps every class. Items that failed to decode (`{"error": message}`,
     or no `pixel_values_videos` once Trainer's `remove_unused_columns` removed the message) are dropped with a
     warning; a batch of failed items only raises. Items without labels give a batch without `labels`. A label is a
