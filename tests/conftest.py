@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -121,6 +124,28 @@ def frame_order_clips(num_frames: int, clips_per_class: int = 12) -> tuple[torch
     pixel_values = torch.cat([brightening, brightening.flip(1)])
     labels = torch.cat([torch.zeros(clips_per_class, dtype=torch.long), torch.ones(clips_per_class, dtype=torch.long)])
     return pixel_values, labels
+
+
+def run_script_in_process(script: Path, arguments: list[str]) -> tuple[int, str, str]:
+    """Runs `python <script> <arguments>` in this process from the repository root (exit status, stdout, stderr):
+    for answers given before any work (`--help`, a refused argument), where a subprocess would spend seconds importing
+    torch for each case. The script sees its own `sys.argv` and its folder first on `sys.path`, as when run; those,
+    the working directory and torch's thread count (a script may set it) are restored after."""
+    saved = sys.argv, list(sys.path), os.getcwd(), torch.get_num_threads()
+    sys.argv, sys.path[:0] = [str(script), *arguments], [str(script.parent)]
+    os.chdir(REPO_ROOT)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            runpy.run_path(str(script), run_name="__main__")
+        status = 0
+    except SystemExit as stopped:
+        status = stopped.code if isinstance(stopped.code, int) else 0 if stopped.code is None else 1
+    finally:
+        sys.argv, sys.path[:] = saved[0], saved[1]
+        os.chdir(saved[2])
+        torch.set_num_threads(saved[3])
+    return status, stdout.getvalue(), stderr.getvalue()
 
 
 def load_benchmark(name: str):

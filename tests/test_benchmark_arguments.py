@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, run_script_in_process
 
 # id: (script, arguments, what the last line of stderr names). {empty}, {junk} and {missing} are folders made
 # (or not) for the test. Sizes are small, so a script that wrongly starts its work ends soon or times out.
@@ -48,19 +48,17 @@ def bad_argument_folders(root):
     return folders
 
 
-# One process a case, each start importing torch (seconds): `make test` spreads them over its workers.
+# In the test's process (a subprocess a case spent seconds importing torch, 77 s of the suite over 17 cases); the
+# timeout stands for a script that starts its work instead of refusing the argument.
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_bad_argument_gets_one_error_line_and_status_2(case, tmp_path):
     folders = bad_argument_folders(tmp_path)
     script, arguments, named = CASES[case]
-    command = [sys.executable, str(REPO_ROOT / "benchmarks" / script), *arguments.format(**folders).split()]
-    try:
-        process = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case}: the script started its work instead of refusing the argument")
-    assert process.returncode == 2, (process.returncode, process.stderr[-2000:])
-    assert "Traceback" not in process.stderr, process.stderr[-2000:]
-    last_line = process.stderr.strip().splitlines()[-1]
+    status, _, stderr = run_script_in_process(REPO_ROOT / "benchmarks" / script, arguments.format(**folders).split())
+    assert status == 2, (status, stderr[-2000:])
+    assert "Traceback" not in stderr, stderr[-2000:]
+    last_line = stderr.strip().splitlines()[-1]
     assert "error:" in last_line and named.format(**folders) in last_line, last_line
 
 

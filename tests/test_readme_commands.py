@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, run_script_in_process
 
 DOCUMENTS = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "data.md"]
 # Programs that live in .venv/bin only: in a fresh shell, without `source .venv/bin/activate`, a bare name is the
@@ -77,7 +76,6 @@ def test_every_flag_of_a_documented_command_is_one_the_script_accepts(script, co
 
 @functools.lru_cache(maxsize=None)
 def accepted_flags(script: str) -> set[str]:
-    help_text = subprocess.run(
-        [sys.executable, str(REPO_ROOT / script), "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-    ).stdout
+    status, help_text, stderr = run_script_in_process(REPO_ROOT / script, ["--help"])
+    assert status == 0 and help_text, f"{script} --help: status {status}\n{stderr[-2000:]}"
     return set(re.findall(r"--[\w-]+", help_text))
