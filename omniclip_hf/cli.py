@@ -78,8 +78,15 @@ def json_line(video: str, result: list, segments: bool) -> str:
     return json.dumps({"video": video, key: result}, ensure_ascii=False)
 
 
+def json_error_line(video: str, error: str) -> str:
+    """The record of a video that failed: a reader of the JSON lines sees every video it asked for, not only those
+    that scored (the error line on stderr says the same)."""
+    return json.dumps({"video": video, "error": error}, ensure_ascii=False)
+
+
 def classify_in_batches(pipe, videos: list[str], batch_size: int, call_kwargs: dict[str, Any], debug: bool):
-    """Yields `(video, result or None)`; a failing batch is retried one video at a time to name the bad file."""
+    """Yields `(video, result, None)`, or `(video, None, error message)` for a video that failed: a failing batch is
+    retried one video at a time to name the bad file."""
     from tqdm.auto import tqdm
 
     # The bar shows only on a terminal (disable=None) and only when there is more than one video.
@@ -87,21 +94,21 @@ def classify_in_batches(pipe, videos: list[str], batch_size: int, call_kwargs: d
         for start in range(0, len(videos), batch_size):
             chunk = videos[start : start + batch_size]
             try:
-                results = pipe(list(chunk), batch_size=batch_size, **call_kwargs)
+                outcomes = [(result, None) for result in pipe(list(chunk), batch_size=batch_size, **call_kwargs)]
             except (ValueError, OSError, RuntimeError):
                 if debug and len(chunk) == 1:
                     raise
-                results = []
+                outcomes = []
                 for video in chunk:
                     try:
-                        results.append(pipe(video, **call_kwargs))
+                        outcomes.append((pipe(video, **call_kwargs), None))
                     except (ValueError, OSError, RuntimeError) as error:
                         if debug:
                             raise
                         error_line(f"{video}: {one_line(error)}")
-                        results.append(None)
-            for video, result in zip(chunk, results):
-                yield video, result
+                        outcomes.append((None, one_line(error)))
+            for video, (result, error) in zip(chunk, outcomes):
+                yield video, result, error
             bar.update(len(chunk))
 
 
@@ -141,9 +148,11 @@ def run_classify(args: argparse.Namespace) -> int:
     # The header goes out with the first row: a run where every video fails leaves stdout empty, not a bare header.
     header_pending = not args.json
     failures = 0
-    for video, result in classify_in_batches(pipe, list(args.videos), args.batch_size, call_kwargs, args.debug):
-        if result is None:
+    for video, result, error in classify_in_batches(pipe, list(args.videos), args.batch_size, call_kwargs, args.debug):
+        if error is not None:
             failures += 1
+            if args.json:
+                emit(json_error_line(video, error))
             continue
         warn_about_short_videos([video], pipe.video_processor)  # beside its rows, not all before the first one
         if args.json:
@@ -458,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (mp4, avi, webm, ...)")
     add_model_arguments(classify)
     classify.add_argument("--top-k", type=int, help=f"labels shown per video (default: {DEFAULT_TOP_K} or all)")
-    classify.add_argument("--json", action="store_true", help="one JSON object a line instead of a table")
+    classify.add_argument("--json", action="store_true", help="one JSON object a line instead of a table "
+                          '(a video that fails: {"video": ..., "error": ...})')
     classify.add_argument("--segment-seconds", type=float, metavar="S", help="classify consecutive windows of S s")
     classify.add_argument("--batch-size", type=int, default=1, help="videos (or windows) per model call")
     classify.set_defaults(handler=run_classify)

@@ -226,3 +226,23 @@ def test_no_table_header_when_no_video_gives_a_row(tiny_omniclip_dir, capsys):
     status, stdout, _ = run_cli(capsys, "classify", SHORT_MP4, "--model", tiny_omniclip_dir, "--labels", "yoga,archery")
     lines = stdout.splitlines()
     assert status == 0 and lines[0].split() == ["video", "rank", "score", "label"] and len(lines) == 3
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# classify --json: a video that fails has its record too
+# ----------------------------------------------------------------------------------------------------------------
+def test_classify_json_gives_a_failed_video_an_error_record_in_its_place(tiny_omniclip_dir, tmp_path, capsys):
+    """A script reading the JSON lines sees every video it asked for: the undecodable one as {"video", "error"}, in
+    its place between the others, and the exit status 1 as before."""
+    import json
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    status, stdout, stderr = run_cli(capsys, "classify", SHORT_MP4, broken, SHORT_MP4, "--model", tiny_omniclip_dir,
+                                     "--labels", "archery,yoga", "--json", "--batch-size", "3")
+    assert status == 1
+    records = [json.loads(line) for line in stdout.strip().splitlines()]
+    assert [record["video"] for record in records] == [str(SHORT_MP4), str(broken), str(SHORT_MP4)]
+    assert [sorted(record) for record in records] == [["labels", "video"], ["error", "video"], ["labels", "video"]]
+    error = one_error_line(stderr)
+    assert error == f"omniclip: error: {broken}: {records[1]['error']}"
