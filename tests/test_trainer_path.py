@@ -236,3 +236,23 @@ def test_trainers_label_smoothing_gives_the_models_smoothed_loss(tiny_clip, clip
     torch.testing.assert_close(trainers, models_own)
     output = model(**batch)
     assert output["logits"] is output.logits_per_video and len(output.to_tuple()) == len(output.keys())
+
+
+def test_the_trainer_card_names_a_hub_base_clip_and_never_a_local_folder(tiny_clip_dir, tmp_path):
+    """docs/training.md's `create_model_card(finetuned_from=card_base_model(model))`: a CLIP loaded from a local folder
+    is left out of the card (the config's `base_clip_name_or_path` as it was gave `base_model: <the local path>`),
+    a Hub id is the card's `base_model`."""
+    from transformers import Trainer
+
+    from omniclip_hf import OmniCLIPModel
+    from omniclip_hf.training.trainer_collator import card_base_model
+
+    model = OmniCLIPModel.from_clip(str(tiny_clip_dir), num_frames=4)
+    trainer = Trainer(model=model, args=arguments(tmp_path))
+    assert card_base_model(model) is None
+    trainer.create_model_card(finetuned_from=card_base_model(model))
+    card = (tmp_path / "README.md").read_text()
+    assert "base_model" not in card and str(tiny_clip_dir) not in card, card[:400]
+    model.config.base_clip_name_or_path = "openai/clip-vit-base-patch16"
+    trainer.create_model_card(finetuned_from=card_base_model(model))
+    assert "\nbase_model: openai/clip-vit-base-patch16\n" in (tmp_path / "README.md").read_text()

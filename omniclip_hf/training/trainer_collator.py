@@ -341,4 +341,15 @@ def trainer_optimizer(model: torch.nn.Module, args: Any, **lr_scales: float) -> 
     return optimizer
 
 
-__all__ = ["ClassTextCollator", "trainer_optimizer"]
+def card_base_model(model: torch.nn.Module) -> str | None:
+    """The base CLIP as the Hub id a model card names, for `trainer.push_to_hub(finetuned_from=...)` and
+    `trainer.create_model_card(finetuned_from=...)`; `None` where the CLIP was a local folder. Trainer's card, given
+    no `finetuned_from`, takes `config._name_or_path`, which `from_clip` leaves empty; given the config's
+    `base_clip_name_or_path` as it is, a local CLIP became `base_model: /home/.../clip` with a link to
+    huggingface.co/home/..."""
+    from .publishing import hub_id_or_none
+
+    return hub_id_or_none(getattr(model.config, "base_clip_name_or_path", None))
+
+
+__all__ = ["ClassTextCollator", "card_base_model", "trainer_optimizer"]
