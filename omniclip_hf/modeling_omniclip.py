@@ -1597,6 +1597,19 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             f"({batch_size}, {num_classes}) (a float tensor), got dtype {labels.dtype} and shape {tuple(labels.shape)}."
         )
 
+    def _check_frame_size(self, pixel_values_videos: torch.Tensor, interpolate_pos_encoding: Any) -> None:
+        """`interpolate_pos_encoding=False` takes frames of the checkpoint's size only, as CLIP's vision embeddings
+        do; left out or `True`, any size is interpolated."""
+        if interpolate_pos_encoding is not None and not isinstance(interpolate_pos_encoding, bool):
+            raise TypeError(f"interpolate_pos_encoding must be True, False or None, got {interpolate_pos_encoding!r}.")
+        image_size = self.config.vision_config.image_size
+        height, width = pixel_values_videos.shape[-2:]
+        if interpolate_pos_encoding is False and (height, width) != (image_size, image_size):
+            raise ValueError(f"pixel_values_videos has {height}x{width} frames, not the checkpoint's "
+                             f"{image_size}x{image_size}, and interpolate_pos_encoding=False: resize the frames to "
+                             f"{image_size}x{image_size}, or leave interpolate_pos_encoding out (other sizes then have "
+                             "the position embeddings interpolated).")
+
     # ------------------------------------------------------------------ encoders
     def _embed_frames(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Frozen patch + position embeddings (interpolated for other sizes) plus the temporal embedding (eq. 1)."""
@@ -1621,6 +1634,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         self,
         pixel_values_videos: torch.Tensor,
         output_hidden_states: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> OmniCLIPVideoOutput | tuple:
         r"""
@@ -1634,6 +1648,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
                 Also return the token states after the embeddings and after each layer.
             output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
                 Also return each frozen vision layer's attention weights (with `attn_implementation="eager"`).
+            interpolate_pos_encoding (`bool`, *optional*):
+                CLIP's and X-CLIP's keyword. Left out or `True`, frames of another size than the checkpoint's have
+                the position embeddings interpolated (as CLIP does with `True`); `False` refuses them, as CLIP does.
             return_dict (`bool`, *optional*, defaults to `config.return_dict`):
                 Return an [`OmniCLIPVideoOutput`] rather than a tuple.
 
@@ -1641,8 +1658,10 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             [`OmniCLIPVideoOutput`] whose `pooler_output` is the video embedding `(batch_size, projection_dim)`,
             matching what `CLIPModel.get_image_features` returns in transformers 5.
         """
-        check_keywords("get_video_features", kwargs, "pixel_values_videos, output_hidden_states, output_attentions, return_dict")
+        check_keywords("get_video_features", kwargs, "pixel_values_videos, output_hidden_states, output_attentions, "
+                       "interpolate_pos_encoding, return_dict")
         self._check_videos(pixel_values_videos)
+        self._check_frame_size(pixel_values_videos, interpolate_pos_encoding)
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         output_hidden_states = bool(output_hidden_states)
@@ -1771,6 +1790,7 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         return_loss: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        interpolate_pos_encoding: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> OmniCLIPOutput | tuple:
         r"""
@@ -1799,6 +1819,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
             output_hidden_states, output_attentions (`bool`, *optional*, default to the config's):
                 Also return the per-layer states and attention weights of the video and text encoders (in
                 `vision_model_output` and `text_model_output`).
+            interpolate_pos_encoding (`bool`, *optional*):
+                As in [`~OmniCLIPModel.get_video_features`]: left out or `True`, any frame size; `False`, the
+                checkpoint's only.
             return_dict (`bool`, *optional*, defaults to `config.return_dict`):
                 Return an [`OmniCLIPOutput`] rather than a tuple.
             num_items_in_batch (`int` or `torch.Tensor`, *optional*):
@@ -1809,7 +1832,8 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         check_keywords(
             "OmniCLIPModel.forward", kwargs,
             "pixel_values_videos, input_ids, attention_mask, labels, text_embeds, position_ids, return_loss, "
-            "output_hidden_states, output_attentions, return_dict and Transformers' own keywords (num_items_in_batch, ...)",
+            "output_hidden_states, output_attentions, interpolate_pos_encoding, return_dict and Transformers' own "
+            "keywords (num_items_in_batch, ...)",
         )
         per_video_texts = isinstance(input_ids, torch.Tensor) and input_ids.dim() == 3
         if per_video_texts:  # (batch, classes, length): one set per video
@@ -1859,7 +1883,9 @@ class OmniCLIPModel(OmniCLIPPreTrainedModel):
         else:  # embeddings kept from a model in another dtype (float64 from numpy, float32 from an fp32 model)
             text_embeds = text_embeds.to(self.dtype)
 
-        video_outputs = self.get_video_features(pixel_values_videos, return_dict=True, **output_flags, **kwargs)
+        video_outputs = self.get_video_features(pixel_values_videos, return_dict=True,
+                                                interpolate_pos_encoding=interpolate_pos_encoding, **output_flags,
+                                                **kwargs)
         video_embeds = video_outputs.pooler_output
         if self.video_specific_prompts is not None:
             text_embeds = self.video_specific_prompts(text_embeds, video_outputs.video_context)

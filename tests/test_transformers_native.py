@@ -64,6 +64,31 @@ def test_misspelt_keyword_is_one_clear_line(model):
         model.get_text_features(class_ids(), pixel_values_videos=videos())
 
 
+def test_interpolate_pos_encoding_is_clips_keyword(model):
+    """CLIP's and X-CLIP's `interpolate_pos_encoding`: True (or left out) takes frames of another size, interpolating
+    the position embeddings as OmniCLIP always did; False takes the checkpoint's size only, as CLIP does. It was
+    refused as an unexpected argument."""
+    other_size = videos(size=40)  # the tiny CLIP's frames are 32x32
+    with torch.no_grad():
+        for frames in (videos(), other_size):
+            expected = model(pixel_values_videos=frames, input_ids=class_ids()).logits_per_video
+            given = model(pixel_values_videos=frames, input_ids=class_ids(), interpolate_pos_encoding=True)
+            torch.testing.assert_close(given.logits_per_video, expected, rtol=0, atol=0)
+            features = model.get_video_features(frames, interpolate_pos_encoding=True).pooler_output
+            torch.testing.assert_close(features, model.get_video_features(frames).pooler_output, rtol=0, atol=0)
+        native = model(pixel_values_videos=videos(), input_ids=class_ids(), interpolate_pos_encoding=False)
+        torch.testing.assert_close(native.logits_per_video,
+                                   model(pixel_values_videos=videos(), input_ids=class_ids()).logits_per_video)
+        with pytest.raises(ValueError, match=r"has 40x40 frames, not the checkpoint's 32x32, and "
+                                             r"interpolate_pos_encoding=False: resize the frames to 32x32") as error:
+            model(pixel_values_videos=other_size, input_ids=class_ids(), interpolate_pos_encoding=False)
+        assert "\n" not in str(error.value)
+        with pytest.raises(ValueError, match="interpolate_pos_encoding=False"):
+            model.get_video_features(other_size, interpolate_pos_encoding=False)
+        with pytest.raises(TypeError, match="interpolate_pos_encoding must be True, False or None, got 'yes'"):
+            model.get_video_features(videos(), interpolate_pos_encoding="yes")
+
+
 def test_main_input_name_is_forwards_first_argument(model):
     parameters = [name for name in inspect.signature(type(model).forward).parameters if name != "self"]
     assert parameters[0] == model.main_input_name == "pixel_values_videos"
