@@ -17,10 +17,21 @@ SHORT_RUN = dict(steps=60, batch_size=32, eval_images=200, max_seconds=None, see
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny_clip")
-    metrics = tc.pretrain_tiny_clip(out, **SHORT_RUN)
-    return out, metrics
+def short_run(tmp_path_factory, worker_id):
+    """The pretrained folder and the metrics `pretrain_tiny_clip` returned. Under pytest-xdist the tests of this
+    module run on several workers: the first one pretrains (20 s) into a folder they share, under a lock, and
+    writes the returned metrics beside it; the others read them back rather than pretrain again."""
+    if worker_id == "master":
+        out = tmp_path_factory.mktemp("tiny_clip")
+        return out, tc.pretrain_tiny_clip(out, **SHORT_RUN)
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "tiny_clip_short_run"
+    returned = shared.with_name(shared.name + "_returned.json")
+    with FileLock(str(shared) + ".lock"):
+        if not returned.is_file():
+            returned.write_text(json.dumps(tc.pretrain_tiny_clip(shared / "clip", **SHORT_RUN)))
+    return shared / "clip", json.loads(returned.read_text())
 
 
 @pytest.mark.runs_long
