@@ -230,7 +230,25 @@ def describe_model(model, processor=None) -> list[str]:
     video_processor = getattr(processor, "video_processor", processor)
     if video_processor is not None:
         lines.append(f"processor:        {describe_video_processor(video_processor)}")
+        lines.extend(f"                  ({difference})" for difference in processor_differences(config, video_processor))
     return lines
+
+
+def processor_differences(config, video_processor) -> list[str]:
+    """What the processor feeds the model other than the config's frame count and the checkpoint's frame size: the
+    model then runs with its temporal embedding resampled or its position embeddings interpolated, which `classify`
+    and the pipeline do without a word (a processor saved or edited apart from its model)."""
+    differences = []
+    count = None if getattr(video_processor, "fps", None) is not None else (
+        video_processor.num_frames or type(video_processor).num_frames)
+    if count is not None and count != config.num_frames:
+        differences.append(f"the model was made for {config.num_frames} frames: it runs on {count}, its temporal "
+                           "embedding resampled")
+    crop, image_size = video_processor.crop_size, config.vision_config.image_size
+    if crop and (crop["height"], crop["width"]) != (image_size, image_size):
+        differences.append(f"the CLIP's frames are {image_size}x{image_size}: it runs on {crop['height']}x"
+                           f"{crop['width']}, its position embeddings interpolated")
+    return differences
 
 
 def mean_abs(parameters) -> float | None:

@@ -182,6 +182,9 @@ def info_models(tiny_clip, tiny_omniclip_dir, tmp_path_factory):
     for mode in ("cascade", "cascade_attention"):
         folders[mode] = save_model_folder(scratch / mode, OmniCLIPModel.from_clip(tiny_clip, num_frames=4,
                                                                                   pta_mode=mode))
+    folders["other frames and size"] = save_model_folder(
+        scratch / "other_frames_and_size", OmniCLIPModel.from_clip(tiny_clip, num_frames=4), num_frames=8,
+        size={"shortest_edge": 48}, crop_size={"height": 48, "width": 48})
     damaged = scratch / "damaged_processor"
     shutil.copytree(tiny_omniclip_dir, damaged)
     (damaged / "processor_config.json").write_text('{"video_processor": {"num_frames": ')
@@ -201,6 +204,21 @@ def test_info_prints_the_frame_rate_of_a_processor_sampling_by_fps(info_models, 
     assert status == 0, stderr
     line = next(line for line in stdout.splitlines() if line.startswith("processor:"))
     assert line.startswith("processor:        2 frames a second, ") and "None" not in line, line
+
+
+def test_info_says_where_the_processor_feeds_other_frames_than_the_model_was_made_for(info_models, capsys):
+    """A processor of 8 frames at 48x48 beside a model made for 4 frames of 32x32 runs, resampled and interpolated,
+    with nothing said by classify: info says so under the processor line. A processor that fits says nothing."""
+    status, stdout, stderr = run_cli(capsys, "info", info_models["other frames and size"])
+    assert status == 0, stderr
+    lines = stdout.splitlines()
+    at = next(index for index, line in enumerate(lines) if line.startswith("processor:"))
+    assert lines[at + 1:] == [
+        "                  (the model was made for 4 frames: it runs on 8, its temporal embedding resampled)",
+        "                  (the CLIP's frames are 32x32: it runs on 48x48, its position embeddings interpolated)"]
+    for fitting in ("alpha zero", "fps"):
+        status, stdout, stderr = run_cli(capsys, "info", info_models[fitting])
+        assert status == 0 and "made for" not in stdout and "interpolated" not in stdout, stdout
 
 
 def test_info_prints_heads_only_for_adapters_that_attend(info_models, capsys):
