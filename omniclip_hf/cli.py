@@ -239,8 +239,7 @@ def processor_differences(config, video_processor) -> list[str]:
     model then runs with its temporal embedding resampled or its position embeddings interpolated, which `classify`
     and the pipeline do without a word (a processor saved or edited apart from its model)."""
     differences = []
-    count = None if getattr(video_processor, "fps", None) is not None else (
-        video_processor.num_frames or type(video_processor).num_frames)
+    count = fixed_frame_count(video_processor)
     if count is not None and count != config.num_frames:
         differences.append(f"the model was made for {config.num_frames} frames: it runs on {count}, its temporal "
                            "embedding resampled")
@@ -261,15 +260,23 @@ def mean_abs(parameters) -> float | None:
     return float(torch.cat(values).mean())
 
 
+def fixed_frame_count(video_processor) -> int | None:
+    """The frames the processor samples from every video, or `None` where it samples by rate (a saved `fps` wins
+    over `num_frames`)."""
+    if getattr(video_processor, "fps", None) is not None:
+        return None
+    return video_processor.num_frames or type(video_processor).num_frames
+
+
 def describe_video_processor(video_processor) -> str:
     """`8 frames` (or `2 frames a second`, sampling by rate as the processor then does), sampling, views, crop."""
     crop = video_processor.crop_size
     crop_text = f"{crop['height']}x{crop['width']}" if crop else "none"
-    fps = getattr(video_processor, "fps", None)
-    if fps is not None:  # a saved fps wins over num_frames (the processor samples by rate then)
+    count = fixed_frame_count(video_processor)
+    if count is None:
+        fps = video_processor.fps
         frames = f"{fps:g} frame{'s' if fps != 1 else ''} a second"
     else:
-        count = video_processor.num_frames or type(video_processor).num_frames
         frames = f"{count} frames"
     return (
         f"{frames}, {video_processor.sampling} sampling, "
