@@ -193,6 +193,28 @@ def test_an_accumulation_count_replaced_by_the_launcher_is_refused():
     check_launch(accelerator, 1)
 
 
+@pytest.mark.parametrize("variable, asked", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")])
+def test_a_sharding_config_run_as_plain_data_parallelism_is_warned_about(monkeypatch, caplog, variable, asked):
+    """On a CPU Accelerate sets up MULTI_CPU whatever the launch config asked: with deepspeed installed, the shipped
+    deepspeed_zero2.yaml trained two processes as plain DDP here with nothing said (measured)."""
+    accelerator = SimpleNamespace(mixed_precision="no", device=torch.device("cpu"), gradient_accumulation_steps=1,
+                                  is_main_process=True, distributed_type=SimpleNamespace(value="MULTI_CPU"))
+    with caplog.at_level(logging.WARNING, logger="omniclip.train"):
+        check_launch(accelerator, 1)
+    assert not caplog.records  # nothing asked, nothing said
+    monkeypatch.setenv(variable, "true")
+    with caplog.at_level(logging.WARNING, logger="omniclip.train"):
+        check_launch(accelerator, 1)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"the launch config asks for {asked}, but Accelerate set up MULTI_CPU on cpu (it places {asked} on GPUs only): "
+        + ("the model is not sharded." if asked == "FSDP" else "DeepSpeed (ZeRO) is not used.")]
+    caplog.clear()
+    accelerator.distributed_type.value = asked  # what was asked is what runs: nothing to say
+    with caplog.at_level(logging.WARNING, logger="omniclip.train"):
+        check_launch(accelerator, 1)
+    assert not caplog.records
+
+
 def test_a_warmup_as_long_as_training_is_said(caplog):
     options = parse_training_options(["--clip", "x", "--train_data", "y", "--warmup_steps", "10"])
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=options.lr)

@@ -27,8 +27,8 @@ def node_identity() -> str:
 def check_launch(accelerator, gradient_accumulation_steps: int | None = None) -> None:
     """What Accelerate set up differs from what was asked, where it would otherwise train on with nothing said:
     fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), an accumulation
-    count the launcher's config replaced (refused), and an FSDP config that Accelerate ran as plain data parallelism
-    (it does not place FSDP on a CPU): one warning line."""
+    count the launcher's config replaced (refused), and an FSDP or DeepSpeed config that Accelerate ran as plain data
+    parallelism (it places neither on a CPU): one warning line."""
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         raise ValueError("--mixed_precision fp16 needs a GPU: on a CPU Accelerate trains in float32; use bf16 or no.")
     if gradient_accumulation_steps is not None and accelerator.gradient_accumulation_steps != gradient_accumulation_steps:
@@ -38,10 +38,15 @@ def check_launch(accelerator, gradient_accumulation_steps: int | None = None) ->
                          f"{accelerator.gradient_accumulation_steps} (ACCELERATE_GRADIENT_ACCUMULATION_STEPS, from "
                          "the accelerate config's gradient_accumulation_steps), which Accelerate would use instead: "
                          "set the same count in both.")
-    asked_for_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true", "yes")
-    if asked_for_fsdp and str(accelerator.distributed_type.value) != "FSDP" and accelerator.is_main_process:
-        logger.warning("the launch config asks for FSDP, but Accelerate set up %s on %s (it places FSDP on GPUs only): "
-                       "the model is not sharded.", accelerator.distributed_type.value, accelerator.device.type)
+    # `accelerate launch` says what its config asked for in these variables; on a CPU (train.py's cpu=True) Accelerate
+    # sets up MULTI_CPU whatever they say, and the run trained unsharded with only metrics.json telling.
+    for asked, variable, what in (("FSDP", "ACCELERATE_USE_FSDP", "the model is not sharded"),
+                                  ("DEEPSPEED", "ACCELERATE_USE_DEEPSPEED", "DeepSpeed (ZeRO) is not used")):
+        asked_for = os.environ.get(variable, "false").lower() in ("1", "true", "yes")
+        if asked_for and str(accelerator.distributed_type.value) != asked and accelerator.is_main_process:
+            logger.warning("the launch config asks for %s, but Accelerate set up %s on %s (it places %s on GPUs "
+                           "only): %s.", asked, accelerator.distributed_type.value, accelerator.device.type, asked,
+                           what)
 
 
 def configure_deepspeed(accelerator, options) -> None:
