@@ -36,6 +36,7 @@ from .cli_checks import (
     check_model_source,
     check_template,
     check_videos,
+    fixed_frame_count,
     load_pipeline,
     one_line,
     read_labels,
@@ -258,14 +259,6 @@ def mean_abs(parameters) -> float | None:
     import torch
 
     return float(torch.cat(values).mean())
-
-
-def fixed_frame_count(video_processor) -> int | None:
-    """The frames the processor samples from every video, or `None` where it samples by rate (a saved `fps` wins
-    over `num_frames`)."""
-    if getattr(video_processor, "fps", None) is not None:
-        return None
-    return video_processor.num_frames or type(video_processor).num_frames
 
 
 def describe_video_processor(video_processor) -> str:

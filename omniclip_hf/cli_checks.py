@@ -240,14 +240,48 @@ def frames_in_file(path: Path) -> tuple[int, float | None] | None:
         return None
 
 
+def header_promises_frames(path: Path, count: int) -> bool:
+    """Whether the file's header counts enough frames that the decoder finds at least `count` of them or refuses the
+    file as truncated (it does below `MIN_PRESENT_SHARE` of the announced count): then no demux of the whole file is
+    needed to tell it is not short, where an hour of video takes seconds to demux, once more before its decoding.
+
+    Only a header that counts frames (MP4, AVI) promises: where a Matroska header states a duration alone, the
+    decoder's announced count may use a lower rate, measured from the packets."""
+    from .video_decoding import MIN_PRESENT_SHARE, _first_video_stream, announced_frame_count, stream_fps
+    from .video_sources import open_video_container
+
+    try:
+        with open_video_container(str(path)) as container:
+            stream = _first_video_stream(container, str(path))
+            # Without the other streams' measured end, a container-wide duration counts here: the decoder's own
+            # announced count is then this one or higher, never lower.
+            announced = announced_frame_count(container, stream, stream_fps(stream)) if stream.frames else None
+    except Exception:  # noqa: BLE001  (any failure to read is the decoder's to report, with its own message)
+        return False
+    return announced is not None and MIN_PRESENT_SHARE * announced >= count
+
+
+def fixed_frame_count(video_processor: Any) -> int | None:
+    """The frames the processor samples from every video, or `None` where it samples by rate (a saved `fps` wins
+    over `num_frames`)."""
+    if getattr(video_processor, "fps", None) is not None:
+        return None
+    return video_processor.num_frames or type(video_processor).num_frames
+
+
 def warn_about_short_videos(videos: Sequence[str], video_processor: Any) -> None:
     """A `UserWarning` naming each local video with fewer frames than a clip samples: its frames are repeated to
     fill the clip, so it is scored as a video that barely moves (the reason a still picture is refused)."""
     from transformers.video_utils import VideoMetadata
 
+    clip_frames = fixed_frame_count(video_processor)
     for video in videos:
         path = local_video_path(video)
-        counted = frames_in_file(path) if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            continue
+        if clip_frames is not None and header_promises_frames(path, clip_frames):
+            continue
+        counted = frames_in_file(path)
         if counted is None:
             continue
         num_frames, fps = counted

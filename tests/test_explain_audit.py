@@ -177,6 +177,48 @@ def test_a_video_with_fewer_frames_than_sampled_is_warned(tiny_omniclip_dir, tmp
     assert status == 0 and "fewer than" not in stderr, stderr
 
 
+def test_only_a_video_whose_header_does_not_promise_a_clip_is_demuxed_for_the_short_video_check(tmp_path, monkeypatch):
+    """The check demuxed every video once more before its decoding (an hour of video: seconds): a header counting
+    enough frames that the decoder finds a clip's worth or refuses the file as truncated needs no demux."""
+    from omniclip_hf import OmniCLIPVideoProcessor, cli_checks
+
+    demuxed = []
+    count_frames = cli_checks.frames_in_file
+    monkeypatch.setattr(cli_checks, "frames_in_file", lambda path: demuxed.append(path.name) or count_frames(path))
+    videos = [write_video(tmp_path / f"{count} frames.mp4", num_frames=count) for count in (1, 4, 5, 40)]
+    with pytest.warns(UserWarning) as caught:  # 4 frames: 0.9 x 4 < 4, so demuxed; 4 are a whole clip, no warning
+        cli_checks.warn_about_short_videos([str(video) for video in videos], OmniCLIPVideoProcessor(num_frames=4))
+    assert [str(warning.message).split(" has ")[1] for warning in caught] == [
+        "1 frame, fewer than the 4 the model samples: frames are repeated to fill the clip, so it is scored as a video "
+        "that barely moves."]
+    assert demuxed == ["1 frames.mp4", "4 frames.mp4"]
+    demuxed.clear()
+    cli_checks.warn_about_short_videos([str(videos[-1])], OmniCLIPVideoProcessor(num_frames=4, fps=2.0))  # by rate
+    assert demuxed == ["40 frames.mp4"]
+
+
+def test_a_header_promises_no_more_frames_than_the_decoder_holds_the_file_to():
+    """What makes skipping the demux safe: a clip the header promises is there, or the decoder refuses the file as
+    truncated, since the decoder's announced count (from the same header, with what the demux measured) is never
+    lower than the one read from the header alone. Over the shared clips: MP4, AVI, MKV, WebM, a rotated one."""
+    from omniclip_hf.video_decoding import MIN_PRESENT_SHARE, _first_video_stream, index_video_stream
+    from omniclip_hf.video_sources import open_video_container
+    from omniclip_hf import cli_checks
+
+    checked = 0
+    for video in sorted(VIDEO.parent.iterdir()):
+        if not video.is_file() or video.suffix.lower() not in (".mp4", ".avi", ".mkv", ".webm", ".mov"):
+            continue
+        with open_video_container(str(video)) as container:
+            index = index_video_stream(container, _first_video_stream(container, str(video)), str(video))
+        promised = [count for count in (1, 8, 32, 300, 10_000) if cli_checks.header_promises_frames(video, count)]
+        if promised:
+            checked += 1
+            assert index.num_announced is not None and MIN_PRESENT_SHARE * index.num_announced >= max(promised)
+            assert index.num_frames >= max(promised), video.name
+    assert checked >= 3
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # 12. The package's logged warnings print as the command's warnings
 # ----------------------------------------------------------------------------------------------------------------
