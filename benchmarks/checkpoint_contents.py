@@ -3,8 +3,9 @@
     python benchmarks/checkpoint_contents.py CLIP_FOLDER runs/x/checkpoints/step_*
 
 One line per checkpoint. Accelerate writes the weights as `model.safetensors` (one process, DDP),
-`pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT) or a `pytorch_model_fsdp_0/` folder of torch.distributed.checkpoint
-shards (FSDP, SHARDED_STATE_DICT); each must hold only the trainable OmniCLIP weights (no `clip.` key). Exits 1 when
+`pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT), a `pytorch_model_fsdp_0/` folder of torch.distributed.checkpoint
+shards (FSDP, SHARDED_STATE_DICT) or DeepSpeed's `pytorch_model/mp_rank_00_model_states.pt` (its `module` entry);
+each must hold only the trainable OmniCLIP weights (no `clip.` key). Exits 1 when
 a checkpoint holds a CLIP weight, 2 on a bad argument (a folder with no weights in it included).
 """
 
@@ -17,7 +18,8 @@ from pathlib import Path
 MIB = 2**20
 
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model_fsdp.bin")
+DEEPSPEED_MODEL_FILE = "mp_rank_00_model_states.pt"  # DeepSpeed's save_checkpoint, in accelerate's pytorch_model/
+WEIGHT_FILES = ("model.safetensors", "pytorch_model_fsdp.bin", DEEPSPEED_MODEL_FILE)
 SHARDED_WEIGHTS_PREFIX = "pytorch_model_fsdp_"  # accelerate's folder for FSDP's SHARDED_STATE_DICT
 
 
@@ -45,6 +47,10 @@ def weight_names_and_bytes(path: Path) -> tuple[list[str], int]:
         return sharded_weight_names_and_bytes(path)
     if path.suffix == ".safetensors":
         state = load_file(path)
+    elif path.name == DEEPSPEED_MODEL_FILE:
+        # DeepSpeed pickles its config and bookkeeping beside the weights: not loadable with weights_only, and this
+        # reads a checkpoint the user's own run wrote.
+        state = torch.load(path, map_location="cpu", weights_only=False)["module"]
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
     return list(state), sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))

@@ -23,15 +23,19 @@
 #      the same config;
 #   4. only when asked (GPU_SESSION_PARTS="4"): 20 steps of examples/train.py compiled (--dynamo_backend inductor);
 #   5. only when asked (GPU_SESSION_PARTS="5"): profile_step.py, where an eager OmniCLIP inference forward, an eager
-#      OmniCLIP training step and an eager X-CLIP training step spend their time, operator by operator.
+#      OmniCLIP training step and an eager X-CLIP training step spend their time, operator by operator;
+#   6. only when asked (GPU_SESSION_PARTS="6"): part 3's steps, checkpoint check and resume with the shipped
+#      DeepSpeed ZeRO-2 config (one process), which has never run (deepspeed's wheels must be in .whl/).
 # Part 1 times X-CLIP under torch.compile last, so a slow compile there costs only that row. GPU_SESSION_PARTS picks
 # the parts and their order (default "1 3 2": the model's numbers, then FSDP/DDP training, then the input
-# pipeline); GPU_SESSION_BUDGET_S the budget. With device time left, a second call with GPU_SESSION_PARTS="2 5 4".
+# pipeline); GPU_SESSION_BUDGET_S the budget. With device time left, a second call with GPU_SESSION_PARTS="2 6 5 4".
 #
 # The GPU image has torch and transformers but neither PyAV nor datasets: they travel as wheels in .whl/, and
 # the shared clips in .gpu_carry/videos (both ignored by git). Prepare them here, then call the device tool:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av datasets dill multiprocess
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl av datasets dill multiprocess \
+#       hjson py-cpuinfo msgpack einops ninja pydantic pydantic-core annotated-types typing-inspection
+#   .venv/bin/pip wheel --no-deps --no-build-isolation -w .whl deepspeed   # part 6 (DeepSpeed ships no wheel)
 #   mkdir -p .gpu_carry && cp -r ../shared/videos .gpu_carry/
 #   device run: bash benchmarks/gpu_session.sh   (carry: .whl .gpu_carry)
 #
@@ -149,10 +153,10 @@ EOF
 [ "${PIPESTATUS[0]}" = 0 ] && touch "$WORK/setup_done"
 }
 
-part_3() {
-train_setup
-echo "== 3. accelerate launch examples/train.py, FSDP and DDP  (at ${SECONDS} s)"
-for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
+# `train_and_resume CONFIG...`: for each shipped accelerate config, a few steps of examples/train.py, what its
+# checkpoints hold, and a resume from the step-$STEPS checkpoint under the same config.
+train_and_resume() {
+for name in "$@"; do
     rm -rf "$WORK/run_$name"
     within_budget 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
         examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" --eval_data "$WORK/motion/test" \
@@ -164,10 +168,12 @@ for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
     ls "$WORK/run_$name" "$WORK/run_$name/checkpoints" 2>&1 | tee -a "$OUT/train_$name.txt"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m.get(k) for k in ('global_step','top1','train_losses','distributed')})" \
         "$WORK/run_$name/metrics.json" 2>&1 | tee -a "$OUT/train_$name.txt"
-    # What each checkpoint holds: only the trainable weights (FSDP: pytorch_model_fsdp.bin; DDP: model.safetensors).
+    # What each checkpoint holds: only the trainable weights (FSDP: pytorch_model_fsdp.bin; DDP: model.safetensors;
+    # DeepSpeed: pytorch_model/mp_rank_00_model_states.pt).
     python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 \
         | tee -a "$OUT/train_$name.txt"
-    # Resume under the same config from the step-$STEPS checkpoint to step $RESUME_STEPS (FSDP: load_fsdp_model).
+    # Resume under the same config from the step-$STEPS checkpoint to step $RESUME_STEPS (FSDP: load_fsdp_model;
+    # DeepSpeed: its engine's load_checkpoint).
     within_budget 100 accelerate launch --config_file "examples/accelerate_configs/$name.yaml" --num_processes 1 \
         examples/train.py --clip "$WORK/clip" --train_data "$WORK/motion/train" \
         --labels_file "$WORK/motion/labels.txt" --output_dir "$WORK/run_$name" --max_steps "$RESUME_STEPS" \
@@ -178,6 +184,25 @@ for name in ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}; do
     python3 benchmarks/checkpoint_contents.py "$WORK/clip" "$WORK/run_$name/checkpoints"/step_* 2>&1 | tail -1 \
         | tee -a "$OUT/train_${name}_resume.txt"
 done
+}
+
+part_3() {
+train_setup
+echo "== 3. accelerate launch examples/train.py, FSDP and DDP  (at ${SECONDS} s)"
+train_and_resume ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}
+}
+
+# 6 (not in the default run; GPU_SESSION_PARTS="6"): the shipped DeepSpeed ZeRO-2 config, as part 3 runs FSDP and
+# DDP. Never run before: on a CPU Accelerate sets up plain data parallelism instead (train.py warns), so the CPU
+# rehearsal checks only this script's lines. Needs deepspeed's wheels in .whl/ (see the header).
+part_6() {
+echo "== 6. accelerate launch examples/train.py, DeepSpeed ZeRO-2  (at ${SECONDS} s)"
+if ! python3 -c "import deepspeed" >/dev/null 2>&1; then
+    echo "skipped: deepspeed does not import here (carry its wheels in .whl/, as the header says)"
+    return 0
+fi
+train_setup
+train_and_resume deepspeed_zero2
 }
 
 # 4 (not in the default run; GPU_SESSION_PARTS="4" when time is left): examples/train.py compiled through
@@ -206,7 +231,7 @@ print('model/ loads')" "$WORK/run_compiled" 2>&1 | tail -3 | tee -a "$OUT/train_
 rm -f "$WORK/setup_done"  # a fresh CLIP and motion set for this call's training runs
 for part in $PARTS; do
     case "$part" in
-        1|2|3|4|5) "part_$part" ;;
-        *) echo "unknown part $part in GPU_SESSION_PARTS (the parts are 1 to 5)" ;;
+        1|2|3|4|5|6) "part_$part" ;;
+        *) echo "unknown part $part in GPU_SESSION_PARTS (the parts are 1 to 6)" ;;
     esac
 done

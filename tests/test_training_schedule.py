@@ -193,7 +193,8 @@ def test_an_accumulation_count_replaced_by_the_launcher_is_refused():
     check_launch(accelerator, 1)
 
 
-@pytest.mark.parametrize("variable, asked", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")])
+@pytest.mark.parametrize("variable, asked", [("ACCELERATE_USE_FSDP", "FSDP"),
+                                             ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")])
 def test_a_sharding_config_run_as_plain_data_parallelism_is_warned_about(monkeypatch, caplog, variable, asked):
     """On a CPU Accelerate sets up MULTI_CPU whatever the launch config asked: with deepspeed installed, the shipped
     deepspeed_zero2.yaml trained two processes as plain DDP here with nothing said (measured)."""
