@@ -4,7 +4,8 @@
 
 One line per checkpoint. Accelerate writes the weights as `model.safetensors` (one process, DDP),
 `pytorch_model_fsdp.bin` (FSDP, FULL_STATE_DICT), a `pytorch_model_fsdp_0/` folder of torch.distributed.checkpoint
-shards (FSDP, SHARDED_STATE_DICT) or DeepSpeed's `pytorch_model/mp_rank_00_model_states.pt` (its `module` entry);
+shards (FSDP, SHARDED_STATE_DICT) or DeepSpeed's `pytorch_model/mp_rank_00_model_states.pt` (its `module` and
+`frozen_param_fragments` entries);
 each must hold only the trainable OmniCLIP weights (no `clip.` key). Exits 1 when
 a checkpoint holds a CLIP weight, 2 on a bad argument (a folder with no weights in it included).
 """
@@ -49,8 +50,10 @@ def weight_names_and_bytes(path: Path) -> tuple[list[str], int]:
         state = load_file(path)
     elif path.name == DEEPSPEED_MODEL_FILE:
         # DeepSpeed pickles its config and bookkeeping beside the weights: not loadable with weights_only, and this
-        # reads a checkpoint the user's own run wrote.
-        state = torch.load(path, map_location="cpu", weights_only=False)["module"]
+        # reads a checkpoint the user's own run wrote. Under ZeRO-2 the frozen weights travel apart from `module`,
+        # in `frozen_param_fragments`, unless the checkpoint was saved without them.
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        state = {**saved["module"], **(saved.get("frozen_param_fragments") or {})}
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
     return list(state), sum(t.numel() * t.element_size() for t in state.values() if isinstance(t, torch.Tensor))

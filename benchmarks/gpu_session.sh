@@ -193,8 +193,9 @@ train_and_resume ${GPU_SESSION_CONFIGS:-fsdp multi_gpu}
 }
 
 # 6 (not in the default run; GPU_SESSION_PARTS="6"): the shipped DeepSpeed ZeRO-2 config, as part 3 runs FSDP and
-# DDP. Never run before: on a CPU Accelerate sets up plain data parallelism instead (train.py warns), so the CPU
-# rehearsal checks only this script's lines. Needs deepspeed's wheels in .whl/ (see the header).
+# DDP; never run on a GPU yet. Needs deepspeed's wheels in .whl/ (see the header). Accelerate places DeepSpeed on GPUs
+# only: the CPU rehearsal runs it on DeepSpeed's CPU accelerator through the tests' hook (one process), as
+# tests/test_training_deepspeed.py does.
 part_6() {
 echo "== 6. accelerate launch examples/train.py, DeepSpeed ZeRO-2  (at ${SECONDS} s)"
 if ! python3 -c "import deepspeed" >/dev/null 2>&1; then
@@ -202,7 +203,11 @@ if ! python3 -c "import deepspeed" >/dev/null 2>&1; then
     return 0
 fi
 train_setup
-train_and_resume deepspeed_zero2
+if [ -n "${GPU_SESSION_DRY_RUN:-}" ]; then
+    OMNICLIP_TRAINING_TEST_HOOKS='{"deepspeed_on_cpu": true}' train_and_resume deepspeed_zero2
+else
+    train_and_resume deepspeed_zero2
+fi
 }
 
 # 4 (not in the default run; GPU_SESSION_PARTS="4" when time is left): examples/train.py compiled through

@@ -18,7 +18,6 @@ import json
 import logging
 from pathlib import Path
 
-import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
@@ -31,6 +30,7 @@ from omniclip_hf.training.distributed import (
     check_launch,
     check_total_batch_size,
     configure_deepspeed,
+    cpu_only,
     describe_distributed_setup,
     full_state_dict,
 )
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         check_output_dir_for_an_evaluation(options.output_dir, options.overwrite_output_dir)
     output_dir = Path(options.output_dir)
     accelerator = Accelerator(
-        # Without a GPU, cpu=True is what makes torchrun's processes a MULTI_CPU (gloo) group.
-        cpu=options.cpu or not torch.cuda.is_available(),
+        cpu=cpu_only(options.cpu),  # without a GPU, what makes torchrun's processes a MULTI_CPU (gloo) group
         mixed_precision=options.mixed_precision,  # None: the launcher's (its config file's), as Accelerate reads it
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         log_with=options.report_to,

@@ -66,8 +66,8 @@ def test_a_bad_argument_gets_one_error_line_and_status_2(case, tmp_path):
 def test_checkpoint_contents_reads_each_weights_format_and_fails_on_a_clip_weight(tmp_path):
     """model.safetensors (DDP), pytorch_model_fsdp.bin (FSDP FULL_STATE_DICT), pytorch_model_fsdp_0/ (FSDP
     SHARDED_STATE_DICT, read from its metadata) and DeepSpeed's pytorch_model/mp_rank_00_model_states.pt (its
-    `module`, beside DeepSpeed's bookkeeping): "ok" when only trainable weights are in it, "FAIL" and status 1 for the
-    ones holding a `clip.` key."""
+    `module` and the frozen weights ZeRO-2 writes apart, beside DeepSpeed's bookkeeping): "ok" when only trainable
+    weights are in it, "FAIL" and status 1 for the ones holding a `clip.` key."""
     import torch.distributed.checkpoint as dcp
     from safetensors.torch import save_file
 
@@ -75,14 +75,15 @@ def test_checkpoint_contents_reads_each_weights_format_and_fails_on_a_clip_weigh
     save_file({"weight": torch.zeros(4)}, tmp_path / "clip" / "model.safetensors")
     trainable = {"video_head.weight": torch.ones(2, 3), "pta.0.down.weight": torch.ones(3)}
     checkpoints = {name: tmp_path / name for name in ("ddp", "fsdp_full", "fsdp_sharded", "sharded_with_clip",
-                                                      "deepspeed", "deepspeed_with_clip")}
+                                                      "deepspeed", "deepspeed_with_clip", "deepspeed_with_fragments")}
     for folder in checkpoints.values():
         folder.mkdir()
-    with_clip = {**trainable, "clip.logit_scale": torch.ones(1)}
-    for name, module in (("deepspeed", trainable), ("deepspeed_with_clip", with_clip)):
+    frozen = {"clip.logit_scale": torch.ones(1)}  # in `module`, or apart, as ZeRO-2 writes frozen weights
+    for name, module, fragments in (("deepspeed", trainable, None), ("deepspeed_with_clip", {**trainable, **frozen},
+                                    None), ("deepspeed_with_fragments", trainable, frozen)):
         (checkpoints[name] / "pytorch_model").mkdir()
         bookkeeping = {"ds_version": "0.19.8", "param_shapes": [{"video_head.weight": torch.Size([2, 3])}],
-                       "ds_config": {"zero_optimization": {"stage": 2}}}
+                       "ds_config": {"zero_optimization": {"stage": 2}}, "frozen_param_fragments": fragments}
         torch.save({"module": module, **bookkeeping},
                    checkpoints[name] / "pytorch_model" / "mp_rank_00_model_states.pt")
     save_file(trainable, checkpoints["ddp"] / "model.safetensors")
@@ -97,5 +98,5 @@ def test_checkpoint_contents_reads_each_weights_format_and_fails_on_a_clip_weigh
     assert process.returncode == 1, process.stderr[-2000:]
     for name in ("ddp", "fsdp_full", "fsdp_sharded", "deepspeed"):
         assert lines[name].startswith("ok ") and "2 tensors" in lines[name] and "0 clip.* keys" in lines[name]
-    for name in ("sharded_with_clip", "deepspeed_with_clip"):
+    for name in ("sharded_with_clip", "deepspeed_with_clip", "deepspeed_with_fragments"):
         assert lines[name].startswith("FAIL ") and "1 clip.* keys" in lines[name]

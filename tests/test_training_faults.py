@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 
 from omniclip_hf.training.checkpoints import (
@@ -152,6 +153,7 @@ class FakeAccelerator:
     """The parts of `Accelerator` the checkpoint code uses, one process; `load_state` reads `weights.json`."""
 
     is_main_process = True
+    distributed_type = DistributedType.NO
 
     def __init__(self, weights=None, fail_save_with: int | None = None):
         self.weights = weights

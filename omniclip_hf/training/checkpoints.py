@@ -360,6 +360,16 @@ def check_output_dir_for_an_evaluation(output_dir: str | Path, overwrite: bool) 
                          "replace it.")
 
 
+def deepspeed_or_not(accelerator, save: bool) -> dict[str, Any]:
+    """The keywords `save_state` (`save=True`) or a strict `load_state` take for the model. Under DeepSpeed Accelerate
+    hands them to the engine's own `save_checkpoint`/`load_checkpoint`: a ZeRO-2 checkpoint also wrote every frozen
+    weight (`frozen_param_fragments`: the whole CLIP) unless told to exclude them, and `strict` is the engine's
+    `load_module_strict` (`strict=True` stopped every resume with a TypeError, read as a damaged checkpoint)."""
+    if str(accelerator.distributed_type.value) == "DEEPSPEED":
+        return {"exclude_frozen_parameters": True} if save else {"load_module_strict": True}
+    return {} if save else {"strict": True}
+
+
 def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_state: dict[str, Any],
                     total_limit: int | None = None) -> Path:
     """Accelerate state plus the loop's position, written under a temporary name and renamed when complete.
@@ -377,7 +387,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
     failure = None
     try:
         with _checkpoint_io():
-            accelerator.save_state(str(partial))
+            accelerator.save_state(str(partial), **deepspeed_or_not(accelerator, save=True))
         if accelerator.is_main_process:
             testing_hooks.inside_checkpoint_write(step)
             (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
@@ -512,7 +522,7 @@ def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]]
         with _checkpoint_io():
             # Strict: a checkpoint lacking trainable weights (or with others) left them at their initial values with
             # nothing said. The frozen entries checkpoints leave out are forgiven by `keep_checkpoints_trainable_only`.
-            accelerator.load_state(str(checkpoint), strict=True)
+            accelerator.load_state(str(checkpoint), **deepspeed_or_not(accelerator, save=False))
     except Exception as error:  # safetensors, torch.load and pickle raise their own types for damaged files
         mismatch = weights_mismatch_message(checkpoint, error)
         if mismatch:

@@ -24,6 +24,16 @@ def node_identity() -> str:
     return f"node {group_rank}" if group_rank is not None else socket.gethostname()
 
 
+def cpu_only(asked_for_cpu: bool) -> bool:
+    """Accelerate's `cpu` argument: without a GPU, `cpu=True` is what makes torchrun's processes a MULTI_CPU (gloo)
+    group. (Left off under the tests' `deepspeed_on_cpu` hook: a one-process DeepSpeed launch then runs DeepSpeed.)"""
+    import torch
+
+    from . import testing_hooks
+
+    return asked_for_cpu or (not torch.cuda.is_available() and not testing_hooks.runs_deepspeed_on_cpu())
+
+
 def check_launch(accelerator, gradient_accumulation_steps: int | None = None) -> None:
     """What Accelerate set up differs from what was asked, where it would otherwise train on with nothing said:
     fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), an accumulation
@@ -114,6 +124,24 @@ def describe_distributed_setup(accelerator) -> dict[str, Any]:
     }
 
 
+def keep_frozen_scalars_out_of_deepspeed(accelerator, model) -> None:
+    """Under DeepSpeed, each frozen 0-dim parameter (CLIP's `logit_scale`) becomes a buffer of the same name and value.
+
+    DeepSpeed's engine broadcasts every parameter from the first process as bytes (`p.data.view(torch.uint8)`),
+    which torch refuses for a 0-dim tensor: `accelerator.prepare` stopped with "self.dim() cannot be 0 to view Float
+    as Byte" (deepspeed 0.19.8, measured). A buffer keeps the state-dict key, shape and value, so checkpoints and the
+    saved model are unchanged, and needs no broadcast: every process loads the same CLIP. Must run before
+    `accelerator.prepare(model)`; a no-op for every other distributed type.
+    """
+    if str(accelerator.distributed_type.value) != "DEEPSPEED":
+        return
+    for module in model.modules():
+        for name, parameter in list(module.named_parameters(recurse=False)):
+            if parameter.dim() == 0 and not parameter.requires_grad:
+                delattr(module, name)
+                module.register_buffer(name, parameter.detach())
+
+
 # The attribute torch.compile's wrapper keeps the model under: a `_orig_mod.` segment in every state-dict key of a
 # compiled model (or, with regional compilation, of each compiled block).
 COMPILED_WRAPPER_SEGMENT = re.compile(r"(^|\.)_orig_mod\.")
@@ -132,4 +160,5 @@ def full_state_dict(accelerator, model) -> dict[str, Any] | None:
     return {COMPILED_WRAPPER_SEGMENT.sub(r"\1", key): value for key, value in state_dict.items()}
 
 
-__all__ = ["check_launch", "configure_deepspeed", "describe_distributed_setup", "full_state_dict", "node_identity"]
+__all__ = ["check_launch", "configure_deepspeed", "cpu_only", "describe_distributed_setup", "full_state_dict",
+           "keep_frozen_scalars_out_of_deepspeed", "node_identity"]

@@ -45,6 +45,7 @@ from .data import (
     labels_in_class_order,
     load_video_dataset,
 )
+from .distributed import keep_frozen_scalars_out_of_deepspeed
 from .evaluation import (
     FRAME_AVERAGE,
     class_text_embeddings,
@@ -346,6 +347,7 @@ def train(options: TrainingOptions, accelerator: Accelerator, model, processor, 
     trainable_weights = trainable_weight_shapes(model)
     frozen_clip = frozen_clip_fingerprint(model)
     architecture = recorded_architecture(model.config)
+    keep_frozen_scalars_out_of_deepspeed(accelerator, model)  # after the fingerprint, which reads the parameters
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     mixer = VideoMixer(len(data.class_names), options.mixup_alpha, options.cutmix_alpha, options.mix_prob, options.seed,
                        rank=accelerator.process_index)

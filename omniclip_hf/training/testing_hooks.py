@@ -9,7 +9,9 @@
   the state is written to the temporary folder and before it is renamed, write PATH and sleep S seconds (a test
   kills the run there, in the middle of a checkpoint write);
 - `"record_seen_indices": true`: write the example indices each rank trained on to
-  `output_dir/seen_indices_rank{R}.json`.
+  `output_dir/seen_indices_rank{R}.json`;
+- `"deepspeed_on_cpu": true`: leave Accelerate's `cpu=True` off on a machine without a GPU, so that a DeepSpeed
+  launch of one process runs DeepSpeed (its CPU accelerator) instead of plain data parallelism.
 
 Unset (the normal case), every hook is a no-op.
 """
@@ -51,3 +53,7 @@ def inside_checkpoint_write(step: int) -> None:
 
 def records_seen_indices() -> bool:
     return bool(active_hooks().get("record_seen_indices"))
+
+
+def runs_deepspeed_on_cpu() -> bool:
+    return bool(active_hooks().get("deepspeed_on_cpu"))

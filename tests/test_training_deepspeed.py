@@ -1,0 +1,70 @@
+"""DeepSpeed ZeRO-2 through the shipped `deepspeed_zero2.yaml`, one process on this CPU.
+
+Accelerate places DeepSpeed on GPUs only (on a CPU it sets up plain data parallelism, and train.py says so), so the
+tests' `deepspeed_on_cpu` hook leaves Accelerate's `cpu=True` off and DeepSpeed runs on its CPU accelerator. Before
+these tests the config had never run: `accelerator.prepare` stopped on CLIP's 0-dim `logit_scale`, every checkpoint
+also held the whole frozen CLIP, and every resume called its checkpoints damaged. Skipped where deepspeed is not
+installed (it is not a dependency of the package: `pip install deepspeed`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from .conftest import REPO_ROOT
+from .test_training import motion_data, run, train_command  # noqa: F401 (fixture)
+
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed"),
+    pytest.mark.runs_long,
+]
+
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+          str(REPO_ROOT / "examples" / "accelerate_configs" / "deepspeed_zero2.yaml"), "--num_processes", "1"]
+HOOKS = {"deepspeed_on_cpu": True}
+
+
+def deepspeed_run(tiny_clip_dir, motion_data, output: Path, *flags: str, hooks: dict | None = None):
+    return run(LAUNCH + train_command(tiny_clip_dir, motion_data, output, "--max_steps", "4",
+                                      "--checkpointing_steps", "2", "--eval_data", str(motion_data / "test"),
+                                      *flags)[1:], hooks={**HOOKS, **(hooks or {})})
+
+
+def test_the_shipped_deepspeed_config_trains_checkpoints_only_trainable_weights_and_resumes(tiny_clip_dir,
+                                                                                             motion_data, tmp_path):
+    whole = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert metrics["distributed"]["type"] == "DEEPSPEED" and metrics["global_step"] == 4, whole.stderr[-2000:]
+    assert "top1" in metrics
+
+    # Each checkpoint holds the trainable weights alone: no CLIP weight in `module`, none written apart by ZeRO-2.
+    for step in ("step_00000002", "step_00000004"):
+        saved = torch.load(tmp_path / "whole" / "checkpoints" / step / "pytorch_model" / "mp_rank_00_model_states.pt",
+                           map_location="cpu", weights_only=False)
+        assert saved["module"] and not [name for name in saved["module"] if name.startswith("clip.")]
+        assert not saved.get("frozen_param_fragments")
+
+    # Killed after step 2 (its checkpoint written) and resumed from it: the weights of the uninterrupted run.
+    killed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", hooks={"kill_after_steps": 2})
+    assert killed.returncode != 0 and not (tmp_path / "halves" / "model").exists()
+    resumed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", "--resume_from_checkpoint", "latest")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = resumed.stdout + resumed.stderr
+    assert "resumed from" in said and "step_00000002 at step 2" in said, said[-2000:]
+    whole_model = load_file(str(tmp_path / "whole" / "model" / "model.safetensors"))
+    resumed_model = load_file(str(tmp_path / "halves" / "model" / "model.safetensors"))
+    assert whole_model.keys() == resumed_model.keys()
+    assert [name for name, value in whole_model.items() if not torch.equal(resumed_model[name], value)] == []
+
+    # The saved model holds CLIP's logit_scale (a buffer while DeepSpeed trained) under its own name and shape.
+    clip = load_file(str(next(Path(tiny_clip_dir).glob("*.safetensors"))))
+    assert whole_model["clip.logit_scale"].shape == clip["logit_scale"].shape == torch.Size([])
