@@ -360,7 +360,7 @@ def check_output_dir_for_an_evaluation(output_dir: str | Path, overwrite: bool) 
                          "replace it.")
 
 
-def deepspeed_or_not(accelerator, save: bool) -> dict[str, Any]:
+def model_state_keywords(accelerator, save: bool) -> dict[str, Any]:
     """The keywords `save_state` (`save=True`) or a strict `load_state` take for the model. Under DeepSpeed Accelerate
     hands them to the engine's own `save_checkpoint`/`load_checkpoint`: a ZeRO-2 checkpoint also wrote every frozen
     weight (`frozen_param_fragments`: the whole CLIP) unless told to exclude them, and `strict` is the engine's
@@ -387,7 +387,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, trainer_stat
     failure = None
     try:
         with _checkpoint_io():
-            accelerator.save_state(str(partial), **deepspeed_or_not(accelerator, save=True))
+            accelerator.save_state(str(partial), **model_state_keywords(accelerator, save=True))
         if accelerator.is_main_process:
             testing_hooks.inside_checkpoint_write(step)
             (partial / TRAINER_STATE_NAME).write_text(json.dumps(trainer_state, indent=2))
@@ -522,7 +522,7 @@ def _load(accelerator, checkpoint: Path, trainable_weights: dict[str, list[int]]
         with _checkpoint_io():
             # Strict: a checkpoint lacking trainable weights (or with others) left them at their initial values with
             # nothing said. The frozen entries checkpoints leave out are forgiven by `keep_checkpoints_trainable_only`.
-            accelerator.load_state(str(checkpoint), **deepspeed_or_not(accelerator, save=False))
+            accelerator.load_state(str(checkpoint), **model_state_keywords(accelerator, save=False))
     except Exception as error:  # safetensors, torch.load and pickle raise their own types for damaged files
         mismatch = weights_mismatch_message(checkpoint, error)
         if mismatch:
