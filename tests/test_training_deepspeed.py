@@ -1,7 +1,8 @@
-"""DeepSpeed ZeRO-2 through the shipped `deepspeed_zero2.yaml`, one process on this CPU.
+"""DeepSpeed ZeRO-2 through the shipped `deepspeed_zero2.yaml`, one and two processes on this CPU.
 
 Accelerate places DeepSpeed on GPUs only (on a CPU it sets up plain data parallelism, and train.py says so), so the
-tests' `deepspeed_on_cpu` hook leaves Accelerate's `cpu=True` off and DeepSpeed runs on its CPU accelerator. Before
+tests' `deepspeed_on_cpu` hook leaves Accelerate's `cpu=True` off and DeepSpeed runs on its CPU accelerator (with two
+processes the hook also gives Accelerate's state the process group's ranks, which it records only on GPUs). Before
 these tests the config had never run: `accelerator.prepare` stopped on CLIP's 0-dim `logit_scale`, every checkpoint
 also held the whole frozen CLIP, and every resume called its checkpoints damaged. Skipped where deepspeed is not
 installed (it is not a dependency of the package: `pip install deepspeed`).
@@ -27,24 +28,39 @@ pytestmark = [
     pytest.mark.runs_long,
 ]
 
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-          str(REPO_ROOT / "examples" / "accelerate_configs" / "deepspeed_zero2.yaml"), "--num_processes", "1"]
 HOOKS = {"deepspeed_on_cpu": True}
 
 
-def deepspeed_run(tiny_clip_dir, motion_data, output: Path, *flags: str, hooks: dict | None = None):
-    return run(LAUNCH + train_command(tiny_clip_dir, motion_data, output, "--max_steps", "4",
+def deepspeed_run(tiny_clip_dir, motion_data, output: Path, *flags: str, processes: int = 1,
+                  hooks: dict | None = None):
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(REPO_ROOT / "examples" / "accelerate_configs" / "deepspeed_zero2.yaml"),
+              "--num_processes", str(processes)]
+    return run(launch + train_command(tiny_clip_dir, motion_data, output, "--max_steps", "4",
                                       "--checkpointing_steps", "2", "--eval_data", str(motion_data / "test"),
                                       *flags)[1:], hooks={**HOOKS, **(hooks or {})})
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_the_shipped_deepspeed_config_trains_checkpoints_only_trainable_weights_and_resumes(tiny_clip_dir,
-                                                                                             motion_data, tmp_path):
-    whole = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "whole")
+                                                                                             motion_data, tmp_path,
+                                                                                             processes):
+    whole = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "whole", processes=processes,
+                          hooks={"record_seen_indices": True})
     assert whole.returncode == 0, whole.stderr[-3000:]
     metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
     assert metrics["distributed"]["type"] == "DEEPSPEED" and metrics["global_step"] == 4, whole.stderr[-2000:]
-    assert "top1" in metrics
+    assert metrics["distributed"]["processes"] == processes and "top1" in metrics
+    # Each process trains on its own part of every epoch (4 steps of 4 videos per process: 2 epochs of 16 for two).
+    seen = [json.loads((tmp_path / "whole" / f"seen_indices_rank{rank}.json").read_text())
+            for rank in range(processes)]
+    for epoch in {epoch for ranks in seen for epoch, _ in ranks}:
+        per_rank = [[index for seen_epoch, batch in ranks if seen_epoch == epoch for index in batch] for ranks in seen]
+        assert all(per_rank) and sum(map(len, per_rank)) == len(set().union(*per_rank)), (epoch, per_rank)
+    # ZeRO-2: one optimizer shard per process.
+    shards = sorted(path.name for path in (tmp_path / "whole" / "checkpoints" / "step_00000004" / "pytorch_model")
+                    .glob("*optim_states.pt"))
+    assert len(shards) == processes and all(f"pp_rank_{rank}_" in shard for rank, shard in enumerate(shards)), shards
 
     # Each checkpoint holds the trainable weights alone: no CLIP weight in `module`, none written apart by ZeRO-2.
     for step in ("step_00000002", "step_00000004"):
@@ -54,9 +70,11 @@ def test_the_shipped_deepspeed_config_trains_checkpoints_only_trainable_weights_
         assert not saved.get("frozen_param_fragments")
 
     # Killed after step 2 (its checkpoint written) and resumed from it: the weights of the uninterrupted run.
-    killed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", hooks={"kill_after_steps": 2})
+    killed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", processes=processes,
+                           hooks={"kill_after_steps": 2})
     assert killed.returncode != 0 and not (tmp_path / "halves" / "model").exists()
-    resumed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", "--resume_from_checkpoint", "latest")
+    resumed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "halves", "--resume_from_checkpoint", "latest",
+                            processes=processes)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     said = resumed.stdout + resumed.stderr
     assert "resumed from" in said and "step_00000002 at step 2" in said, said[-2000:]

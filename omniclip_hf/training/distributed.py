@@ -38,7 +38,11 @@ def check_launch(accelerator, gradient_accumulation_steps: int | None = None) ->
     """What Accelerate set up differs from what was asked, where it would otherwise train on with nothing said:
     fp16 on a CPU (refused: Accelerate trains in float32 there and `metrics.json` would say fp16), an accumulation
     count the launcher's config replaced (refused), and an FSDP or DeepSpeed config that Accelerate ran as plain data
-    parallelism (it places neither on a CPU): one warning line."""
+    parallelism (it places neither on a CPU): one warning line. (First, under the tests' `deepspeed_on_cpu` hook,
+    Accelerate's state gets the process group's ranks.)"""
+    from . import testing_hooks
+
+    testing_hooks.count_deepspeed_processes_on_cpu()
     if accelerator.mixed_precision == "fp16" and accelerator.device.type == "cpu":
         raise ValueError("--mixed_precision fp16 needs a GPU: on a CPU Accelerate trains in float32; use bf16 or no.")
     if gradient_accumulation_steps is not None and accelerator.gradient_accumulation_steps != gradient_accumulation_steps:

@@ -11,7 +11,8 @@
 - `"record_seen_indices": true`: write the example indices each rank trained on to
   `output_dir/seen_indices_rank{R}.json`;
 - `"deepspeed_on_cpu": true`: leave Accelerate's `cpu=True` off on a machine without a GPU, so that a DeepSpeed
-  launch of one process runs DeepSpeed (its CPU accelerator) instead of plain data parallelism.
+  launch runs DeepSpeed (its CPU accelerator) instead of plain data parallelism; with several processes, Accelerate's
+  state is given the process group's ranks (`count_deepspeed_processes_on_cpu`).
 
 Unset (the normal case), every hook is a no-op.
 """
@@ -57,3 +58,21 @@ def records_seen_indices() -> bool:
 
 def runs_deepspeed_on_cpu() -> bool:
     return bool(active_hooks().get("deepspeed_on_cpu"))
+
+
+def count_deepspeed_processes_on_cpu() -> None:
+    """Under `deepspeed_on_cpu`, launched with several processes: Accelerate 1.16 has DeepSpeed set up its process
+    group on a CPU, but records one process of rank 0 in each (it reads ranks only from a backend it chose itself), so
+    every process would take itself for the main one and see all the data. Its state is given the group's size and
+    ranks, as Accelerate records them on GPUs. Called once the Accelerator is made."""
+    if not runs_deepspeed_on_cpu():
+        return
+    import torch.distributed
+    from accelerate.state import AcceleratorState, PartialState
+
+    if not torch.distributed.is_initialized() or PartialState().num_processes == torch.distributed.get_world_size():
+        return
+    ranks = {"num_processes": torch.distributed.get_world_size(), "process_index": torch.distributed.get_rank(),
+             "local_process_index": int(os.environ.get("LOCAL_RANK", torch.distributed.get_rank()))}
+    PartialState._shared_state.update(ranks)
+    AcceleratorState._shared_state.update(ranks)  # a copy of PartialState's, made when the Accelerator was
