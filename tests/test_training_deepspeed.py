@@ -86,3 +86,27 @@ def test_the_shipped_deepspeed_config_trains_checkpoints_only_trainable_weights_
     # The saved model holds CLIP's logit_scale (a buffer while DeepSpeed trained) under its own name and shape.
     clip = load_file(str(next(Path(tiny_clip_dir).glob("*.safetensors"))))
     assert whole_model["clip.logit_scale"].shape == clip["logit_scale"].shape == torch.Size([])
+
+
+def test_deepspeed_zero2_over_two_processes_trains_the_weights_of_ddp(tiny_clip_dir, motion_data, tmp_path):
+    """ZeRO-2 shards the optimizer state and averages the gradients itself, and the loop's optimizer and schedule are
+    handed to its engine: in float32, two processes under the shipped config train the weights two DDP processes
+    train, step for step (a gradient summed instead of averaged, or a learning rate that never reached DeepSpeed's
+    optimizer, would not)."""
+    flags = ("--mixed_precision", "no", "--checkpointing_steps", "100")
+    deepspeed = deepspeed_run(tiny_clip_dir, motion_data, tmp_path / "deepspeed", *flags, processes=2)
+    assert deepspeed.returncode == 0, deepspeed.stderr[-3000:]
+    ddp = run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+               str(REPO_ROOT / "examples" / "accelerate_configs" / "multi_gpu.yaml"), "--num_processes", "2"]
+              + train_command(tiny_clip_dir, motion_data, tmp_path / "ddp", "--max_steps", "4", *flags)[1:])
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    metrics = {name: json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("deepspeed", "ddp")}
+    assert metrics["deepspeed"]["distributed"]["type"] == "DEEPSPEED"
+    assert metrics["ddp"]["distributed"]["type"] == "MULTI_CPU"
+    assert metrics["deepspeed"]["train_learning_rates"] == metrics["ddp"]["train_learning_rates"]
+    assert metrics["deepspeed"]["train_losses"] == pytest.approx(metrics["ddp"]["train_losses"], abs=1e-4)
+    trained = {name: load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("deepspeed", "ddp")}
+    assert trained["deepspeed"].keys() == trained["ddp"].keys()
+    for name, weight in trained["ddp"].items():
+        torch.testing.assert_close(trained["deepspeed"][name], weight, rtol=1e-5, atol=1e-4,
+                                   msg=lambda message: f"{name}: {message}")
