@@ -365,7 +365,9 @@ def model_state_keywords(accelerator, save: bool) -> dict[str, Any]:
     hands them to the engine's own `save_checkpoint`/`load_checkpoint`: a ZeRO-2 checkpoint also wrote every frozen
     weight (`frozen_param_fragments`: the whole CLIP) unless told to exclude them, and `strict` is the engine's
     `load_module_strict` (`strict=True` stopped every resume with a TypeError, read as a damaged checkpoint)."""
-    if str(accelerator.distributed_type.value) == "DEEPSPEED":
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
         return {"exclude_frozen_parameters": True} if save else {"load_module_strict": True}
     return {} if save else {"strict": True}
 

@@ -137,7 +137,9 @@ def keep_frozen_scalars_out_of_deepspeed(accelerator, model) -> None:
     saved model are unchanged, and needs no broadcast: every process loads the same CLIP. Must run before
     `accelerator.prepare(model)`; a no-op for every other distributed type.
     """
-    if str(accelerator.distributed_type.value) != "DEEPSPEED":
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
         return
     for module in model.modules():
         for name, parameter in list(module.named_parameters(recurse=False)):
